@@ -1,1 +1,2 @@
 //! placeholder: see DESIGN.md
+pub mod cgroups;
