@@ -15,7 +15,11 @@ const MIN_QUOTA_US: u64 = 1_000;
 /// (quota, period) in microseconds for a fraction of CPUs.
 pub fn quota(cpus: f64) -> (u64, u64) {
     let q = (cpus * PERIOD_US as f64).round();
-    let q = if q.is_finite() && q > 0.0 { q as u64 } else { MIN_QUOTA_US };
+    let q = if q.is_finite() && q > 0.0 {
+        q as u64
+    } else {
+        MIN_QUOTA_US
+    };
     (q.max(MIN_QUOTA_US), PERIOD_US)
 }
 

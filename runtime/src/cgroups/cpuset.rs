@@ -12,7 +12,11 @@ use super::{fs, CgroupError};
 /// The CPUs a child of `parent` may use. On v2 the parent may not have cpuset enabled yet (no
 /// cpuset.* files); its CPUs are then those of the nearest ancestor that does, up to `mount`,
 /// else every online CPU.
-pub fn allowed(version: Version, mount: &Path, parent: &Path) -> Result<BTreeSet<u32>, CgroupError> {
+pub fn allowed(
+    version: Version,
+    mount: &Path,
+    parent: &Path,
+) -> Result<BTreeSet<u32>, CgroupError> {
     let names: &[&str] = match version {
         Version::V1 => &["cpuset.effective_cpus", "cpuset.cpus"],
         Version::V2 => &["cpuset.cpus.effective"],
@@ -34,7 +38,11 @@ pub fn allowed(version: Version, mount: &Path, parent: &Path) -> Result<BTreeSet
 }
 
 /// Checks a user's cpu list against what the parent allows; returns it in canonical form.
-pub fn check(requested: &str, allowed: &BTreeSet<u32>, parent: &Path) -> Result<String, CgroupError> {
+pub fn check(
+    requested: &str,
+    allowed: &BTreeSet<u32>,
+    parent: &Path,
+) -> Result<String, CgroupError> {
     let want = parse_cpuset(requested)?;
     let outside: BTreeSet<u32> = want.difference(allowed).copied().collect();
     if !outside.is_empty() {
@@ -70,7 +78,9 @@ mod unit {
     fn a_cpuset_outside_the_parent_is_refused_naming_both_sets() {
         let allowed = parse_cpu_list("0-1").unwrap();
         assert_eq!(check("1,0", &allowed, Path::new("/p")).unwrap(), "0-1");
-        let e = check("0-3", &allowed, Path::new("/sys/fs/cgroup/cpuset")).unwrap_err().to_string();
+        let e = check("0-3", &allowed, Path::new("/sys/fs/cgroup/cpuset"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "cpuset 2-3 is not allowed here: the parent cgroup /sys/fs/cgroup/cpuset allows cpus 0-1");
         assert!(check("x", &allowed, Path::new("/p")).is_err());
     }

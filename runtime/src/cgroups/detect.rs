@@ -71,14 +71,19 @@ pub fn mounts() -> Result<Vec<Mount>, CgroupError> {
 }
 
 fn read(path: &str) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.into(), source })
+    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.into(),
+        source,
+    })
 }
 
 /// cgroup and cgroup2 mounts from mountinfo text ("36 35 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory").
 pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let l: Vec<&str> = left.split(' ').collect();
         let r: Vec<&str> = right.split(' ').collect();
         if l.len() < 6 || r.len() < 3 {
@@ -106,7 +111,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -124,8 +132,16 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
             let id = it.next()?.parse().ok()?;
             let ctrl = it.next()?;
             let path = it.next()?.to_string();
-            let controllers = ctrl.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect();
-            Some(Membership { id, controllers, path })
+            let controllers = ctrl
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some(Membership {
+                id,
+                controllers,
+                path,
+            })
         })
         .collect()
 }
@@ -149,9 +165,17 @@ pub fn match_hierarchies(mounts: &[Mount], members: &[Membership]) -> Vec<Hierar
             let rel = beneath(&mnt.root, &m.path)?;
             Some(Hierarchy {
                 version: mnt.version,
-                controllers: if v2 { Vec::new() } else { m.controllers.clone() },
+                controllers: if v2 {
+                    Vec::new()
+                } else {
+                    m.controllers.clone()
+                },
                 mount: mnt.point.clone(),
-                own: if rel.is_empty() { mnt.point.clone() } else { mnt.point.join(rel) },
+                own: if rel.is_empty() {
+                    mnt.point.clone()
+                } else {
+                    mnt.point.join(rel)
+                },
                 writable: mnt.writable,
             })
         });
@@ -179,7 +203,10 @@ fn beneath<'a>(root: &str, path: &'a str) -> Option<&'a str> {
 
 /// True when `path` is a directory strictly beneath one of the cgroup mounts; returns that mount.
 pub fn mount_of<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
-    mounts.iter().filter(|m| path.starts_with(&m.point) && path != m.point).max_by_key(|m| m.point.as_os_str().len())
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.point) && path != m.point)
+        .max_by_key(|m| m.point.as_os_str().len())
 }
 
 #[cfg(test)]
@@ -213,15 +240,24 @@ mod unit {
 
     #[test]
     fn hybrid_machine_yields_v1_controllers_and_the_unified_v2() {
-        let h = match_hierarchies(&parse_mountinfo(HYBRID_MOUNTINFO), &parse_proc_cgroup(HYBRID_CGROUP));
+        let h = match_hierarchies(
+            &parse_mountinfo(HYBRID_MOUNTINFO),
+            &parse_proc_cgroup(HYBRID_CGROUP),
+        );
         assert_eq!(h.len(), 8);
         let mem = h.iter().find(|h| h.has("memory")).unwrap();
         assert_eq!(mem.version, Version::V1);
-        assert_eq!(mem.own, Path::new("/sys/fs/cgroup/memory/process_api/5770469b"));
+        assert_eq!(
+            mem.own,
+            Path::new("/sys/fs/cgroup/memory/process_api/5770469b")
+        );
         let v2 = h.iter().find(|h| h.version == Version::V2).unwrap();
         assert_eq!(v2.own, Path::new("/sys/fs/cgroup/unified"));
         assert!(h.iter().any(|h| h.has("name=systemd")));
-        assert_eq!(h.iter().find(|h| h.has("cpu")).unwrap().mount, Path::new("/sys/fs/cgroup/cpu"));
+        assert_eq!(
+            h.iter().find(|h| h.has("cpu")).unwrap().mount,
+            Path::new("/sys/fs/cgroup/cpu")
+        );
     }
 
     #[test]
@@ -231,7 +267,10 @@ mod unit {
         let h = match_hierarchies(&parse_mountinfo(mi), &parse_proc_cgroup(cg));
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].version, Version::V2);
-        assert_eq!(h[0].own, Path::new("/sys/fs/cgroup/user.slice/user-0.slice/session-3.scope"));
+        assert_eq!(
+            h[0].own,
+            Path::new("/sys/fs/cgroup/user.slice/user-0.slice/session-3.scope")
+        );
     }
 
     #[test]
@@ -261,7 +300,8 @@ mod unit {
 
     #[test]
     fn mountinfo_octal_escapes_are_decoded_and_other_filesystems_ignored() {
-        let mi = "40 31 0:37 / /mnt/cg\\040x rw - cgroup2 none rw\n41 1 0:1 / /proc rw - proc proc rw\n";
+        let mi =
+            "40 31 0:37 / /mnt/cg\\040x rw - cgroup2 none rw\n41 1 0:1 / /proc rw - proc proc rw\n";
         let m = parse_mountinfo(mi);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].point, Path::new("/mnt/cg x"));
@@ -271,7 +311,9 @@ mod unit {
     fn mount_of_finds_the_deepest_mount_strictly_containing_a_path() {
         let m = parse_mountinfo(HYBRID_MOUNTINFO);
         assert_eq!(
-            mount_of(&m, Path::new("/sys/fs/cgroup/memory/rbox-x")).unwrap().point,
+            mount_of(&m, Path::new("/sys/fs/cgroup/memory/rbox-x"))
+                .unwrap()
+                .point,
             Path::new("/sys/fs/cgroup/memory")
         );
         assert!(mount_of(&m, Path::new("/sys/fs/cgroup/memory")).is_none());

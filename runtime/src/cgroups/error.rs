@@ -17,8 +17,14 @@ pub enum CgroupError {
     #[error("invalid cpuset {input:?}: {reason}")]
     InvalidCpuset { input: String, reason: String },
 
-    #[error("cpuset {requested} is not allowed here: the parent cgroup {parent} allows cpus {allowed}")]
-    CpusetNotAllowed { requested: String, allowed: String, parent: PathBuf },
+    #[error(
+        "cpuset {requested} is not allowed here: the parent cgroup {parent} allows cpus {allowed}"
+    )]
+    CpusetNotAllowed {
+        requested: String,
+        allowed: String,
+        parent: PathBuf,
+    },
 
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
@@ -32,10 +38,16 @@ pub enum CgroupError {
     NoHierarchy,
 
     #[error("the {controller} controller is not available: {reason}")]
-    ControllerMissing { controller: &'static str, reason: String },
+    ControllerMissing {
+        controller: &'static str,
+        reason: String,
+    },
 
     #[error("cannot enable the {controller} controller in {path}: it holds processes (cgroup v2 \"no internal processes\" rule); start rrun in a cgroup of its own, e.g. `systemd-run --scope -p Delegate=yes rrun ...`")]
-    InternalProcesses { controller: &'static str, path: PathBuf },
+    InternalProcesses {
+        controller: &'static str,
+        path: PathBuf,
+    },
 
     #[error("cgroup {path} already exists: a container with this name is running or was not cleaned up (rrun rm -f)")]
     Exists { path: PathBuf },
@@ -47,7 +59,11 @@ pub enum CgroupError {
     NotOurs { path: PathBuf },
 
     #[error("cgroup {path} still holds tasks {pids:?} {waited_ms} ms after SIGKILL; they may be stuck in the kernel (state D in /proc/PID/stat)")]
-    KillTimeout { path: PathBuf, pids: Vec<i32>, waited_ms: u64 },
+    KillTimeout {
+        path: PathBuf,
+        pids: Vec<i32>,
+        waited_ms: u64,
+    },
 
     #[error("cannot remove cgroup {path}: it still holds tasks {pids:?}; stop the container first (rrun rm -f)")]
     StillBusy { path: PathBuf, pids: Vec<i32> },
@@ -62,8 +78,16 @@ pub enum CgroupError {
     Read { path: PathBuf, source: io::Error },
 
     #[error("cannot write {data:?} to {path}: {source}")]
-    Write { path: PathBuf, data: String, source: io::Error },
+    Write {
+        path: PathBuf,
+        data: String,
+        source: io::Error,
+    },
 
     #[error("cannot send SIGKILL to pid {pid} of cgroup {path}: {source}")]
-    Kill { pid: i32, path: PathBuf, source: io::Error },
+    Kill {
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
 }

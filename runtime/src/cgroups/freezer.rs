@@ -32,18 +32,24 @@ impl Freezer<'_> {
 }
 
 /// SIGKILLs every task in `dirs` (and their child cgroups) and waits until they are gone.
-pub fn kill_all(dirs: &[Dir]) -> Result<(), CgroupError> {
+/// `use_cgroup_kill` false skips cgroup.kill (tests use it to drive the freezer path on a kernel
+/// that has both).
+pub fn kill_all(dirs: &[Dir], use_cgroup_kill: bool) -> Result<(), CgroupError> {
     if dirs.is_empty() {
         return Ok(());
     }
     let start = Instant::now();
     let v2dir = dirs.iter().find(|d| d.version == Version::V2);
-    if let Some(d) = v2dir {
+    if let Some(d) = v2dir.filter(|_| use_cgroup_kill) {
         if v2::kill(&d.path)? {
             return wait_empty(dirs, start);
         }
     }
-    let freezer = match (v2dir, dirs.iter().find(|d| d.version == Version::V1 && d.has("freezer"))) {
+    let freezer = match (
+        v2dir,
+        dirs.iter()
+            .find(|d| d.version == Version::V1 && d.has("freezer")),
+    ) {
         (Some(d), _) if v2::can_freeze(&d.path) => Freezer::V2(&d.path),
         (_, Some(d)) => Freezer::V1(&d.path),
         _ => Freezer::None,
@@ -54,7 +60,11 @@ pub fn kill_all(dirs: &[Dir]) -> Result<(), CgroupError> {
         let mut result = Ok(());
         for &pid in &pids {
             if let Err(e) = sigkill(pid) {
-                result = Err(CgroupError::Kill { pid, path: dirs[0].path.clone(), source: e });
+                result = Err(CgroupError::Kill {
+                    pid,
+                    path: dirs[0].path.clone(),
+                    source: e,
+                });
                 break;
             }
         }
@@ -70,12 +80,17 @@ pub fn kill_all(dirs: &[Dir]) -> Result<(), CgroupError> {
 
 /// Every pid in `dirs` and the cgroups below them, once each.
 pub fn tasks(dirs: &[Dir]) -> Vec<i32> {
-    let set: BTreeSet<i32> = dirs.iter().flat_map(|d| fs::procs_recursive(&d.path)).collect();
+    let set: BTreeSet<i32> = dirs
+        .iter()
+        .flat_map(|d| fs::procs_recursive(&d.path))
+        .collect();
     set.into_iter().collect()
 }
 
 fn sigkill(pid: i32) -> Result<(), std::io::Error> {
-    let Some(p) = rustix::process::Pid::from_raw(pid) else { return Ok(()) };
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return Ok(());
+    };
     match rustix::process::kill_process(p, rustix::process::Signal::KILL) {
         Ok(()) => Ok(()),
         // Gone already (exited between listing and killing).

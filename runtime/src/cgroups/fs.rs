@@ -12,11 +12,21 @@ use super::CgroupError;
 /// per write call; splitting it would hand the kernel two partial values).
 pub(super) fn write(dir: &Path, file: &str, data: &str) -> Result<(), CgroupError> {
     let path = dir.join(file);
-    let fail = |source| CgroupError::Write { path: path.clone(), data: data.to_string(), source };
-    let mut f = fs::OpenOptions::new().write(true).open(&path).map_err(fail)?;
+    let fail = |source| CgroupError::Write {
+        path: path.clone(),
+        data: data.to_string(),
+        source,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(fail)?;
     let n = f.write(data.as_bytes()).map_err(fail)?;
     if n != data.len() {
-        return Err(fail(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write")));
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            "short write",
+        )));
     }
     Ok(())
 }
@@ -29,7 +39,10 @@ pub(super) fn read(dir: &Path, file: &str) -> Result<String, CgroupError> {
 
 /// Pids listed in `dir/cgroup.procs` (this cgroup only, not its children).
 pub(super) fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
-    Ok(read(dir, "cgroup.procs")?.split_whitespace().filter_map(|s| s.parse().ok()).collect())
+    Ok(read(dir, "cgroup.procs")?
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect())
 }
 
 /// `dir` and every cgroup below it, parents before children. A container with a cgroup
@@ -52,7 +65,11 @@ pub(super) fn tree(dir: &Path) -> Vec<PathBuf> {
 
 /// Pids in `dir` and in every cgroup below it.
 pub(super) fn procs_recursive(dir: &Path) -> Vec<i32> {
-    tree(dir).iter().filter_map(|d| procs(d).ok()).flatten().collect()
+    tree(dir)
+        .iter()
+        .filter_map(|d| procs(d).ok())
+        .flatten()
+        .collect()
 }
 
 /// The value after `key` in a flat-keyed file such as memory.events or memory.oom_control
@@ -60,7 +77,9 @@ pub(super) fn procs_recursive(dir: &Path) -> Vec<i32> {
 pub(super) fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let mut it = l.split_whitespace();
-        (it.next() == Some(key)).then(|| it.next()?.parse().ok()).flatten()
+        (it.next() == Some(key))
+            .then(|| it.next()?.parse().ok())
+            .flatten()
     })
 }
 

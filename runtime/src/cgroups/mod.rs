@@ -90,16 +90,31 @@ impl Cgroup {
     pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         check_name(name)?;
         check_limits(limits)?;
-        let hs = detect::detect()?;
-        let places = place(&hs, limits)?;
-        let cpuset = match (&limits.cpuset_cpus, places.iter().find(|p| p.controllers.contains(&"cpuset"))) {
-            (Some(list), Some(p)) => Some(cpuset::check(list, &cpuset::allowed(p.h.version, &p.h.mount, &p.h.own)?, &p.h.own)?),
+        Cgroup::create_in(&detect::detect()?, name, limits)
+    }
+
+    /// [`Cgroup::create`] in the given hierarchies (tests hand in a broken one to force a failure
+    /// half-way).
+    fn create_in(hs: &[Hierarchy], name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        let places = place(hs, limits)?;
+        let cpuset = match (
+            &limits.cpuset_cpus,
+            places.iter().find(|p| p.controllers.contains(&"cpuset")),
+        ) {
+            (Some(list), Some(p)) => Some(cpuset::check(
+                list,
+                &cpuset::allowed(p.h.version, &p.h.mount, &p.h.own)?,
+                &p.h.own,
+            )?),
             _ => None,
         };
         for p in places.iter().filter(|p| p.h.version == Version::V2) {
             v2::enable(&p.h.mount, &p.h.own, &p.controllers)?;
         }
-        let mut cg = Cgroup { dirs: Vec::new(), paths: Vec::new() };
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            paths: Vec::new(),
+        };
         match cg.build(name, limits, cpuset.as_deref(), &places) {
             Ok(()) => {
                 tracing::debug!(paths = ?cg.paths, "cgroup created");
@@ -115,23 +130,39 @@ impl Cgroup {
     }
 
     /// mkdir in every place (recording each one made, for the caller's rollback), then the limits.
-    fn build(&mut self, name: &str, limits: &Limits, cpuset: Option<&str>, places: &[Place]) -> Result<(), CgroupError> {
+    fn build(
+        &mut self,
+        name: &str,
+        limits: &Limits,
+        cpuset: Option<&str>,
+        places: &[Place],
+    ) -> Result<(), CgroupError> {
         for p in places {
             let path = p.h.own.join(format!("rbox-{name}"));
             match std::fs::create_dir(&path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(CgroupError::Exists { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(CgroupError::Exists { path })
+                }
                 Err(source) => return Err(CgroupError::Mkdir { path, source }),
             }
             self.paths.push(path.clone());
-            self.dirs.push(Dir { version: p.h.version, controllers: p.h.controllers.clone(), path });
+            self.dirs.push(Dir {
+                version: p.h.version,
+                controllers: p.h.controllers.clone(),
+                path,
+            });
         }
         for (p, d) in places.iter().zip(&self.dirs) {
             for &c in &p.controllers {
                 match c {
-                    "memory" => memory::apply(d.version, &d.path, limits.memory.unwrap_or(u64::MAX))?,
+                    "memory" => {
+                        memory::apply(d.version, &d.path, limits.memory.unwrap_or(u64::MAX))?
+                    }
                     "cpu" => cpu::apply(d.version, &d.path, limits.cpus.unwrap_or(1.0))?,
-                    "cpuset" => cpuset::apply(d.version, &d.path, &p.h.own, cpuset.unwrap_or_default())?,
+                    "cpuset" => {
+                        cpuset::apply(d.version, &d.path, &p.h.own, cpuset.unwrap_or_default())?
+                    }
                     "pids" => pids::apply(&d.path, limits.pids.unwrap_or(u64::MAX))?,
                     _ => {}
                 }
@@ -143,16 +174,25 @@ impl Cgroup {
     /// The existing `rbox-<name>` directories beneath rrun's own cgroups.
     pub fn open(name: &str) -> Result<Cgroup, CgroupError> {
         check_name(name)?;
-        let mut cg = Cgroup { dirs: Vec::new(), paths: Vec::new() };
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            paths: Vec::new(),
+        };
         for h in detect::detect()? {
             let path = h.own.join(format!("rbox-{name}"));
             if path.is_dir() {
                 cg.paths.push(path.clone());
-                cg.dirs.push(Dir { version: h.version, controllers: h.controllers, path });
+                cg.dirs.push(Dir {
+                    version: h.version,
+                    controllers: h.controllers,
+                    path,
+                });
             }
         }
         if cg.dirs.is_empty() {
-            return Err(CgroupError::NotFound { name: name.to_string() });
+            return Err(CgroupError::NotFound {
+                name: name.to_string(),
+            });
         }
         Ok(cg)
     }
@@ -163,13 +203,23 @@ impl Cgroup {
     /// file cannot make rrun remove or kill other cgroups.
     pub fn from_paths(paths: &[PathBuf]) -> Result<Cgroup, CgroupError> {
         let mounts = detect::mounts()?;
-        let mut cg = Cgroup { dirs: Vec::new(), paths: Vec::new() };
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            paths: Vec::new(),
+        };
         for path in paths {
             let ours = path.is_absolute()
-                && !path.components().any(|c| matches!(c, std::path::Component::ParentDir))
-                && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.strip_prefix("rbox-").is_some_and(|s| check_name(s).is_ok()));
+                && !path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+                && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.strip_prefix("rbox-")
+                        .is_some_and(|s| check_name(s).is_ok())
+                });
             let mount = detect::mount_of(&mounts, path).filter(|_| ours);
-            let Some(mount) = mount else { return Err(CgroupError::NotOurs { path: path.clone() }) };
+            let Some(mount) = mount else {
+                return Err(CgroupError::NotOurs { path: path.clone() });
+            };
             if !path.is_dir() {
                 continue;
             }
@@ -178,7 +228,11 @@ impl Cgroup {
                 Version::V2 => Vec::new(),
             };
             cg.paths.push(path.clone());
-            cg.dirs.push(Dir { version: mount.version, controllers, path: path.clone() });
+            cg.dirs.push(Dir {
+                version: mount.version,
+                controllers,
+                path: path.clone(),
+            });
         }
         Ok(cg)
     }
@@ -204,7 +258,7 @@ impl Cgroup {
     /// SIGKILLs every task and waits (up to 5 s) until none is left: cgroup.kill on v2, else
     /// freeze (v2 cgroup.freeze or the v1 freezer) + SIGKILL each task + thaw, repeated.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
-        freezer::kill_all(&self.dirs)
+        freezer::kill_all(&self.dirs, true)
     }
 
     /// Host pids of every task in the cgroup (and below it), ascending.
@@ -242,12 +296,20 @@ fn rmdir_retry(path: &Path, start: Instant) -> Result<(), CgroupError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
                 if start.elapsed() >= REMOVE_WAIT {
-                    return Err(CgroupError::StillBusy { path: path.to_path_buf(), pids: fs::procs_recursive(path) });
+                    return Err(CgroupError::StillBusy {
+                        path: path.to_path_buf(),
+                        pids: fs::procs_recursive(path),
+                    });
                 }
                 std::thread::sleep(nap);
                 nap = (nap * 2).min(Duration::from_millis(20));
             }
-            Err(source) => return Err(CgroupError::Rmdir { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(CgroupError::Rmdir {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -256,10 +318,20 @@ fn rmdir_retry(path: &Path, start: Instant) -> Result<(), CgroupError> {
 /// the kernel's canonical form ("0-1,3").
 pub fn check_cpuset(list: &str) -> Result<String, CgroupError> {
     let hs = detect::detect()?;
-    let limits = Limits { cpuset_cpus: Some(list.to_string()), ..Limits::default() };
+    let limits = Limits {
+        cpuset_cpus: Some(list.to_string()),
+        ..Limits::default()
+    };
     let places = place(&hs, &limits)?;
-    let p = places.iter().find(|p| p.controllers.contains(&"cpuset")).ok_or(CgroupError::NoHierarchy)?;
-    cpuset::check(list, &cpuset::allowed(p.h.version, &p.h.mount, &p.h.own)?, &p.h.own)
+    let p = places
+        .iter()
+        .find(|p| p.controllers.contains(&"cpuset"))
+        .ok_or(CgroupError::NoHierarchy)?;
+    cpuset::check(
+        list,
+        &cpuset::allowed(p.h.version, &p.h.mount, &p.h.own)?,
+        &p.h.own,
+    )
 }
 
 /// A name is one path component under our control: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
@@ -267,7 +339,9 @@ fn check_name(name: &str) -> Result<(), CgroupError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -279,17 +353,23 @@ fn check_name(name: &str) -> Result<(), CgroupError> {
 fn check_limits(l: &Limits) -> Result<(), CgroupError> {
     if let Some(m) = l.memory {
         if m < MIN_MEMORY {
-            return Err(CgroupError::InvalidLimit(format!("memory limit of {m} bytes is below the minimum of 6m")));
+            return Err(CgroupError::InvalidLimit(format!(
+                "memory limit of {m} bytes is below the minimum of 6m"
+            )));
         }
     }
     if let Some(c) = l.cpus {
         let online = parse::online_cpus();
         if !(c.is_finite() && c >= 0.01 && c <= online as f64) {
-            return Err(CgroupError::InvalidLimit(format!("cpus {c} is outside 0.01 to {online} (the online cpus)")));
+            return Err(CgroupError::InvalidLimit(format!(
+                "cpus {c} is outside 0.01 to {online} (the online cpus)"
+            )));
         }
     }
     if l.pids == Some(0) {
-        return Err(CgroupError::InvalidLimit("pids limit must be at least 1".into()));
+        return Err(CgroupError::InvalidLimit(
+            "pids limit must be at least 1".into(),
+        ));
     }
     if let Some(list) = &l.cpuset_cpus {
         parse::parse_cpuset(list)?;
@@ -306,7 +386,10 @@ fn place<'a>(hs: &'a [Hierarchy], limits: &Limits) -> Result<Vec<Place<'a>>, Cgr
         let i = match places.iter().position(|p| std::ptr::eq(p.h, h)) {
             Some(i) => i,
             None => {
-                places.push(Place { h, controllers: Vec::new() });
+                places.push(Place {
+                    h,
+                    controllers: Vec::new(),
+                });
                 places.len() - 1
             }
         };
@@ -334,11 +417,18 @@ fn place<'a>(hs: &'a [Hierarchy], limits: &Limits) -> Result<Vec<Place<'a>>, Cgr
         }
     }
     if v2.is_none() {
-        match usable.iter().copied().find(|h| h.version == Version::V1 && h.has("freezer")) {
+        match usable
+            .iter()
+            .copied()
+            .find(|h| h.version == Version::V1 && h.has("freezer"))
+        {
             Some(h) => put(h, None),
             // No freezer: any real controller hierarchy still lets kill_all find the tasks.
             None => {
-                if let Some(h) = usable.iter().copied().find(|h| h.version == Version::V1 && !h.controllers.iter().all(|c| c.starts_with("name="))) {
+                if let Some(h) = usable.iter().copied().find(|h| {
+                    h.version == Version::V1
+                        && !h.controllers.iter().all(|c| c.starts_with("name="))
+                }) {
                     put(h, None)
                 }
             }
@@ -365,7 +455,10 @@ mod unit {
     }
 
     fn summary(places: &[Place]) -> Vec<(String, Vec<&'static str>)> {
-        places.iter().map(|p| (p.h.own.display().to_string(), p.controllers.clone())).collect()
+        places
+            .iter()
+            .map(|p| (p.h.own.display().to_string(), p.controllers.clone()))
+            .collect()
     }
 
     fn hybrid() -> Vec<Hierarchy> {
@@ -383,13 +476,21 @@ mod unit {
     #[test]
     fn hybrid_without_limits_uses_only_the_unified_hierarchy() {
         let hs = hybrid();
-        assert_eq!(summary(&place(&hs, &Limits::default()).unwrap()), vec![("/unified".into(), vec![])]);
+        assert_eq!(
+            summary(&place(&hs, &Limits::default()).unwrap()),
+            vec![("/unified".into(), vec![])]
+        );
     }
 
     #[test]
     fn hybrid_limits_go_to_their_v1_controllers() {
         let hs = hybrid();
-        let l = Limits { memory: Some(32 << 20), cpus: Some(0.5), cpuset_cpus: Some("0".into()), pids: Some(12) };
+        let l = Limits {
+            memory: Some(32 << 20),
+            cpus: Some(0.5),
+            cpuset_cpus: Some("0".into()),
+            pids: Some(12),
+        };
         assert_eq!(
             summary(&place(&hs, &l).unwrap()),
             vec![
@@ -405,27 +506,52 @@ mod unit {
     #[test]
     fn pure_v2_puts_every_limit_in_one_cgroup() {
         let hs = vec![h(Version::V2, &[], "/scope")];
-        let l = Limits { memory: Some(32 << 20), pids: Some(5), ..Limits::default() };
-        assert_eq!(summary(&place(&hs, &l).unwrap()), vec![("/scope".into(), vec!["memory", "pids"])]);
+        let l = Limits {
+            memory: Some(32 << 20),
+            pids: Some(5),
+            ..Limits::default()
+        };
+        assert_eq!(
+            summary(&place(&hs, &l).unwrap()),
+            vec![("/scope".into(), vec!["memory", "pids"])]
+        );
     }
 
     #[test]
     fn pure_v1_uses_the_freezer_for_killing_and_refuses_missing_controllers() {
         let mut hs = hybrid();
         hs.pop();
-        assert_eq!(summary(&place(&hs, &Limits::default()).unwrap()), vec![("/freezer".into(), vec![])]);
+        assert_eq!(
+            summary(&place(&hs, &Limits::default()).unwrap()),
+            vec![("/freezer".into(), vec![])]
+        );
         let hs = vec![h(Version::V1, &["memory"], "/m")];
-        let e = place(&hs, &Limits { pids: Some(3), ..Limits::default() }).err().unwrap().to_string();
+        let e = place(
+            &hs,
+            &Limits {
+                pids: Some(3),
+                ..Limits::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.starts_with("the pids controller is not available"), "{e}");
         let hs = vec![h(Version::V1, &["name=systemd"], "/s")];
-        assert!(matches!(place(&hs, &Limits::default()), Err(CgroupError::NoHierarchy)));
+        assert!(matches!(
+            place(&hs, &Limits::default()),
+            Err(CgroupError::NoHierarchy)
+        ));
     }
 
     #[test]
     fn read_only_hierarchies_are_not_used() {
         let mut hs = hybrid();
         hs[6].writable = false;
-        assert_eq!(summary(&place(&hs, &Limits::default()).unwrap()), vec![("/freezer".into(), vec![])]);
+        assert_eq!(
+            summary(&place(&hs, &Limits::default()).unwrap()),
+            vec![("/freezer".into(), vec![])]
+        );
     }
 
     #[test]
@@ -433,7 +559,16 @@ mod unit {
         for ok in ["abc", "0123abcdef", "web.1_a-b"] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "..", ".hidden", "a/b", "-x", "a b", "ä", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "-x",
+            "a b",
+            "ä",
+            &"x".repeat(129),
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }
@@ -441,11 +576,40 @@ mod unit {
     #[test]
     fn limits_built_in_code_are_checked() {
         let e = |l: Limits| check_limits(&l).unwrap_err().to_string();
-        assert_eq!(e(Limits { memory: Some(1 << 20), ..Limits::default() }), "invalid limit: memory limit of 1048576 bytes is below the minimum of 6m");
-        assert!(e(Limits { cpus: Some(f64::NAN), ..Limits::default() }).contains("outside 0.01"));
-        assert!(e(Limits { cpus: Some(0.0), ..Limits::default() }).contains("outside 0.01"));
-        assert_eq!(e(Limits { pids: Some(0), ..Limits::default() }), "invalid limit: pids limit must be at least 1");
-        assert!(e(Limits { cpuset_cpus: Some("1-0".into()), ..Limits::default() }).starts_with("invalid cpuset"));
-        assert!(check_limits(&Limits { memory: Some(MIN_MEMORY), pids: Some(1), ..Limits::default() }).is_ok());
+        assert_eq!(
+            e(Limits {
+                memory: Some(1 << 20),
+                ..Limits::default()
+            }),
+            "invalid limit: memory limit of 1048576 bytes is below the minimum of 6m"
+        );
+        assert!(e(Limits {
+            cpus: Some(f64::NAN),
+            ..Limits::default()
+        })
+        .contains("outside 0.01"));
+        assert!(e(Limits {
+            cpus: Some(0.0),
+            ..Limits::default()
+        })
+        .contains("outside 0.01"));
+        assert_eq!(
+            e(Limits {
+                pids: Some(0),
+                ..Limits::default()
+            }),
+            "invalid limit: pids limit must be at least 1"
+        );
+        assert!(e(Limits {
+            cpuset_cpus: Some("1-0".into()),
+            ..Limits::default()
+        })
+        .starts_with("invalid cpuset"));
+        assert!(check_limits(&Limits {
+            memory: Some(MIN_MEMORY),
+            pids: Some(1),
+            ..Limits::default()
+        })
+        .is_ok());
     }
 }

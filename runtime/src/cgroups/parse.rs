@@ -13,10 +13,15 @@ const MAX_CPU: u32 = 8191;
 /// case-insensitive, optionally followed by "b" or "ib" ("32mb", "32MiB"); a bare number or a
 /// "b" suffix is bytes. Refuses junk, 0 and values that do not fit in 64 bits.
 pub fn parse_size(s: &str) -> Result<u64, CgroupError> {
-    let bad = |reason: &str| CgroupError::InvalidSize { input: s.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| CgroupError::InvalidSize {
+        input: s.to_string(),
+        reason: reason.to_string(),
+    };
     let hint = "use a number with an optional k, m, g or t suffix, e.g. 32m";
     let t = s.trim().to_ascii_lowercase();
-    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(num_end);
     let shift = match unit.trim_start() {
         "" | "b" => 0,
@@ -44,7 +49,9 @@ pub fn parse_size(s: &str) -> Result<u64, CgroupError> {
         let digits = &frac[..frac.len().min(19)];
         let f: u128 = digits.parse().map_err(|_| bad(hint))?;
         let part = (f << shift) / 10u128.pow(digits.len() as u32);
-        bytes = bytes.checked_add(u64::try_from(part).map_err(|_| overflow())?).ok_or_else(overflow)?;
+        bytes = bytes
+            .checked_add(u64::try_from(part).map_err(|_| overflow())?)
+            .ok_or_else(overflow)?;
     }
     if bytes == 0 {
         return Err(bad("must be more than 0"));
@@ -60,7 +67,10 @@ pub fn parse_cpus(s: &str) -> Result<f64, CgroupError> {
 
 /// [`parse_cpus`] against a given number of online CPUs.
 pub(super) fn parse_cpus_with(s: &str, online: usize) -> Result<f64, CgroupError> {
-    let bad = |reason: String| CgroupError::InvalidCpus { input: s.to_string(), reason };
+    let bad = |reason: String| CgroupError::InvalidCpus {
+        input: s.to_string(),
+        reason,
+    };
     let t = s.trim();
     let well_formed = !t.is_empty()
         && t.chars().all(|c| c.is_ascii_digit() || c == '.')
@@ -69,7 +79,9 @@ pub(super) fn parse_cpus_with(s: &str, online: usize) -> Result<f64, CgroupError
     if !well_formed {
         return Err(bad("use a decimal number of CPUs, e.g. 0.5 or 2".into()));
     }
-    let v: f64 = t.parse().map_err(|_| bad("use a decimal number of CPUs, e.g. 0.5 or 2".into()))?;
+    let v: f64 = t
+        .parse()
+        .map_err(|_| bad("use a decimal number of CPUs, e.g. 0.5 or 2".into()))?;
     if v <= 0.0 {
         return Err(bad("must be more than 0".into()));
     }
@@ -89,12 +101,19 @@ pub(super) fn online_cpus() -> usize {
         .and_then(|t| parse_cpu_list(t.trim()).ok())
         .map(|s| s.len())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// A cpu list as the kernel writes it ("0-3,8,10-11"; "" is the empty set).
 pub(super) fn parse_cpu_list(s: &str) -> Result<BTreeSet<u32>, CgroupError> {
-    let bad = |reason: &str| CgroupError::InvalidCpuset { input: s.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| CgroupError::InvalidCpuset {
+        input: s.to_string(),
+        reason: reason.to_string(),
+    };
     let hint = "use cpu numbers and ranges separated by commas, e.g. 0-1,3";
     let mut set = BTreeSet::new();
     let t = s.trim();
@@ -127,7 +146,10 @@ pub(super) fn parse_cpu_list(s: &str) -> Result<BTreeSet<u32>, CgroupError> {
 pub(super) fn parse_cpuset(s: &str) -> Result<BTreeSet<u32>, CgroupError> {
     let set = parse_cpu_list(s)?;
     if set.is_empty() {
-        return Err(CgroupError::InvalidCpuset { input: s.to_string(), reason: "name at least one cpu, e.g. 0".into() });
+        return Err(CgroupError::InvalidCpuset {
+            input: s.to_string(),
+            reason: "name at least one cpu, e.g. 0".into(),
+        });
     }
     Ok(set)
 }
@@ -142,7 +164,11 @@ pub(super) fn format_cpu_list(set: &BTreeSet<u32>) -> String {
             hi += 1;
             it.next();
         }
-        out.push(if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") });
+        out.push(if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}-{hi}")
+        });
     }
     out.join(",")
 }
@@ -168,14 +194,26 @@ mod unit {
 
     #[test]
     fn parse_size_refuses_junk_zero_and_overflow() {
-        for junk in ["", "m", "abc", "12x", "-1", "1..5g", "1.g", ".5g", "1.5", "1 2m", "0x10", "1e6", "+5m", "5mm"] {
+        for junk in [
+            "", "m", "abc", "12x", "-1", "1..5g", "1.g", ".5g", "1.5", "1 2m", "0x10", "1e6",
+            "+5m", "5mm",
+        ] {
             let e = parse_size(junk).expect_err(junk).to_string();
             assert!(e.starts_with("invalid size"), "{junk}: {e}");
         }
-        assert!(parse_size("0").unwrap_err().to_string().contains("more than 0"));
+        assert!(parse_size("0")
+            .unwrap_err()
+            .to_string()
+            .contains("more than 0"));
         assert!(parse_size("0m").is_err());
-        assert!(parse_size("18446744073709551616").unwrap_err().to_string().contains("too large"));
-        assert!(parse_size("17179869184g").unwrap_err().to_string().contains("too large"));
+        assert!(parse_size("18446744073709551616")
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
+        assert!(parse_size("17179869184g")
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
         assert!(parse_size("99999999999999999999999t").is_err());
     }
 
@@ -189,19 +227,33 @@ mod unit {
 
     #[test]
     fn parse_cpus_refuses_junk_zero_negative_tiny_and_too_many() {
-        for junk in ["", "abc", "-1", "1e1", "inf", "NaN", "0.5.5", ".", "1,5", " "] {
+        for junk in [
+            "", "abc", "-1", "1e1", "inf", "NaN", "0.5.5", ".", "1,5", " ",
+        ] {
             assert!(parse_cpus_with(junk, 2).is_err(), "{junk}");
         }
-        assert!(parse_cpus_with("0", 2).unwrap_err().to_string().contains("more than 0"));
-        assert!(parse_cpus_with("0.001", 2).unwrap_err().to_string().contains("at least 0.01"));
+        assert!(parse_cpus_with("0", 2)
+            .unwrap_err()
+            .to_string()
+            .contains("more than 0"));
+        assert!(parse_cpus_with("0.001", 2)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 0.01"));
         let e = parse_cpus_with("3", 2).unwrap_err().to_string();
-        assert_eq!(e, "invalid cpus value \"3\": this machine has 2 online cpus");
+        assert_eq!(
+            e,
+            "invalid cpus value \"3\": this machine has 2 online cpus"
+        );
     }
 
     #[test]
     fn cpu_lists_parse_and_fold_back_canonically() {
         let s = parse_cpu_list("3,0-1,5-7,6").unwrap();
-        assert_eq!(s.iter().copied().collect::<Vec<_>>(), vec![0, 1, 3, 5, 6, 7]);
+        assert_eq!(
+            s.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 3, 5, 6, 7]
+        );
         assert_eq!(format_cpu_list(&s), "0-1,3,5-7");
         assert_eq!(format_cpu_list(&parse_cpu_list("0").unwrap()), "0");
         assert!(parse_cpu_list("").unwrap().is_empty());
@@ -210,9 +262,14 @@ mod unit {
 
     #[test]
     fn cpusets_refuse_junk_backward_ranges_and_empty() {
-        for junk in ["a", "1-", "-1", "1,,2", "3-1", "0-99999", "1 2", "0x1", "1-2-3"] {
+        for junk in [
+            "a", "1-", "-1", "1,,2", "3-1", "0-99999", "1 2", "0x1", "1-2-3",
+        ] {
             assert!(parse_cpuset(junk).is_err(), "{junk}");
         }
-        assert!(parse_cpuset("").unwrap_err().to_string().contains("at least one cpu"));
+        assert!(parse_cpuset("")
+            .unwrap_err()
+            .to_string()
+            .contains("at least one cpu"));
     }
 }

@@ -28,11 +28,17 @@ pub fn enable(mount: &Path, own: &Path, wanted: &[&'static str]) -> Result<(), C
     for d in &chain {
         let avail = fs::read(d, "cgroup.controllers")?;
         let enabled = fs::read(d, "cgroup.subtree_control")?;
-        levels.push((words(&avail).map(str::to_string).collect(), words(&enabled).map(str::to_string).collect()));
+        levels.push((
+            words(&avail).map(str::to_string).collect(),
+            words(&enabled).map(str::to_string).collect(),
+        ));
     }
     let writes = plan(&levels, wanted).map_err(|c| CgroupError::ControllerMissing {
         controller: c,
-        reason: format!("the cgroup v2 hierarchy at {} does not offer it (cgroup.controllers)", mount.display()),
+        reason: format!(
+            "the cgroup v2 hierarchy at {} does not offer it (cgroup.controllers)",
+            mount.display()
+        ),
     })?;
     for (i, c) in writes {
         let dir = &chain[i];
@@ -40,10 +46,17 @@ pub fn enable(mount: &Path, own: &Path, wanted: &[&'static str]) -> Result<(), C
             Err(CgroupError::Write { source, .. }) if is_ebusy(&source) => {
                 // Only rrun itself in its own cgroup: step aside into a leaf and retry.
                 if i + 1 == chain.len() && move_self_to_leaf(dir)? {
-                    fs::write(dir, "cgroup.subtree_control", &format!("+{c}"))
-                        .map_err(|_| CgroupError::InternalProcesses { controller: c, path: dir.clone() })?;
+                    fs::write(dir, "cgroup.subtree_control", &format!("+{c}")).map_err(|_| {
+                        CgroupError::InternalProcesses {
+                            controller: c,
+                            path: dir.clone(),
+                        }
+                    })?;
                 } else {
-                    return Err(CgroupError::InternalProcesses { controller: c, path: dir.clone() });
+                    return Err(CgroupError::InternalProcesses {
+                        controller: c,
+                        path: dir.clone(),
+                    });
                 }
             }
             other => other?,
@@ -55,10 +68,15 @@ pub fn enable(mount: &Path, own: &Path, wanted: &[&'static str]) -> Result<(), C
 /// Which (level, controller) writes to cgroup.subtree_control make `wanted` available beneath
 /// the last level. `levels` runs from the mount's top cgroup down to our own, each as
 /// (cgroup.controllers, cgroup.subtree_control). Err names a controller the top does not offer.
-pub fn plan(levels: &[(Vec<String>, Vec<String>)], wanted: &[&'static str]) -> Result<Vec<(usize, &'static str)>, &'static str> {
+pub fn plan(
+    levels: &[(Vec<String>, Vec<String>)],
+    wanted: &[&'static str],
+) -> Result<Vec<(usize, &'static str)>, &'static str> {
     let mut out = Vec::new();
     for &c in wanted {
-        let Some((top_avail, _)) = levels.first() else { return Err(c) };
+        let Some((top_avail, _)) = levels.first() else {
+            return Err(c);
+        };
         if !top_avail.iter().any(|a| a == c) {
             return Err(c);
         }
@@ -75,7 +93,11 @@ pub fn plan(levels: &[(Vec<String>, Vec<String>)], wanted: &[&'static str]) -> R
 
 /// `mount`, then each directory down to `own` (inclusive).
 fn chain(mount: &Path, own: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = own.ancestors().take_while(|a| a.starts_with(mount)).map(Path::to_path_buf).collect();
+    let mut v: Vec<PathBuf> = own
+        .ancestors()
+        .take_while(|a| a.starts_with(mount))
+        .map(Path::to_path_buf)
+        .collect();
     v.reverse();
     v
 }
@@ -144,15 +166,28 @@ mod unit {
     use super::*;
 
     fn lv(avail: &str, enabled: &str) -> (Vec<String>, Vec<String>) {
-        (avail.split_whitespace().map(String::from).collect(), enabled.split_whitespace().map(String::from).collect())
+        (
+            avail.split_whitespace().map(String::from).collect(),
+            enabled.split_whitespace().map(String::from).collect(),
+        )
     }
 
     #[test]
     fn enabling_walks_from_the_top_down_and_skips_what_is_on() {
         // root offers memory and pids; user.slice enables memory; the scope enables nothing.
-        let levels = [lv("cpu memory pids", "memory pids"), lv("memory pids", "memory"), lv("memory", "")];
-        assert_eq!(plan(&levels, &["memory", "pids"]).unwrap(), vec![(1, "pids"), (2, "memory"), (2, "pids")]);
-        assert_eq!(plan(&levels, &["cpu"]).unwrap(), vec![(0, "cpu"), (1, "cpu"), (2, "cpu")]);
+        let levels = [
+            lv("cpu memory pids", "memory pids"),
+            lv("memory pids", "memory"),
+            lv("memory", ""),
+        ];
+        assert_eq!(
+            plan(&levels, &["memory", "pids"]).unwrap(),
+            vec![(1, "pids"), (2, "memory"), (2, "pids")]
+        );
+        assert_eq!(
+            plan(&levels, &["cpu"]).unwrap(),
+            vec![(0, "cpu"), (1, "cpu"), (2, "cpu")]
+        );
         assert!(plan(&levels, &[]).unwrap().is_empty());
     }
 
@@ -166,8 +201,21 @@ mod unit {
 
     #[test]
     fn the_chain_runs_from_the_mount_to_our_cgroup() {
-        let c = chain(Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup/a.slice/b.scope"));
-        assert_eq!(c, vec![PathBuf::from("/sys/fs/cgroup"), "/sys/fs/cgroup/a.slice".into(), "/sys/fs/cgroup/a.slice/b.scope".into()]);
-        assert_eq!(chain(Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup")), vec![PathBuf::from("/sys/fs/cgroup")]);
+        let c = chain(
+            Path::new("/sys/fs/cgroup"),
+            Path::new("/sys/fs/cgroup/a.slice/b.scope"),
+        );
+        assert_eq!(
+            c,
+            vec![
+                PathBuf::from("/sys/fs/cgroup"),
+                "/sys/fs/cgroup/a.slice".into(),
+                "/sys/fs/cgroup/a.slice/b.scope".into()
+            ]
+        );
+        assert_eq!(
+            chain(Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup")),
+            vec![PathBuf::from("/sys/fs/cgroup")]
+        );
     }
 }
