@@ -1,0 +1,651 @@
+//! Safe extraction of one tar stream into a staging root that will become an overlayfs lowerdir.
+//! Kernel interfaces: openat2(2) with RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS for every parent,
+//! then *at(2) calls relative to that directory fd with no symlink following on the last
+//! component (openat O_NOFOLLOW|O_EXCL, mkdirat, mknodat, symlinkat, linkat, unlinkat,
+//! fchownat/utimensat AT_SYMLINK_NOFOLLOW, fsetxattr/lsetxattr); whiteouts per the kernel's
+//! Documentation/filesystems/overlayfs.rst ("whiteouts and opaque directories").
+//!
+//! Policy (what is refused and what is contained):
+//! - member names are relative to the layer root: a leading `/` is stripped (absolute member
+//!   paths land inside the layer), `.` and empty components are dropped, any `..` is refused;
+//! - every parent is resolved with RESOLVE_BENEATH: a member written through a symlink that is
+//!   absolute or climbs above the layer root (directly or through a chain) is refused (EXDEV),
+//!   as is a hardlink whose target lies through such a symlink or outside the root;
+//! - the last component is never followed: a member replaces whatever held its name before
+//!   (a symlink there is replaced, not written through: the later entry wins);
+//! - hardlink targets are member names too and must already exist in this layer.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+};
+use rustix::io::Errno;
+use sha2::{Digest as _, Sha256};
+
+/// Why an extraction stopped. Every variant names the member; the store is left untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("member {0} escapes the layer root; refused")]
+    Escape(String),
+    #[error("member {0} is written through a symlink that leaves the layer root; refused")]
+    SymlinkEscape(String),
+    #[error("hardlink {member} -> {target} leaves the layer root; refused")]
+    HardlinkEscape { member: String, target: String },
+    #[error("hardlink {member} -> {target}: the target is not in the layer; refused")]
+    HardlinkMissing { member: String, target: String },
+    #[error("hardlink {member} -> {target}: the target is a directory; refused")]
+    HardlinkToDir { member: String, target: String },
+    #[error("member {0}: a parent is not a directory (or is a dangling symlink); refused")]
+    NotADirectory(String),
+    #[error("member {0}: {1}; refused")]
+    Invalid(String, &'static str),
+    #[error("member {member} has unsupported type {kind:?}; refused")]
+    Unsupported { member: String, kind: char },
+    #[error("not a valid tar archive: {0}")]
+    Tar(String),
+    #[error("the tar archive is truncated (it ends without its end-of-archive marker)")]
+    Truncated,
+    #[error("member {0}: the archive ends inside its data (truncated)")]
+    TruncatedMember(String),
+    #[error("the input is empty")]
+    Empty,
+    #[error("member {member}: {op}: {source}")]
+    Io { member: String, op: &'static str, source: io::Error },
+}
+
+/// Printable form of a member name (non-UTF-8 bytes escaped).
+pub fn show(name: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(name))
+}
+
+fn io_err<'a>(member: &'a [u8], op: &'static str) -> impl FnOnce(Errno) -> ExtractError + 'a {
+    move |e| ExtractError::Io { member: show(member), op, source: e.into() }
+}
+
+/// Splits a member name into components relative to the layer root, refusing `..`.
+pub fn split_member(name: &[u8]) -> Result<Vec<&[u8]>, ExtractError> {
+    let mut out = Vec::new();
+    for c in name.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err(ExtractError::Escape(show(name))),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn join(comps: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        if i > 0 {
+            v.push(b'/');
+        }
+        v.extend_from_slice(c);
+    }
+    v
+}
+
+/// The metadata of one member, from its header and PAX records.
+#[derive(Debug, Clone)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+struct DirMeta {
+    path: Vec<u8>,
+    mode: u32,
+    mtime: Timespec,
+}
+
+/// Counters reported after an extraction.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub entries: u64,
+    pub skipped_devices: u64,
+    pub skipped_xattrs: u64,
+}
+
+/// Extracts members into the staging root `root` (an open directory).
+pub struct Extractor {
+    root: OwnedFd,
+    rootless: bool,
+    dirs: Vec<DirMeta>,
+    dir_index: HashMap<Vec<u8>, usize>,
+    root_meta: Option<Meta>,
+    /// sha256 of every regular file written, by (st_dev, st_ino): feeds the tree digest.
+    pub contents: HashMap<(u64, u64), [u8; 32]>,
+    pub stats: Stats,
+    buf: Vec<u8>,
+}
+
+const PARENT_FLAGS: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+/// The opaque-directory xattr for this mode (trusted.* as root, user.* rootless / userxattr).
+pub fn opaque_xattr(rootless: bool) -> &'static str {
+    if rootless {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
+
+impl Extractor {
+    /// `root` must be an empty directory opened O_RDONLY|O_DIRECTORY.
+    pub fn new(root: OwnedFd, rootless: bool) -> Extractor {
+        Extractor {
+            root,
+            rootless,
+            dirs: Vec::new(),
+            dir_index: HashMap::new(),
+            root_meta: None,
+            contents: HashMap::new(),
+            stats: Stats::default(),
+            buf: vec![0u8; 1 << 20],
+        }
+    }
+
+    /// Extracts every member of `ar`. Returns the stream offset where the last member's data
+    /// ended, so the caller can tell a missing end-of-archive marker from a proper one.
+    pub fn extract_all<R: Read>(&mut self, ar: &mut tar::Archive<R>) -> Result<u64, ExtractError> {
+        let mut last_end = 0u64;
+        let entries = ar.entries().map_err(|e| ExtractError::Tar(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(tar_error)?;
+            let size = entry.size();
+            last_end = entry.raw_file_position().saturating_add(size.div_ceil(512) * 512);
+            self.entry(&mut entry)?;
+            self.stats.entries += 1;
+        }
+        Ok(last_end)
+    }
+
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
+        use tar::EntryType as T;
+        let kind = e.header().entry_type();
+        if matches!(kind, T::XGlobalHeader | T::GNULongName | T::GNULongLink | T::XHeader)
+            || kind.as_byte() == b'V'
+        {
+            return Ok(()); // global headers and volume labels carry no file
+        }
+        let raw = e.path_bytes().into_owned();
+        let comps = split_member(&raw)?;
+        let meta = read_meta(e, &raw)?;
+        let Some((name, parent)) = comps.split_last() else {
+            return match kind {
+                T::Directory => {
+                    self.root_meta = Some(meta);
+                    Ok(())
+                }
+                _ => Err(ExtractError::Invalid(show(&raw), "it would replace the layer root")),
+            };
+        };
+        if name.starts_with(b".wh.") {
+            return self.whiteout(parent, name, &raw);
+        }
+        let pfd = self.open_parent(parent, &raw, true)?;
+        match kind {
+            T::Regular | T::Continuous | T::GNUSparse => self.file(&pfd, name, e, meta, &raw),
+            T::Directory => self.dir(&pfd, name, meta, &comps, &raw),
+            T::Symlink => {
+                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                self.symlink(&pfd, name, &target, meta, &raw)
+            }
+            T::Link => {
+                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                self.hardlink(&pfd, name, &target, &comps, &raw)
+            }
+            T::Char | T::Block | T::Fifo => {
+                let (ft, dev) = match kind {
+                    T::Fifo => (FileType::Fifo, 0),
+                    k => {
+                        let h = e.header();
+                        let maj = h.device_major().ok().flatten().unwrap_or(0);
+                        let min = h.device_minor().ok().flatten().unwrap_or(0);
+                        let ft = if k == T::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
+                        (ft, rustix::fs::makedev(maj, min))
+                    }
+                };
+                self.node(&pfd, name, ft, dev, meta, &raw)
+            }
+            k => Err(ExtractError::Unsupported { member: show(&raw), kind: k.as_byte() as char }),
+        }
+    }
+
+    /// Opens the directory `comps` (relative to the root) as O_PATH, resolving beneath the root.
+    /// Missing directories are created (0755) when `create` is set.
+    fn open_parent(&mut self, comps: &[&[u8]], member: &[u8], create: bool) -> Result<OwnedFd, ExtractError> {
+        if comps.is_empty() {
+            return self.root.try_clone().map_err(|e| ExtractError::Io { member: show(member), op: "dup", source: e });
+        }
+        match resolve(self.root.as_fd(), &join(comps)) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::NOENT) if create => {}
+            Err(e) => return Err(map_resolve(e, member)),
+        }
+        // create what is missing, one component at a time, each step resolved beneath the root
+        let mut cur = self.root.try_clone().map_err(|e| ExtractError::Io { member: show(member), op: "dup", source: e })?;
+        for i in 0..comps.len() {
+            let prefix = join(&comps[..=i]);
+            match resolve(self.root.as_fd(), &prefix) {
+                Ok(fd) => cur = fd,
+                Err(Errno::NOENT) => {
+                    match rustix::fs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o700)) {
+                        Ok(()) => {
+                            self.defer_dir(prefix.clone(), 0o755, Timespec { tv_sec: 0, tv_nsec: 0 }, false);
+                        }
+                        Err(Errno::EXIST) => {}
+                        Err(e) => return Err(io_err(member, "mkdir")(e)),
+                    }
+                    cur = resolve(self.root.as_fd(), &prefix).map_err(|e| map_resolve(e, member))?;
+                }
+                Err(e) => return Err(map_resolve(e, member)),
+            }
+        }
+        Ok(cur)
+    }
+
+    fn defer_dir(&mut self, path: Vec<u8>, mode: u32, mtime: Timespec, replace: bool) {
+        match self.dir_index.get(&path) {
+            Some(&i) if replace => {
+                self.dirs[i].mode = mode;
+                self.dirs[i].mtime = mtime;
+            }
+            Some(_) => {}
+            None => {
+                self.dir_index.insert(path.clone(), self.dirs.len());
+                self.dirs.push(DirMeta { path, mode, mtime });
+            }
+        }
+    }
+
+    /// Removes whatever holds `name` in `pfd` (the later entry wins).
+    fn clear(&self, pfd: &OwnedFd, name: &[u8], member: &[u8]) -> Result<(), ExtractError> {
+        crate::util::remove_at(pfd, name).map_err(|e| ExtractError::Io { member: show(member), op: "replace", source: e })
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        e: &mut tar::Entry<'_, R>,
+        meta: Meta,
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
+        self.clear(pfd, name, member)?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(pfd, name, flags, Mode::from_raw_mode(0o600)).map_err(io_err(member, "create"))?;
+        let mut f = File::from(fd);
+        let want = if e.header().entry_type() == tar::EntryType::GNUSparse {
+            e.header().as_gnu().and_then(|g| g.real_size().ok()).unwrap_or(e.size())
+        } else {
+            e.size()
+        };
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        loop {
+            let k = match e.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(tar_error(err)),
+            };
+            h.update(&self.buf[..k]);
+            f.write_all(&self.buf[..k]).map_err(|err| ExtractError::Io { member: show(member), op: "write", source: err })?;
+            n += k as u64;
+        }
+        if n != want {
+            return Err(ExtractError::TruncatedMember(show(member)));
+        }
+        self.apply_fd(f.as_fd(), &meta, member, true)?;
+        let st = rustix::fs::fstat(&f).map_err(io_err(member, "fstat"))?;
+        self.contents.insert((st.st_dev, st.st_ino), h.finalize().into());
+        Ok(())
+    }
+
+    fn dir(&mut self, pfd: &OwnedFd, name: &[u8], meta: Meta, comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
+        match rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+            Ok(_) => self.clear(pfd, name, member)?,
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(member, "stat")(e)),
+        }
+        match rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(io_err(member, "mkdir")(e)),
+        }
+        let fd = rustix::fs::openat(pfd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map_err(io_err(member, "open directory"))?;
+        // mode and mtime are applied at the end, once nothing more is created inside
+        self.apply_fd(fd.as_fd(), &Meta { mode: 0o700, ..meta.clone() }, member, false)?;
+        self.defer_dir(join(comps), meta.mode, meta.mtime, true);
+        Ok(())
+    }
+
+    fn symlink(&mut self, pfd: &OwnedFd, name: &[u8], target: &[u8], meta: Meta, member: &[u8]) -> Result<(), ExtractError> {
+        if target.is_empty() {
+            return Err(ExtractError::Invalid(show(member), "symlink with an empty target"));
+        }
+        self.clear(pfd, name, member)?;
+        rustix::fs::symlinkat(target, pfd, name).map_err(io_err(member, "symlink"))?;
+        self.apply_at(pfd, name, &meta, member, false)
+    }
+
+    fn hardlink(&mut self, pfd: &OwnedFd, name: &[u8], target: &[u8], comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
+        let esc = || ExtractError::HardlinkEscape { member: show(member), target: show(target) };
+        let missing = || ExtractError::HardlinkMissing { member: show(member), target: show(target) };
+        let tcomps = split_member(target).map_err(|_| esc())?;
+        let Some((tname, tparent)) = tcomps.split_last() else {
+            return Err(esc());
+        };
+        if tcomps == comps {
+            return Ok(()); // a link to itself: nothing to do
+        }
+        let tpfd = match self.open_parent(tparent, member, false) {
+            Ok(fd) => fd,
+            Err(ExtractError::SymlinkEscape(_)) => return Err(esc()),
+            Err(ExtractError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(ExtractError::NotADirectory(_)) => return Err(missing()),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&tpfd, *tname, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                return Err(ExtractError::HardlinkToDir { member: show(member), target: show(target) })
+            }
+            Ok(_) => {}
+            Err(Errno::NOENT) => return Err(missing()),
+            Err(e) => return Err(io_err(member, "stat link target")(e)),
+        }
+        self.clear(pfd, name, member)?;
+        rustix::fs::linkat(&tpfd, *tname, pfd, name, AtFlags::empty()).map_err(io_err(member, "link"))
+    }
+
+    fn node(&mut self, pfd: &OwnedFd, name: &[u8], ft: FileType, dev: u64, meta: Meta, member: &[u8]) -> Result<(), ExtractError> {
+        let is_whiteout_dev = ft == FileType::CharacterDevice && dev == 0;
+        if self.rootless && ft != FileType::Fifo && !is_whiteout_dev {
+            self.stats.skipped_devices += 1;
+            return Ok(());
+        }
+        self.clear(pfd, name, member)?;
+        rustix::fs::mknodat(pfd, name, ft, Mode::from_raw_mode(0o600), dev).map_err(io_err(member, "mknod"))?;
+        self.apply_at(pfd, name, &meta, member, true)
+    }
+
+    /// `.wh..wh..opq` marks the parent opaque; `.wh.NAME` becomes an overlayfs whiteout NAME.
+    fn whiteout(&mut self, parent: &[&[u8]], name: &[u8], member: &[u8]) -> Result<(), ExtractError> {
+        let pfd = self.open_parent(parent, member, true)?;
+        if name == b".wh..wh..opq" {
+            let d = open_dir(&pfd, member)?;
+            return set_xattr_fd(d.as_fd(), opaque_xattr(self.rootless).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"));
+        }
+        let target = &name[4..];
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(ExtractError::Invalid(show(member), "not a valid whiteout name"));
+        }
+        // a whiteout hides lower layers only: a same-layer entry already shadows them
+        match rustix::fs::statat(&pfd, target, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    let fd = rustix::fs::openat(&pfd, target, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(io_err(member, "open directory"))?;
+                    set_xattr_fd(fd.as_fd(), opaque_xattr(self.rootless).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"))?;
+                }
+                return Ok(());
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(member, "stat")(e)),
+        }
+        match rustix::fs::mknodat(&pfd, target, FileType::CharacterDevice, Mode::empty(), 0) {
+            Ok(()) => Ok(()),
+            Err(Errno::PERM) if self.rootless => self.xattr_whiteout(&pfd, target, member),
+            Err(e) => Err(io_err(member, "mknod whiteout")(e)),
+        }
+    }
+
+    /// Rootless fallback where a 0/0 device cannot be made: a zero-size file with
+    /// `user.overlay.whiteout`, its parent marked `user.overlay.opaque=x` (overlayfs >= 6.7).
+    fn xattr_whiteout(&mut self, pfd: &OwnedFd, target: &[u8], member: &[u8]) -> Result<(), ExtractError> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(pfd, target, flags, Mode::from_raw_mode(0o644)).map_err(io_err(member, "create whiteout"))?;
+        set_xattr_fd(fd.as_fd(), b"user.overlay.whiteout", b"").map_err(io_err(member, "set whiteout xattr"))?;
+        let st = rustix::fs::fstat(&fd).map_err(io_err(member, "fstat"))?;
+        self.contents.insert((st.st_dev, st.st_ino), Sha256::digest(b"").into());
+        let d = open_dir(pfd, member)?;
+        let mut cur = [0u8; 8];
+        let is_y = matches!(rustix::fs::fgetxattr(&d, "user.overlay.opaque", &mut cur[..]), Ok(1) if cur[0] == b'y');
+        if !is_y {
+            set_xattr_fd(d.as_fd(), b"user.overlay.opaque", b"x").map_err(io_err(member, "set opaque xattr"))?;
+        }
+        Ok(())
+    }
+
+    /// Owner, mode, xattrs and (unless `is_dir`) mtime, on an open fd of what was just made.
+    fn apply_fd(&mut self, fd: BorrowedFd<'_>, meta: &Meta, member: &[u8], with_times: bool) -> Result<(), ExtractError> {
+        if !self.rootless {
+            rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid))).map_err(io_err(member, "chown"))?;
+        }
+        // after chown, which clears set-id bits and security.capability
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(io_err(member, "chmod"))?;
+        for (n, v) in &meta.xattrs {
+            if !self.xattr_allowed(n) {
+                continue;
+            }
+            if let Err(e) = set_xattr_fd(fd, n, v) {
+                self.xattr_failed(n, e, member)?;
+            }
+        }
+        if with_times {
+            let ts = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
+            rustix::fs::futimens(fd, &ts).map_err(io_err(member, "set times"))?;
+        }
+        Ok(())
+    }
+
+    /// The same for objects that cannot be opened (symlinks, devices, fifos): by name.
+    fn apply_at(&mut self, pfd: &OwnedFd, name: &[u8], meta: &Meta, member: &[u8], chmod: bool) -> Result<(), ExtractError> {
+        if !self.rootless {
+            rustix::fs::chownat(pfd, name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err(member, "chown"))?;
+        }
+        if chmod {
+            // not a symlink (we just made it with mknodat), so following is moot
+            rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(meta.mode & 0o7777), AtFlags::empty()).map_err(io_err(member, "chmod"))?;
+        }
+        if !meta.xattrs.is_empty() {
+            let mut p = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(pfd)).into_bytes();
+            p.extend_from_slice(name);
+            for (n, v) in &meta.xattrs {
+                if !self.xattr_allowed(n) {
+                    continue;
+                }
+                if let Err(e) = rustix::fs::lsetxattr(p.as_slice(), n.as_slice(), v, XattrFlags::empty()) {
+                    self.xattr_failed(n, e, member)?;
+                }
+            }
+        }
+        let ts = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
+        rustix::fs::utimensat(pfd, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err(member, "set times"))
+    }
+
+    /// Overlay metadata from the archive would let a layer forge whiteouts or redirects: dropped.
+    /// Without privileges only `user.*` can be written.
+    fn xattr_allowed(&mut self, name: &[u8]) -> bool {
+        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+            return false;
+        }
+        if self.rootless && !name.starts_with(b"user.") {
+            self.stats.skipped_xattrs += 1;
+            return false;
+        }
+        true
+    }
+
+    fn xattr_failed(&mut self, name: &[u8], e: Errno, member: &[u8]) -> Result<(), ExtractError> {
+        match e {
+            // the filesystem or the object type cannot hold it (e.g. user.* on a symlink)
+            Errno::NOTSUP | Errno::PERM => {
+                tracing::debug!("member {}: xattr {} not kept: {e}", show(member), show(name));
+                self.stats.skipped_xattrs += 1;
+                Ok(())
+            }
+            e => Err(ExtractError::Io { member: show(member), op: "set xattr", source: e.into() }),
+        }
+    }
+
+    /// Applies the deferred directory modes and mtimes (deepest first) and the root's metadata.
+    pub fn finish(&mut self) -> Result<(), ExtractError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dirs = std::mem::take(&mut self.dirs);
+        for d in dirs.iter().rev() {
+            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+            let fd = match rustix::fs::openat2(&self.root, d.path.as_slice(), flags, Mode::empty(), resolve) {
+                Ok(fd) => fd,
+                // replaced by a later member or removed: nothing to apply
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
+                Err(e) => return Err(io_err(&d.path, "open directory")(e)),
+            };
+            let ts = Timestamps { last_access: d.mtime, last_modification: d.mtime };
+            rustix::fs::futimens(&fd, &ts).map_err(io_err(&d.path, "set times"))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode & 0o7777)).map_err(io_err(&d.path, "chmod"))?;
+        }
+        let root = rustix::fs::openat(&self.root, ".", flags, Mode::empty()).map_err(io_err(b".", "open root"))?;
+        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let meta = self.root_meta.take().unwrap_or(Meta {
+            mode: 0o755,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            mtime: zero,
+            xattrs: Vec::new(),
+        });
+        self.apply_fd(root.as_fd(), &meta, b".", true)
+    }
+}
+
+/// openat2(O_PATH|O_DIRECTORY) beneath `root`; retried on EAGAIN (a concurrent rename).
+fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Result<OwnedFd, Errno> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(root, path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), PARENT_FLAGS) {
+            Err(Errno::AGAIN) if tries < 16 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+fn map_resolve(e: Errno, member: &[u8]) -> ExtractError {
+    match e {
+        Errno::XDEV | Errno::LOOP => ExtractError::SymlinkEscape(show(member)),
+        Errno::NOTDIR => ExtractError::NotADirectory(show(member)),
+        Errno::NOENT => ExtractError::NotADirectory(show(member)),
+        e => ExtractError::Io { member: show(member), op: "resolve parent", source: e.into() },
+    }
+}
+
+fn open_dir(pfd: &OwnedFd, member: &[u8]) -> Result<OwnedFd, ExtractError> {
+    rustix::fs::openat(pfd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(io_err(member, "open directory"))
+}
+
+fn set_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Errno> {
+    rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty())
+}
+
+fn tar_error(e: io::Error) -> ExtractError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => ExtractError::Truncated,
+        _ => {
+            let s = e.to_string();
+            if s.contains("failed to read entire block") || s.contains("unexpected EOF") {
+                ExtractError::Truncated
+            } else {
+                ExtractError::Tar(s)
+            }
+        }
+    }
+}
+
+/// Mode, numeric owner (PAX uid/gid applied by the tar crate), mtime (PAX `mtime` wins, with
+/// its fraction) and `SCHILY.xattr.*` records.
+fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, member: &[u8]) -> Result<Meta, ExtractError> {
+    let h = e.header();
+    let bad = |what: &'static str| ExtractError::Invalid(show(member), what);
+    let mode = h.mode().map_err(|_| bad("bad mode field"))?;
+    let uid = u32::try_from(h.uid().map_err(|_| bad("bad uid field"))?).map_err(|_| bad("uid out of range"))?;
+    let gid = u32::try_from(h.gid().map_err(|_| bad("bad gid field"))?).map_err(|_| bad("gid out of range"))?;
+    let mut mtime = Timespec { tv_sec: h.mtime().unwrap_or(0).min(i64::MAX as u64) as i64, tv_nsec: 0 };
+    let mut xattrs = Vec::new();
+    if let Some(exts) = e.pax_extensions().map_err(tar_error)? {
+        for ext in exts {
+            let ext = ext.map_err(tar_error)?;
+            let key = ext.key_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+            } else if key == b"mtime" {
+                if let Some(t) = parse_pax_time(ext.value_bytes()) {
+                    mtime = t;
+                }
+            }
+        }
+    }
+    Ok(Meta { mode, uid, gid, mtime, xattrs })
+}
+
+/// A PAX time: `[-]SECONDS[.FRACTION]`.
+fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let mut nsec: i64 = 0;
+    if !frac.is_empty() {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        nsec = digits.parse().ok()?;
+    }
+    if neg {
+        if nsec > 0 {
+            Some(Timespec { tv_sec: -secs - 1, tv_nsec: 1_000_000_000 - nsec })
+        } else {
+            Some(Timespec { tv_sec: -secs, tv_nsec: 0 })
+        }
+    } else {
+        Some(Timespec { tv_sec: secs, tv_nsec: nsec })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_are_relative_and_dotdot_is_refused() {
+        assert_eq!(split_member(b"/etc//passwd").unwrap(), vec![&b"etc"[..], b"passwd"]);
+        assert_eq!(split_member(b"./a/./b/").unwrap(), vec![&b"a"[..], b"b"]);
+        assert!(split_member(b"./").unwrap().is_empty());
+        assert!(matches!(split_member(b"../x"), Err(ExtractError::Escape(_))));
+        assert!(matches!(split_member(b"a/../../x"), Err(ExtractError::Escape(_))));
+        assert!(matches!(split_member(b"a/.."), Err(ExtractError::Escape(_))));
+    }
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        let t = parse_pax_time(b"1700000000.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 250_000_000));
+        let t = parse_pax_time(b"-1.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
+        assert!(parse_pax_time(b"x").is_none());
+    }
+}

@@ -1,0 +1,227 @@
+//! Images: an OCI image config (canonical JSON: sorted keys, no insignificant whitespace, no
+//! wall-clock time) whose sha256 is the ImageID, stored at `images/<hex>/config.json`.
+//! Kernel interfaces: rename(2)/renameat2(2) RENAME_NOREPLACE for atomic publication.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+
+use oci_spec::image::{Arch, ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder};
+use rustix::fs::{RenameFlags, CWD};
+use rustix::io::Errno;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::store::{Store, StoreError};
+
+/// The default PATH written into an image config that does not set one (as Docker does).
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageOptions {
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// RFC 3339 creation time (from SOURCE_DATE_EPOCH only; never the clock)
+    pub created: Option<String>,
+    /// OCI architecture name; default amd64
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("--env {0:?} is not KEY=VALUE")]
+    BadEnv(String),
+    #[error("--user {0:?} is not UID[:GID] or NAME[:GROUP]")]
+    BadUser(String),
+    #[error("--workdir {0:?} must be an absolute path")]
+    BadWorkdir(String),
+    #[error("an image needs at least one layer")]
+    NoLayers,
+    #[error("image config: {0}")]
+    Config(String),
+}
+
+/// Serialises JSON canonically: object keys sorted bytewise, no whitespace.
+pub fn canonical_json(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                out.push(b':');
+                write_canonical(&m[*k], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
+}
+
+/// Builds the image config for `layers` (hex DiffIDs, bottom first).
+pub fn build_config(layers: &[String], o: &ImageOptions) -> Result<ImageConfiguration, ImageError> {
+    if layers.is_empty() {
+        return Err(ImageError::NoLayers);
+    }
+    for e in &o.env {
+        match e.split_once('=') {
+            Some((k, _)) if !k.is_empty() => {}
+            _ => return Err(ImageError::BadEnv(e.clone())),
+        }
+    }
+    if let Some(u) = &o.user {
+        let ok = !u.is_empty()
+            && u.split(':').count() <= 2
+            && u.split(':').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+        if !ok {
+            return Err(ImageError::BadUser(u.clone()));
+        }
+    }
+    if let Some(w) = &o.workdir {
+        if !w.starts_with('/') {
+            return Err(ImageError::BadWorkdir(w.clone()));
+        }
+    }
+    let cfg_err = |e: oci_spec::OciSpecError| ImageError::Config(e.to_string());
+    let mut env = o.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    let mut c = ConfigBuilder::default().env(env);
+    if !o.cmd.is_empty() {
+        c = c.cmd(o.cmd.clone());
+    }
+    if !o.entrypoint.is_empty() {
+        c = c.entrypoint(o.entrypoint.clone());
+    }
+    if let Some(w) = &o.workdir {
+        c = c.working_dir(w.clone());
+    }
+    if let Some(u) = &o.user {
+        c = c.user(u.clone());
+    }
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(layers.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>())
+        .build()
+        .map_err(cfg_err)?;
+    let arch = match o.arch.as_deref() {
+        None | Some("amd64") => Arch::Amd64,
+        Some(a) => Arch::from(a),
+    };
+    let mut b = ImageConfigurationBuilder::default()
+        .architecture(arch)
+        .os(Os::Linux)
+        .config(c.build().map_err(cfg_err)?)
+        .rootfs(rootfs);
+    if let Some(t) = &o.created {
+        b = b.created(t.clone());
+    }
+    b.build().map_err(cfg_err)
+}
+
+/// The canonical bytes of a config and its ImageID hex.
+pub fn config_bytes(cfg: &ImageConfiguration) -> Result<(Vec<u8>, String), ImageError> {
+    let v = serde_json::to_value(cfg).map_err(|e| ImageError::Config(e.to_string()))?;
+    let bytes = canonical_json(&v);
+    let id = crate::digest::hex(&Sha256::digest(&bytes));
+    Ok((bytes, id))
+}
+
+/// Creates (or finds) the image of `layer_refs` with `o`; tags it with `tag` if given.
+/// Returns the ImageID hex.
+pub fn create(store: &Store, layer_refs: &[String], o: &ImageOptions, tags: &[String]) -> Result<String, ImageError> {
+    let mut layers = Vec::new();
+    for r in layer_refs {
+        layers.push(store.resolve_layer_hex(r)?);
+    }
+    // validate tags before anything is written
+    for t in tags {
+        crate::store::normalize_tag(t)?;
+    }
+    let cfg = build_config(&layers, o)?;
+    let (bytes, id) = config_bytes(&cfg)?;
+    store_config(store, &bytes, &id)?;
+    for t in tags {
+        store.set_tag(t, &id)?;
+    }
+    Ok(id)
+}
+
+/// Writes `images/<id>/config.json` through a staging folder; an existing image is kept.
+pub fn store_config(store: &Store, bytes: &[u8], id: &str) -> Result<(), StoreError> {
+    let dest = store.image_dir(id);
+    if dest.join("config.json").is_file() {
+        return Ok(());
+    }
+    let stage = store.tmp_dir().join(format!("image-{}-{}", std::process::id(), crate::util::nonce()));
+    let res = (|| {
+        fs::DirBuilder::new().mode(0o755).create(&stage).map_err(StoreError::io(&stage))?;
+        let cfg = stage.join("config.json");
+        fs::write(&cfg, bytes).map_err(StoreError::io(&cfg))?;
+        match rustix::fs::renameat_with(CWD, &stage, CWD, &dest, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(()),
+            Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(()),
+            Err(e) => Err(StoreError::Io { path: dest.clone(), source: e.into() }),
+        }
+    })();
+    let _ = crate::util::remove_tree(&stage);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_without_spaces() {
+        let v: Value = serde_json::from_str(r#"{"b": [1, {"z": 1, "a": "x"}], "a": null}"#).unwrap();
+        assert_eq!(canonical_json(&v), br#"{"a":null,"b":[1,{"a":"x","z":1}]}"#);
+    }
+
+    #[test]
+    fn same_inputs_give_the_same_image_id() {
+        let l = vec!["ab".repeat(32)];
+        let o = ImageOptions { cmd: vec!["/bin/sh".into()], ..Default::default() };
+        let a = config_bytes(&build_config(&l, &o).unwrap()).unwrap();
+        let b = config_bytes(&build_config(&l, &o).unwrap()).unwrap();
+        assert_eq!(a, b);
+        let s = String::from_utf8(a.0).unwrap();
+        assert!(s.contains(r#""diff_ids":["sha256:abab"#), "{s}");
+        assert!(!s.contains("created"), "{s}");
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        let l = vec!["ab".repeat(32)];
+        let env = ImageOptions { env: vec!["NOEQUALS".into()], ..Default::default() };
+        assert!(matches!(build_config(&l, &env), Err(ImageError::BadEnv(_))));
+        let wd = ImageOptions { workdir: Some("rel".into()), ..Default::default() };
+        assert!(matches!(build_config(&l, &wd), Err(ImageError::BadWorkdir(_))));
+        assert!(matches!(build_config(&[], &ImageOptions::default()), Err(ImageError::NoLayers)));
+    }
+}

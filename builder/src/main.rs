@@ -1,0 +1,243 @@
+//! rbuild command line: a thin clap front end over the rbuild library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use rbuild::image::ImageOptions;
+use rbuild::import::{AddOptions, Source};
+use rbuild::store::Store;
+
+/// Import root-filesystem tarballs into a content-addressed layer store and compose images.
+#[derive(Parser)]
+#[command(name = "rbuild", version, about)]
+struct Cli {
+    /// Store root (default: /var/lib/rbox as root, $XDG_DATA_HOME/rbox otherwise)
+    #[arg(long, global = true, env = "RBOX_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// More logging on stderr (repeat for more); RUST_LOG works too
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Layers: add, list, remove
+    #[command(subcommand)]
+    Layer(LayerCmd),
+    /// Images: create, list, inspect, remove, tag
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Remove layers no image uses, and stale staging folders
+    Gc,
+    /// Verify every stored digest (layer trees, image configs, tags)
+    Fsck,
+}
+
+#[derive(Subcommand)]
+enum LayerCmd {
+    /// Import a .tar, .tar.gz/.tgz, .tar.zst file, a directory or an http(s):// URL; prints sha256:<DiffID>
+    Add {
+        /// File, directory or http(s) URL
+        source: String,
+        /// Expected sha256 of the bytes as received
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Expected sha512 of the bytes as received
+        #[arg(long, value_name = "HEX")]
+        sha512: Option<String>,
+    },
+    /// One line per layer: id, size (uncompressed bytes), source
+    Ls,
+    /// Remove layers (refused while an image uses them)
+    Rm {
+        #[arg(required = true, value_name = "LAYER")]
+        layers: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Compose layers (bottom first) into an image; prints sha256:<ImageID>
+    Create {
+        #[arg(required = true, value_name = "LAYER")]
+        layers: Vec<String>,
+        /// Tag NAME[:TAG] (TAG defaults to latest); repeatable
+        #[arg(long, value_name = "NAME[:TAG]")]
+        tag: Vec<String>,
+        /// Default command, one argument per --cmd
+        #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+        cmd: Vec<String>,
+        /// Entrypoint, one argument per --entrypoint
+        #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+        entrypoint: Vec<String>,
+        /// Environment KEY=VALUE; repeatable
+        #[arg(long, value_name = "K=V")]
+        env: Vec<String>,
+        /// Working directory (absolute)
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<String>,
+        /// User UID[:GID]
+        #[arg(long, value_name = "UID[:GID]")]
+        user: Option<String>,
+        /// OCI architecture (default amd64)
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<String>,
+    },
+    /// One line per image: id, tags, layers, size
+    Ls,
+    /// Print the image config JSON
+    Inspect {
+        image: String,
+        /// Print the stored canonical bytes instead of indented JSON
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Remove a tag, or an image with all its tags (refused while a container uses it)
+    Rm {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Point NAME[:TAG] at an image
+    Tag { image: String, tag: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rbuild: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error chain on one line: `context: cause: cause`, without repeats.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
+    let store = Store::open(&root).with_context(|| format!("store {}", root.display()))?;
+    match cli.cmd {
+        Cmd::Layer(LayerCmd::Add { source, sha256, sha512 }) => {
+            let opts = AddOptions {
+                sha256,
+                sha512,
+                progress: std::io::stderr().is_terminal(),
+                source_date_epoch: source_date_epoch(),
+            };
+            let added = rbuild::import::add_layer(&store, &Source::parse(&source), &opts)
+                .with_context(|| format!("layer add {source}"))?;
+            if added.stats.skipped_devices > 0 {
+                eprintln!(
+                    "rbuild: warning: {} device node(s) skipped: only root can create them",
+                    added.stats.skipped_devices
+                );
+            }
+            if added.stats.skipped_xattrs > 0 {
+                eprintln!("rbuild: warning: {} extended attribute(s) could not be kept", added.stats.skipped_xattrs);
+            }
+            println!("{}", added.diff_id);
+        }
+        Cmd::Layer(LayerCmd::Ls) => {
+            for line in rbuild::maint::layer_lines(&store).context("layer ls")? {
+                println!("{line}");
+            }
+        }
+        Cmd::Layer(LayerCmd::Rm { layers }) => {
+            for l in layers {
+                let id = rbuild::maint::remove_layer(&store, &l).with_context(|| format!("layer rm {l}"))?;
+                println!("sha256:{id}");
+            }
+        }
+        Cmd::Image(ImageCmd::Create { layers, tag, cmd, entrypoint, env, workdir, user, arch }) => {
+            let created = source_date_epoch().and_then(rbuild::maint::rfc3339);
+            let o = ImageOptions { cmd, entrypoint, env, workdir, user, created, arch };
+            let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
+            println!("sha256:{id}");
+        }
+        Cmd::Image(ImageCmd::Ls) => {
+            for line in rbuild::maint::image_lines(&store).context("image ls")? {
+                println!("{line}");
+            }
+        }
+        Cmd::Image(ImageCmd::Inspect { image, raw }) => {
+            let hex = store.resolve_image_hex(&image).with_context(|| format!("image inspect {image}"))?;
+            let bytes = store.image_config_bytes(&hex).with_context(|| format!("image inspect {image}"))?;
+            if raw {
+                println!("{}", String::from_utf8_lossy(&bytes));
+            } else {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&bytes).with_context(|| format!("image inspect {image}: config of sha256:{hex}"))?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+        }
+        Cmd::Image(ImageCmd::Rm { images }) => {
+            for i in images {
+                let out = rbuild::maint::remove_image(&store, &i).with_context(|| format!("image rm {i}"))?;
+                println!("{out}");
+            }
+        }
+        Cmd::Image(ImageCmd::Tag { image, tag }) => {
+            let hex = store.resolve_image_hex(&image).with_context(|| format!("image tag {image}"))?;
+            let t = store.set_tag(&tag, &hex).with_context(|| format!("image tag {image} {tag}"))?;
+            println!("{t}");
+        }
+        Cmd::Gc => {
+            let r = rbuild::maint::gc(&store).context("gc")?;
+            for l in &r.layers {
+                println!("sha256:{l}");
+            }
+            eprintln!("rbuild: gc: {} layer(s) removed, {} stale staging folder(s) cleaned", r.layers.len(), r.staging);
+        }
+        Cmd::Fsck => {
+            let problems = rbuild::maint::fsck(&store).context("fsck")?;
+            if problems.is_empty() {
+                eprintln!("rbuild: fsck: every digest verified");
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                anyhow::bail!("fsck: {} problem(s) found", problems.len());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! The content-addressed store: `layers/<DiffID hex>/`, `images/<ImageID hex>/`, `tags.json`,
+//! `containers/` (rrun's), `blobs/` (received-blob digest -> DiffID index) and `tmp/` (staging).
+//! Kernel interfaces: plain files, rename(2)/renameat2(2) RENAME_NOREPLACE for atomic publication
+//! and flock(2) to serialise writers of tags.json (see the man pages of the same names).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::ImageConfiguration;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{is_hex, Digest};
+use crate::lock::FileLock;
+
+/// Errors of store operations. Messages are lowercase, name the object and, where one exists,
+/// the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("image {0:?} not found (see `rbuild image ls`)")]
+    ImageNotFound(String),
+    #[error("image prefix {0:?} is ambiguous: give more digits")]
+    AmbiguousImage(String),
+    #[error("layer {0:?} not found (see `rbuild layer ls`)")]
+    LayerNotFound(String),
+    #[error("layer prefix {0:?} is ambiguous: give more digits")]
+    AmbiguousLayer(String),
+    #[error("{0:?} is not a valid reference: use sha256:<64 hex>, a hex prefix of at least 12 digits, or NAME[:TAG]")]
+    InvalidReference(String),
+    #[error("{0:?} is not a valid tag: use NAME[:TAG] with letters, digits and . _ - / (TAG without /)")]
+    InvalidTag(String),
+    #[error("{path}: corrupt store entry: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("image {image} is used by container {container}: remove the container first (`rrun rm`)")]
+    ImageInUse { image: String, container: String },
+    #[error("layer {layer} is used by image {image}: remove the image first (`rbuild image rm`)")]
+    LayerInUse { layer: String, image: String },
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { path, source }
+    }
+}
+
+/// The default store root: `/var/lib/rbox` when the effective uid is 0, else
+/// `$XDG_DATA_HOME/rbox` (`~/.local/share/rbox`). `RBOX_ROOT` is the CLIs' business.
+pub fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/rbox");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| Path::new(x).is_absolute()) {
+        return PathBuf::from(x).join("rbox");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/share/rbox")
+}
+
+/// An image resolved to what a runtime needs.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// `sha256:<64 hex>`
+    pub id: String,
+    pub config: ImageConfiguration,
+    /// The layers' `rootfs` folders, bottom first (`rootfs.diff_ids` order).
+    pub lowerdirs: Vec<PathBuf>,
+}
+
+/// What `layers/<hex>/layer.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LayerMeta {
+    pub diff_id: String,
+    /// Bytes of the uncompressed tar stream.
+    pub size: u64,
+    pub source: String,
+    /// sha256 of the bytes as received (compressed or not).
+    pub blob_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_sha512: Option<String>,
+    /// `gzip`, `zstd`, `tar` or `directory`.
+    #[serde(default)]
+    pub compression: String,
+    /// sha256 of the canonical listing of the extracted tree (see `tree.rs`); `fsck` recomputes it.
+    pub tree_digest: String,
+    /// Extracted without privileges: owners collapsed, device nodes skipped, `user.overlay.*`.
+    #[serde(default)]
+    pub rootless: bool,
+}
+
+/// A handle on a store root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+pub(crate) const SUBDIRS: [&str; 5] = ["layers", "images", "containers", "blobs", "tmp"];
+
+impl Store {
+    /// Opens the store at `root`, creating it and its folders if missing.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(StoreError::io(root))?.join(root)
+        };
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true).mode(0o755);
+        for sub in SUBDIRS {
+            let p = root.join(sub);
+            if !p.is_dir() {
+                b.create(&p).map_err(StoreError::io(&p))?;
+            }
+        }
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/containers`, owned by rrun.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// `<root>/layers/<hex>`
+    pub fn layer_dir(&self, hex: &str) -> PathBuf {
+        self.layers_dir().join(hex)
+    }
+
+    /// `<root>/images/<hex>`
+    pub fn image_dir(&self, hex: &str) -> PathBuf {
+        self.images_dir().join(hex)
+    }
+
+    fn tags_path(&self) -> PathBuf {
+        self.root.join("tags.json")
+    }
+
+    /// Hex ids of the entries of `layers/` or `images/` (only well-formed names), sorted.
+    fn list_ids(dir: &Path) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).map_err(StoreError::io(dir))? {
+            let e = e.map_err(StoreError::io(dir))?;
+            if let Some(name) = e.file_name().to_str() {
+                if name.len() == 64 && is_hex(name) {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Hex DiffIDs of the stored layers, sorted.
+    pub fn layer_ids(&self) -> Result<Vec<String>, StoreError> {
+        Self::list_ids(&self.layers_dir())
+    }
+
+    /// Hex ImageIDs of the stored images, sorted.
+    pub fn image_ids(&self) -> Result<Vec<String>, StoreError> {
+        Self::list_ids(&self.images_dir())
+    }
+
+    pub fn has_layer(&self, hex: &str) -> bool {
+        self.layer_dir(hex).join("layer.json").is_file()
+    }
+
+    pub fn layer_meta(&self, hex: &str) -> Result<LayerMeta, StoreError> {
+        let p = self.layer_dir(hex).join("layer.json");
+        let bytes = fs::read(&p).map_err(StoreError::io(&p))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: p, reason: e.to_string() })
+    }
+
+    /// The stored config bytes of an image.
+    pub fn image_config_bytes(&self, hex: &str) -> Result<Vec<u8>, StoreError> {
+        let p = self.image_dir(hex).join("config.json");
+        fs::read(&p).map_err(StoreError::io(&p))
+    }
+
+    pub fn image_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
+        let bytes = self.image_config_bytes(hex)?;
+        let p = self.image_dir(hex).join("config.json");
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: p, reason: e.to_string() })
+    }
+
+    /// Resolves an image reference (`sha256:<64hex>`, a unique hex prefix of >= 12 digits with or
+    /// without `sha256:`, or `NAME[:TAG]`) to its id, config and lowerdirs.
+    pub fn resolve_image(&self, reference: &str) -> Result<ResolvedImage, StoreError> {
+        let hex = self.resolve_image_hex(reference)?;
+        let config = self.image_config(&hex)?;
+        let mut lowerdirs = Vec::new();
+        for d in config.rootfs().diff_ids() {
+            let lhex = Digest::parse_sha256(d).ok_or_else(|| StoreError::Corrupt {
+                path: self.image_dir(&hex).join("config.json"),
+                reason: format!("bad diff_id {d:?}"),
+            })?;
+            if !self.has_layer(&lhex) {
+                return Err(StoreError::Corrupt {
+                    path: self.image_dir(&hex),
+                    reason: format!("layer sha256:{lhex} is missing (re-add it with `rbuild layer add`)"),
+                });
+            }
+            lowerdirs.push(self.layer_dir(&lhex).join("rootfs"));
+        }
+        Ok(ResolvedImage { id: format!("sha256:{hex}"), config, lowerdirs })
+    }
+
+    /// Resolves an image reference to the hex ImageID of a stored image.
+    pub fn resolve_image_hex(&self, reference: &str) -> Result<String, StoreError> {
+        let r = reference.trim();
+        if let Some(prefix) = hex_prefix(r) {
+            let ids = self.image_ids()?;
+            let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(&prefix)).collect();
+            match hits.len() {
+                1 => return Ok(hits[0].clone()),
+                0 if r.starts_with("sha256:") => return Err(StoreError::ImageNotFound(r.to_string())),
+                0 => {} // may still be a name made of hex digits
+                _ => return Err(StoreError::AmbiguousImage(r.to_string())),
+            }
+        } else if r.starts_with("sha256:") {
+            return Err(StoreError::InvalidReference(r.to_string()));
+        }
+        let tag = normalize_tag(r)?;
+        let tags = self.tags()?;
+        let id = tags.get(&tag).ok_or_else(|| StoreError::ImageNotFound(r.to_string()))?;
+        let hex = Digest::parse_sha256(id).ok_or_else(|| StoreError::Corrupt {
+            path: self.tags_path(),
+            reason: format!("tag {tag} points at {id:?}"),
+        })?;
+        if !self.image_dir(&hex).join("config.json").is_file() {
+            return Err(StoreError::ImageNotFound(r.to_string()));
+        }
+        Ok(hex)
+    }
+
+    /// Resolves a layer reference (`sha256:<64hex>` or a unique hex prefix of >= 12 digits).
+    pub fn resolve_layer_hex(&self, reference: &str) -> Result<String, StoreError> {
+        let r = reference.trim();
+        let prefix = hex_prefix(r).ok_or_else(|| StoreError::InvalidReference(r.to_string()))?;
+        let ids = self.layer_ids()?;
+        let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(&prefix)).collect();
+        match hits.len() {
+            1 => Ok(hits[0].clone()),
+            0 => Err(StoreError::LayerNotFound(r.to_string())),
+            _ => Err(StoreError::AmbiguousLayer(r.to_string())),
+        }
+    }
+
+    /// The tags file: `NAME:TAG` -> `sha256:<hex>`.
+    pub fn tags(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let p = self.tags_path();
+        match fs::read(&p) {
+            Ok(b) if b.is_empty() => Ok(BTreeMap::new()),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt { path: p, reason: e.to_string() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(StoreError::Io { path: p, source: e }),
+        }
+    }
+
+    /// Changes tags.json under an exclusive lock and replaces it atomically.
+    pub fn update_tags<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, String>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _lock = FileLock::exclusive(&self.root.join("tags.lock"))?;
+        let mut tags = self.tags()?;
+        let before = tags.clone();
+        let out = f(&mut tags)?;
+        if tags != before {
+            let mut bytes = serde_json::to_vec_pretty(&tags).map_err(|e| StoreError::Corrupt {
+                path: self.tags_path(),
+                reason: e.to_string(),
+            })?;
+            bytes.push(b'\n');
+            write_atomic(&self.tmp_dir(), &self.tags_path(), &bytes)?;
+        }
+        Ok(out)
+    }
+
+    /// Points `tag` (NAME[:TAG], TAG defaults to latest) at the image `hex`.
+    pub fn set_tag(&self, tag: &str, hex: &str) -> Result<String, StoreError> {
+        let tag = normalize_tag(tag)?;
+        self.update_tags(|t| {
+            t.insert(tag.clone(), format!("sha256:{hex}"));
+            Ok(())
+        })?;
+        Ok(tag)
+    }
+
+    /// Tags that point at the image `hex`, sorted.
+    pub fn tags_of(&self, hex: &str) -> Result<Vec<String>, StoreError> {
+        let want = format!("sha256:{hex}");
+        Ok(self.tags()?.into_iter().filter(|(_, v)| *v == want).map(|(k, _)| k).collect())
+    }
+
+    /// The first container (by id) whose state.json names the image `hex`, if any.
+    pub fn container_using(&self, hex: &str) -> Result<Option<String>, StoreError> {
+        let dir = self.containers_dir();
+        let want = format!("sha256:{hex}");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+        };
+        let mut users = Vec::new();
+        for e in rd {
+            let e = e.map_err(StoreError::io(&dir))?;
+            let state = e.path().join("state.json");
+            let Ok(bytes) = fs::read(&state) else { continue };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+            if v.get("image").and_then(|i| i.as_str()) == Some(want.as_str()) {
+                users.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        users.sort();
+        Ok(users.into_iter().next())
+    }
+
+    /// Images (hex, sorted) whose rootfs lists the layer `hex`.
+    pub fn images_using_layer(&self, hex: &str) -> Result<Vec<String>, StoreError> {
+        let want = format!("sha256:{hex}");
+        let mut out = Vec::new();
+        for id in self.image_ids()? {
+            let cfg = self.image_config(&id)?;
+            if cfg.rootfs().diff_ids().iter().any(|d| *d == want) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes a store entry disappear atomically (rename into tmp/), then deletes it.
+    pub(crate) fn remove_entry(&self, path: &Path) -> Result<(), StoreError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let grave = self.tmp_dir().join(format!("rm-{}-{}-{}", std::process::id(), crate::util::nonce(), name));
+        fs::rename(path, &grave).map_err(StoreError::io(path))?;
+        crate::util::remove_tree(&grave).map_err(StoreError::io(&grave))
+    }
+}
+
+/// `sha256:<hex>` or a bare hex string of 12..=64 digits -> the lowercase hex prefix.
+fn hex_prefix(r: &str) -> Option<String> {
+    let h = r.strip_prefix("sha256:").unwrap_or(r);
+    if (12..=64).contains(&h.len()) && is_hex(&h.to_ascii_lowercase()) {
+        Some(h.to_ascii_lowercase())
+    } else {
+        None
+    }
+}
+
+/// Validates NAME[:TAG] and adds `:latest` when TAG is missing.
+pub fn normalize_tag(s: &str) -> Result<String, StoreError> {
+    let bad = || StoreError::InvalidTag(s.to_string());
+    // the tag is what follows the last ':' unless that part has a '/', i.e. was a registry port
+    let (name, tag) = match s.rfind(':') {
+        Some(i) if !s[i + 1..].contains('/') => (&s[..i], &s[i + 1..]),
+        _ => (s, "latest"),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
+        && !name.starts_with(['/', '.', '-', ':'])
+        && !name.starts_with("sha256");
+    let tag_ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !tag.starts_with(['.', '-']);
+    if name_ok && tag_ok {
+        Ok(format!("{name}:{tag}"))
+    } else {
+        Err(bad())
+    }
+}
+
+/// Writes `bytes` to `dest` through a file in `tmp` and rename(2): readers see old or new.
+pub(crate) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let t = tmp.join(format!(
+        "w-{}-{}-{}",
+        std::process::id(),
+        crate::util::nonce(),
+        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    let res = (|| {
+        let mut f = fs::File::create(&t)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&t, dest)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&t);
+    }
+    res.map_err(StoreError::io(dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_default_to_latest_and_keep_registry_ports() {
+        assert_eq!(normalize_tag("alpine").unwrap(), "alpine:latest");
+        assert_eq!(normalize_tag("alpine:3.15").unwrap(), "alpine:3.15");
+        assert_eq!(normalize_tag("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
+        assert_eq!(normalize_tag("localhost:5000/a:v1").unwrap(), "localhost:5000/a:v1");
+        assert!(normalize_tag("").is_err());
+        assert!(normalize_tag("a:").is_err());
+        assert!(normalize_tag("a b").is_err());
+        assert!(normalize_tag("sha256:abc").is_err());
+    }
+
+    #[test]
+    fn hex_prefixes_need_twelve_digits() {
+        assert_eq!(hex_prefix("sha256:0123456789ab").as_deref(), Some("0123456789ab"));
+        assert_eq!(hex_prefix("0123456789AB").as_deref(), Some("0123456789ab"));
+        assert_eq!(hex_prefix("0123456789a"), None);
+        assert_eq!(hex_prefix("alpine"), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! The tree digest: sha256 of a canonical listing of an extracted layer (paths sorted bytewise,
+//! type, mode, owner, device, mtime, xattrs, symlink target, sha256 of contents), recorded at
+//! extraction and recomputed by `fsck`. Kernel interfaces: lstat(2), readlink(2), llistxattr(2),
+//! lgetxattr(2), read(2); nothing is followed through a symlink.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+/// Computes the tree digest of `root` (hex). `known` maps (st_dev, st_ino) of regular files to
+/// the sha256 of their contents already computed while writing them; others are read.
+pub fn tree_digest(root: &Path, known: &HashMap<(u64, u64), [u8; 32]>) -> io::Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    record(&mut h, root, b".", known, &mut buf)?;
+    walk(&mut h, root, &mut Vec::new(), known, &mut buf)?;
+    Ok(crate::digest::hex(&h.finalize()))
+}
+
+fn walk(
+    h: &mut Sha256,
+    dir: &Path,
+    rel: &mut Vec<u8>,
+    known: &HashMap<(u64, u64), [u8; 32]>,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    let mut names: Vec<Vec<u8>> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for n in names {
+        let p = dir.join(std::ffi::OsStr::from_bytes(&n));
+        let len = rel.len();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&n);
+        let is_dir = record(h, &p, rel, known, buf)?;
+        if is_dir {
+            walk(h, &p, rel, known, buf)?;
+        }
+        rel.truncate(len);
+    }
+    Ok(())
+}
+
+fn field(h: &mut Sha256, b: &[u8]) {
+    h.update((b.len() as u64).to_le_bytes());
+    h.update(b);
+}
+
+/// Hashes one entry; returns whether it is a directory to descend into.
+fn record(
+    h: &mut Sha256,
+    p: &Path,
+    rel: &[u8],
+    known: &HashMap<(u64, u64), [u8; 32]>,
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    let md = fs::symlink_metadata(p)?;
+    let ft = md.file_type();
+    let kind: u8 = if ft.is_dir() {
+        b'd'
+    } else if ft.is_file() {
+        b'f'
+    } else if ft.is_symlink() {
+        b'l'
+    } else if ft.is_char_device() {
+        b'c'
+    } else if ft.is_block_device() {
+        b'b'
+    } else if ft.is_fifo() {
+        b'p'
+    } else {
+        b's'
+    };
+    field(h, rel);
+    h.update([kind]);
+    h.update(md.mode().to_le_bytes());
+    h.update(md.uid().to_le_bytes());
+    h.update(md.gid().to_le_bytes());
+    h.update(md.rdev().to_le_bytes());
+    h.update(md.mtime().to_le_bytes());
+    h.update(md.mtime_nsec().to_le_bytes());
+    match kind {
+        b'f' => {
+            h.update(md.size().to_le_bytes());
+            let digest = match known.get(&(md.dev(), md.ino())) {
+                Some(d) => *d,
+                None => {
+                    let mut f = fs::File::open(p)?;
+                    let mut c = Sha256::new();
+                    loop {
+                        let n = f.read(buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        c.update(&buf[..n]);
+                    }
+                    c.finalize().into()
+                }
+            };
+            h.update(digest);
+        }
+        b'l' => field(h, fs::read_link(p)?.as_os_str().as_bytes()),
+        _ => {}
+    }
+    let mut names: Vec<Vec<u8>> = list_xattrs(p)?;
+    names.sort();
+    h.update((names.len() as u64).to_le_bytes());
+    for n in names {
+        field(h, &n);
+        field(h, &get_xattr(p, &n)?);
+    }
+    Ok(kind == b'd')
+}
+
+/// Names of the xattrs of `p` (not following a symlink).
+pub fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
+    let mut size = 1024usize;
+    loop {
+        let mut v = vec![0u8; size];
+        match rustix::fs::llistxattr(p, &mut v[..]) {
+            Ok(n) => {
+                v.truncate(n);
+                return Ok(v.split(|b| *b == 0).filter(|s| !s.is_empty()).map(<[u8]>::to_vec).collect());
+            }
+            Err(rustix::io::Errno::RANGE) if size < (1 << 24) => size *= 4,
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The value of xattr `name` of `p` (not following a symlink).
+pub fn get_xattr(p: &Path, name: &[u8]) -> io::Result<Vec<u8>> {
+    let mut size = 256usize;
+    loop {
+        let mut v = vec![0u8; size];
+        match rustix::fs::lgetxattr(p, name, &mut v[..]) {
+            Ok(n) => {
+                v.truncate(n);
+                return Ok(v);
+            }
+            Err(rustix::io::Errno::RANGE) if size < (1 << 24) => size *= 4,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
