@@ -1,0 +1,186 @@
+//! The rrun ⇄ container-child protocol: typed messages over a SOCK_SEQPACKET socketpair, with
+//! file descriptors passed as SCM_RIGHTS. Kernel interfaces: socketpair(2), sendmsg(2), recvmsg(2), unix(7).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::{Context, Error, Result};
+
+/// One step of the creation handshake.
+#[derive(Debug)]
+pub enum Msg {
+    /// parent → child: id maps written, cgroup joined; here are the prepared mounts
+    /// (overlay root first, then one per volume in order).
+    Setup(Vec<OwnedFd>),
+    /// child → parent: everything is in place, exec of rinit follows; carries the pty master
+    /// when a terminal was asked for.
+    Ready(Option<OwnedFd>),
+    /// child → parent: setup failed, with the reason.
+    Failed(String),
+}
+
+const TAG_SETUP: u8 = 1;
+const TAG_READY: u8 = 2;
+const TAG_FAILED: u8 = 3;
+const MAX_FDS: usize = 250;
+
+/// One end of the socketpair.
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair (parent end, child end), both close-on-exec.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error()).ctx(|| "socketpair for the container handshake".into());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let (tag, payload, fds): (u8, &[u8], Vec<RawFd>) = match msg {
+            Msg::Setup(f) => (TAG_SETUP, b"", f.iter().map(AsRawFd::as_raw_fd).collect()),
+            Msg::Ready(f) => (TAG_READY, b"", f.iter().map(AsRawFd::as_raw_fd).collect()),
+            Msg::Failed(s) => (TAG_FAILED, s.as_bytes(), vec![]),
+        };
+        if fds.len() > MAX_FDS {
+            return Err(Error::User(format!("too many mounts to pass ({}); at most {MAX_FDS}", fds.len())));
+        }
+        let mut buf = Vec::with_capacity(1 + payload.len());
+        buf.push(tag);
+        buf.extend_from_slice(payload);
+        send_with_fds(self.fd.as_fd(), &buf, &fds).ctx(|| "send on the container handshake socket".into())
+    }
+
+    /// Receives one message; Ok(None) at end of stream (the peer exec'd or exited).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let (data, mut fds) = recv_with_fds(self.fd.as_fd()).ctx(|| "receive on the container handshake socket".into())?;
+        let Some((&tag, payload)) = data.split_first() else { return Ok(None) };
+        Ok(Some(match tag {
+            TAG_SETUP => Msg::Setup(fds),
+            TAG_READY => Msg::Ready(if fds.is_empty() { None } else { Some(fds.remove(0)) }),
+            TAG_FAILED => Msg::Failed(String::from_utf8_lossy(payload).into_owned()),
+            other => return Err(Error::Child(format!("unexpected handshake message tag {other}"))),
+        }))
+    }
+
+    /// Waits for `Setup`; anything else is an error naming what came instead.
+    pub fn wait_for_setup(&self) -> Result<Vec<OwnedFd>> {
+        match self.recv()? {
+            Some(Msg::Setup(fds)) => Ok(fds),
+            other => Err(Error::Child(format!("expected the setup message from rrun, got {}", describe(&other)))),
+        }
+    }
+
+    /// Waits for `Ready` (Ok(pty master)) or a failure report.
+    pub fn wait_for_ready(&self) -> Result<Option<OwnedFd>> {
+        match self.recv()? {
+            Some(Msg::Ready(pty)) => Ok(pty),
+            Some(Msg::Failed(why)) => Err(Error::Child(why)),
+            other => Err(Error::Child(format!("the container exited during setup ({})", describe(&other)))),
+        }
+    }
+
+    /// After `Ready`: end of stream means rinit was exec'd; a `Failed` means exec failed.
+    pub fn wait_for_exec(&self) -> Result<()> {
+        match self.recv()? {
+            None => Ok(()),
+            Some(Msg::Failed(why)) => Err(Error::Child(why)),
+            Some(other) => Err(Error::Child(format!("expected exec, got {}", describe(&Some(other))))),
+        }
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn describe(m: &Option<Msg>) -> &'static str {
+    match m {
+        None => "end of stream",
+        Some(Msg::Setup(_)) => "setup",
+        Some(Msg::Ready(_)) => "ready",
+        Some(Msg::Failed(_)) => "failed",
+    }
+}
+
+fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let fd_bytes = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = if fds.is_empty() { 0 } else { (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize };
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: msghdr is plain data; every pointer set below stays valid during sendmsg, and the
+    // control buffer is sized with CMSG_SPACE and 8-byte aligned for the cmsghdr.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
+        }
+        loop {
+            if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn recv_with_fds(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut data = vec![0u8; 8192];
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = (unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) }) as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    // SAFETY: as in send_with_fds; descriptors found in SCM_RIGHTS are new and owned by us.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let n = loop {
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 {
+                break n as usize;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ECONNRESET) => break 0,
+                _ => return Err(e),
+            }
+        };
+        let mut fds = Vec::new();
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let p = libc::CMSG_DATA(c).cast::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        data.truncate(n);
+        Ok((data, fds))
+    }
+}

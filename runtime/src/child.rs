@@ -1,0 +1,129 @@
+//! The container side of creation: runs in the cloned child (PID 1 of the new pid namespace,
+//! inside the new user, mount, uts, ipc and net namespaces), waits for rrun to write its id maps,
+//! builds the root and execs rinit from its sealed memfd. Kernel docs: namespaces(7),
+//! cgroup_namespaces(7), execveat(2), sethostname(2).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::channel::{Channel, Msg};
+use crate::error::{Context, Error, Result};
+use crate::spec::{ContainerConfig, NetMode};
+use crate::{netns, rootfs, sys, tty, users};
+
+/// What the child needs besides the config.
+pub struct ChildCtx<'a> {
+    pub chan: Channel,
+    pub config: &'a ContainerConfig,
+    pub container_dir: &'a Path,
+    pub rinit: BorrowedFd<'a>,
+    /// Whether this child must enter a cgroup namespace once rrun placed it in its cgroup.
+    pub new_cgroupns: bool,
+}
+
+/// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
+pub fn main(ctx: ChildCtx<'_>) -> ! {
+    let err = match setup_and_exec(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = ctx.chan.send(&Msg::Failed(err.to_string()));
+    // SAFETY: _exit ends this forked child without running the parent's destructors/atexit.
+    unsafe { libc::_exit(125) }
+}
+
+fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
+    let cfg = ctx.config;
+    let mut fds = ctx.chan.wait_for_setup()?.into_iter();
+    let root = fds.next().ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
+    let volume_fds: Vec<OwnedFd> = fds.collect();
+
+    // Become root of the new user namespace now that the maps exist.
+    sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
+    if ctx.new_cgroupns {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
+    }
+    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make / rprivate".into())?;
+    if cfg.net == NetMode::None {
+        netns::loopback_up()?;
+    }
+    // SAFETY: the pointer/length pair describes the hostname's bytes.
+    if unsafe { libc::sethostname(cfg.hostname.as_ptr().cast(), cfg.hostname.len()) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| format!("set hostname {:?}", cfg.hostname));
+    }
+
+    let mut host = rootfs::capture_host(ctx.container_dir, !cfg.process.stdin && !cfg.process.tty)?;
+    rootfs::enter_root(root, &ctx.container_dir.join("rootfs"))?;
+    let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
+    let pty = rootfs::populate_dev(&mut host, cfg.process.tty, tty_gid)?;
+    rootfs::bind_etc(&mut host)?;
+    rootfs::attach_volumes(&cfg.volumes, volume_fds)?;
+    rootfs::mount_tmpfs(&cfg.tmpfs)?;
+
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let group = std::fs::read_to_string("/etc/group").ok();
+    let user = users::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
+    let cwd = Path::new(&cfg.process.cwd);
+    if !cwd.is_dir() {
+        rootfs::mkdir_all(cwd)?;
+    }
+    if cfg.read_only {
+        rootfs::make_root_readonly()?;
+    }
+    std::env::set_current_dir(cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
+
+    // Standard streams: the pty, or the inherited ones with stdin from /dev/null unless -i.
+    let master = match pty {
+        Some((master, slave)) => {
+            tty::become_session_leader_on(&slave)?;
+            Some(master)
+        }
+        None => {
+            if let Some(null) = &host.devnull {
+                sys::dup2(null.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
+            }
+            None
+        }
+    };
+    drop(host);
+
+    let mut env: Vec<String> = cfg.process.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let mut argv: Vec<String> = vec!["rinit".into()];
+    if user.uid != 0 || user.gid != 0 || !user.groups.is_empty() {
+        env.push(format!("RINIT_USER={}", user_arg(&user)));
+    }
+    argv.push("--".into());
+    argv.extend(cfg.process.args.iter().cloned());
+    let argv = to_cstrings(&argv)?;
+    let envp = to_cstrings(&env)?;
+
+    ctx.chan.send(&Msg::Ready(master))?;
+    sys::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
+    sys::reset_signals_for_exec();
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call;
+    // the memfd is a sealed copy of rinit.
+    unsafe { libc::execveat(ctx.rinit.as_raw_fd(), c"".as_ptr(), a.as_ptr() as *mut _, e.as_ptr() as *mut _, libc::AT_EMPTY_PATH) };
+    Err(std::io::Error::last_os_error()).ctx(|| "exec rinit from its memfd".into())
+}
+
+/// `UID:GID[:G1,G2...]` for rinit.
+pub fn user_arg(u: &users::User) -> String {
+    let mut s = format!("{}:{}", u.uid, u.gid);
+    if !u.groups.is_empty() {
+        s.push(':');
+        s.push_str(&u.groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+    }
+    s
+}
+
+fn to_cstrings(v: &[String]) -> Result<Vec<CString>> {
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| Error::User(format!("argument or variable {s:?} contains a NUL byte")))).collect()
+}

@@ -1,0 +1,198 @@
+//! Creating a container from rrun's side: its folder and state, the cgroup, clone(2) into new
+//! namespaces, the id maps, the idmapped layers and overlay handed to the child, and undoing all
+//! of it if any step fails. Kernel docs: clone(2), user_namespaces(7), pid_namespaces(7).
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::Path;
+
+use crate::cgroups::{Cgroup, Limits};
+use crate::channel::{self, Msg};
+use crate::child::{self, ChildCtx};
+use crate::error::{user, Context, Result};
+use crate::mounts::{self, OverlayDirs};
+use crate::spec::NetMode;
+use crate::state::{Containers, State};
+use crate::{memfd, sys};
+
+/// A container whose PID 1 (rinit) is running.
+pub struct Created {
+    pub state: State,
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// The pty master when a terminal was asked for.
+    pub master: Option<OwnedFd>,
+    pub cgroup: Cgroup,
+}
+
+/// Undoes a half-made container: kills its process, removes its cgroup and folder.
+struct Undo<'a> {
+    containers: &'a Containers,
+    id: String,
+    pid: Option<i32>,
+    cgroup: Option<Cgroup>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            // SAFETY: pid is our own child, not yet reaped, so it cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = sys::waitpid(pid, 0);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.kill_all();
+            if let Err(e) = cg.remove() {
+                tracing::warn!("cleanup: {e}");
+            }
+        }
+        if let Err(e) = self.containers.remove_dir(&self.id) {
+            tracing::warn!("cleanup: {e}");
+        }
+    }
+}
+
+/// Creates and starts the container described by `st` (its config is complete). The calling
+/// thread must have blocked the signals it wants to handle; the child resets its mask.
+pub fn create(containers: &Containers, st: State, rinit: &Path) -> Result<Created> {
+    create_with(containers, st, rinit, |_| Ok(()))
+}
+
+/// As [`create`], calling `before_clone` with the container's folder once it exists (the
+/// detached monitor points its stdout/stderr at the log files there).
+pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut st: State, rinit: &Path, before_clone: F) -> Result<Created> {
+    let dir = containers.dir(&st.id);
+    let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: false };
+    {
+        let _all = containers.lock_all()?;
+        if containers.name_taken(&st.name) {
+            return Err(user(format!("container name {} is in use: choose another --name or `rrun rm {}`", st.name, st.name)));
+        }
+        fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        undo.armed = true;
+        containers.save(&st)?;
+    }
+    prepare_dir(&dir, &st)?;
+    before_clone(&dir)?;
+    let cfg = &st.config;
+    let limits = Limits {
+        memory: cfg.limits.memory,
+        cpus: cfg.limits.cpus,
+        cpuset_cpus: cfg.limits.cpuset_cpus.clone(),
+        pids: cfg.limits.pids,
+    };
+    let cg = Cgroup::create(&st.id, &limits)?;
+    st.cgroup_paths = cg.paths().to_vec();
+    undo.cgroup = Some(cg);
+
+    let rinit_fd = memfd::sealed_copy(rinit)?;
+    let (parent, kid) = channel::pair()?;
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if cfg.net != NetMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a copy of this
+    // single-threaded process and only runs `child::main`, which never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "clone the container's namespaces".into());
+    }
+    if pid == 0 {
+        drop(parent);
+        child::main(ChildCtx { chan: kid, config: cfg, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true });
+    }
+    let pid = pid as i32;
+    drop(kid);
+    undo.pid = Some(pid);
+
+    cfg.idmaps.write(pid)?;
+    if let Some(cg) = &undo.cgroup {
+        cg.add_pid(pid)?;
+    }
+    let mounts = build_mounts(pid, &st, &dir)?;
+    parent.send(&Msg::Setup(mounts))?;
+    let master = parent.wait_for_ready()?;
+    parent.wait_for_exec()?;
+    drop(rinit_fd);
+
+    let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
+    st.pid = pid;
+    st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
+    {
+        let _l = containers.lock(&st.id)?;
+        containers.save(&st)?;
+    }
+    undo.armed = false;
+    let cgroup = undo.cgroup.take().expect("cgroup was created above");
+    Ok(Created { state: st, pid, pidfd, master, cgroup })
+}
+
+/// upper/ (owned by the container's root, so the overlay root looks like the image's),
+/// work/, rootfs/ (the mount point) and the /etc files.
+fn prepare_dir(dir: &Path, st: &State) -> Result<()> {
+    let cfg = &st.config;
+    let (uid, gid) = (cfg.idmaps.host_uid(0), cfg.idmaps.host_gid(0));
+    let own = |p: &Path| -> Result<()> {
+        if !cfg.idmaps.is_identity() {
+            chown(p, uid, gid).ctx(|| format!("chown {} to the container's root", p.display()))?;
+        }
+        Ok(())
+    };
+    for sub in ["upper", "work", "rootfs"] {
+        let p = dir.join(sub);
+        fs::create_dir(&p).ctx(|| format!("create {}", p.display()))?;
+    }
+    let upper = dir.join("upper");
+    fs::set_permissions(&upper, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", upper.display()))?;
+    own(&upper)?;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{h}\n",
+        h = cfg.hostname
+    );
+    let resolv = match cfg.net {
+        NetMode::None | NetMode::Host => fs::read("/etc/resolv.conf").unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for (name, data) in [("hostname", format!("{}\n", cfg.hostname).into_bytes()), ("hosts", hosts.into_bytes()), ("resolv.conf", resolv)] {
+        let p = dir.join(name);
+        fs::write(&p, data).ctx(|| format!("write {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).ctx(|| format!("chmod {}", p.display()))?;
+        own(&p)?;
+    }
+    Ok(())
+}
+
+/// The overlay root (over idmapped clones of the layers) and the volume mounts, detached.
+fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
+    let cfg = &st.config;
+    let userns = if cfg.idmaps.is_identity() {
+        None
+    } else {
+        let p = format!("/proc/{pid}/ns/user");
+        Some(OwnedFd::from(fs::File::open(&p).ctx(|| format!("open {p}"))?))
+    };
+    let ns = userns.as_ref().map(|f| f.as_fd());
+    let order = mounts::overlay_layer_order(&cfg.lowerdirs);
+    let mut layers = Vec::with_capacity(order.len());
+    for l in &order {
+        if !l.is_dir() {
+            return Err(user(format!("layer folder {} is missing: the image store is damaged (try `rbuild fsck`)", l.display())));
+        }
+        layers.push(mounts::clone_tree(l, ns, false)?);
+    }
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    let root = mounts::overlay(&layers, &OverlayDirs { upper: &upper, work: &work })?;
+    drop(layers);
+    let mut out = vec![root];
+    for v in &cfg.volumes {
+        out.push(mounts::clone_tree(&v.source, ns, v.readonly)?);
+    }
+    tracing::debug!(fds = out.len(), first = out[0].as_raw_fd(), "mounts ready");
+    Ok(out)
+}

@@ -1,0 +1,116 @@
+//! `rrun -d`: a monitor process (double fork + setsid) owns the container, keeps its output in
+//! stdout.log/stderr.log and records its exit code; the caller prints the id once it started.
+//! Kernel docs: fork(2), setsid(2), pipe(2).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::container;
+use crate::error::{Context, Error, Result};
+use crate::state::{Containers, State};
+use crate::supervise::{self, Io};
+use crate::{run, sys};
+
+fn pipe() -> Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "pipe".into());
+    }
+    // SAFETY: both descriptors are new and ours.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+fn fork() -> Result<i32> {
+    // SAFETY: rrun is single-threaded here; the child only runs the monitor code below.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "fork the monitor".into());
+    }
+    Ok(pid)
+}
+
+/// Starts the container under a monitor and returns once it runs (0, id printed) or failed.
+pub fn start(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
+    let (mut rd, wr) = pipe()?;
+    let id = st.id.clone();
+    let pid = fork()?;
+    if pid == 0 {
+        drop(rd);
+        // First child: new session, then fork again so the monitor is no session leader and
+        // is adopted by init (or the nearest subreaper) when this one exits.
+        // SAFETY: setsid has no arguments.
+        unsafe { libc::setsid() };
+        match fork() {
+            Ok(0) => {
+                let code = monitor(containers, st, rinit, wr);
+                // SAFETY: end the monitor without unwinding into the caller's frames.
+                unsafe { libc::_exit(code) }
+            }
+            _ => {
+                // SAFETY: the intermediate process has nothing else to do.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+    drop(wr);
+    let _ = sys::waitpid(pid, 0);
+    let mut msg = String::new();
+    let _ = rd.read_to_string(&mut msg);
+    match msg.strip_prefix("ok") {
+        Some(_) => {
+            println!("{id}");
+            Ok(0)
+        }
+        None if msg.is_empty() => Err(Error::Child("the container monitor exited before the container started".into())),
+        None => Err(Error::User(msg.trim_end().to_string())),
+    }
+}
+
+/// The monitor: stdio to the log files, create, report, supervise, finish.
+fn monitor(containers: &Containers, mut st: State, rinit: &Path, mut report: File) -> i32 {
+    let me = std::process::id() as i32;
+    st.owner_pid = me;
+    st.owner_start = sys::proc_start_time(me).unwrap_or(0);
+    let dir = containers.dir(&st.id);
+    let result = (|| -> Result<container::Created> {
+        redirect_stdio_to_null()?;
+        let _old = sys::block_signals(&supervise::HANDLED);
+        let c = container::create_with(containers, st, rinit, |d| open_logs(d))?;
+        Ok(c)
+    })();
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = report.write_all(e.to_string().as_bytes());
+            return 125;
+        }
+    };
+    let _ = report.write_all(b"ok");
+    drop(report);
+    let Ok(sigfd) = sys::signalfd(&supervise::HANDLED) else { return 125 };
+    let out = OpenOptions::new().append(true).open(dir.join("stdout.log")).map(OwnedFd::from).ok();
+    let io = Io { master: c.master.as_ref().map(|m| m.as_fd()), stdin: None, stdout: out.as_ref().map_or(1, |o| o.as_raw_fd()) };
+    let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io).unwrap_or(0);
+    run::finish(containers, c, status)
+}
+
+fn redirect_stdio_to_null() -> Result<()> {
+    let null = OpenOptions::new().read(true).write(true).open("/dev/null").ctx(|| "open /dev/null".into())?;
+    for n in 0..3 {
+        sys::dup2(null.as_raw_fd(), n).ctx(|| format!("redirect fd {n}"))?;
+    }
+    Ok(())
+}
+
+/// Points this process's stdout/stderr at the container's log files (the child inherits them).
+fn open_logs(dir: &Path) -> Result<()> {
+    for (name, fd) in [("stdout.log", 1), ("stderr.log", 2)] {
+        let p = dir.join(name);
+        let f = OpenOptions::new().create(true).append(true).open(&p).ctx(|| format!("create {}", p.display()))?;
+        sys::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The error type of the rrun library: what failed, on which object, and the kernel's answer.
+//! No kernel interface of its own; every variant names the path or object involved.
+
+use std::io;
+
+/// Everything the rrun library can fail with. Display is one lowercase line without a trailing
+/// period, suitable for `rrun: <error>`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call or file operation failed; `what` names the call and the object.
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Something the user asked for is wrong; the message names the object and the fix.
+    #[error("{0}")]
+    User(String),
+    /// No container with this name or id.
+    #[error("no such container: {0} (see `rrun ps -a`)")]
+    NoSuchContainer(String),
+    /// The image store could not resolve or read an image.
+    #[error("{0}")]
+    Image(String),
+    /// The container's init process reported a failure during setup.
+    #[error("container setup failed: {0}")]
+    Child(String),
+    /// The cgroup module failed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    /// State files could not be parsed.
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds "what failed, on which object" to an `io::Result`.
+pub trait Context<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T>;
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T> {
+        self.map_err(|source| Error::Sys { what: what(), source })
+    }
+}
+
+/// Shorthand for a user error.
+pub fn user(msg: impl Into<String>) -> Error {
+    Error::User(msg.into())
+}

@@ -1,0 +1,149 @@
+//! The container's root, set up by the child inside its new mount, user and uts namespaces:
+//! attach the overlay, pivot_root into it, then /dev, /etc/{hostname,hosts,resolv.conf},
+//! volumes, tmpfs and read-only. Kernel docs: pivot_root(2), mount(2), move_mount(2),
+//! open_tree(2), mount_namespaces(7), devpts (Documentation/filesystems/devpts.rst).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Context, Result};
+use crate::mounts;
+use crate::spec::Volume;
+use crate::sys;
+
+/// The host device nodes bind-mounted into the container's /dev.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The per-container files bind-mounted over /etc in the image.
+pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
+/// Handles on host objects taken before pivot_root, which hides the host.
+pub struct HostHandles {
+    devices: Vec<(&'static str, OwnedFd)>,
+    etc: Vec<(&'static str, OwnedFd)>,
+    pub devnull: Option<File>,
+}
+
+/// Clones the host's device nodes and the container's /etc files as detached bind mounts.
+pub fn capture_host(container_dir: &Path, want_devnull: bool) -> Result<HostHandles> {
+    let mut devices = Vec::with_capacity(DEVICES.len());
+    for d in DEVICES {
+        let p = PathBuf::from("/dev").join(d);
+        devices.push((d, mounts::clone_tree(&p, None, false)?));
+    }
+    let mut etc = Vec::with_capacity(ETC_FILES.len());
+    for f in ETC_FILES {
+        etc.push((f, mounts::clone_tree(&container_dir.join(f), None, false)?));
+    }
+    let devnull = if want_devnull { Some(File::open("/dev/null").ctx(|| "open /dev/null".into())?) } else { None };
+    Ok(HostHandles { devices, etc, devnull })
+}
+
+/// Attaches the overlay at `mountpoint`, makes it the root and detaches the old root.
+pub fn enter_root(root: OwnedFd, mountpoint: &Path) -> Result<()> {
+    sys::move_mount_path(root.as_fd(), mountpoint).ctx(|| format!("attach the overlay at {}", mountpoint.display()))?;
+    drop(root);
+    std::env::set_current_dir(mountpoint).ctx(|| format!("chdir {}", mountpoint.display()))?;
+    sys::pivot_root(Path::new("."), Path::new(".")).ctx(|| "pivot_root into the container root".into())?;
+    sys::umount2(Path::new("."), libc::MNT_DETACH).ctx(|| "detach the old root".into())?;
+    std::env::set_current_dir("/").ctx(|| "chdir /".into())
+}
+
+/// Creates an empty regular file to mount over, replacing a symlink (which mounts refuse).
+fn mount_target_file(p: &Path) -> Result<()> {
+    if let Ok(m) = fs::symlink_metadata(p) {
+        if m.file_type().is_file() || m.file_type().is_char_device() {
+            return Ok(());
+        }
+        if m.file_type().is_symlink() {
+            fs::remove_file(p).ctx(|| format!("replace the symlink {}", p.display()))?;
+        }
+    }
+    if let Some(d) = p.parent() {
+        mkdir_all(d)?;
+    }
+    OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(p).ctx(|| format!("create mount point {}", p.display()))?;
+    Ok(())
+}
+
+
+/// `mkdir -p` (mode 0755) inside the (already pivoted) container root.
+pub fn mkdir_all(p: &Path) -> Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(p).ctx(|| format!("create directory {} in the container", p.display()))
+}
+
+/// /dev: a tmpfs with the host's device nodes bind-mounted, and with a terminal a devpts
+/// instance of the container's own. Returns (pty master, pty slave) when `tty`.
+pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Result<Option<(OwnedFd, OwnedFd)>> {
+    let dev = Path::new("/dev");
+    mkdir_all(dev)?;
+    sys::mount(Some("tmpfs"), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=65536k"))
+        .ctx(|| "mount tmpfs on /dev".into())?;
+    for (name, fd) in h.devices.drain(..) {
+        let p = dev.join(name);
+        File::create(&p).ctx(|| format!("create {}", p.display()))?;
+        sys::move_mount_path(fd.as_fd(), &p).ctx(|| format!("bind the host's /dev/{name}"))?;
+    }
+    if !tty {
+        return Ok(None);
+    }
+    let pts = dev.join("pts");
+    mkdir_all(&pts)?;
+    let opts = match tty_gid {
+        Some(g) => format!("newinstance,ptmxmode=0666,mode=0620,gid={g}"),
+        None => "newinstance,ptmxmode=0666,mode=0620".to_string(),
+    };
+    sys::mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&opts)).ctx(|| "mount devpts on /dev/pts".into())?;
+    std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx")).ctx(|| "link /dev/ptmx".into())?;
+    let master = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open("/dev/pts/ptmx")
+        .ctx(|| "open /dev/pts/ptmx".into())?;
+    let master = OwnedFd::from(master);
+    let slave = crate::tty::open_peer(master.as_fd())?;
+    Ok(Some((master, slave)))
+}
+
+/// Binds the container's hostname, hosts and resolv.conf over the image's /etc files.
+pub fn bind_etc(h: &mut HostHandles) -> Result<()> {
+    for (name, fd) in h.etc.drain(..) {
+        let p = Path::new("/etc").join(name);
+        mount_target_file(&p)?;
+        sys::move_mount_path(fd.as_fd(), &p).ctx(|| format!("bind {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Attaches the volumes (detached mounts prepared by rrun, in the same order).
+pub fn attach_volumes(vols: &[Volume], fds: Vec<OwnedFd>) -> Result<()> {
+    for (v, fd) in vols.iter().zip(fds) {
+        let p = Path::new(&v.target);
+        if v.source.is_dir() || !v.source.exists() {
+            mkdir_all(p)?;
+        } else {
+            mount_target_file(p)?;
+        }
+        sys::move_mount_path(fd.as_fd(), p).ctx(|| format!("mount volume {} at {}", v.source.display(), v.target))?;
+    }
+    Ok(())
+}
+
+/// Mounts a fresh tmpfs (mode 1777) at each path.
+pub fn mount_tmpfs(dirs: &[String]) -> Result<()> {
+    for d in dirs {
+        let p = Path::new(d);
+        mkdir_all(p)?;
+        sys::mount(Some("tmpfs"), p, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))
+            .ctx(|| format!("mount tmpfs at {d}"))?;
+    }
+    Ok(())
+}
+
+/// Makes the root mount (only the root, not the mounts on it) read-only.
+pub fn make_root_readonly() -> Result<()> {
+    let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    sys::mount_setattr_path(Path::new("/"), &attr).ctx(|| "make the root read-only".into())
+}

@@ -1,0 +1,179 @@
+//! `rrun --image IMAGE [--] COMMAND`: turning the command line and the image into a container
+//! config, running it in the foreground (or handing it to a detached monitor), and finishing
+//! it (exit code, OOM report, removal). Kernel interfaces: see container.rs and supervise.rs.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use crate::cgroups::{self, Cgroup};
+use crate::cli::RunArgs;
+use crate::container::{self, Created};
+use crate::error::{user, Error, Result};
+use crate::idmap::IdMaps;
+use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
+use crate::state::{self, Containers, State};
+use crate::supervise::{self, Io};
+use crate::{detach, image, memfd, sys, tty};
+
+/// Builds the initial state (status "created") of a new container from the command line.
+pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
+    let reference = a.image.as_deref().ok_or_else(|| user("--image IMAGE is required (see `rrun --help`)"))?;
+    let net = NetMode::parse(&a.net)?;
+    match &net {
+        NetMode::None | NetMode::Host => {}
+        other => {
+            return Err(user(format!(
+                "--net {} needs netd, which this rrun cannot use yet: use --net none or --net host",
+                other.name()
+            )))
+        }
+    }
+    if !a.publish.is_empty() {
+        return Err(user("-p needs a bridge network (netd): it cannot be used with --net none or --net host"));
+    }
+    if let Some(n) = &a.name {
+        state::check_name(n)?;
+    }
+    let root_caller = rustix::process::geteuid().is_root();
+    let idmaps = match (a.userns.as_deref(), root_caller) {
+        (None | Some("remap"), true) => IdMaps::remap(),
+        (Some("host"), true) => IdMaps::host(),
+        (None | Some("remap") | Some("host"), false) => {
+            return Err(user("rootless runs are not supported yet: run rrun as root"));
+        }
+        (Some(o), _) => return Err(user(format!("bad --userns {o:?}: use remap or host"))),
+    };
+    let limits = LimitsConfig {
+        memory: a.memory.as_deref().map(cgroups::parse_size).transpose()?,
+        cpus: a.cpus.as_deref().map(cgroups::parse_cpus).transpose()?,
+        cpuset_cpus: a.cpuset_cpus.as_deref().map(cgroups::check_cpuset).transpose()?,
+        pids: a.pids_limit,
+    };
+    let volumes = a.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>>>()?;
+    for t in &a.tmpfs {
+        spec::check_container_path(t)?;
+    }
+    if let Some(w) = &a.workdir {
+        spec::check_container_path(w)?;
+    }
+    let img = image::resolve(root, reference)?;
+    let id = state::new_id()?;
+    let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    if hostname.is_empty() || hostname.len() > 64 {
+        return Err(user(format!("bad --hostname {hostname:?}: 1 to 64 characters")));
+    }
+    let args = spec::command_line(&img, &a.command)?;
+    let env = spec::environment(&img.env, &a.env, &hostname, a.tty)?;
+    let process = ProcessConfig {
+        args,
+        env,
+        cwd: a.workdir.clone().or(img.workdir.clone()).unwrap_or_else(|| "/".into()),
+        user: a.user.clone().or(img.user.clone()).unwrap_or_default(),
+        tty: a.tty,
+        stdin: a.interactive,
+    };
+    let me = std::process::id() as i32;
+    Ok(State {
+        name: a.name.clone().unwrap_or_else(|| id[..12].to_string()),
+        image: img.id.clone(),
+        created: state::now(),
+        pid: 0,
+        pid_start: 0,
+        owner_pid: me,
+        owner_start: sys::proc_start_time(me).unwrap_or(0),
+        exit_code: None,
+        finished: false,
+        oom_killed: false,
+        detached: a.detach,
+        auto_remove: a.rm || (a.name.is_none() && !a.detach),
+        cgroup_paths: vec![],
+        config: ContainerConfig {
+            hostname,
+            net,
+            userns: a.userns.clone().unwrap_or_else(|| "remap".into()),
+            idmaps,
+            read_only: a.read_only,
+            volumes,
+            tmpfs: a.tmpfs.clone(),
+            limits,
+            process,
+            lowerdirs: img.lowerdirs,
+        },
+        id,
+    })
+}
+
+/// `rrun ... --image IMAGE`: returns the exit code rrun should exit with.
+pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
+    let st = plan(root, a)?;
+    let containers = Containers::open(root)?;
+    let rinit = memfd::find_rinit()?;
+    if a.detach {
+        return detach::start(&containers, st, &rinit);
+    }
+    run_foreground(&containers, st, &rinit)
+}
+
+fn run_foreground(containers: &Containers, st: State, rinit: &PathBuf) -> Result<i32> {
+    let _old = sys::block_signals(&supervise::HANDLED);
+    let sigfd = sys::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys { what: "signalfd".into(), source: e })?;
+    let tty_mode = st.config.process.tty;
+    let stdin_on = st.config.process.stdin;
+    let c = container::create(containers, st, rinit)?;
+    let _raw = if tty_mode && stdin_on { Some(tty::RawMode::enter(0)) } else { None };
+    let io = Io { master: c.master.as_ref().map(|m| m.as_fd()), stdin: (tty_mode && stdin_on).then_some(0), stdout: 1 };
+    let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
+    drop(_raw);
+    let status = status?;
+    Ok(finish(containers, c, status))
+}
+
+/// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code.
+pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
+    let mut code = sys::exit_code_of(status);
+    let oom = c.cgroup.oom_killed();
+    if oom {
+        eprintln!(
+            "rrun: container {} was killed by the kernel's OOM killer (memory limit {} bytes)",
+            c.state.name,
+            c.state.config.limits.memory.map_or("none".into(), |m| m.to_string())
+        );
+        code = 137;
+    }
+    // Nothing of the container may outlive its init (the pid namespace is gone, but a task
+    // that joined with exec could remain): empty and remove the cgroup.
+    let _ = c.cgroup.kill_all();
+    if let Err(e) = c.cgroup.remove() {
+        eprintln!("rrun: {e}");
+    }
+    let id = c.state.id.clone();
+    drop(c.pidfd);
+    drop(c.master);
+    let result = if c.state.auto_remove {
+        containers.lock(&id).and_then(|_l| containers.remove_dir(&id))
+    } else {
+        containers
+            .update(&id, |s| {
+                s.finished = true;
+                s.exit_code = Some(code);
+                s.oom_killed = oom;
+                s.cgroup_paths.clear();
+            })
+            .map(drop)
+    };
+    if let Err(e) = result {
+        eprintln!("rrun: {e}");
+    }
+    code
+}
+
+/// Removes a container's cgroup given recorded paths (used by rm and by crash recovery).
+pub fn remove_cgroup(paths: &[PathBuf]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let cg = Cgroup::from_paths(paths)?;
+    let _ = cg.kill_all();
+    cg.remove()?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Resolving `-u USER[:GROUP]` against the container's own /etc/passwd and /etc/group (read after
+//! pivot_root, so they are the image's files). Format: passwd(5), group(5).
+
+use crate::error::{user, Result};
+
+/// The identity the command runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub home: String,
+}
+
+/// Resolves `spec` (empty = root; `UID`, `NAME`, `UID:GID`, `NAME:GROUP`) with the given file
+/// contents (None when the file is missing).
+pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<User> {
+    let passwd = passwd.unwrap_or("");
+    let group = group.unwrap_or("");
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (if spec.is_empty() { "0" } else { spec }, None),
+    };
+    let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
+    let by_uid = |id: u32| entries.iter().find(|f| f[2].parse::<u32>().ok() == Some(id));
+    let (uid, pw) = match u.parse::<u32>() {
+        Ok(id) => (id, by_uid(id)),
+        Err(_) => {
+            let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| user(format!("no user {u:?} in the image's /etc/passwd: use a numeric UID")))?;
+            (f[2].parse().map_err(|_| user(format!("bad uid for {u:?} in the image's /etc/passwd")))?, Some(f))
+        }
+    };
+    let groups_tbl: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
+    let gid = match g {
+        Some(g) => match g.parse::<u32>() {
+            Ok(id) => id,
+            Err(_) => groups_tbl
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| user(format!("no group {g:?} in the image's /etc/group: use a numeric GID")))?,
+        },
+        None => pw.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+    };
+    let name = pw.map(|f| f[0]);
+    let mut groups: Vec<u32> = Vec::new();
+    if g.is_none() {
+        if let Some(name) = name {
+            for f in &groups_tbl {
+                if f[3].split(',').any(|m| m == name) {
+                    if let Ok(id) = f[2].parse::<u32>() {
+                        if id != gid && !groups.contains(&id) {
+                            groups.push(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let home = pw.map(|f| f[5].to_string()).filter(|h| !h.is_empty()).unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
+    Ok(User { uid, gid, groups, home })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PW: &str = "root:x:0:0:root:/root:/bin/ash\nbin:x:1:1:bin:/bin:/sbin/nologin\nalice:x:1000:1001::/home/alice:/bin/sh\n";
+    const GR: &str = "root:x:0:root\nwheel:x:10:root,alice\nusers:x:100:\nalice:x:1001:\n";
+
+    #[test]
+    fn empty_spec_is_root_with_home() {
+        let u = resolve("", Some(PW), Some(GR)).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
+        assert_eq!(u.groups, vec![10]);
+    }
+
+    #[test]
+    fn names_and_numbers_resolve() {
+        let u = resolve("alice", Some(PW), Some(GR)).unwrap();
+        assert_eq!((u.uid, u.gid), (1000, 1001));
+        assert_eq!(u.groups, vec![10]);
+        let u = resolve("1000:1000", Some(PW), Some(GR)).unwrap();
+        assert_eq!((u.uid, u.gid), (1000, 1000));
+        assert!(u.groups.is_empty());
+        let u = resolve("4242", None, None).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
+        assert_eq!(resolve("bin:users", Some(PW), Some(GR)).unwrap().gid, 100);
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        assert!(resolve("mallory", Some(PW), Some(GR)).is_err());
+        assert!(resolve("0:nogroup", Some(PW), Some(GR)).is_err());
+    }
+}
