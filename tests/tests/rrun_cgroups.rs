@@ -220,9 +220,10 @@ fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
         .lines()
         .filter_map(|l| {
             let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
             right
                 .starts_with("cgroup")
-                .then(|| (PathBuf::from(left.split(' ').nth(4)?), 0))
+                .then(|| (PathBuf::from(point), 0))
         })
         .collect();
     let mut found = Vec::new();
