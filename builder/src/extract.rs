@@ -160,7 +160,12 @@ impl Extractor {
         let mut last_end = 0u64;
         let entries = ar.entries().map_err(|e| ExtractError::Tar(e.to_string()))?;
         for entry in entries {
-            let mut entry = entry.map_err(tar_error)?;
+            let mut entry = match entry {
+                Ok(e) => e,
+                // nothing parsed yet: this is not a tar stream at all
+                Err(e) if self.stats.entries == 0 => return Err(ExtractError::Tar(sanitize(&e.to_string()))),
+                Err(e) => return Err(tar_error(e)),
+            };
             let size = entry.size();
             last_end = entry.raw_file_position().saturating_add(size.div_ceil(512) * 512);
             self.entry(&mut entry)?;
@@ -558,6 +563,19 @@ fn set_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Err
     rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty())
 }
 
+/// A tar-crate message made printable and short (it may quote raw header bytes).
+fn sanitize(s: &str) -> String {
+    let s: String = s.chars().map(|c| if c.is_control() || c == '\u{fffd}' { '?' } else { c }).collect();
+    let s = if s.contains("cksum") || s.contains("checksum") || s.contains("numeric field") {
+        "a header is not a tar header (bad checksum or numeric field)".to_string()
+    } else if s.contains("failed to read entire block") {
+        "too short for a tar header".to_string()
+    } else {
+        s
+    };
+    s.chars().take(160).collect()
+}
+
 fn tar_error(e: io::Error) -> ExtractError {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => ExtractError::Truncated,
@@ -566,7 +584,7 @@ fn tar_error(e: io::Error) -> ExtractError {
             if s.contains("failed to read entire block") || s.contains("unexpected EOF") {
                 ExtractError::Truncated
             } else {
-                ExtractError::Tar(s)
+                ExtractError::Tar(sanitize(&s))
             }
         }
     }

@@ -1,0 +1,246 @@
+//! Helpers shared by the rbuild end-to-end tests: a raw tar writer (so tests can build the
+//! hostile archives safe builders refuse), store snapshots, and running rbuild on a store.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use rbox_tests::cmd;
+use sha2::{Digest, Sha256};
+
+/// One tar member, written byte for byte as given (names are not checked).
+pub struct Member<'a> {
+    pub name: &'a [u8],
+    pub kind: u8,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub data: &'a [u8],
+    pub link: &'a [u8],
+    pub dev: (u32, u32),
+    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<'a> Member<'a> {
+    pub fn new(name: &'a [u8], kind: u8) -> Member<'a> {
+        let mode = match kind {
+            b'5' => 0o755,
+            b'2' => 0o777,
+            _ => 0o644,
+        };
+        Member { name, kind, mode, uid: 0, gid: 0, mtime: 1_600_000_000, data: b"", link: b"", dev: (0, 0), pax: Vec::new() }
+    }
+}
+
+/// A tar stream assembled by hand: ustar headers, GNU long names, PAX records.
+#[derive(Default)]
+pub struct RawTar {
+    pub bytes: Vec<u8>,
+}
+
+impl RawTar {
+    pub fn new() -> RawTar {
+        RawTar::default()
+    }
+
+    fn header(name: &[u8], kind: u8, mode: u32, uid: u64, gid: u64, mtime: u64, size: u64, link: &[u8], dev: (u32, u32)) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        h.set_size(size);
+        let old = h.as_old_mut();
+        let n = name.len().min(100);
+        old.name[..n].copy_from_slice(&name[..n]);
+        let n = link.len().min(100);
+        old.linkname[..n].copy_from_slice(&link[..n]);
+        if kind == b'3' || kind == b'4' {
+            h.set_device_major(dev.0).unwrap();
+            h.set_device_minor(dev.1).unwrap();
+        }
+        h.set_cksum();
+        h
+    }
+
+    fn block(&mut self, h: &tar::Header, data: &[u8]) {
+        self.bytes.extend_from_slice(h.as_bytes());
+        self.bytes.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        self.bytes.extend(std::iter::repeat_n(0u8, pad));
+    }
+
+    pub fn add(&mut self, m: &Member) -> &mut Self {
+        if m.name.len() > 100 {
+            let mut d = m.name.to_vec();
+            d.push(0);
+            let h = Self::header(b"././@LongLink", b'L', 0o644, 0, 0, 0, d.len() as u64, b"", (0, 0));
+            self.block(&h, &d);
+        }
+        if m.link.len() > 100 {
+            let mut d = m.link.to_vec();
+            d.push(0);
+            let h = Self::header(b"././@LongLink", b'K', 0o644, 0, 0, 0, d.len() as u64, b"", (0, 0));
+            self.block(&h, &d);
+        }
+        if !m.pax.is_empty() {
+            let mut body = Vec::new();
+            for (k, v) in &m.pax {
+                let base = k.len() + v.len() + 3;
+                let mut len = base + 1;
+                while base + len.to_string().len() != len {
+                    len = base + len.to_string().len();
+                }
+                body.extend_from_slice(format!("{len} ").as_bytes());
+                body.extend_from_slice(k);
+                body.push(b'=');
+                body.extend_from_slice(v);
+                body.push(b'\n');
+            }
+            let h = Self::header(b"PaxHeaders/x", b'x', 0o644, 0, 0, 0, body.len() as u64, b"", (0, 0));
+            self.block(&h, &body);
+        }
+        let size = if matches!(m.kind, b'0' | b'7') { m.data.len() as u64 } else { 0 };
+        let h = Self::header(m.name, m.kind, m.mode, m.uid, m.gid, m.mtime, size, m.link, m.dev);
+        let data = if size > 0 { m.data } else { &[][..] };
+        self.block(&h, data);
+        self
+    }
+
+    pub fn file(&mut self, name: &[u8], data: &[u8]) -> &mut Self {
+        self.add(&Member { data, ..Member::new(name, b'0') })
+    }
+
+    pub fn dir(&mut self, name: &[u8]) -> &mut Self {
+        self.add(&Member::new(name, b'5'))
+    }
+
+    pub fn symlink(&mut self, name: &[u8], target: &[u8]) -> &mut Self {
+        self.add(&Member { link: target, ..Member::new(name, b'2') })
+    }
+
+    pub fn hardlink(&mut self, name: &[u8], target: &[u8]) -> &mut Self {
+        self.add(&Member { link: target, ..Member::new(name, b'1') })
+    }
+
+    /// The end-of-archive marker (two zero blocks).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut v = self.bytes.clone();
+        v.extend_from_slice(&[0u8; 1024]);
+        v
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// zstd with frame checksums, as the zstd command line writes by default.
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    let mut e = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    e.include_checksum(true).unwrap();
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `rbuild --root ROOT ARGS...` with a clean proxy environment.
+pub fn rbuild(root: &Path, args: &[&str]) -> Output {
+    cmd("rbuild")
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("RBOX_ROOT")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .output()
+        .expect("run rbuild")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+/// Asserts success and returns stdout's single line.
+pub fn ok_line(o: &Output) -> String {
+    assert!(o.status.success(), "rbuild failed: {:?}\nstderr: {}", o.status, stderr(o));
+    stdout(o)
+}
+
+/// `layer add` of a file that must succeed; returns `sha256:<hex>`.
+pub fn add_ok(root: &Path, file: &Path) -> String {
+    let id = ok_line(&rbuild(root, &["layer", "add", file.to_str().unwrap()]));
+    assert!(id.starts_with("sha256:") && id.len() == 71, "not a DiffID: {id}");
+    id
+}
+
+/// The extracted rootfs of a layer id (`sha256:<hex>`).
+pub fn rootfs(root: &Path, id: &str) -> PathBuf {
+    root.join("layers").join(id.trim_start_matches("sha256:")).join("rootfs")
+}
+
+/// Asserts a refusal as a user sees it: exit code 1, one stderr line starting with
+/// `rbuild: layer add`, mentioning `phrase`, no panic.
+pub fn assert_refused(o: &Output, phrase: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "want exit 1, got {:?}; stderr: {err}", o.status);
+    assert!(o.stdout.is_empty(), "nothing on stdout when refused: {:?}", stdout(o));
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err}");
+    assert!(err.starts_with("rbuild: layer add "), "names the command: {err}");
+    assert!(err.contains(phrase), "stderr should mention {phrase:?}: {err}");
+    assert!(!err.to_lowercase().contains("panick"), "{err}");
+}
+
+/// Everything under `dir` that a user could notice: names, types, modes, sizes, mtimes, link
+/// targets, contents' digests. The mtime of `<dir>/tmp` (the staging area) is left out.
+pub fn snapshot(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
+    let md = match fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(_) => return,
+    };
+    let rel = p.strip_prefix(base).unwrap().as_os_str().as_bytes().to_vec();
+    let rel = String::from_utf8_lossy(&rel).into_owned();
+    let mtime = if rel == "tmp" { 0 } else { md.mtime() };
+    let extra = if md.file_type().is_symlink() {
+        fs::read_link(p).unwrap().display().to_string()
+    } else if md.is_file() {
+        sha256_hex(&fs::read(p).unwrap_or_default())
+    } else {
+        String::new()
+    };
+    let size = if md.is_dir() { 0 } else { md.size() };
+    out.push(format!("{rel} {:o} {} {} {}:{} {mtime} {extra}", md.mode(), size, md.nlink(), md.uid(), md.gid()));
+    if md.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for n in names {
+            walk(base, &n, out);
+        }
+    }
+}
