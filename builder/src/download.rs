@@ -15,7 +15,7 @@ pub fn open(url: &str, progress: bool) -> Result<Box<dyn Read + Send>, AddError>
         .http_status_as_error(true)
         .build()
         .into();
-    let resp = agent.get(url).call().map_err(|e| AddError::Download(format!("{url}: {e}")))?;
+    let resp = agent.get(url).call().map_err(|e| AddError::Download(e.to_string()))?;
     let len = resp
         .headers()
         .get("content-length")

@@ -1,0 +1,153 @@
+//! rbuild without privileges (run as uid/gid 65534 through setpriv): the store defaults to
+//! $XDG_DATA_HOME/rbox, owners collapse to the user, device nodes are skipped with one warning,
+//! whiteouts and opaque directories use what an unprivileged overlay mount (userxattr) reads,
+//! proved by mounting the layers in a user namespace.
+
+mod rbuild_common;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rbox_tests::{bin, require_root, Scratch};
+use rbuild_common::*;
+
+const NOBODY: u32 = 65534;
+
+fn as_nobody(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(bin("rbuild")).args(args);
+    c.env_remove("RBOX_ROOT").env_remove("XDG_DATA_HOME").env("HOME", "/nonexistent");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("setpriv")
+}
+
+/// A folder owned by the unprivileged user.
+fn user_dir(p: &Path) -> PathBuf {
+    fs::create_dir_all(p).unwrap();
+    std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+    p.to_path_buf()
+}
+
+fn write_tar(s: &Scratch, name: &str, t: Vec<u8>) -> String {
+    let f = s.join(name);
+    fs::write(&f, t).unwrap();
+    f.to_str().unwrap().to_string()
+}
+
+fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    rustix::fs::lgetxattr(p, name, &mut buf[..]).ok().map(|n| buf[..n].to_vec())
+}
+
+#[test]
+fn rootless_layer_add_collapses_owners_and_skips_device_nodes_with_a_warning() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let store = user_dir(&s.join("store"));
+    let mut t = RawTar::new();
+    t.add(&Member { uid: 0, gid: 0, mode: 0o4755, data: b"suid", ..Member::new(b"bin/su", b'0') });
+    t.add(&Member { uid: 1000, gid: 1000, mode: 0o640, data: b"mine", ..Member::new(b"home/u/f", b'0') });
+    t.add(&Member { mode: 0o666, dev: (1, 3), ..Member::new(b"dev/null", b'3') });
+    t.add(&Member { mode: 0o660, dev: (8, 0), ..Member::new(b"dev/sda", b'4') });
+    t.add(&Member { mode: 0o600, ..Member::new(b"run/fifo", b'6') });
+    t.add(&Member { mode: 0o555, ..Member::new(b"ro/", b'5') });
+    t.file(b"ro/inside", b"x");
+    t.symlink(b"link", b"bin/su");
+    t.add(&Member {
+        data: b"x",
+        pax: vec![(b"SCHILY.xattr.user.kept".to_vec(), b"1".to_vec())],
+        ..Member::new(b"xattr", b'0')
+    });
+    let f = write_tar(&s, "rootless.tar", t.finish());
+    let o = as_nobody(&["--root", store.to_str().unwrap(), "layer", "add", &f], &[]);
+    let id = ok_line(&o);
+    let err = stderr(&o);
+    assert_eq!(err, "rbuild: warning: 2 device node(s) skipped: only root can create them");
+
+    let r = rootfs(&store, &id);
+    for p in ["bin/su", "home/u/f", "run/fifo", "ro", "ro/inside", "link", "."] {
+        let m = fs::symlink_metadata(r.join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY), "{p} owned by the user");
+    }
+    assert!(!r.join("dev/null").exists() && !r.join("dev/sda").exists());
+    assert!(fs::symlink_metadata(r.join("run/fifo")).unwrap().file_type().is_fifo());
+    assert_eq!(fs::symlink_metadata(r.join("bin/su")).unwrap().mode() & 0o7777, 0o4755);
+    assert_eq!(fs::symlink_metadata(r.join("ro")).unwrap().mode() & 0o7777, 0o555);
+    assert_eq!(xattr(&r.join("xattr"), "user.kept"), Some(b"1".to_vec()));
+    let meta = fs::read_to_string(store.join("layers").join(&id[7..]).join("layer.json")).unwrap();
+    assert!(meta.contains("\"rootless\": true"), "{meta}");
+
+    // adding again drops the new staging copy, even with its read-only folders
+    assert_eq!(ok_line(&as_nobody(&["--root", store.to_str().unwrap(), "layer", "add", &f], &[])), id);
+    assert_eq!(fs::read_dir(store.join("tmp")).unwrap().count(), 0, "staging left behind");
+    // fsck as the user verifies the tree
+    let o = as_nobody(&["--root", store.to_str().unwrap(), "fsck"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn rootless_store_defaults_to_xdg_data_home() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let xdg = user_dir(&s.join("xdg"));
+    let f = write_tar(&s, "a.tar", RawTar::new().file(b"a", b"a").finish());
+    let id = ok_line(&as_nobody(&["layer", "add", &f], &[("XDG_DATA_HOME", &xdg)]));
+    assert!(rootfs(&xdg.join("rbox"), &id).join("a").is_file(), "layer stored under $XDG_DATA_HOME/rbox");
+    let ls = stdout(&as_nobody(&["layer", "ls"], &[("XDG_DATA_HOME", &xdg)]));
+    assert!(ls.contains(&id), "{ls}");
+}
+
+#[test]
+fn rootless_refusal_leaves_the_store_as_it_was() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let store = user_dir(&s.join("store"));
+    ok_line(&as_nobody(&["--root", store.to_str().unwrap(), "layer", "ls"], &[]));
+    let before = snapshot(&store);
+    let t = RawTar::new().dir(b"locked/").file(b"locked/f", b"f").symlink(b"s", b"/etc").file(b"s/passwd", b"x").finish();
+    let f = write_tar(&s, "hostile.tar", t);
+    let o = as_nobody(&["--root", store.to_str().unwrap(), "layer", "add", &f], &[]);
+    assert_refused(&o, "is written through a symlink that leaves the layer root; refused");
+    assert_eq!(snapshot(&store), before);
+}
+
+#[test]
+fn rootless_whiteouts_work_in_an_unprivileged_overlay_mount() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let store = user_dir(&s.join("store"));
+    let mnt = user_dir(&s.join("mnt"));
+    let root = store.to_str().unwrap();
+    let lower = write_tar(&s, "lower.tar", RawTar::new().file(b"gone", b"g").file(b"kept", b"k").file(b"d/old", b"o").finish());
+    let upper = write_tar(
+        &s,
+        "upper.tar",
+        RawTar::new().file(b".wh.gone", b"").file(b"d/.wh..wh..opq", b"").file(b"d/new", b"n").finish(),
+    );
+    let lo = ok_line(&as_nobody(&["--root", root, "layer", "add", &lower], &[]));
+    let up = ok_line(&as_nobody(&["--root", root, "layer", "add", &upper], &[]));
+    let upr = rootfs(&store, &up);
+    assert_eq!(xattr(&upr.join("d"), "user.overlay.opaque"), Some(b"y".to_vec()), "user.* opaque xattr");
+    let wh = fs::symlink_metadata(upr.join("gone")).unwrap();
+    let is_dev_whiteout = wh.file_type().is_char_device() && wh.rdev() == 0;
+    let is_xattr_whiteout = wh.is_file() && wh.len() == 0 && xattr(&upr.join("gone"), "user.overlay.whiteout").is_some();
+    assert!(is_dev_whiteout || is_xattr_whiteout, "a whiteout an unprivileged overlay understands");
+
+    let script = format!(
+        "mount -t overlay overlay -o userxattr,lowerdir={}:{} {m} && \
+         for p in gone kept d/old d/new; do if [ -e {m}/$p ]; then echo \"$p present\"; else echo \"$p hidden\"; fi; done",
+        upr.display(),
+        rootfs(&store, &lo).display(),
+        m = mnt.display()
+    );
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "unshare", "-Urm", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rootless overlay mount: {}", stderr(&o));
+    assert_eq!(stdout(&o), "gone hidden\nkept present\nd/old hidden\nd/new present");
+}
