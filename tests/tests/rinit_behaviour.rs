@@ -67,6 +67,47 @@ fn orphan_storm_leaves_no_zombie(init: Init, mode: Mode) {
     assert_eq!(f.code(), 0);
 }
 
+fn zombies_of_a_process_that_joined_later_are_reaped(init: Init) {
+    rbox_tests::require_root();
+    let probe = probe();
+    // The init's command just waits; a process then joins the namespaces from outside (as
+    // `rrun exec` does) and makes orphans, which must come to PID 1 and be reaped.
+    let mut c = init_command(init, Mode::Pid1, false, &["/bin/sh", "-c", "echo up; sleep 60"]);
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("start the init");
+    let mut lines = Lines::of(child.stdout.take().expect("stdout"));
+    lines.expect("up", 10 * SEC);
+    let pid = init_pid(&child, Mode::Pid1).to_string();
+    let mut join = std::process::Command::new("nsenter");
+    join.args(["--target", &pid, "--pid", "--mount", "--"]).arg(&probe).args(["storm", "1000", "1"]);
+    let f = run(join, 60 * SEC);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        f.stdout.contains("orphans=1000 reparented=1000 elsewhere=0 zombies=0"),
+        "{init:?}: orphans of a joined process; got {:?} (stderr {:?})",
+        f.stdout,
+        f.stderr
+    );
+}
+
+fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(init: Init, mode: Mode) {
+    rbox_tests::require_root();
+    let probe = probe();
+    let status = [probe.as_os_str(), "cat".as_ref(), "/proc/self/status".as_ref()];
+    let fields = |text: &str| -> Vec<String> {
+        text.lines().filter(|l| l.starts_with("SigBlk:") || l.starts_with("SigIgn:")).map(String::from).collect()
+    };
+    // What the probe sees when the test starts it directly, with no init in between.
+    let mut direct = std::process::Command::new(status[0]);
+    direct.args(&status[1..]);
+    let baseline = fields(&run(direct, 20 * SEC).stdout);
+    assert_eq!(baseline.len(), 2, "SigBlk and SigIgn in /proc/self/status");
+    assert!(baseline.contains(&"SigBlk:\t0000000000000000".to_string()), "{baseline:?}");
+    let f = run(init_command(init, mode, false, &status), 20 * SEC);
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(fields(&f.stdout), baseline, "{init:?} {mode:?}: the init must not leave signals blocked or ignored");
+}
+
 /// A shell script that reports every signal it catches; TERM ends it with 42.
 const TRAPS: &str = r#"
 for s in HUP INT QUIT USR1 USR2 WINCH CONT; do trap "echo got-$s" $s; done
@@ -224,6 +265,18 @@ macro_rules! behaviour_suite {
             #[test]
             fn an_orphan_storm_of_10000_leaves_no_zombie_as_subreaper() {
                 orphan_storm_leaves_no_zombie(INIT, Mode::Subreaper)
+            }
+            #[test]
+            fn zombies_of_a_process_that_joined_later_are_reaped_as_pid1() {
+                zombies_of_a_process_that_joined_later_are_reaped(INIT)
+            }
+            #[test]
+            fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got_as_pid1() {
+                the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(INIT, Mode::Pid1)
+            }
+            #[test]
+            fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got_as_subreaper() {
+                the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(INIT, Mode::Subreaper)
             }
             #[test]
             fn each_signal_is_forwarded_to_the_child_as_pid1() {

@@ -236,8 +236,8 @@ static int zombies_of(int parent) {
 /* n orphans: each middle child forks a grandchild and exits at once; the grandchild waits to
    be re-parented, reports whether its new parent is our parent (the init), then exits and
    must be reaped by the init. */
-static int storm(long n) {
-    int init = getppid(), p[2];
+static int storm(long n, int init) {
+    int p[2];
     if (pipe(p)) return perror("pipe"), 2;
     for (long i = 0; i < n; i++) {
         pid_t m = fork();
@@ -306,8 +306,10 @@ int main(int argc, char **argv) {
         printf("\n");
         return 0;
     }
-    if (argc == 3 && !strcmp(argv[1], "storm")) return storm(atol(argv[2]));
-    fprintf(stderr, "usage: probe exit N | raise SIG | cat FILE | fds | storm N\n");
+    /* the init is our parent, unless given (a process that joined the namespace later) */
+    if (argc == 3 && !strcmp(argv[1], "storm")) return storm(atol(argv[2]), getppid());
+    if (argc == 4 && !strcmp(argv[1], "storm")) return storm(atol(argv[2]), atoi(argv[3]));
+    fprintf(stderr, "usage: probe exit N | raise SIG | cat FILE | fds | storm N [INIT]\n");
     return 2;
 }
 "#;
