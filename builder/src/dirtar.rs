@@ -15,12 +15,13 @@ use std::thread::JoinHandle;
 use tar::{EntryType, Header};
 
 /// Starts serialising `dir`; returns the read end of the pipe and the writer thread.
-pub fn spawn(dir: &Path, epoch: Option<i64>) -> io::Result<(io::PipeReader, JoinHandle<io::Result<()>>)> {
+pub fn spawn(dir: &Path, epoch: Option<i64>) -> io::Result<(fs::File, JoinHandle<io::Result<()>>)> {
     let md = fs::metadata(dir)?;
     if !md.is_dir() {
         return Err(io::Error::other("not a directory"));
     }
-    let (r, w) = io::pipe()?;
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (r, w) = (fs::File::from(r), fs::File::from(w));
     let dir = dir.to_path_buf();
     let h = std::thread::Builder::new().name("rbuild-dirtar".into()).spawn(move || {
         let mut w = io::BufWriter::with_capacity(1 << 20, w);

@@ -193,7 +193,7 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
     let mut ex = Extractor::new(rootfd, rootless);
     let extracted = (|| {
         let last_end = {
-            let mut ar = tar::Archive::new(&mut reader);
+            let mut ar = tar::Archive::new(crate::guard::TarGuard::new(&mut reader));
             ex.extract_all(&mut ar)?
         };
         if reader.consumed() == 0 {

@@ -7,6 +7,7 @@ pub mod digest;
 pub mod dirtar;
 pub mod download;
 pub mod extract;
+pub mod guard;
 pub mod image;
 pub mod import;
 pub mod lock;

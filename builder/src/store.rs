@@ -344,7 +344,7 @@ impl Store {
         let mut out = Vec::new();
         for id in self.image_ids()? {
             let cfg = self.image_config(&id)?;
-            if cfg.rootfs().diff_ids().iter().any(|d| *d == want) {
+            if cfg.rootfs().diff_ids().contains(&want) {
                 out.push(id);
             }
         }
@@ -428,6 +428,30 @@ mod tests {
         assert!(normalize_tag("a:").is_err());
         assert!(normalize_tag("a b").is_err());
         assert!(normalize_tag("sha256:abc").is_err());
+    }
+
+    #[test]
+    fn resolve_image_gives_config_and_lowerdirs_bottom_first() {
+        let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
+        let store = Store::open(&dir).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        for l in [&a, &b] {
+            fs::create_dir_all(store.layer_dir(l).join("rootfs")).unwrap();
+            fs::write(store.layer_dir(l).join("layer.json"), "{}").unwrap();
+        }
+        let o = crate::image::ImageOptions { cmd: vec!["/bin/sh".into()], ..Default::default() };
+        let id = crate::image::create(&store, &[format!("sha256:{b}"), a[..12].to_string()], &o, &["x:1".into()]).unwrap();
+        for r in [format!("sha256:{id}"), id[..12].to_string(), format!("sha256:{}", &id[..20]), "x:1".into()] {
+            let img = store.resolve_image(&r).unwrap();
+            assert_eq!(img.id, format!("sha256:{id}"));
+            assert_eq!(img.lowerdirs, vec![store.layer_dir(&b).join("rootfs"), store.layer_dir(&a).join("rootfs")]);
+            let cmd = img.config.config().as_ref().and_then(|c| c.cmd().clone());
+            assert_eq!(cmd, Some(vec!["/bin/sh".to_string()]));
+        }
+        assert!(matches!(store.resolve_image("x"), Err(StoreError::ImageNotFound(_))));
+        assert!(matches!(store.resolve_image("sha256:abc"), Err(StoreError::InvalidReference(_))));
+        assert_eq!(store.containers_dir(), dir.join("containers"));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

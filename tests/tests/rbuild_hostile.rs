@@ -344,3 +344,19 @@ fn layer_add_keeps_absolute_member_paths_inside_the_layer() {
     assert_eq!(fs::read(inside).unwrap(), b"inside the layer\n");
     assert_eq!(fs::read(r.join("etc/motd")).unwrap(), b"hi\n");
 }
+
+#[test]
+fn layer_add_refuses_an_oversized_long_name_memory_bomb() {
+    let lab = Lab::new();
+    // a GNU long-name member claiming 1 GiB: buffering it whole is what the attacker wants
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::new(b'L'));
+    h.set_size(1 << 30);
+    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_cksum();
+    let mut t = h.as_bytes().to_vec();
+    t.extend(vec![b'a'; 2 << 20]);
+    let o = lab.add_bytes("bomb.tar.gz", &gzip(&t), &[]);
+    assert_refused(&o, "an extension header claims 1073741824 bytes");
+    lab.assert_untouched();
+}

@@ -48,25 +48,30 @@ impl RawTar {
         RawTar::default()
     }
 
-    fn header(name: &[u8], kind: u8, mode: u32, uid: u64, gid: u64, mtime: u64, size: u64, link: &[u8], dev: (u32, u32)) -> tar::Header {
+    fn header(m: &Member, size: u64) -> tar::Header {
         let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::new(kind));
-        h.set_mode(mode);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_mtime(mtime);
+        h.set_entry_type(tar::EntryType::new(m.kind));
+        h.set_mode(m.mode);
+        h.set_uid(m.uid);
+        h.set_gid(m.gid);
+        h.set_mtime(m.mtime);
         h.set_size(size);
         let old = h.as_old_mut();
-        let n = name.len().min(100);
-        old.name[..n].copy_from_slice(&name[..n]);
-        let n = link.len().min(100);
-        old.linkname[..n].copy_from_slice(&link[..n]);
-        if kind == b'3' || kind == b'4' {
-            h.set_device_major(dev.0).unwrap();
-            h.set_device_minor(dev.1).unwrap();
+        let n = m.name.len().min(100);
+        old.name[..n].copy_from_slice(&m.name[..n]);
+        let n = m.link.len().min(100);
+        old.linkname[..n].copy_from_slice(&m.link[..n]);
+        if m.kind == b'3' || m.kind == b'4' {
+            h.set_device_major(m.dev.0).unwrap();
+            h.set_device_minor(m.dev.1).unwrap();
         }
         h.set_cksum();
         h
+    }
+
+    /// The header of an extension entry (GNU long name/link, PAX records).
+    fn ext_header(name: &[u8], kind: u8, size: u64) -> tar::Header {
+        Self::header(&Member { mode: 0o644, mtime: 0, ..Member::new(name, kind) }, size)
     }
 
     fn block(&mut self, h: &tar::Header, data: &[u8]) {
@@ -80,13 +85,13 @@ impl RawTar {
         if m.name.len() > 100 {
             let mut d = m.name.to_vec();
             d.push(0);
-            let h = Self::header(b"././@LongLink", b'L', 0o644, 0, 0, 0, d.len() as u64, b"", (0, 0));
+            let h = Self::ext_header(b"././@LongLink", b'L', d.len() as u64);
             self.block(&h, &d);
         }
         if m.link.len() > 100 {
             let mut d = m.link.to_vec();
             d.push(0);
-            let h = Self::header(b"././@LongLink", b'K', 0o644, 0, 0, 0, d.len() as u64, b"", (0, 0));
+            let h = Self::ext_header(b"././@LongLink", b'K', d.len() as u64);
             self.block(&h, &d);
         }
         if !m.pax.is_empty() {
@@ -103,11 +108,11 @@ impl RawTar {
                 body.extend_from_slice(v);
                 body.push(b'\n');
             }
-            let h = Self::header(b"PaxHeaders/x", b'x', 0o644, 0, 0, 0, body.len() as u64, b"", (0, 0));
+            let h = Self::ext_header(b"PaxHeaders/x", b'x', body.len() as u64);
             self.block(&h, &body);
         }
         let size = if matches!(m.kind, b'0' | b'7') { m.data.len() as u64 } else { 0 };
-        let h = Self::header(m.name, m.kind, m.mode, m.uid, m.gid, m.mtime, size, m.link, m.dev);
+        let h = Self::header(m, size);
         let data = if size > 0 { m.data } else { &[][..] };
         self.block(&h, data);
         self
