@@ -35,7 +35,7 @@ use cli::Parsed;
 use msg::Line;
 use reaper::Scope;
 use startup::Startup;
-use sys::{Errno, SigSet};
+use sys::SigSet;
 
 /// rinit's own failures (bad usage, a fatal mount, no fork): Docker's "the runtime failed".
 pub const EXIT_RINIT_FAILED: i32 = 125;
@@ -93,17 +93,14 @@ pub fn main(start: &Startup) -> ! {
     }
 
     let child = match spawn::spawn(start, command, original_mask) {
-        Ok(child) => child,
+        Ok(pid) => pid,
         Err(errno) => {
             Line::new().s("cannot start the command: ").e(errno).emit();
             sys::exit_group(EXIT_RINIT_FAILED)
         }
     };
-    if let Some(errno) = child.exec_error {
-        report_exec_error(start.arg(command).map_or(&b""[..], |c| c.to_bytes()), errno);
-    }
 
-    let status = reaper::supervise(child.pid, options.group);
+    let status = reaper::supervise(child, options.group);
     let scope = if pid1 {
         Scope::Namespace
     } else {
@@ -111,14 +108,4 @@ pub fn main(start: &Startup) -> ! {
     };
     reaper::stop_the_rest(scope, reaper::GRACE_MS);
     sys::exit_group(reaper::exit_code(status))
-}
-
-/// One line saying why the command could not be executed.
-fn report_exec_error(name: &[u8], errno: Errno) {
-    let line = if errno == Errno::ENOENT && !name.contains(&b'/') {
-        Line::new().b(name).s(": command not found")
-    } else {
-        Line::new().s("cannot execute ").b(name).s(": ").e(errno)
-    };
-    line.emit();
 }

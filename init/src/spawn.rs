@@ -1,37 +1,26 @@
 //! Starting the command: a child in a process group of its own that takes the terminal when
-//! rinit has it, with the signal mask rinit started with; exec failures come back over a pipe.
-//! Drives fork(2), setpgid(2), tcsetpgrp(3) (TIOCSPGRP, ioctl_tty(2)), rt_sigprocmask(2),
-//! execve(2) and a close-on-exec pipe2(2).
+//! rinit has it, with the signal mask rinit started with. Drives fork(2), setpgid(2),
+//! tcsetpgrp(3) (TIOCSPGRP, ioctl_tty(2)), rt_sigprocmask(2) and execve(2).
 
 use crate::exec;
+use crate::msg::Line;
 use crate::startup::Startup;
 use crate::sys::{self, Errno, Fork, SigSet};
 
-/// The started command.
-pub struct Child {
-    pub pid: i32,
-    /// Why exec failed, when it did (the child then exits 126 or 127).
-    pub exec_error: Option<Errno>,
-}
-
-/// Forks and execs argument `command` onwards. `original_mask` is the signal mask rinit was
-/// started with; the child gets it back before exec. Fails only when the pipe or fork does.
-pub fn spawn(start: &Startup, command: usize, original_mask: SigSet) -> Result<Child, Errno> {
+/// Forks and execs argument `command` onwards; returns the child's pid. `original_mask` is
+/// the signal mask rinit was started with; the child gets it back before exec. When exec
+/// fails, the child itself says why in one line and exits 127 (not found) or 126: that status
+/// reaches rinit's exit like any other, and no pipe has to live in PID 1 meanwhile.
+pub fn spawn(start: &Startup, command: usize, original_mask: SigSet) -> Result<i32, Errno> {
     let file = start.arg(command).ok_or(Errno::EINVAL)?;
     // The terminal goes to the child only when stdin is our controlling terminal (TIOCGPGRP
     // fails otherwise) and our own process group holds its foreground: never steal it from a
     // shell that started rinit in the background.
     let take_tty = matches!((sys::tcgetpgrp(0), sys::getpgid(0)), (Ok(fg), Ok(own)) if fg == own);
-    let (report_rd, report_wr) = sys::pipe_cloexec()?;
-    // SAFETY: rinit is single-threaded; the child only makes system calls and returns via exit.
-    match unsafe { sys::fork() } {
-        Err(e) => {
-            let _ = sys::close(report_rd);
-            let _ = sys::close(report_wr);
-            Err(e)
-        }
-        Ok(Fork::Child) => {
-            let _ = sys::close(report_rd);
+    // SAFETY: rinit is single-threaded; the child only makes system calls and ends in exec
+    // or exit.
+    match unsafe { sys::fork() }? {
+        Fork::Child => {
             let me = sys::getpid();
             let _ = sys::setpgid(0, 0);
             if take_tty {
@@ -40,28 +29,24 @@ pub fn spawn(start: &Startup, command: usize, original_mask: SigSet) -> Result<C
             }
             let _ = sys::sigprocmask_set(original_mask);
             let err = exec::exec_command(start, command, file);
-            let _ = sys::write_all(report_wr, &err.0.to_ne_bytes());
+            report_exec_error(file.to_bytes(), err);
             sys::exit_group(exec::exit_status_for(err))
         }
-        Ok(Fork::Parent(pid)) => {
-            let _ = sys::close(report_wr);
+        Fork::Parent(pid) => {
             // Also from this side, so that a `-g` signal finds the group even if it comes
             // before the child ran; EACCES once the child has exec'd is expected.
             let _ = sys::setpgid(pid, pid);
-            let mut report = [0u8; 4];
-            let mut got = 0;
-            // The write end closes at exec (success: EOF) or after the errno was written.
-            while got < report.len() {
-                match sys::read(report_rd, &mut report[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(Errno::EINTR) => {}
-                    Err(_) => break,
-                }
-            }
-            let _ = sys::close(report_rd);
-            let exec_error = (got == report.len()).then(|| Errno(i32::from_ne_bytes(report)));
-            Ok(Child { pid, exec_error })
+            Ok(pid)
         }
     }
+}
+
+/// One line saying why the command could not be executed.
+fn report_exec_error(name: &[u8], errno: Errno) {
+    let line = if errno == Errno::ENOENT && !name.contains(&b'/') {
+        Line::new().b(name).s(": command not found")
+    } else {
+        Line::new().s("cannot execute ").b(name).s(": ").e(errno)
+    };
+    line.emit();
 }

@@ -99,7 +99,6 @@ mod nr {
     pub const UNLINKAT: usize = 263;
     pub const SYMLINKAT: usize = 266;
     pub const READLINKAT: usize = 267;
-    pub const PIPE2: usize = 293;
     pub const STATX: usize = 332;
     pub const CLOSE_RANGE: usize = 436;
 }
@@ -253,19 +252,6 @@ pub fn open(path: &CStr, flags: u32) -> SysResult<i32> {
         )
     })
     .map(|fd| fd as i32)
-}
-
-/// pipe2(2) with O_CLOEXEC: (read end, write end).
-pub fn pipe_cloexec() -> SysResult<(i32, i32)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: fds is a writable array of two ints, as pipe2 expects.
-    check(unsafe {
-        syscall(
-            nr::PIPE2,
-            [fds.as_mut_ptr() as usize, O_CLOEXEC as usize, 0, 0, 0, 0],
-        )
-    })?;
-    Ok((fds[0], fds[1]))
 }
 
 pub fn getpid() -> i32 {
