@@ -56,6 +56,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let mut host = rootfs::capture_host(ctx.container_dir, !cfg.process.stdin && !cfg.process.tty)?;
     rootfs::enter_root(root, &ctx.container_dir.join("rootfs"))?;
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
+    rootfs::attach_kernel_fs(&mut host)?;
     let pty = rootfs::populate_dev(&mut host, cfg.process.tty, tty_gid)?;
     rootfs::bind_etc(&mut host)?;
     rootfs::attach_volumes(&cfg.volumes, volume_fds)?;
@@ -68,10 +69,13 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     if !cwd.is_dir() {
         rootfs::mkdir_all(cwd)?;
     }
+    let as_root = user.uid == 0 && user.gid == 0;
+    if !as_root {
+        rootfs::premount_kernel_fs(cfg.process.tty)?;
+    }
     if cfg.read_only {
         rootfs::make_root_readonly()?;
     }
-    std::env::set_current_dir(cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
 
     // Standard streams: the pty, or the inherited ones with stdin from /dev/null unless -i.
     let master = match pty {
@@ -87,16 +91,17 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         }
     };
     drop(host);
+    if !as_root {
+        // rinit starts as the user (see rootfs::premount_kernel_fs).
+        sys::set_ids(user.uid, user.gid, &user.groups).ctx(|| format!("switch to user {}", user_arg(&user)))?;
+    }
+    std::env::set_current_dir(cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
 
     let mut env: Vec<String> = cfg.process.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let mut argv: Vec<String> = vec!["rinit".into()];
-    if user.uid != 0 || user.gid != 0 || !user.groups.is_empty() {
-        env.push(format!("RINIT_USER={}", user_arg(&user)));
-    }
-    argv.push("--".into());
+    let mut argv: Vec<String> = vec!["rinit".into(), "--".into()];
     argv.extend(cfg.process.args.iter().cloned());
     let argv = to_cstrings(&argv)?;
     let envp = to_cstrings(&env)?;

@@ -10,8 +10,8 @@ pub struct Cli {
     /// The store (layers, images, containers).
     #[arg(long, env = "RBOX_ROOT", global = true)]
     pub root: Option<PathBuf>,
-    /// More output on stderr (repeat for more); RUST_LOG works too.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    /// More output on stderr (repeat for more); RUST_LOG works too (-v is --volume).
+    #[arg(long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -2,7 +2,7 @@
 //! signal a container's init through a pidfd taken after checking its start time (no pid reuse).
 //! Kernel docs: pidfd_open(2), pidfd_send_signal(2), signal(7).
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "read_only": s.config.read_only,
         "limits": s.config.limits,
         "cgroup_paths": s.cgroup_paths,
-        "log_path": {"stdout": dir.join("stdout.log"), "stderr": dir.join("stderr.log")},
+        "log_path": dir.join(crate::detach::LOG_FILE),
     });
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     Ok(0)
@@ -227,43 +227,29 @@ pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
     Ok(code)
 }
 
-/// `rrun logs [-f] NAME`: stdout.log to stdout, stderr.log to stderr.
+/// `rrun logs [-f] NAME`: the detached container's output (stdout and stderr, in the order
+/// written) on stdout; with -f keep following until the container has exited.
 pub fn logs(root: &Path, follow: bool, name: &str) -> Result<i32> {
     let containers = Containers::open(root)?;
     let s = containers.find(name)?;
-    let dir = containers.dir(&s.id);
-    let open = |n: &str| std::fs::File::open(dir.join(n)).ok();
-    let (mut out, mut err) = (open("stdout.log"), open("stderr.log"));
-    if out.is_none() && err.is_none() {
+    let p = containers.dir(&s.id).join(crate::detach::LOG_FILE);
+    let Ok(mut f) = std::fs::File::open(&p) else {
         return Err(user(format!("container {} keeps no logs (only detached containers do)", s.name)));
-    }
+    };
     let mut buf = vec![0u8; 65536];
     loop {
-        let mut any = false;
-        for (f, sink) in [(&mut out, 1), (&mut err, 2)] {
-            if let Some(f) = f {
-                loop {
-                    let n = f.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    any = true;
-                    let _ = crate::tty::write_all(sink, &buf[..n]);
-                }
+        let running = follow && containers.load(&s.id).map(|n| n.status() == Status::Running).unwrap_or(false);
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::Sys { what: format!("read {}", p.display()), source: e })?;
+            if n == 0 {
+                break;
             }
+            crate::tty::write_all(1, &buf[..n]).map_err(|e| Error::Sys { what: "write to stdout".into(), source: e })?;
         }
-        if !follow || (!any && containers.load(&s.id).map(|n| n.status() != Status::Running).unwrap_or(true)) {
-            if follow {
-                // one last drain after the exit
-                for f in [&mut out, &mut err].into_iter().flatten() {
-                    let _ = f.seek(SeekFrom::Current(0));
-                }
-            }
+        if !running {
             break;
         }
-        if !any {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(0)
 }

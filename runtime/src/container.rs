@@ -79,6 +79,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     }
     prepare_dir(&dir, &st)?;
     before_clone(&dir)?;
+    share_stdio(&st);
     let cfg = &st.config;
     let limits = Limits {
         memory: cfg.limits.memory,
@@ -130,6 +131,33 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     undo.armed = false;
     let cgroup = undo.cgroup.take().expect("cgroup was created above");
     Ok(Created { state: st, pid, pidfd, master, cgroup })
+}
+
+/// Under remap the container's root cannot reopen an anonymous pipe or socket owned by host
+/// root (as `echo > /dev/stdout` does through /proc/self/fd/1): hand such stdio objects to the
+/// container's root. Files and terminals are left as they are.
+fn share_stdio(st: &State) {
+    let ids = &st.config.idmaps;
+    if ids.is_identity() {
+        return;
+    }
+    let Some(uid) = ids.host_uid(0) else { return };
+    for fd in 0..3 {
+        // SAFETY: fstat fills a plain struct; fchown on a descriptor number we were given.
+        unsafe {
+            let mut sb: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut sb) != 0 {
+                continue;
+            }
+            let kind = sb.st_mode & libc::S_IFMT;
+            let anon = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|l| l.to_string_lossy().starts_with("pipe:[") || l.to_string_lossy().starts_with("socket:["))
+                .unwrap_or(false);
+            if (kind == libc::S_IFIFO || kind == libc::S_IFSOCK) && sb.st_uid == 0 && anon {
+                libc::fchown(fd, uid, u32::MAX);
+            }
+        }
+    }
 }
 
 /// upper/ (owned by the container's root, so the overlay root looks like the image's),

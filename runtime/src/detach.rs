@@ -1,5 +1,5 @@
 //! `rrun -d`: a monitor process (double fork + setsid) owns the container, keeps its output in
-//! stdout.log/stderr.log and records its exit code; the caller prints the id once it started.
+//! container.log and records its exit code; the caller prints the id once it started.
 //! Kernel docs: fork(2), setsid(2), pipe(2).
 
 use std::fs::{File, OpenOptions};
@@ -12,6 +12,9 @@ use crate::error::{Context, Error, Result};
 use crate::state::{Containers, State};
 use crate::supervise::{self, Io};
 use crate::{run, sys};
+
+/// The detached container's output (stdout and stderr, in order), in its folder.
+pub const LOG_FILE: &str = "container.log";
 
 fn pipe() -> Result<(File, File)> {
     let mut fds = [0; 2];
@@ -78,7 +81,8 @@ fn monitor(containers: &Containers, mut st: State, rinit: &Path, mut report: Fil
     let result = (|| -> Result<container::Created> {
         redirect_stdio_to_null()?;
         let _old = sys::block_signals(&supervise::HANDLED);
-        let c = container::create_with(containers, st, rinit, |d| open_logs(d))?;
+        let owner = (st.config.idmaps.host_uid(0), st.config.idmaps.host_gid(0));
+        let c = container::create_with(containers, st, rinit, |d| open_logs(d, owner))?;
         Ok(c)
     })();
     let c = match result {
@@ -91,7 +95,7 @@ fn monitor(containers: &Containers, mut st: State, rinit: &Path, mut report: Fil
     let _ = report.write_all(b"ok");
     drop(report);
     let Ok(sigfd) = sys::signalfd(&supervise::HANDLED) else { return 125 };
-    let out = OpenOptions::new().append(true).open(dir.join("stdout.log")).map(OwnedFd::from).ok();
+    let out = OpenOptions::new().append(true).open(dir.join(LOG_FILE)).map(OwnedFd::from).ok();
     let io = Io { master: c.master.as_ref().map(|m| m.as_fd()), stdin: None, stdout: out.as_ref().map_or(1, |o| o.as_raw_fd()) };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io).unwrap_or(0);
     run::finish(containers, c, status)
@@ -105,12 +109,19 @@ fn redirect_stdio_to_null() -> Result<()> {
     Ok(())
 }
 
-/// Points this process's stdout/stderr at the container's log files (the child inherits them).
-fn open_logs(dir: &Path) -> Result<()> {
-    for (name, fd) in [("stdout.log", 1), ("stderr.log", 2)] {
-        let p = dir.join(name);
+/// Points this process's stdout and stderr at the container's log (the child inherits them):
+/// one file in append mode, so the lines keep the order they were written in.
+fn open_logs(dir: &Path, owner: (Option<u32>, Option<u32>)) -> Result<()> {
+    let p = dir.join(LOG_FILE);
+    {
         let f = OpenOptions::new().create(true).append(true).open(&p).ctx(|| format!("create {}", p.display()))?;
-        sys::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
+        // The container's root may reopen its stdout (/dev/stdout): the logs are its files.
+        if let (Some(u), Some(g)) = (owner.0, owner.1) {
+            std::os::unix::fs::fchown(&f, Some(u), Some(g)).ctx(|| format!("chown {}", p.display()))?;
+        }
+        for fd in [1, 2] {
+            sys::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
+        }
     }
     Ok(())
 }

@@ -21,6 +21,9 @@ pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 /// Handles on host objects taken before pivot_root, which hides the host.
 pub struct HostHandles {
     devices: Vec<(&'static str, OwnedFd)>,
+    /// proc and sysfs instances of the container's namespaces, made while the host's are still
+    /// visible (the kernel refuses them in a user namespace otherwise: "mount too revealing").
+    kernel_fs: Vec<(&'static str, OwnedFd)>,
     etc: Vec<(&'static str, OwnedFd)>,
     pub devnull: Option<File>,
 }
@@ -37,7 +40,31 @@ pub fn capture_host(container_dir: &Path, want_devnull: bool) -> Result<HostHand
         etc.push((f, mounts::clone_tree(&container_dir.join(f), None, false)?));
     }
     let devnull = if want_devnull { Some(File::open("/dev/null").ctx(|| "open /dev/null".into())?) } else { None };
-    Ok(HostHandles { devices, etc, devnull })
+    let mut kernel_fs = vec![("/proc", new_fs(c"proc", libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)?)];
+    // sysfs needs a network namespace of our own (refused with --net host): then rinit tries.
+    let ro = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    if let Ok(fd) = new_fs(c"sysfs", ro) {
+        kernel_fs.push(("/sys", fd));
+    }
+    Ok(HostHandles { devices, etc, kernel_fs, devnull })
+}
+
+/// A detached mount of a fresh instance of a kernel filesystem (proc, sysfs).
+fn new_fs(fstype: &std::ffi::CStr, attrs: u64) -> Result<OwnedFd> {
+    let name = fstype.to_string_lossy();
+    let fs = sys::fsopen(fstype).ctx(|| format!("fsopen {name}"))?;
+    sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create a {name} instance"))?;
+    sys::fsmount(fs.as_fd(), attrs).ctx(|| format!("fsmount {name}"))
+}
+
+/// Attaches the proc and sysfs instances made by [`capture_host`] at /proc and /sys.
+pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
+    for (path, fd) in h.kernel_fs.drain(..) {
+        let p = Path::new(path);
+        mkdir_all(p)?;
+        sys::move_mount_path(fd.as_fd(), p).ctx(|| format!("mount {path}"))?;
+    }
+    Ok(())
 }
 
 /// Attaches the overlay at `mountpoint`, makes it the root and detaches the old root.
@@ -146,4 +173,29 @@ pub fn mount_tmpfs(dirs: &[String]) -> Result<()> {
 pub fn make_root_readonly() -> Result<()> {
     let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
     sys::mount_setattr_path(Path::new("/"), &attr).ctx(|| "make the root read-only".into())
+}
+
+/// What rinit would mount as root (besides /proc and /sys, see [`attach_kernel_fs`]):
+/// /dev/pts (+ptmx link), /dev/shm, /dev/mqueue, the /dev/fd links and /tmp. rrun mounts them itself
+/// when the command runs as another user, because rinit then starts as that user (like
+/// `docker run --init -u`) and keeps what is already mounted.
+pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
+    let m = |src: &str, path: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>, mode: u32| -> Result<()> {
+        let p = Path::new(path);
+        mkdir_all(p)?;
+        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).ctx(|| format!("chmod {path}"))?;
+        sys::mount(Some(src), p, Some(fstype), flags, data).ctx(|| format!("mount {fstype} on {path}"))
+    };
+    let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
+    if !have_pts {
+        m("devpts", "/dev/pts", "devpts", nosuid | noexec, Some("newinstance,ptmxmode=0666,mode=0620"), 0o755)?;
+        std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx").ctx(|| "link /dev/ptmx".into())?;
+    }
+    m("shm", "/dev/shm", "tmpfs", nosuid | nodev | noexec, Some("mode=1777,size=65536k"), 0o1777)?;
+    let _ = m("mqueue", "/dev/mqueue", "mqueue", nosuid | nodev | noexec, None, 0o755);
+    for (target, link) in [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")] {
+        std::os::unix::fs::symlink(target, link).ctx(|| format!("link {link}"))?;
+    }
+    m("tmpfs", "/tmp", "tmpfs", nosuid | nodev, Some("mode=1777"), 0o1777)?;
+    Ok(())
 }
