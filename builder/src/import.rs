@@ -154,6 +154,8 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
         .map(|v| parse_checksum(v, "sha512", 128).ok_or(AddError::BadChecksumArg { algo: "sha512", value: v.into(), len: 128 }))
         .transpose()?;
     let rootless = !rustix::process::geteuid().is_root();
+    // what an interrupted earlier run left (best effort: gc reports failures)
+    let _ = crate::maint::clean_stale_staging(store);
 
     if let Source::Url(_) = source {
         let known = want256

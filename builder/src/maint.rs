@@ -108,18 +108,7 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
             r.layers.push(id);
         }
     }
-    let tmp = store.tmp_dir();
-    for e in fs::read_dir(&tmp).map_err(StoreError::io(&tmp))? {
-        let e = e.map_err(StoreError::io(&tmp))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        // staging names are <kind>-<pid>-<nonce>[-...]
-        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.map(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).unwrap_or(true);
-        if !alive {
-            crate::util::remove_tree(&e.path()).map_err(StoreError::io(e.path()))?;
-            r.staging += 1;
-        }
-    }
+    r.staging = clean_stale_staging(store)?;
     let blobs = store.blobs_dir();
     for e in fs::read_dir(&blobs).map_err(StoreError::io(&blobs))? {
         let e = e.map_err(StoreError::io(&blobs))?;
@@ -129,6 +118,28 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
         }
     }
     Ok(r)
+}
+
+/// Removes staging folders (`tmp/{layer,image,w,rm}-<pid>-...`) left by processes that no
+/// longer exist (killed half way). Returns how many were removed.
+pub fn clean_stale_staging(store: &Store) -> Result<usize, StoreError> {
+    let tmp = store.tmp_dir();
+    let mut n = 0;
+    for e in fs::read_dir(&tmp).map_err(StoreError::io(&tmp))? {
+        let e = e.map_err(StoreError::io(&tmp))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let mut parts = name.splitn(3, '-');
+        let (Some(kind), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        if !matches!(kind, "layer" | "image" | "w" | "rm") {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            crate::util::remove_tree(&e.path()).map_err(StoreError::io(e.path()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Re-verifies every digest: each layer's tree against the digest recorded at extraction, each

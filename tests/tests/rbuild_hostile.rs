@@ -360,3 +360,39 @@ fn layer_add_refuses_an_oversized_long_name_memory_bomb() {
     assert_refused(&o, "an extension header claims 1073741824 bytes");
     lab.assert_untouched();
 }
+
+#[test]
+fn layer_add_never_panics_on_mutated_archives() {
+    let lab = Lab::new();
+    let mut base = RawTar::new();
+    base.dir(b"d/").file(b"d/f", &[5u8; 700]).symlink(b"l", b"d/f").hardlink(b"h", b"d/f");
+    base.add(&Member { pax: vec![(b"SCHILY.xattr.user.a".to_vec(), b"1".to_vec())], data: b"x", ..Member::new(b"x", b'0') });
+    base.add(&Member { mode: 0o600, ..Member::new(b"p", b'6') });
+    let base = base.finish();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let f = lab.s.join("mutant.tar");
+    for round in 0..150 {
+        let mut t = base.clone();
+        for _ in 0..(1 + next() % 4) {
+            let i = (next() as usize) % t.len();
+            t[i] = next() as u8;
+        }
+        if round % 10 == 0 {
+            t.truncate((next() as usize) % t.len());
+        }
+        fs::write(&f, &t).unwrap();
+        let o = rbuild(&lab.root, &["layer", "add", f.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert!(matches!(o.status.code(), Some(0) | Some(1)), "round {round}: exit {:?}: {err}", o.status);
+        assert!(!err.contains("panicked"), "round {round}: {err}");
+        assert!(err.lines().count() <= 2, "round {round}: {err}");
+    }
+    assert_eq!(snapshot(&lab.victim), lab.before_victim);
+    assert_eq!(fs::read_dir(lab.root.join("tmp")).unwrap().count(), 0, "no staging left");
+}

@@ -234,3 +234,49 @@ mod serde_json_lite {
         out
     }
 }
+
+#[test]
+fn a_killed_layer_add_leaves_no_layer_and_the_next_add_cleans_its_staging() {
+    let lab = Lab::new();
+    let s = Scratch::new("rbs");
+    let mut t = RawTar::new();
+    let mut x: u32 = 1;
+    for i in 0..64 {
+        let data: Vec<u8> = (0..(2 << 20))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        t.file(format!("big/{i}").as_bytes(), &data);
+    }
+    let f = s.join("big.tar");
+    fs::write(&f, t.finish()).unwrap();
+    let layers_before = stdout(&lab.rb(&["layer", "ls"]));
+    let mut child = rbox_tests::cmd("rbuild")
+        .arg("--root")
+        .arg(&lab.root)
+        .args(["layer", "add"])
+        .arg(&f)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = lab.root.join("tmp");
+    for _ in 0..2000 {
+        if fs::read_dir(&tmp).unwrap().count() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(stdout(&lab.rb(&["layer", "ls"])), layers_before, "no half layer under its final name");
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1, "the killed run's staging is there");
+    let small = s.join("small.tar");
+    fs::write(&small, RawTar::new().file(b"s", b"s").finish()).unwrap();
+    add_ok(&lab.root, &small);
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "the next add removed the dead run's staging");
+}
