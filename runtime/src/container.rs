@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cgroups::{Cgroup, Limits};
 use crate::channel::{self, Msg};
@@ -97,23 +97,26 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     if cfg.net != NetMode::Host {
         flags |= libc::CLONE_NEWNET;
     }
-    // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a copy of this
-    // single-threaded process and only runs `child::main`, which never returns.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "clone the container's namespaces".into());
-    }
+    // Start the child directly inside the cgroup v2 directory (CLONE_INTO_CGROUP): moving a
+    // task later through cgroup.procs waits for an RCU grace period (milliseconds).
+    let cg = undo.cgroup.as_ref().expect("cgroup was created above");
+    let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = cg.paths().iter().cloned().partition(|p| is_cgroup2(p));
+    let v2_dir = match v2.first() {
+        Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
+        None => None,
+    };
+    let pid = sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())).ctx(|| "clone the container's namespaces".into())?;
     if pid == 0 {
         drop(parent);
         child::main(ChildCtx { chan: kid, config: cfg, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true });
     }
-    let pid = pid as i32;
     drop(kid);
+    drop(v2_dir);
     undo.pid = Some(pid);
 
     cfg.idmaps.write(pid)?;
-    if let Some(cg) = &undo.cgroup {
-        cg.add_pid(pid)?;
+    if !v1.is_empty() {
+        Cgroup::from_paths(&v1)?.add_pid(pid)?;
     }
     let mounts = build_mounts(pid, &st, &dir)?;
     parent.send(&Msg::Setup(mounts))?;
@@ -223,4 +226,14 @@ fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
     }
     tracing::debug!(fds = out.len(), first = out[0].as_raw_fd(), "mounts ready");
     Ok(out)
+}
+
+/// True when `p` lies on a cgroup v2 filesystem.
+fn is_cgroup2(p: &Path) -> bool {
+    let Ok(c) = sys::cstr(p) else { return false };
+    // SAFETY: statfs fills a plain struct from a valid C path.
+    unsafe {
+        let mut s: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::CGROUP2_SUPER_MAGIC
+    }
 }

@@ -174,6 +174,49 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) }).map(drop)
 }
 
+/// A fork-like `clone3(2)` (no CLONE_VM, no new stack: the child continues on a copy of this
+/// process's stack) with namespace `flags`, optionally straight into the cgroup v2 directory
+/// `cgroup` (CLONE_INTO_CGROUP). Returns 0 in the child and the child's pid in the parent.
+/// The caller must be single-threaded.
+pub fn clone_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<i32> {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut args = CloneArgs {
+        flags,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: `args` is a valid clone_args of the size passed; without CLONE_VM and with no
+    // stack the child gets a private copy of the address space, exactly like fork(2).
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    check(r).map(|p| p as i32)
+}
+
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: plain integer arguments.
