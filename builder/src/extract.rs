@@ -438,8 +438,8 @@ impl Extractor {
         if !self.rootless {
             rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid))).map_err(io_err(member, "chown"))?;
         }
-        // after chown, which clears set-id bits and security.capability
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(io_err(member, "chmod"))?;
+        // after chown, which clears set-id bits and security.capability; xattrs before chmod,
+        // since user.* needs write access to the inode (mode 0000 would refuse its owner)
         for (n, v) in &meta.xattrs {
             if !self.xattr_allowed(n) {
                 continue;
@@ -448,6 +448,7 @@ impl Extractor {
                 self.xattr_failed(n, e, member)?;
             }
         }
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(io_err(member, "chmod"))?;
         if with_times {
             let ts = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
             rustix::fs::futimens(fd, &ts).map_err(io_err(member, "set times"))?;

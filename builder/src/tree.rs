@@ -29,6 +29,7 @@ fn walk(
     known: &HashMap<(u64, u64), [u8; 32]>,
     buf: &mut [u8],
 ) -> io::Result<()> {
+    let _access = Access::grant(dir, 0o700)?;
     let mut names: Vec<Vec<u8>> = fs::read_dir(dir)?
         .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
         .collect::<io::Result<_>>()?;
@@ -64,6 +65,8 @@ fn record(
 ) -> io::Result<bool> {
     let md = fs::symlink_metadata(p)?;
     let ft = md.file_type();
+    // xattrs and contents of a mode-0000 file of our own need read access (rootless layers)
+    let _access = if ft.is_file() || ft.is_dir() { Access::grant(p, 0o400)? } else { None };
     let kind: u8 = if ft.is_dir() {
         b'd'
     } else if ft.is_file() {
@@ -118,6 +121,36 @@ fn record(
         field(h, &get_xattr(p, &n)?);
     }
     Ok(kind == b'd')
+}
+
+/// Without privileges the owner of a layer's files may lack access to them (a rootless layer
+/// keeps modes such as 0000 or 0500): grants the owner `bits` while held, then restores the
+/// exact mode (chmod(2) touches ctime only; mtime and the digest inputs stay as they were).
+struct Access {
+    path: std::path::PathBuf,
+    mode: u32,
+}
+
+impl Access {
+    fn grant(p: &Path, bits: u32) -> io::Result<Option<Access>> {
+        let euid = rustix::process::geteuid();
+        if euid.is_root() {
+            return Ok(None);
+        }
+        let md = fs::symlink_metadata(p)?;
+        let mode = md.mode() & 0o7777;
+        if md.uid() != euid.as_raw() || mode & bits == bits {
+            return Ok(None);
+        }
+        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode | bits))?;
+        Ok(Some(Access { path: p.to_path_buf(), mode }))
+    }
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        let _ = fs::set_permissions(&self.path, std::os::unix::fs::PermissionsExt::from_mode(self.mode));
+    }
 }
 
 /// Names of the xattrs of `p` (not following a symlink).

@@ -57,6 +57,15 @@ fn rootless_layer_add_collapses_owners_and_skips_device_nodes_with_a_warning() {
     t.add(&Member { mode: 0o555, ..Member::new(b"ro/", b'5') });
     t.file(b"ro/inside", b"x");
     t.symlink(b"link", b"bin/su");
+    // modes that lock even the owner out: extraction, the tree digest and fsck still cope
+    t.add(&Member { mode: 0o000, ..Member::new(b"locked/", b'5') });
+    t.add(&Member { mode: 0o000, ..Member::new(b"locked/inner/", b'5') });
+    t.add(&Member {
+        mode: 0o000,
+        data: b"shadow",
+        pax: vec![(b"SCHILY.xattr.user.k".to_vec(), b"v".to_vec())],
+        ..Member::new(b"locked/inner/secret", b'0')
+    });
     t.add(&Member {
         data: b"x",
         pax: vec![(b"SCHILY.xattr.user.kept".to_vec(), b"1".to_vec())],
@@ -69,7 +78,7 @@ fn rootless_layer_add_collapses_owners_and_skips_device_nodes_with_a_warning() {
     assert_eq!(err, "rbuild: warning: 2 device node(s) skipped: only root can create them");
 
     let r = rootfs(&store, &id);
-    for p in ["bin/su", "home/u/f", "run/fifo", "ro", "ro/inside", "link", "."] {
+    for p in ["bin/su", "home/u/f", "run/fifo", "ro", "ro/inside", "link", "locked/inner/secret", "."] {
         let m = fs::symlink_metadata(r.join(p)).unwrap();
         assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY), "{p} owned by the user");
     }
@@ -78,6 +87,9 @@ fn rootless_layer_add_collapses_owners_and_skips_device_nodes_with_a_warning() {
     assert_eq!(fs::symlink_metadata(r.join("bin/su")).unwrap().mode() & 0o7777, 0o4755);
     assert_eq!(fs::symlink_metadata(r.join("ro")).unwrap().mode() & 0o7777, 0o555);
     assert_eq!(xattr(&r.join("xattr"), "user.kept"), Some(b"1".to_vec()));
+    assert_eq!(fs::symlink_metadata(r.join("locked")).unwrap().mode() & 0o7777, 0o000);
+    assert_eq!(fs::read(r.join("locked/inner/secret")).unwrap(), b"shadow");
+    assert_eq!(fs::symlink_metadata(r.join("locked/inner/secret")).unwrap().mode() & 0o7777, 0o000);
     let meta = fs::read_to_string(store.join("layers").join(&id[7..]).join("layer.json")).unwrap();
     assert!(meta.contains("\"rootless\": true"), "{meta}");
 
@@ -87,6 +99,7 @@ fn rootless_layer_add_collapses_owners_and_skips_device_nodes_with_a_warning() {
     // fsck as the user verifies the tree
     let o = as_nobody(&["--root", store.to_str().unwrap(), "fsck"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::symlink_metadata(r.join("locked/inner")).unwrap().mode() & 0o7777, 0o000, "fsck put modes back");
 }
 
 #[test]
