@@ -29,6 +29,8 @@ pub fn spawn(start: &Startup, command: usize, original_mask: SigSet) -> Result<i
             }
             let _ = sys::sigprocmask_set(original_mask);
             let err = exec::exec_command(start, command, file);
+            // Block again, so that a broken stderr cannot turn 127 into a death by SIGPIPE.
+            let _ = sys::sigprocmask_set(SigSet::FULL);
             report_exec_error(file.to_bytes(), err);
             sys::exit_group(exec::exit_status_for(err))
         }

@@ -25,6 +25,7 @@ impl Errno {
     pub const EACCES: Errno = Errno(13);
     pub const EEXIST: Errno = Errno(17);
     pub const ENOTDIR: Errno = Errno(20);
+    pub const EPIPE: Errno = Errno(32);
     pub const EINVAL: Errno = Errno(22);
     pub const ENAMETOOLONG: Errno = Errno(36);
     pub const ELOOP: Errno = Errno(40);
@@ -59,6 +60,7 @@ impl Errno {
             26 => "text file busy",
             28 => "no space left on device",
             30 => "read-only file system",
+            32 => "broken pipe",
             36 => "file name too long",
             38 => "function not implemented",
             40 => "too many levels of symbolic links",
@@ -138,6 +140,7 @@ pub mod sig {
     pub const SIGKILL: i32 = 9;
     pub const SIGUSR1: i32 = 10;
     pub const SIGUSR2: i32 = 12;
+    pub const SIGPIPE: i32 = 13;
     pub const SIGTERM: i32 = 15;
     pub const SIGCHLD: i32 = 17;
     pub const SIGCONT: i32 = 18;

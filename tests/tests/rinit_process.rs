@@ -212,3 +212,19 @@ fn rinit_memory_stays_flat_while_it_reaps_10000_orphans() {
     assert!(hwm[1] <= hwm[0] + 4, "peak RSS grew from {} kB to {} kB over 10,000 reaps", hwm[0], hwm[1]);
     assert!(hwm[1] < 1024, "rinit's peak RSS is {} kB", hwm[1]);
 }
+
+#[test]
+fn rinit_with_a_broken_stderr_still_exits_with_the_commands_status() {
+    // stderr is a pipe nobody reads: writing the message raises SIGPIPE, which must neither
+    // kill the child reporting the failed exec nor be forwarded later.
+    for (args, want) in [(&["no-such-command-here"][..], 127), (&["-s", "--", "/bin/sh", "-c", "exit 3"][..], 3), (&["-x"][..], 125)] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let mut c = rinit();
+        c.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(writer);
+        let mut child = c.spawn().expect("start rinit");
+        drop(c);
+        let status = wait_or_kill(&mut child, 10 * SEC, &args);
+        assert_eq!(status.code(), Some(want), "rinit {args:?}");
+    }
+}
