@@ -683,9 +683,11 @@ fn junk_limits_are_refused_with_clear_messages_and_leave_nothing() {
 
 /// Environment variable that turns [`self_move_helper`] on inside a child test process.
 const SELF_MOVE_ENV: &str = "RBOX_CGROUP_SELF_MOVE_DIR";
+/// Environment variable that makes [`idle_helper`] wait (a second "rrun" in the same cgroup).
+const IDLE_ENV: &str = "RBOX_CGROUP_IDLE";
 
 #[test]
-fn v2_controllers_are_enabled_when_rrun_is_alone_and_refused_beside_other_processes() {
+fn v2_controllers_are_enabled_when_only_rruns_live_there_and_refused_beside_other_processes() {
     // The unified hierarchy has no memory/cpu/pids here (they are bound to v1), but any v2
     // controller shows the rule; hugetlb is the one left on this hybrid machine.
     let mut g = Guard::new("v2en");
@@ -719,9 +721,24 @@ fn v2_controllers_are_enabled_when_rrun_is_alone_and_refused_beside_other_proces
         let _ = ch.wait();
     }
 
-    // Only "rrun" (a child test process running the helper) in `own`: it steps into a leaf.
+    // Only "rruns" in `own` (copies of this test binary: an idle one, then the helper that asks
+    // for the controller): they step into a leaf together.
     let leaf = own.join(v2::SELF_LEAF);
     g.dirs.insert(1, leaf.clone());
+    let idle = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "cgroups::tests::idle_helper",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(IDLE_ENV, "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let idle_pid = idle.id();
+    g.children.push(idle);
+    std::fs::write(own.join("cgroup.procs"), idle_pid.to_string()).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -742,6 +759,17 @@ fn v2_controllers_are_enabled_when_rrun_is_alone_and_refused_beside_other_proces
         .split_whitespace()
         .any(|w| w == c));
     assert!(leaf.is_dir(), "the helper stepped into {}", leaf.display());
+    let idle_cg = std::fs::read_to_string(format!("/proc/{idle_pid}/cgroup")).unwrap();
+    assert!(
+        idle_cg
+            .lines()
+            .any(|l| l.starts_with("0::") && l.ends_with(v2::SELF_LEAF)),
+        "the other rrun moved along: {idle_cg}"
+    );
+    for ch in &mut g.children {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
     std::fs::remove_dir(&leaf).unwrap();
     let _ = std::fs::write(own.join("cgroup.subtree_control"), format!("-{c}"));
     std::fs::remove_dir(&own).unwrap();
@@ -753,7 +781,7 @@ fn v2_controllers_are_enabled_when_rrun_is_alone_and_refused_beside_other_proces
 /// Runs only inside the child process the test above starts: joins the given cgroup alone, then
 /// asks for a controller there, which must move it into the leaf.
 #[test]
-#[ignore = "helper: run by v2_controllers_are_enabled_when_rrun_is_alone_and_refused_beside_other_processes"]
+#[ignore = "helper: run by v2_controllers_are_enabled_when_only_rruns_live_there_and_refused_beside_other_processes"]
 fn self_move_helper() {
     let Some(own) = std::env::var_os(SELF_MOVE_ENV) else {
         return;
@@ -780,4 +808,13 @@ fn self_move_helper() {
         "{mine}"
     );
     println!("SELF-MOVE-OK");
+}
+
+/// Stands in for a second rrun in the cgroup of the test above: just waits to be killed.
+#[test]
+#[ignore = "helper: run by v2_controllers_are_enabled_when_only_rruns_live_there_and_refused_beside_other_processes"]
+fn idle_helper() {
+    if std::env::var_os(IDLE_ENV).is_some() {
+        std::thread::sleep(Duration::from_secs(60));
+    }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::{fs, CgroupError};
 
-/// The leaf rrun moves itself into when its own cgroup must hand controllers to children but
-/// rrun is the only process in it (e.g. under `systemd-run --scope -p Delegate=yes`).
+/// The leaf rrun moves itself (and other rruns) into when its own cgroup must hand controllers to
+/// children but only rruns live in it (e.g. under `systemd-run --scope -p Delegate=yes`).
 pub const SELF_LEAF: &str = "rbox.rrun";
 
 /// Makes `wanted` controllers available to children of `own`: enables each in
@@ -41,26 +41,7 @@ pub fn enable(mount: &Path, own: &Path, wanted: &[&'static str]) -> Result<(), C
         ),
     })?;
     for (i, c) in writes {
-        let dir = &chain[i];
-        match fs::write(dir, "cgroup.subtree_control", &format!("+{c}")) {
-            Err(CgroupError::Write { source, .. }) if is_ebusy(&source) => {
-                // Only rrun itself in its own cgroup: step aside into a leaf and retry.
-                if i + 1 == chain.len() && move_self_to_leaf(dir)? {
-                    fs::write(dir, "cgroup.subtree_control", &format!("+{c}")).map_err(|_| {
-                        CgroupError::InternalProcesses {
-                            controller: c,
-                            path: dir.clone(),
-                        }
-                    })?;
-                } else {
-                    return Err(CgroupError::InternalProcesses {
-                        controller: c,
-                        path: dir.clone(),
-                    });
-                }
-            }
-            other => other?,
-        }
+        enable_one(&chain[i], c, i + 1 == chain.len())?;
     }
     Ok(())
 }
@@ -102,13 +83,41 @@ fn chain(mount: &Path, own: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// If `own` holds no process but this one, moves this process into `own/rbox.rrun` so that `own`
-/// may enable controllers for its children. The leaf stays while rrun lives in it; a delegated
-/// systemd scope removes it with the scope.
-fn move_self_to_leaf(own: &Path) -> Result<bool, CgroupError> {
-    let me = rustix::process::getpid().as_raw_nonzero().get();
+/// Writes "+controller" to `dir`'s cgroup.subtree_control. `dir` must hold no processes (the
+/// "no internal processes" rule, EBUSY otherwise). When `dir` is rrun's own cgroup and every
+/// process in it is an rrun, they step aside into a leaf and the write is retried (a few times,
+/// as another rrun may arrive in between).
+fn enable_one(dir: &Path, c: &'static str, own: bool) -> Result<(), CgroupError> {
+    let busy = || CgroupError::InternalProcesses {
+        controller: c,
+        path: dir.to_path_buf(),
+    };
+    for _ in 0..5 {
+        match fs::write(dir, "cgroup.subtree_control", &format!("+{c}")) {
+            Err(CgroupError::Write { source, .. }) if is_ebusy(&source) => {
+                if !own || !move_rruns_to_leaf(dir)? {
+                    return Err(busy());
+                }
+            }
+            other => return other,
+        }
+    }
+    Err(busy())
+}
+
+/// If every process in `own` runs the same executable as this one (rrun instances, or their
+/// children not yet placed in a container), moves them into `own/rbox.rrun` so that `own` may
+/// enable controllers for its children; false if some other process lives there. The leaf stays
+/// while rruns live in it; a delegated systemd scope removes it with the scope.
+fn move_rruns_to_leaf(own: &Path) -> Result<bool, CgroupError> {
+    let me = std::fs::read_link("/proc/self/exe").ok();
     let procs = fs::procs(own)?;
-    if procs.iter().any(|&p| p != me) {
+    let ours = |p: &i32| me.is_some() && std::fs::read_link(format!("/proc/{p}/exe")).ok() == me;
+    // A process that has exited since the listing is no obstacle either.
+    if !procs
+        .iter()
+        .all(|p| ours(p) || !Path::new(&format!("/proc/{p}")).exists())
+    {
         return Ok(false);
     }
     let leaf = own.join(SELF_LEAF);
@@ -117,8 +126,16 @@ fn move_self_to_leaf(own: &Path) -> Result<bool, CgroupError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(source) => return Err(CgroupError::Mkdir { path: leaf, source }),
     }
-    tracing::debug!(leaf = %leaf.display(), "moving rrun into a leaf cgroup so its own can delegate controllers");
-    fs::write(&leaf, "cgroup.procs", &me.to_string())?;
+    tracing::debug!(leaf = %leaf.display(), ?procs, "moving rrun into a leaf cgroup so its own can delegate controllers");
+    for p in procs {
+        match fs::write(&leaf, "cgroup.procs", &p.to_string()) {
+            Ok(()) => {}
+            // Exited in the meantime.
+            Err(CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(true)
 }
 
