@@ -47,7 +47,10 @@ usage: rinit [-g] [-s] [--] COMMAND [ARG...]
 Runs COMMAND as its child, forwards the signals it receives to it, reaps every zombie
 re-parented to it and exits with the command's status. As PID 1 of a pid namespace it first
 mounts /proc, /dev (with pts, shm, mqueue and the usual nodes and links), /tmp and a
-read-only /sys, keeping whatever is already mounted there.
+read-only /sys, keeping whatever is already mounted there. Only descriptors 0, 1 and 2 are
+kept and passed on; any other inherited descriptor is closed. When the command ends, the
+processes left (as PID 1 all others in the pid namespace, otherwise rinit's descendants)
+get SIGTERM, and SIGKILL two seconds later, before rinit exits.
 
 options:
   -g             forward signals to the child's whole process group

@@ -11,7 +11,7 @@
 //! ~680 KB, more than the C inits it replaces; a workspace-wide feature of a shared crate
 //! (rustix's `std`) would also pull std back in. So rinit makes its own system calls
 //! ([`sys`]), brings its own `_start` (src/main.rs) and memory functions ([`rt`]), and uses no
-//! heap at all: its memory stays flat whatever it reaps. The binary is ~20 KB.
+//! heap at all: its memory stays flat whatever it reaps. The binary is about 24 KB.
 //!
 //! Exit status: the command's own; 128+N when killed by signal N; 127 not found; 126 not
 //! executable; 125 rinit itself failed (bad usage, a fatal mount, fork).
