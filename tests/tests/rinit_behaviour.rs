@@ -183,14 +183,14 @@ fn interactive_shell_on_a_pty(init: Init, mode: Mode) {
     pty.expect("init-in-background-10", 5 * SEC);
     // Ctrl-C ends the foreground sleep, not the shell, not the init.
     pty.type_in("sleep 30\n");
-    std::thread::sleep(SEC);
+    pty.wait_for_foreground("sleep", 10 * SEC);
     pty.type_in("\x03");
     std::thread::sleep(SEC / 5);
     pty.type_in("echo alive-$((1+1))\n");
     pty.expect("alive-2", 5 * SEC);
     // Ctrl-Z stops the foreground job and gives the terminal back to the shell.
     pty.type_in("sleep 30\n");
-    std::thread::sleep(SEC);
+    pty.wait_for_foreground("sleep", 10 * SEC);
     pty.type_in("\x1a");
     std::thread::sleep(SEC / 5);
     pty.type_in("echo back-$((2+3))\n");

@@ -180,7 +180,8 @@ fn rinit_exits_at_once_when_nothing_is_left() {
     for mode in [Mode::Pid1, Mode::Subreaper] {
         let f = run(init_command(Init::Rinit, mode, false, &["/bin/sh", "-c", "sleep 0.1 & wait; exit 3"]), 20 * SEC);
         assert_eq!(f.code(), 3);
-        assert!(f.elapsed < SEC, "{mode:?}: no grace period when nothing is left: {:?}", f.elapsed);
+        // The grace is 2 s: well under it means rinit did not wait for nothing.
+        assert!(f.elapsed < SEC * 3 / 2, "{mode:?}: no grace period when nothing is left: {:?}", f.elapsed);
     }
 }
 

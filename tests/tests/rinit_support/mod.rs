@@ -414,6 +414,22 @@ impl Pty {
         }
     }
 
+    /// Waits until the terminal's foreground process group is led by a process named `comm`
+    /// (TIOCGPGRP works on the master side too), e.g. until a typed `sleep` really runs.
+    pub fn wait_for_foreground(&self, comm: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(pgrp) = rustix::termios::tcgetpgrp(&self.master) {
+                let name = std::fs::read_to_string(format!("/proc/{}/comm", pgrp.as_raw_nonzero()));
+                if name.is_ok_and(|n| n.trim_end() == comm) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{comm} never became the foreground job; the terminal showed:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Everything the terminal showed so far.
     pub fn screen(&self) -> String {
         String::from_utf8_lossy(&self.buf.0.lock().unwrap()).into_owned()
