@@ -53,8 +53,19 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         return Err(std::io::Error::last_os_error()).ctx(|| format!("set hostname {:?}", cfg.hostname));
     }
 
-    let mut host = rootfs::capture_host(ctx.container_dir, !cfg.process.stdin && !cfg.process.tty)?;
-    rootfs::enter_root(root, &ctx.container_dir.join("rootfs"))?;
+    let resolv_conf = match cfg.net {
+        NetMode::None | NetMode::Host => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let etc = rootfs::EtcFiles {
+        hostname: format!("{}\n", cfg.hostname),
+        hosts: format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", cfg.hostname),
+        resolv_conf,
+    };
+    let mut host = rootfs::capture_host(&etc, !cfg.process.stdin && !cfg.process.tty)?;
+    // The overlay goes over the container's own folder: in this private mount namespace that
+    // hides nothing from anyone, and needs no extra mount-point directory on disk.
+    rootfs::enter_root(root, ctx.container_dir)?;
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
     rootfs::attach_kernel_fs(&mut host)?;
     let pty = rootfs::populate_dev(&mut host, cfg.process.tty, tty_gid)?;

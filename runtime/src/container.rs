@@ -77,9 +77,11 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
         undo.armed = true;
         containers.save(&st)?;
     }
+    tracing::debug!(us = crate::elapsed_us(), "state written");
     prepare_dir(&dir, &st)?;
     before_clone(&dir)?;
     share_stdio(&st);
+    tracing::debug!(us = crate::elapsed_us(), "folder ready");
     let cfg = &st.config;
     let limits = Limits {
         memory: cfg.limits.memory,
@@ -89,6 +91,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     };
     let cg = Cgroup::create(&st.id, &limits)?;
     st.cgroup_paths = cg.paths().to_vec();
+    tracing::debug!(us = crate::elapsed_us(), "cgroup created");
     undo.cgroup = Some(cg);
 
     let rinit_fd = memfd::sealed_copy(rinit)?;
@@ -113,15 +116,20 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     drop(kid);
     drop(v2_dir);
     undo.pid = Some(pid);
+    tracing::debug!(us = crate::elapsed_us(), "cloned");
 
     cfg.idmaps.write(pid)?;
     if !v1.is_empty() {
         Cgroup::from_paths(&v1)?.add_pid(pid)?;
     }
     let mounts = build_mounts(pid, &st, &dir)?;
+    tracing::debug!(us = crate::elapsed_us(), "maps written, cgroup joined");
     parent.send(&Msg::Setup(mounts))?;
+    tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
     let master = parent.wait_for_ready()?;
+    tracing::debug!(us = crate::elapsed_us(), "child ready");
     parent.wait_for_exec()?;
+    tracing::debug!(us = crate::elapsed_us(), "rinit exec'd");
     drop(rinit_fd);
 
     let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
@@ -163,39 +171,47 @@ fn share_stdio(st: &State) {
     }
 }
 
-/// upper/ (owned by the container's root, so the overlay root looks like the image's),
-/// work/, rootfs/ (the mount point) and the /etc files.
+/// upper/ (owned by the container's root, so the overlay root looks like the image's) and
+/// work/ on disk, for containers that are kept after they exit. Containers removed on exit
+/// keep them in memory instead (see [`memory_upper`]).
 fn prepare_dir(dir: &Path, st: &State) -> Result<()> {
+    if st.upper_in_memory {
+        return Ok(());
+    }
     let cfg = &st.config;
-    let (uid, gid) = (cfg.idmaps.host_uid(0), cfg.idmaps.host_gid(0));
-    let own = |p: &Path| -> Result<()> {
-        if !cfg.idmaps.is_identity() {
-            chown(p, uid, gid).ctx(|| format!("chown {} to the container's root", p.display()))?;
-        }
-        Ok(())
-    };
-    for sub in ["upper", "work", "rootfs"] {
+    for sub in ["upper", "work"] {
         let p = dir.join(sub);
         fs::create_dir(&p).ctx(|| format!("create {}", p.display()))?;
     }
     let upper = dir.join("upper");
     fs::set_permissions(&upper, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", upper.display()))?;
-    own(&upper)?;
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{h}\n",
-        h = cfg.hostname
-    );
-    let resolv = match cfg.net {
-        NetMode::None | NetMode::Host => fs::read("/etc/resolv.conf").unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    for (name, data) in [("hostname", format!("{}\n", cfg.hostname).into_bytes()), ("hosts", hosts.into_bytes()), ("resolv.conf", resolv)] {
-        let p = dir.join(name);
-        fs::write(&p, data).ctx(|| format!("write {}", p.display()))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).ctx(|| format!("chmod {}", p.display()))?;
-        own(&p)?;
+    if !cfg.idmaps.is_identity() {
+        chown(&upper, cfg.idmaps.host_uid(0), cfg.idmaps.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
     }
     Ok(())
+}
+
+/// upper and work dirs in a tmpfs, for a container removed when it exits: its writes never
+/// touch the disk (they count against its memory limit) and removing it frees nothing on disk.
+/// overlayfs takes its upper layer only from a mount of the caller's mount namespace, so rrun
+/// first moves itself into a private mount namespace of its own (unshare(CLONE_NEWNS), all
+/// mounts private: nothing reaches the host) and mounts the tmpfs at `<root>/tmp` there.
+/// Returns the (upper, work) paths.
+fn memory_upper(st: &State, store_tmp: &Path) -> Result<(PathBuf, PathBuf)> {
+    sys::unshare(libc::CLONE_NEWNS).ctx(|| "unshare rrun's mount namespace".into())?;
+    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make rrun's mounts private".into())?;
+    fs::create_dir_all(store_tmp).ctx(|| format!("create {}", store_tmp.display()))?;
+    sys::mount(Some("tmpfs"), store_tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=755"))
+        .ctx(|| format!("mount the upper-dir tmpfs on {} (rrun's own mount namespace)", store_tmp.display()))?;
+    let (upper, work) = (store_tmp.join("upper"), store_tmp.join("work"));
+    for d in [&upper, &work] {
+        fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
+    }
+    let ids = &st.config.idmaps;
+    if !ids.is_identity() {
+        chown(&upper, ids.host_uid(0), ids.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
+    }
+    Ok((upper, work))
 }
 
 /// The overlay root (over idmapped clones of the layers) and the volume mounts, detached.
@@ -216,9 +232,14 @@ fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
         }
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
-    let upper = dir.join("upper");
-    let work = dir.join("work");
-    let root = mounts::overlay(&layers, &OverlayDirs { upper: &upper, work: &work })?;
+    let root = if st.upper_in_memory {
+        let store_tmp = dir.parent().and_then(Path::parent).map(|r| r.join("tmp")).unwrap_or_else(|| PathBuf::from("/tmp"));
+        let (upper, work) = memory_upper(st, &store_tmp)?;
+        mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?
+    } else {
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?
+    };
     drop(layers);
     let mut out = vec![root];
     for v in &cfg.volumes {

@@ -6,6 +6,7 @@ use rrun::cli::{Cli, Command, NetworkCmd};
 use rrun::{commands, exec, run};
 
 fn main() {
+    rrun::elapsed_us();
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",

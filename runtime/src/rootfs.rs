@@ -4,7 +4,8 @@
 //! open_tree(2), mount_namespaces(7), devpts (Documentation/filesystems/devpts.rst).
 
 use std::fs::{self, File, OpenOptions};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,13 @@ pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tt
 /// The per-container files bind-mounted over /etc in the image.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
+/// Contents of the per-container /etc files, in [`ETC_FILES`] order.
+pub struct EtcFiles {
+    pub hostname: String,
+    pub hosts: String,
+    pub resolv_conf: Vec<u8>,
+}
+
 /// Handles on host objects taken before pivot_root, which hides the host.
 pub struct HostHandles {
     devices: Vec<(&'static str, OwnedFd)>,
@@ -28,17 +36,15 @@ pub struct HostHandles {
     pub devnull: Option<File>,
 }
 
-/// Clones the host's device nodes and the container's /etc files as detached bind mounts.
-pub fn capture_host(container_dir: &Path, want_devnull: bool) -> Result<HostHandles> {
+/// Clones the host's device nodes as detached bind mounts and writes the container's /etc
+/// files into a small tmpfs of its own (no disk I/O; they live as long as the container).
+pub fn capture_host(etc_files: &EtcFiles, want_devnull: bool) -> Result<HostHandles> {
     let mut devices = Vec::with_capacity(DEVICES.len());
     for d in DEVICES {
         let p = PathBuf::from("/dev").join(d);
         devices.push((d, mounts::clone_tree(&p, None, false)?));
     }
-    let mut etc = Vec::with_capacity(ETC_FILES.len());
-    for f in ETC_FILES {
-        etc.push((f, mounts::clone_tree(&container_dir.join(f), None, false)?));
-    }
+    let etc = etc_tmpfs(etc_files)?;
     let devnull = if want_devnull { Some(File::open("/dev/null").ctx(|| "open /dev/null".into())?) } else { None };
     let mut kernel_fs = vec![("/proc", new_fs(c"proc", libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)?)];
     // sysfs needs a network namespace of our own (refused with --net host): then rinit tries.
@@ -47,6 +53,27 @@ pub fn capture_host(container_dir: &Path, want_devnull: bool) -> Result<HostHand
         kernel_fs.push(("/sys", fd));
     }
     Ok(HostHandles { devices, etc, kernel_fs, devnull })
+}
+
+/// A tmpfs holding hostname, hosts and resolv.conf, returned as one bind mount per file.
+fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
+    let fs = sys::fsopen(c"tmpfs").ctx(|| "fsopen tmpfs for /etc files".into())?;
+    sys::fsconfig_string(fs.as_fd(), c"size", c"64k").ctx(|| "tmpfs size".into())?;
+    sys::fsconfig_string(fs.as_fd(), c"mode", c"755").ctx(|| "tmpfs mode".into())?;
+    sys::fsconfig_create(fs.as_fd()).ctx(|| "create the /etc files tmpfs".into())?;
+    let mnt = sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)
+        .ctx(|| "fsmount the /etc files tmpfs".into())?;
+    let data: [&[u8]; 3] = [files.hostname.as_bytes(), files.hosts.as_bytes(), &files.resolv_conf];
+    let mut out = Vec::with_capacity(3);
+    for (name, bytes) in ETC_FILES.iter().zip(data) {
+        let f = sys::openat2(mnt.as_raw_fd(), Path::new(name), libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL, 0o644, libc::RESOLVE_BENEATH)
+            .ctx(|| format!("create {name} in the /etc files tmpfs"))?;
+        File::from(f).write_all(bytes).ctx(|| format!("write {name}"))?;
+        let bind = sys::open_tree(mnt.as_raw_fd(), Path::new(name), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC)
+            .ctx(|| format!("bind {name} from the /etc files tmpfs"))?;
+        out.push((*name, bind));
+    }
+    Ok(out)
 }
 
 /// A detached mount of a fresh instance of a kernel filesystem (proc, sysfs).

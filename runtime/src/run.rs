@@ -86,6 +86,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
         oom_killed: false,
         detached: a.detach,
         auto_remove: a.rm || (a.name.is_none() && !a.detach),
+        upper_in_memory: a.rm || (a.name.is_none() && !a.detach),
         cgroup_paths: vec![],
         config: ContainerConfig {
             hostname,
@@ -106,6 +107,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
 /// `rrun ... --image IMAGE`: returns the exit code rrun should exit with.
 pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     let st = plan(root, a)?;
+    tracing::debug!(us = crate::elapsed_us(), "planned");
     let containers = Containers::open(root)?;
     let rinit = memfd::find_rinit()?;
     if a.detach {
@@ -125,7 +127,10 @@ fn run_foreground(containers: &Containers, st: State, rinit: &PathBuf) -> Result
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
     drop(_raw);
     let status = status?;
-    Ok(finish(containers, c, status))
+    tracing::debug!(us = crate::elapsed_us(), "container exited");
+    let code = finish(containers, c, status);
+    tracing::debug!(us = crate::elapsed_us(), "cleaned up");
+    Ok(code)
 }
 
 /// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code.
@@ -142,10 +147,14 @@ pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     }
     // Nothing of the container may outlive its init (the pid namespace is gone, but a task
     // that joined with exec could remain): empty and remove the cgroup.
-    let _ = c.cgroup.kill_all();
+    if !c.cgroup.pids().is_empty() {
+        let _ = c.cgroup.kill_all();
+    }
+    tracing::debug!(us = crate::elapsed_us(), "cgroup empty");
     if let Err(e) = c.cgroup.remove() {
         eprintln!("rrun: {e}");
     }
+    tracing::debug!(us = crate::elapsed_us(), "cgroup removed");
     let id = c.state.id.clone();
     drop(c.pidfd);
     drop(c.master);

@@ -38,6 +38,9 @@ pub struct State {
     pub oom_killed: bool,
     pub detached: bool,
     pub auto_remove: bool,
+    /// The overlay's upper and work dirs live in memory (containers removed on exit).
+    #[serde(default)]
+    pub upper_in_memory: bool,
     /// The cgroup's directories (one per hierarchy), for `exec` and `rm` (Cgroup::from_paths).
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
