@@ -26,6 +26,8 @@ use rustix::fs::{
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
+use crate::userns::Privilege;
+
 /// Why an extraction stopped. Every variant names the member; the store is left untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -113,12 +115,14 @@ pub struct Stats {
     pub entries: u64,
     pub skipped_devices: u64,
     pub skipped_xattrs: u64,
+    /// owners outside the subordinate id range (user namespace extraction)
+    pub unmapped_owners: u64,
 }
 
 /// Extracts members into the staging root `root` (an open directory).
 pub struct Extractor {
     root: OwnedFd,
-    rootless: bool,
+    privilege: Privilege,
     dirs: Vec<DirMeta>,
     dir_index: HashMap<Vec<u8>, usize>,
     root_meta: Option<Meta>,
@@ -141,10 +145,10 @@ pub fn opaque_xattr(rootless: bool) -> &'static str {
 
 impl Extractor {
     /// `root` must be an empty directory opened O_RDONLY|O_DIRECTORY.
-    pub fn new(root: OwnedFd, rootless: bool) -> Extractor {
+    pub fn new(root: OwnedFd, privilege: Privilege) -> Extractor {
         Extractor {
             root,
-            rootless,
+            privilege,
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             root_meta: None,
@@ -152,6 +156,16 @@ impl Extractor {
             stats: Stats::default(),
             buf: vec![0u8; 1 << 20],
         }
+    }
+
+    /// Not real root: devices are skipped and overlay metadata uses `user.overlay.*`.
+    fn rootless(&self) -> bool {
+        self.privilege != Privilege::Root
+    }
+
+    /// Owners can be set (root, or root of a user namespace with subordinate ids).
+    fn may_chown(&self) -> bool {
+        self.privilege != Privilege::Unprivileged
     }
 
     /// Extracts every member of `ar`. Returns the stream offset where the last member's data
@@ -376,7 +390,7 @@ impl Extractor {
 
     fn node(&mut self, pfd: &OwnedFd, name: &[u8], ft: FileType, dev: u64, meta: Meta, member: &[u8]) -> Result<(), ExtractError> {
         let is_whiteout_dev = ft == FileType::CharacterDevice && dev == 0;
-        if self.rootless && ft != FileType::Fifo && !is_whiteout_dev {
+        if self.rootless() && ft != FileType::Fifo && !is_whiteout_dev {
             self.stats.skipped_devices += 1;
             return Ok(());
         }
@@ -390,7 +404,7 @@ impl Extractor {
         let pfd = self.open_parent(parent, member, true)?;
         if name == b".wh..wh..opq" {
             let d = open_dir(&pfd, member)?;
-            return set_xattr_fd(d.as_fd(), opaque_xattr(self.rootless).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"));
+            return set_xattr_fd(d.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"));
         }
         let target = &name[4..];
         if target.is_empty() || target == b"." || target == b".." {
@@ -402,7 +416,7 @@ impl Extractor {
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                     let fd = rustix::fs::openat(&pfd, target, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
                         .map_err(io_err(member, "open directory"))?;
-                    set_xattr_fd(fd.as_fd(), opaque_xattr(self.rootless).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"))?;
+                    set_xattr_fd(fd.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"))?;
                 }
                 return Ok(());
             }
@@ -411,7 +425,7 @@ impl Extractor {
         }
         match rustix::fs::mknodat(&pfd, target, FileType::CharacterDevice, Mode::empty(), 0) {
             Ok(()) => Ok(()),
-            Err(Errno::PERM) if self.rootless => self.xattr_whiteout(&pfd, target, member),
+            Err(Errno::PERM) if self.rootless() => self.xattr_whiteout(&pfd, target, member),
             Err(e) => Err(io_err(member, "mknod whiteout")(e)),
         }
     }
@@ -435,8 +449,9 @@ impl Extractor {
 
     /// Owner, mode, xattrs and (unless `is_dir`) mtime, on an open fd of what was just made.
     fn apply_fd(&mut self, fd: BorrowedFd<'_>, meta: &Meta, member: &[u8], with_times: bool) -> Result<(), ExtractError> {
-        if !self.rootless {
-            rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid))).map_err(io_err(member, "chown"))?;
+        if self.may_chown() {
+            let r = rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)));
+            self.chown_result(r, member)?;
         }
         // after chown, which clears set-id bits and security.capability; xattrs before chmod,
         // since user.* needs write access to the inode (mode 0000 would refuse its owner)
@@ -458,9 +473,9 @@ impl Extractor {
 
     /// The same for objects that cannot be opened (symlinks, devices, fifos): by name.
     fn apply_at(&mut self, pfd: &OwnedFd, name: &[u8], meta: &Meta, member: &[u8], chmod: bool) -> Result<(), ExtractError> {
-        if !self.rootless {
-            rustix::fs::chownat(pfd, name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err(member, "chown"))?;
+        if self.may_chown() {
+            let r = rustix::fs::chownat(pfd, name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW);
+            self.chown_result(r, member)?;
         }
         if chmod {
             // not a symlink (we just made it with mknodat), so following is moot
@@ -482,17 +497,35 @@ impl Extractor {
         rustix::fs::utimensat(pfd, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err(member, "set times"))
     }
 
+    /// In a user namespace an owner outside the subordinate range cannot be set (EINVAL): the
+    /// entry keeps the namespace root (the user) as owner and is counted.
+    fn chown_result(&mut self, r: Result<(), Errno>, member: &[u8]) -> Result<(), ExtractError> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Errno::INVAL) if self.privilege == Privilege::UserNs => {
+                self.stats.unmapped_owners += 1;
+                Ok(())
+            }
+            Err(e) => Err(io_err(member, "chown")(e)),
+        }
+    }
+
     /// Overlay metadata from the archive would let a layer forge whiteouts or redirects: dropped.
-    /// Without privileges only `user.*` can be written.
+    /// Without privileges only `user.*` can be written (and `security.capability` by the root
+    /// of a user namespace, which the kernel stores as a namespaced v3 capability).
     fn xattr_allowed(&mut self, name: &[u8]) -> bool {
         if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
             return false;
         }
-        if self.rootless && !name.starts_with(b"user.") {
+        let ok = match self.privilege {
+            Privilege::Root => true,
+            Privilege::UserNs => name.starts_with(b"user.") || name == b"security.capability",
+            Privilege::Unprivileged => name.starts_with(b"user."),
+        };
+        if !ok {
             self.stats.skipped_xattrs += 1;
-            return false;
         }
-        true
+        ok
     }
 
     fn xattr_failed(&mut self, name: &[u8], e: Errno, member: &[u8]) -> Result<(), ExtractError> {

@@ -153,7 +153,8 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
         .as_deref()
         .map(|v| parse_checksum(v, "sha512", 128).ok_or(AddError::BadChecksumArg { algo: "sha512", value: v.into(), len: 128 }))
         .transpose()?;
-    let rootless = !rustix::process::geteuid().is_root();
+    let privilege = crate::userns::privilege();
+    let rootless = privilege != crate::userns::Privilege::Root;
     // what an interrupted earlier run left (best effort: gc reports failures)
     let _ = crate::maint::clean_stale_staging(store);
 
@@ -192,7 +193,7 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
         .map_err(|e| AddError::Staging { path: rootfs.clone(), source: e.into() })?;
     let (mut reader, producer) = pipeline::start(input, true, want512.is_some())
         .map_err(|source| AddError::Staging { path: staging.path.clone(), source })?;
-    let mut ex = Extractor::new(rootfd, rootless);
+    let mut ex = Extractor::new(rootfd, privilege);
     let extracted = (|| {
         let last_end = {
             let mut ar = tar::Archive::new(crate::guard::TarGuard::new(&mut reader));
@@ -255,6 +256,10 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
             },
             tree_digest: format!("sha256:{tree}"),
             rootless,
+            id_map: (privilege == crate::userns::Privilege::UserNs).then(|| {
+                let (uid, gid) = crate::userns::id_maps();
+                crate::store::IdMap { uid, gid }
+            }),
         };
         let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| AddError::Staging { path: staging.path.clone(), source: e.into() })?;
         json.push(b'\n');

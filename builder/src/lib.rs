@@ -15,4 +15,5 @@ pub mod maint;
 pub mod pipeline;
 pub mod store;
 pub mod tree;
+pub mod userns;
 pub mod util;

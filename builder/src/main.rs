@@ -108,8 +108,20 @@ enum ImageCmd {
 }
 
 fn main() -> ExitCode {
+    // a re-executed rootless child: enter its user namespace while still single-threaded
+    if std::env::var_os(rbuild::userns::CHILD_ENV).is_some() {
+        if let Err(e) = rbuild::userns::enter_child() {
+            eprintln!("rbuild: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // a user with subordinate ids: run again inside a mapped user namespace, keeping owners
+    let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
+    if let Some(code) = rbuild::userns::reexec(&root) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -169,6 +181,12 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!(
                     "rbuild: warning: {} device node(s) skipped: only root can create them",
                     added.stats.skipped_devices
+                );
+            }
+            if added.stats.unmapped_owners > 0 {
+                eprintln!(
+                    "rbuild: warning: {} member(s) owned by ids outside your subordinate range: owned by you instead",
+                    added.stats.unmapped_owners
                 );
             }
             if added.stats.skipped_xattrs > 0 {

@@ -87,9 +87,21 @@ pub struct LayerMeta {
     pub compression: String,
     /// sha256 of the canonical listing of the extracted tree (see `tree.rs`); `fsck` recomputes it.
     pub tree_digest: String,
-    /// Extracted without privileges: owners collapsed, device nodes skipped, `user.overlay.*`.
+    /// Extracted without privileges: device nodes skipped, `user.overlay.*` xattrs; owners
+    /// collapsed to the user unless `id_map` is set.
     #[serde(default)]
     pub rootless: bool,
+    /// Extracted in a user namespace with subordinate ids: its maps (`inside:outside:count`,
+    /// comma separated). A runtime maps the same ranges to show the image's owners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<IdMap>,
+}
+
+/// uid and gid maps of a user-namespace extraction, as in /proc/self/uid_map.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdMap {
+    pub uid: String,
+    pub gid: String,
 }
 
 /// A handle on a store root.

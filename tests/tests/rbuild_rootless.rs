@@ -164,3 +164,92 @@ fn rootless_whiteouts_work_in_an_unprivileged_overlay_mount() {
     assert!(o.status.success(), "rootless overlay mount: {}", stderr(&o));
     assert_eq!(stdout(&o), "gone hidden\nkept present\nd/old hidden\nd/new present");
 }
+
+/// A throwaway user with subordinate id ranges (Debian's useradd allocates them), removed
+/// with its ranges on drop.
+struct SubidUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    sub_uid: u32,
+    sub_gid: u32,
+}
+
+impl SubidUser {
+    fn new() -> SubidUser {
+        let name = rbox_tests::unique("rbt");
+        let st = Command::new("useradd").args(["-M", "-N", "-s", "/bin/false", &name]).status().unwrap();
+        assert!(st.success(), "useradd {name}");
+        let id = |flag: &str| -> u32 { stdout(&Command::new("id").args([flag, &name]).output().unwrap()).parse().unwrap() };
+        let start = |file: &str| -> u32 {
+            let text = fs::read_to_string(file).unwrap();
+            let line = text.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no {file} range for {name}"));
+            line.split(':').nth(1).unwrap().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        SubidUser { sub_uid: start("/etc/subuid"), sub_gid: start("/etc/subgid"), name, uid, gid }
+    }
+
+    fn rbuild(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid)).arg(format!("--regid={}", self.gid)).args(["--clear-groups", "--"]);
+        c.arg(bin("rbuild")).args(args).env_remove("RBOX_ROOT").env("HOME", "/nonexistent");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
+
+impl Drop for SubidUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+#[test]
+fn rootless_with_subordinate_ids_keeps_image_owners() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let u = SubidUser::new();
+    let store = s.join("store");
+    fs::create_dir_all(&store).unwrap();
+    std::os::unix::fs::chown(&store, Some(u.uid), Some(u.gid)).unwrap();
+    let root = store.to_str().unwrap();
+    let mut t = RawTar::new();
+    t.add(&Member { uid: 0, gid: 0, data: b"r", ..Member::new(b"etc/passwd", b'0') });
+    t.add(&Member { uid: 0, gid: 42, mode: 0o640, data: b"s", ..Member::new(b"etc/shadow", b'0') });
+    t.add(&Member { uid: 1000, gid: 1000, mode: 0o700, ..Member::new(b"home/user/", b'5') });
+    t.add(&Member { uid: 1000, gid: 1000, mode: 0o600, data: b"u", ..Member::new(b"home/user/secret", b'0') });
+    t.add(&Member { uid: 200_000, gid: 200_000, data: b"far", ..Member::new(b"far", b'0') });
+    t.add(&Member { mode: 0o666, dev: (1, 3), ..Member::new(b"dev/null", b'3') });
+    let f = write_tar(&s, "owners.tar", t.finish());
+
+    let o = u.rbuild(&["--root", root, "layer", "add", &f], &[]);
+    let id = ok_line(&o);
+    let err = stderr(&o);
+    assert!(err.contains("1 device node(s) skipped") && err.contains("1 member(s) owned by ids outside"), "{err}");
+    let r = rootfs(&store, &id);
+    let own = |p: &str| {
+        let m = fs::symlink_metadata(r.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(own("etc/passwd"), (u.uid, u.gid), "image root is the user");
+    assert_eq!(own("etc/shadow"), (u.uid, u.sub_gid + 41), "gid 42 -> the 42nd subordinate gid");
+    assert_eq!(own("home/user/secret"), (u.sub_uid + 999, u.sub_gid + 999), "uid 1000 -> subordinate range");
+    assert_eq!(own("far"), (u.uid, u.gid), "outside the range: owned by the user");
+    let meta = fs::read_to_string(store.join("layers").join(&id[7..]).join("layer.json")).unwrap();
+    assert!(meta.contains(&format!("\"uid\": \"0:{}:1,1:{}:65536\"", u.uid, u.sub_uid)), "{meta}");
+
+    // every command runs in the same mapping: fsck reads the 0700/0600 files, gc removes them
+    let o = u.rbuild(&["--root", root, "fsck"], &[]);
+    assert!(o.status.success(), "fsck: {}", stderr(&o));
+    assert_eq!(ok_line(&u.rbuild(&["--root", root, "gc"], &[])), id);
+    assert!(!store.join("layers").join(&id[7..]).exists());
+    assert_eq!(fs::read_dir(store.join("tmp")).unwrap().count(), 0);
+
+    // RBUILD_SUBIDS=0 collapses owners instead
+    let id2 = ok_line(&u.rbuild(&["--root", root, "layer", "add", &f], &[("RBUILD_SUBIDS", "0")]));
+    let m = fs::symlink_metadata(rootfs(&store, &id2).join("home/user/secret")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (u.uid, u.gid));
+}
