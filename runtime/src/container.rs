@@ -194,24 +194,36 @@ fn prepare_dir(dir: &Path, st: &State) -> Result<()> {
 /// upper and work dirs in a tmpfs, for a container removed when it exits: its writes never
 /// touch the disk (they count against its memory limit) and removing it frees nothing on disk.
 /// overlayfs takes its upper layer only from a mount of the caller's mount namespace, so rrun
-/// first moves itself into a private mount namespace of its own (unshare(CLONE_NEWNS), all
-/// mounts private: nothing reaches the host) and mounts the tmpfs at `<root>/tmp` there.
-/// Returns the (upper, work) paths.
-fn memory_upper(st: &State, store_tmp: &Path) -> Result<(PathBuf, PathBuf)> {
-    sys::unshare(libc::CLONE_NEWNS).ctx(|| "unshare rrun's mount namespace".into())?;
-    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make rrun's mounts private".into())?;
-    fs::create_dir_all(store_tmp).ctx(|| format!("create {}", store_tmp.display()))?;
-    sys::mount(Some("tmpfs"), store_tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=755"))
-        .ctx(|| format!("mount the upper-dir tmpfs on {} (rrun's own mount namespace)", store_tmp.display()))?;
-    let (upper, work) = (store_tmp.join("upper"), store_tmp.join("work"));
-    for d in [&upper, &work] {
-        fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
+/// steps into the child's (still waiting) mount namespace, makes its mounts private (nothing
+/// reaches the host), mounts the tmpfs over the container's folder there, builds the overlay
+/// with `build`, and steps back. The child later mounts the overlay on top of that tmpfs.
+fn with_memory_upper<T>(pid: i32, st: &State, dir: &Path, build: impl FnOnce(&Path, &Path) -> Result<T>) -> Result<T> {
+    let own = fs::File::open("/proc/self/ns/mnt").ctx(|| "open rrun's mount namespace".into())?;
+    let cwd = fs::File::open(".").ctx(|| "open rrun's working directory".into())?;
+    let theirs = format!("/proc/{pid}/ns/mnt");
+    let theirs = fs::File::open(&theirs).ctx(|| format!("open {theirs}"))?;
+    sys::setns(theirs.as_fd(), libc::CLONE_NEWNS).ctx(|| "enter the container's mount namespace".into())?;
+    let result = (|| {
+        sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make the container's mounts private".into())?;
+        sys::mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=755"))
+            .ctx(|| format!("mount the upper-dir tmpfs on {}", dir.display()))?;
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        for d in [&upper, &work] {
+            fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
+        }
+        let ids = &st.config.idmaps;
+        if !ids.is_identity() {
+            chown(&upper, ids.host_uid(0), ids.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
+        }
+        build(&upper, &work)
+    })();
+    // Back home, whatever happened: the rest of rrun works in the host's mount namespace.
+    sys::setns(own.as_fd(), libc::CLONE_NEWNS).ctx(|| "return to rrun's mount namespace".into())?;
+    // SAFETY: fchdir on a directory descriptor we own.
+    if unsafe { libc::fchdir(cwd.as_raw_fd()) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "return to rrun's working directory".into());
     }
-    let ids = &st.config.idmaps;
-    if !ids.is_identity() {
-        chown(&upper, ids.host_uid(0), ids.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
-    }
-    Ok((upper, work))
+    result
 }
 
 /// The overlay root (over idmapped clones of the layers) and the volume mounts, detached.
@@ -233,9 +245,7 @@ fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
     let root = if st.upper_in_memory {
-        let store_tmp = dir.parent().and_then(Path::parent).map(|r| r.join("tmp")).unwrap_or_else(|| PathBuf::from("/tmp"));
-        let (upper, work) = memory_upper(st, &store_tmp)?;
-        mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?
+        with_memory_upper(pid, st, dir, |upper, work| mounts::overlay(&layers, &OverlayDirs::Paths { upper, work }))?
     } else {
         let (upper, work) = (dir.join("upper"), dir.join("work"));
         mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?

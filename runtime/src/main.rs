@@ -8,13 +8,13 @@ use rrun::{commands, exec, run};
 fn main() {
     rrun::elapsed_us();
     let cli = Cli::parse();
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let env = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt().with_env_filter(env).with_writer(std::io::stderr).without_time().init();
+    // Quiet by default; the subscriber (and its filter parsing) only when asked for, which
+    // keeps it off the start-up path of every container.
+    if cli.verbose > 0 || std::env::var_os("RUST_LOG").is_some() {
+        let filter = if cli.verbose > 1 { "debug" } else { "info" };
+        let env = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+        tracing_subscriber::fmt().with_env_filter(env).with_writer(std::io::stderr).without_time().init();
+    }
     let root = cli.root.clone().unwrap_or_else(rrun::image::default_root);
     let result = match &cli.command {
         None => run::run(&root, &cli.run),
