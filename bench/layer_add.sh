@@ -8,8 +8,10 @@
 #      BENCH_SIZE_MIB=N        uncompressed size to generate (default 1100)
 #      BENCH_KEEP=1            keep the generated tarball in /tmp for the next run
 #      BENCH_RUNS=N            timed runs of each side, best one reported (default 2)
-# Prints both wall times, the ratio (pipeline / rbuild: > 1 means rbuild is faster) and
-# rbuild's peak RSS (from /usr/bin/time -v). Not a test: nothing here asserts.
+# Prints both wall times per run (each run times rbuild, then the pipeline, on the same file
+# from the page cache), the ratio (pipeline / rbuild: > 1 means rbuild is faster) and rbuild's
+# peak RSS (from /usr/bin/time -v). Timings move with the machine's load: compare within a run.
+# Not a test: nothing here asserts.
 set -euo pipefail
 
 BIN=$(cd "${RBOX_BIN:-target/release}" && pwd)
@@ -85,8 +87,9 @@ for run in $(seq "$RUNS"); do
   if [ -z "$best_r" ] || awk "BEGIN{exit !($t < $best_r)}"; then best_r=$t; fi
   if [ -z "$rss_r" ] || [ "$rss" -gt "$rss_r" ]; then rss_r=$rss; fi
   rm -rf "$W/store"; sync
+  tr=$t
   read -r t _ < <(timed bash -c 'gzip -dc "$1" | tee >(sha256sum >"$2/sum") | tar -x -C "$2/x"; wait' _ "$TGZ" "$W")
-  echo "run $run: gzip|tee|tar pipeline ${t}s  -> sha256:$(cut -d' ' -f1 "$W/sum" 2>/dev/null)"
+  echo "run $run: gzip|tee|tar pipeline ${t}s  -> sha256:$(cut -d' ' -f1 "$W/sum" 2>/dev/null)  (this run's ratio $(awk "BEGIN{printf \"%.2f\", $t / $tr}")x)"
   if [ -z "$best_p" ] || awk "BEGIN{exit !($t < $best_p)}"; then best_p=$t; fi
   rm -rf "$W/x"
 done
