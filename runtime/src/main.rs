@@ -7,7 +7,15 @@ use rrun::{commands, exec, run};
 
 fn main() {
     rrun::elapsed_us();
-    let cli = Cli::parse();
+    // Usage errors exit 125 like every other failure of rrun itself (--help/--version: 0).
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     // Quiet by default; the subscriber (and its filter parsing) only when asked for, which
     // keeps it off the start-up path of every container.
     if cli.verbose > 0 || std::env::var_os("RUST_LOG").is_some() {
