@@ -18,7 +18,8 @@
 #   burst  the orphans stay parked on a pipe until all N exist, then exit together; reported:
 #          the time from opening the pipe until PID 1 had reaped all N, PID 1's CPU time, and
 #          its VmHWM (peak RSS) at the end, with N zombies having passed through it at once.
-# Medians over the runs; runs are interleaved across the inits so that load drifts evenly.
+# Medians over the runs; runs are interleaved across the inits, each round starting with the
+# next one, so that load drifts evenly.
 # Ratios are rinit / other: below 1 means rinit is smaller, leaner or faster.
 # Not a test: nothing here asserts.
 set -euo pipefail
@@ -122,7 +123,9 @@ in_ns() {
 }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 for ((r = 1; r <= RUNS; r++)); do
-  for n in "${NAMES[@]}"; do
+  # Each round starts with the next init, so that no init always runs first.
+  order=("${NAMES[@]:r % ${#NAMES[@]}}" "${NAMES[@]:0:r % ${#NAMES[@]}}")
+  for n in "${order[@]}"; do
     t0=$(date +%s%N)
     out=$(in_ns "${INIT[$n]}" -- "$W/storm" churn "$N")
     t1=$(date +%s%N)
