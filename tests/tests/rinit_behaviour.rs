@@ -17,8 +17,22 @@ fn exit_codes_pass_through(init: Init, mode: Mode) {
     let probe = probe();
     for code in 0..=255 {
         let code_s = code.to_string();
-        let f = run(init_command(init, mode, false, &[probe.as_os_str(), "exit".as_ref(), code_s.as_ref()]), 20 * SEC);
-        assert_eq!(f.code(), code, "{init:?} {mode:?}: `exit {code}` came back as {}; stderr: {}", f.code(), f.stderr);
+        let f = run(
+            init_command(
+                init,
+                mode,
+                false,
+                &[probe.as_os_str(), "exit".as_ref(), code_s.as_ref()],
+            ),
+            20 * SEC,
+        );
+        assert_eq!(
+            f.code(),
+            code,
+            "{init:?} {mode:?}: `exit {code}` came back as {}; stderr: {}",
+            f.code(),
+            f.stderr
+        );
     }
 }
 
@@ -28,8 +42,21 @@ fn signal_deaths_exit_128_plus_n(init: Init, mode: Mode) {
     // HUP INT QUIT ABRT KILL USR1 SEGV USR2 PIPE ALRM TERM
     for sig in [1, 2, 3, 6, 9, 10, 11, 12, 13, 14, 15] {
         let sig_s = sig.to_string();
-        let f = run(init_command(init, mode, false, &[probe.as_os_str(), "raise".as_ref(), sig_s.as_ref()]), 20 * SEC);
-        assert_eq!(f.code(), 128 + sig, "{init:?} {mode:?}: a command killed by signal {sig}; stderr: {}", f.stderr);
+        let f = run(
+            init_command(
+                init,
+                mode,
+                false,
+                &[probe.as_os_str(), "raise".as_ref(), sig_s.as_ref()],
+            ),
+            20 * SEC,
+        );
+        assert_eq!(
+            f.code(),
+            128 + sig,
+            "{init:?} {mode:?}: a command killed by signal {sig}; stderr: {}",
+            f.stderr
+        );
     }
 }
 
@@ -38,26 +65,51 @@ fn missing_commands_exit_127(init: Init, mode: Mode) {
     let name = rbox_tests::unique("no-such-command-");
     let f = run(init_command(init, mode, false, &[&name]), 20 * SEC);
     assert_eq!(f.code(), 127, "{init:?} {mode:?}: stderr: {}", f.stderr);
-    assert!(f.stderr.contains(&name), "the message names the command: {:?}", f.stderr);
+    assert!(
+        f.stderr.contains(&name),
+        "the message names the command: {:?}",
+        f.stderr
+    );
     let path = format!("/nonexistent/{name}");
     let f = run(init_command(init, mode, false, &[&path]), 20 * SEC);
     assert_eq!(f.code(), 127, "{init:?} {mode:?}: stderr: {}", f.stderr);
-    assert!(f.stderr.contains(&path), "the message names the path: {:?}", f.stderr);
+    assert!(
+        f.stderr.contains(&path),
+        "the message names the path: {:?}",
+        f.stderr
+    );
 }
 
 fn unexecutable_commands_exit_126(init: Init, mode: Mode) {
     rbox_tests::require_root();
     for path in ["/etc/passwd", "/"] {
         let f = run(init_command(init, mode, false, &[path]), 20 * SEC);
-        assert_eq!(f.code(), 126, "{init:?} {mode:?}: exec {path}; stderr: {}", f.stderr);
-        assert!(f.stderr.contains(path), "the message names {path}: {:?}", f.stderr);
+        assert_eq!(
+            f.code(),
+            126,
+            "{init:?} {mode:?}: exec {path}; stderr: {}",
+            f.stderr
+        );
+        assert!(
+            f.stderr.contains(path),
+            "the message names {path}: {:?}",
+            f.stderr
+        );
     }
 }
 
 fn orphan_storm_leaves_no_zombie(init: Init, mode: Mode) {
     rbox_tests::require_root();
     let probe = probe();
-    let f = run(init_command(init, mode, false, &[probe.as_os_str(), "storm".as_ref(), "10000".as_ref()]), 240 * SEC);
+    let f = run(
+        init_command(
+            init,
+            mode,
+            false,
+            &[probe.as_os_str(), "storm".as_ref(), "10000".as_ref()],
+        ),
+        240 * SEC,
+    );
     assert!(
         f.stdout.contains("orphans=10000 reparented=10000 elsewhere=0 zombies=0"),
         "{init:?} {mode:?}: every orphan must come to the init and be reaped; got {:?} (stderr {:?})",
@@ -72,18 +124,30 @@ fn zombies_of_a_process_that_joined_later_are_reaped(init: Init) {
     let probe = probe();
     // The init's command just waits; a process then joins the namespaces from outside (as
     // `rrun exec` does) and makes orphans, which must come to PID 1 and be reaped.
-    let mut c = init_command(init, Mode::Pid1, false, &["/bin/sh", "-c", "echo up; sleep 60"]);
-    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("start the init");
+    let mut c = init_command(
+        init,
+        Mode::Pid1,
+        false,
+        &["/bin/sh", "-c", "echo up; sleep 60"],
+    );
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the init");
     let mut lines = Lines::of(child.stdout.take().expect("stdout"));
     lines.expect("up", 10 * SEC);
     let pid = init_pid(&child, Mode::Pid1).to_string();
     let mut join = std::process::Command::new("nsenter");
-    join.args(["--target", &pid, "--pid", "--mount", "--"]).arg(&probe).args(["storm", "1000", "1"]);
+    join.args(["--target", &pid, "--pid", "--mount", "--"])
+        .arg(&probe)
+        .args(["storm", "1000", "1"]);
     let f = run(join, 60 * SEC);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
-        f.stdout.contains("orphans=1000 reparented=1000 elsewhere=0 zombies=0"),
+        f.stdout
+            .contains("orphans=1000 reparented=1000 elsewhere=0 zombies=0"),
         "{init:?}: orphans of a joined process; got {:?} (stderr {:?})",
         f.stdout,
         f.stderr
@@ -93,19 +157,33 @@ fn zombies_of_a_process_that_joined_later_are_reaped(init: Init) {
 fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(init: Init, mode: Mode) {
     rbox_tests::require_root();
     let probe = probe();
-    let status = [probe.as_os_str(), "cat".as_ref(), "/proc/self/status".as_ref()];
+    let status = [
+        probe.as_os_str(),
+        "cat".as_ref(),
+        "/proc/self/status".as_ref(),
+    ];
     let fields = |text: &str| -> Vec<String> {
-        text.lines().filter(|l| l.starts_with("SigBlk:") || l.starts_with("SigIgn:")).map(String::from).collect()
+        text.lines()
+            .filter(|l| l.starts_with("SigBlk:") || l.starts_with("SigIgn:"))
+            .map(String::from)
+            .collect()
     };
     // What the probe sees when the test starts it directly, with no init in between.
     let mut direct = std::process::Command::new(status[0]);
     direct.args(&status[1..]);
     let baseline = fields(&run(direct, 20 * SEC).stdout);
     assert_eq!(baseline.len(), 2, "SigBlk and SigIgn in /proc/self/status");
-    assert!(baseline.contains(&"SigBlk:\t0000000000000000".to_string()), "{baseline:?}");
+    assert!(
+        baseline.contains(&"SigBlk:\t0000000000000000".to_string()),
+        "{baseline:?}"
+    );
     let f = run(init_command(init, mode, false, &status), 20 * SEC);
     assert_eq!(f.code(), 0, "{}", f.stderr);
-    assert_eq!(fields(&f.stdout), baseline, "{init:?} {mode:?}: the init must not leave signals blocked or ignored");
+    assert_eq!(
+        fields(&f.stdout),
+        baseline,
+        "{init:?} {mode:?}: the init must not leave signals blocked or ignored"
+    );
 }
 
 /// A shell script that reports every signal it catches; TERM ends it with 42.
@@ -119,18 +197,34 @@ i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 fn forwards_each_signal_to_the_child(init: Init, mode: Mode) {
     rbox_tests::require_root();
     let mut c = init_command(init, mode, false, &["/bin/sh", "-c", TRAPS]);
-    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("start the init");
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the init");
     let mut lines = Lines::of(child.stdout.take().expect("stdout"));
     lines.expect("ready", 10 * SEC);
     let pid = init_pid(&child, mode);
-    for (sig, name) in [(1, "HUP"), (2, "INT"), (3, "QUIT"), (10, "USR1"), (12, "USR2"), (28, "WINCH"), (18, "CONT")] {
+    for (sig, name) in [
+        (1, "HUP"),
+        (2, "INT"),
+        (3, "QUIT"),
+        (10, "USR1"),
+        (12, "USR2"),
+        (28, "WINCH"),
+        (18, "CONT"),
+    ] {
         send(pid, sig);
         lines.expect(&format!("got-{name}"), 5 * SEC);
     }
     send(pid, 15);
     lines.expect("got-TERM", 5 * SEC);
     let status = wait_or_kill(&mut child, 10 * SEC, &"the init after SIGTERM");
-    assert_eq!(status.code(), Some(42), "{init:?} {mode:?}: the child's exit code after TERM");
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "{init:?} {mode:?}: the child's exit code after TERM"
+    );
 }
 
 /// A shell with a grandchild in its process group; both report USR1.
@@ -145,7 +239,11 @@ i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 fn group_signals(init: Init, mode: Mode, group: bool) {
     rbox_tests::require_root();
     let mut c = init_command(init, mode, group, &["/bin/sh", "-c", FAMILY]);
-    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("start the init");
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the init");
     let mut lines = Lines::of(child.stdout.take().expect("stdout"));
     lines.expect("parent-ready", 10 * SEC);
     lines.expect("gc-ready", 10 * SEC);
@@ -156,7 +254,10 @@ fn group_signals(init: Init, mode: Mode, group: bool) {
         lines.expect("gc-got-USR1", 5 * SEC);
     } else {
         lines.gather(SEC);
-        assert!(!lines.seen.iter().any(|l| l == "gc-got-USR1"), "without -g the grandchild must not get USR1");
+        assert!(
+            !lines.seen.iter().any(|l| l == "gc-got-USR1"),
+            "without -g the grandchild must not get USR1"
+        );
     }
     send(pid, 15); // the parent has no TERM trap: it dies, and the init exits 143
     let status = wait_or_kill(&mut child, 10 * SEC, &"the init after SIGTERM");
@@ -164,7 +265,10 @@ fn group_signals(init: Init, mode: Mode, group: bool) {
     if mode == Mode::Subreaper && !group {
         // tini leaves the grandchild running: end it (its pid is a host pid here).
         if let Some(gc) = lines.seen.iter().find_map(|l| l.strip_prefix("gc-pid ")) {
-            let _ = std::process::Command::new("kill").arg(gc).stderr(Stdio::null()).status();
+            let _ = std::process::Command::new("kill")
+                .arg(gc)
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -203,7 +307,11 @@ fn interactive_shell_on_a_pty(init: Init, mode: Mode) {
         pty.type_in("exit 3\n");
     }
     let status = pty.wait(10 * SEC);
-    assert_eq!(status.code(), Some(3), "{init:?} {mode:?}: the shell's exit status");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "{init:?} {mode:?}: the shell's exit status"
+    );
 }
 
 fn the_command_gets_its_own_process_group_and_the_terminal(init: Init, mode: Mode) {
@@ -272,11 +380,18 @@ macro_rules! behaviour_suite {
             }
             #[test]
             fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got_as_pid1() {
-                the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(INIT, Mode::Pid1)
+                the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(
+                    INIT,
+                    Mode::Pid1,
+                )
             }
             #[test]
-            fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got_as_subreaper() {
-                the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(INIT, Mode::Subreaper)
+            fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got_as_subreaper()
+            {
+                the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(
+                    INIT,
+                    Mode::Subreaper,
+                )
             }
             #[test]
             fn each_signal_is_forwarded_to_the_child_as_pid1() {

@@ -40,14 +40,16 @@ fn empty_root(scratch: &Scratch) -> PathBuf {
 }
 
 fn install(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
 }
 
 /// `unshare --pid --fork --mount --root ROOT /rinit -- args...`
 fn rinit_in(root: &Path, extra_unshare: &[&str], args: &[&str]) -> Command {
     let mut c = Command::new("unshare");
     c.args(extra_unshare);
-    c.args(["--pid", "--fork", "--mount", "--kill-child", "--root"]).arg(root);
+    c.args(["--pid", "--fork", "--mount", "--kill-child", "--root"])
+        .arg(root);
     c.args(["/rinit", "--"]).args(args);
     c
 }
@@ -94,12 +96,20 @@ fn rinit_mounts_proc_dev_tmp_and_a_readonly_sys_in_an_alpine_root() {
         ("/tmp", "tmpfs"),
         ("/sys", "sysfs"),
     ] {
-        assert_eq!(m.get(point).map(|t| t.0.as_str()), Some(fstype), "{point} in\n{table}");
+        assert_eq!(
+            m.get(point).map(|t| t.0.as_str()),
+            Some(fstype),
+            "{point} in\n{table}"
+        );
     }
     let opts = |p: &str| m[p].1.split(',').map(String::from).collect::<Vec<_>>();
     assert_eq!(opts("/sys")[0], "ro", "/sys is read-only");
     for o in ["mode=620", "ptmxmode=666"] {
-        assert!(opts("/dev/pts").contains(&o.to_string()), "/dev/pts options {:?}", opts("/dev/pts"));
+        assert!(
+            opts("/dev/pts").contains(&o.to_string()),
+            "/dev/pts options {:?}",
+            opts("/dev/pts")
+        );
     }
     let lines: Vec<&str> = rest.lines().collect();
     for want in [
@@ -142,7 +152,17 @@ fn rinit_keeps_a_prepared_dev_and_adds_only_what_is_missing() {
         for p in /dev/zero /dev/pts /dev/shm /dev/mqueue; do grep " $p " /proc/mounts | cut -d' ' -f1-3; done
         stat -c '%n %F %t:%T' /dev/zero; readlink /dev/ptmx; readlink /dev/fd"#;
     let mut c = Command::new("unshare");
-    c.args(["--pid", "--fork", "--mount", "--kill-child", "/bin/sh", "-c", prepare, "prep"]).arg(&root);
+    c.args([
+        "--pid",
+        "--fork",
+        "--mount",
+        "--kill-child",
+        "/bin/sh",
+        "-c",
+        prepare,
+        "prep",
+    ])
+    .arg(&root);
     c.args(["/rinit", "--", "/bin/sh", "-c", report]);
     let f = run(c, 30 * SEC);
     assert_eq!(f.code(), 0, "stdout {}\nstderr {}", f.stdout, f.stderr);
@@ -159,10 +179,31 @@ fn rinit_keeps_a_proc_of_its_own_pid_namespace() {
     let root = alpine_root(&scratch);
     let prepare = r#"R=$1; shift; mount -t proc proc "$R/proc" && exec chroot "$R" "$@""#;
     let mut c = Command::new("unshare");
-    c.args(["--pid", "--fork", "--mount", "--kill-child", "/bin/sh", "-c", prepare, "prep"]).arg(&root);
-    c.args(["/rinit", "--", "/bin/sh", "-c", "grep -c ' /proc proc ' /proc/mounts; cat /proc/1/comm"]);
+    c.args([
+        "--pid",
+        "--fork",
+        "--mount",
+        "--kill-child",
+        "/bin/sh",
+        "-c",
+        prepare,
+        "prep",
+    ])
+    .arg(&root);
+    c.args([
+        "/rinit",
+        "--",
+        "/bin/sh",
+        "-c",
+        "grep -c ' /proc proc ' /proc/mounts; cat /proc/1/comm",
+    ]);
     let f = run(c, 30 * SEC);
-    assert_eq!((f.code(), f.stdout.as_str()), (0, "1\nrinit\n"), "stderr {}", f.stderr);
+    assert_eq!(
+        (f.code(), f.stdout.as_str()),
+        (0, "1\nrinit\n"),
+        "stderr {}",
+        f.stderr
+    );
 }
 
 #[test]
@@ -170,20 +211,48 @@ fn rinit_runs_in_an_empty_root_holding_only_itself_and_a_static_program() {
     require_root();
     let scratch = Scratch::new("rinit-empty");
     let root = empty_root(&scratch);
-    let f = run(rinit_in(&root, &[], &["/probe", "cat", "/proc/1/comm"]), 30 * SEC);
-    assert_eq!((f.code(), f.stdout.as_str(), f.stderr.as_str()), (0, "rinit\n", ""));
+    let f = run(
+        rinit_in(&root, &[], &["/probe", "cat", "/proc/1/comm"]),
+        30 * SEC,
+    );
+    assert_eq!(
+        (f.code(), f.stdout.as_str(), f.stderr.as_str()),
+        (0, "rinit\n", "")
+    );
     let f = run(rinit_in(&root, &[], &["/probe", "fds"]), 30 * SEC);
-    assert_eq!((f.code(), f.stdout.as_str()), (0, "0 1 2\n"), "stderr {}", f.stderr);
-    let f = run(rinit_in(&root, &[], &["/probe", "cat", "/proc/mounts"]), 30 * SEC);
+    assert_eq!(
+        (f.code(), f.stdout.as_str()),
+        (0, "0 1 2\n"),
+        "stderr {}",
+        f.stderr
+    );
+    let f = run(
+        rinit_in(&root, &[], &["/probe", "cat", "/proc/mounts"]),
+        30 * SEC,
+    );
     let m = mounts(&f.stdout);
-    for (point, fstype) in [("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/tmp", "tmpfs"), ("/sys", "sysfs")] {
-        assert_eq!(m.get(point).map(|t| t.0.as_str()), Some(fstype), "{point} in\n{}", f.stdout);
+    for (point, fstype) in [
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/tmp", "tmpfs"),
+        ("/sys", "sysfs"),
+    ] {
+        assert_eq!(
+            m.get(point).map(|t| t.0.as_str()),
+            Some(fstype),
+            "{point} in\n{}",
+            f.stdout
+        );
     }
     let f = run(rinit_in(&root, &[], &["/probe", "exit", "9"]), 30 * SEC);
     assert_eq!(f.code(), 9);
     let f = run(rinit_in(&root, &[], &["/bin/sh"]), 30 * SEC);
     assert_eq!(f.code(), 127, "no shell in an empty root: {}", f.stderr);
-    assert_eq!(f.stderr, "rinit: cannot execute /bin/sh: no such file or directory\n");
+    assert_eq!(
+        f.stderr,
+        "rinit: cannot execute /bin/sh: no such file or directory\n"
+    );
 }
 
 #[test]
@@ -199,15 +268,42 @@ fn rinit_refuses_to_mount_in_the_mount_namespace_of_its_procs_init() {
         unshare --pid --fork --kill-child "$R" -- /bin/sh -c \
             'echo "after $(grep -c " /proc proc " /proc/mounts) $(grep -c " /tmp " /proc/mounts)"; echo "pid $$"'"#;
     let mut c = Command::new("unshare");
-    c.args(["--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child"]);
-    c.args(["/bin/sh", "-c", host, "host"]).arg(&probe).arg(rbox_tests::bin("rinit"));
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+    ]);
+    c.args(["/bin/sh", "-c", host, "host"])
+        .arg(&probe)
+        .arg(rbox_tests::bin("rinit"));
     let f = run(c, 30 * SEC);
     assert_eq!(f.code(), 0, "stdout {}\nstderr {}", f.stdout, f.stderr);
-    let before = f.stdout.lines().find_map(|l| l.strip_prefix("before ")).expect("before");
-    let after = f.stdout.lines().find_map(|l| l.strip_prefix("after ")).expect("after");
+    let before = f
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("before "))
+        .expect("before");
+    let after = f
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("after "))
+        .expect("after");
     assert_eq!(before, after, "rinit must not have mounted anything");
-    assert!(f.stdout.contains("pid 2\n"), "the command ran under rinit as PID 1: {}", f.stdout);
-    assert!(f.stderr.starts_with("rinit: not mounting /proc, /dev, /tmp or /sys"), "one line saying why: {:?}", f.stderr);
+    assert!(
+        f.stdout.contains("pid 2\n"),
+        "the command ran under rinit as PID 1: {}",
+        f.stdout
+    );
+    assert!(
+        f.stderr
+            .starts_with("rinit: not mounting /proc, /dev, /tmp or /sys"),
+        "one line saying why: {:?}",
+        f.stderr
+    );
     assert_eq!(f.stderr.lines().count(), 1);
 }
 
@@ -219,16 +315,32 @@ fn rinit_says_in_one_line_which_mount_failed_and_exits_125() {
     // A read-only root without /proc: the mount point cannot be made.
     let ro = r#"R=$1; shift; mount --bind "$R" "$R" && mount -o remount,bind,ro "$R" && exec chroot "$R" "$@""#;
     let mut c = Command::new("unshare");
-    c.args(["--pid", "--fork", "--mount", "--kill-child", "/bin/sh", "-c", ro, "ro"]).arg(&root);
+    c.args([
+        "--pid",
+        "--fork",
+        "--mount",
+        "--kill-child",
+        "/bin/sh",
+        "-c",
+        ro,
+        "ro",
+    ])
+    .arg(&root);
     c.args(["/rinit", "--", "/probe", "exit", "0"]);
     let f = run(c, 30 * SEC);
     assert_eq!(f.code(), 125);
-    assert_eq!(f.stderr, "rinit: cannot create mount point /proc: read-only file system\n");
+    assert_eq!(
+        f.stderr,
+        "rinit: cannot create mount point /proc: read-only file system\n"
+    );
     // /dev is a plain file: the kernel refuses to mount a tmpfs there.
     std::fs::write(root.join("dev"), "not a directory").expect("write dev");
     let f = run(rinit_in(&root, &[], &["/probe", "exit", "0"]), 30 * SEC);
     assert_eq!(f.code(), 125);
-    assert_eq!(f.stderr, "rinit: cannot mount tmpfs on /dev: not a directory\n");
+    assert_eq!(
+        f.stderr,
+        "rinit: cannot mount tmpfs on /dev: not a directory\n"
+    );
 }
 
 #[test]
@@ -239,23 +351,56 @@ fn rinit_in_a_user_namespace_goes_on_without_what_the_kernel_refuses() {
     let report = "cat /proc/mounts; id -u";
     // Without its own network namespace, sysfs is refused: quietly. mknod is refused in any
     // user namespace: one line. mqueue needs an ipc namespace of the user namespace.
-    let f = run(rinit_in(&root, &["--user", "--map-root-user"], &["/bin/sh", "-c", report]), 30 * SEC);
+    let f = run(
+        rinit_in(
+            &root,
+            &["--user", "--map-root-user"],
+            &["/bin/sh", "-c", report],
+        ),
+        30 * SEC,
+    );
     assert_eq!(f.code(), 0, "stdout {}\nstderr {}", f.stdout, f.stderr);
     let m = mounts(&f.stdout);
-    for (point, fstype) in [("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/tmp", "tmpfs")] {
-        assert_eq!(m.get(point).map(|t| t.0.as_str()), Some(fstype), "{point} in\n{}", f.stdout);
+    for (point, fstype) in [
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/tmp", "tmpfs"),
+    ] {
+        assert_eq!(
+            m.get(point).map(|t| t.0.as_str()),
+            Some(fstype),
+            "{point} in\n{}",
+            f.stdout
+        );
     }
     assert!(!m.contains_key("/sys"), "sysfs cannot be mounted here");
-    assert!(!f.stderr.contains("/sys"), "a refused /sys is quiet: {:?}", f.stderr);
+    assert!(
+        !f.stderr.contains("/sys"),
+        "a refused /sys is quiet: {:?}",
+        f.stderr
+    );
     assert_eq!(
         f.stderr,
         "rinit: cannot create device nodes (operation not permitted): /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty\n\
          rinit: cannot mount mqueue on /dev/mqueue: operation not permitted\n"
     );
     // With its own network and ipc namespaces, /sys (read-only) and /dev/mqueue are allowed.
-    let f = run(rinit_in(&root, &["--user", "--map-root-user", "--net", "--ipc"], &["/bin/sh", "-c", report]), 30 * SEC);
+    let f = run(
+        rinit_in(
+            &root,
+            &["--user", "--map-root-user", "--net", "--ipc"],
+            &["/bin/sh", "-c", report],
+        ),
+        30 * SEC,
+    );
     assert_eq!(f.code(), 0, "stderr {}", f.stderr);
     let m = mounts(&f.stdout);
-    assert_eq!(m.get("/sys").map(|t| (t.0.as_str(), t.1.split(',').next().unwrap_or(""))), Some(("sysfs", "ro")));
+    assert_eq!(
+        m.get("/sys")
+            .map(|t| (t.0.as_str(), t.1.split(',').next().unwrap_or(""))),
+        Some(("sysfs", "ro"))
+    );
     assert_eq!(m.get("/dev/mqueue").map(|t| t.0.as_str()), Some("mqueue"));
 }

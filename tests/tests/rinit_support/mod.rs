@@ -28,7 +28,10 @@ impl Init {
             Init::Rinit => rbox_tests::bin("rinit"),
             Init::Tini => {
                 let p = PathBuf::from("/usr/bin/tini-static");
-                assert!(p.is_file(), "/usr/bin/tini-static is missing: apt-get install tini");
+                assert!(
+                    p.is_file(),
+                    "/usr/bin/tini-static is missing: apt-get install tini"
+                );
                 p
             }
         }
@@ -52,8 +55,20 @@ pub fn init_command<S: AsRef<OsStr>>(init: Init, mode: Mode, group: bool, args: 
     match mode {
         Mode::Pid1 => {
             c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount", "--mount-proc", "--kill-child", "--"]);
-            c.args(["/bin/sh", "-c", "mount --bind /tmp /tmp && exec \"$@\"", "pid1"]);
+            c.args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--mount-proc",
+                "--kill-child",
+                "--",
+            ]);
+            c.args([
+                "/bin/sh",
+                "-c",
+                "mount --bind /tmp /tmp && exec \"$@\"",
+                "pid1",
+            ]);
             c.arg(init.path());
         }
         Mode::Subreaper => {
@@ -81,20 +96,31 @@ pub struct Finished {
 impl Finished {
     /// The exit code; a death by signal shows as 128+N like a shell would.
     pub fn code(&self) -> i32 {
-        self.status.code().unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
+        self.status
+            .code()
+            .unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
     }
 }
 
 /// Runs `c` with stdin closed and output captured; kills it and fails after `timeout`.
 pub fn run(mut c: Command, timeout: Duration) -> Finished {
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
     let out = reader(child.stdout.take().expect("stdout"));
     let err = reader(child.stderr.take().expect("stderr"));
     let status = wait_or_kill(&mut child, timeout, &c);
     let elapsed = start.elapsed();
-    Finished { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default(), elapsed }
+    Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        elapsed,
+    }
 }
 
 fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
@@ -106,7 +132,11 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
 }
 
 /// Waits for `child` up to `timeout`; on timeout kills it (SIGKILL) and fails the test.
-pub fn wait_or_kill(child: &mut Child, timeout: Duration, what: &dyn std::fmt::Debug) -> ExitStatus {
+pub fn wait_or_kill(
+    child: &mut Child,
+    timeout: Duration,
+    what: &dyn std::fmt::Debug,
+) -> ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -130,11 +160,15 @@ pub fn init_pid(child: &Child, mode: Mode) -> i32 {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         if let Some(first) = children.split_whitespace().next() {
             return first.parse().expect("a pid");
         }
-        assert!(Instant::now() < deadline, "unshare (pid {pid}) started no child");
+        assert!(
+            Instant::now() < deadline,
+            "unshare (pid {pid}) started no child"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -143,7 +177,8 @@ pub fn init_pid(child: &Child, mode: Mode) -> i32 {
 pub fn send(pid: i32, sig: i32) {
     let pid = rustix::process::Pid::from_raw(pid).expect("pid > 0");
     let signal = rustix::process::Signal::from_named_raw(sig).expect("a named signal");
-    rustix::process::kill_process(pid, signal).unwrap_or_else(|e| panic!("kill({pid:?}, {sig}): {e}"));
+    rustix::process::kill_process(pid, signal)
+        .unwrap_or_else(|e| panic!("kill({pid:?}, {sig}): {e}"));
 }
 
 /// Lines a child prints, as they come, with a timeout per wait.
@@ -164,7 +199,10 @@ impl Lines {
                 }
             }
         });
-        Lines { rx, seen: Vec::new() }
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits until a line equal to `want` arrives; fails after `timeout`.
@@ -182,7 +220,10 @@ impl Lines {
     /// Collects what arrives during `d`.
     pub fn gather(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
-        while let Ok(line) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(line) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(line);
         }
     }
@@ -337,7 +378,11 @@ pub fn probe() -> PathBuf {
                 .arg(tmp.join("probe.c"))
                 .output()
                 .expect("gcc (apt-get install gcc libc6-dev)");
-            assert!(out.status.success(), "gcc -static failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "gcc -static failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::fs::rename(tmp.join("probe"), &path).expect("install probe");
             let _ = std::fs::remove_dir_all(&tmp);
             path
@@ -357,7 +402,8 @@ impl Pty {
     /// terminal (setsid + TIOCSCTTY in the child, as rrun does before exec'ing rinit).
     pub fn spawn(mut c: Command) -> Pty {
         use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-        let master: OwnedFd = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).expect("openpt");
+        let master: OwnedFd =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).expect("openpt");
         grantpt(&master).expect("grantpt");
         unlockpt(&master).expect("unlockpt");
         let name = ptsname(&master, Vec::new()).expect("ptsname");
@@ -365,9 +411,13 @@ impl Pty {
             .read(true)
             .write(true)
             .custom_flags(libc_o_noctty())
-            .open(Path::new(OsStr::new(std::str::from_utf8(name.to_bytes()).expect("utf-8 pts name"))))
+            .open(Path::new(OsStr::new(
+                std::str::from_utf8(name.to_bytes()).expect("utf-8 pts name"),
+            )))
             .expect("open pts slave");
-        c.stdin(slave.try_clone().expect("dup")).stdout(slave.try_clone().expect("dup")).stderr(slave);
+        c.stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave);
         // SAFETY: between fork and exec the closure makes only two system calls (setsid,
         // ioctl TIOCSCTTY) through rustix, which neither allocates nor takes locks.
         unsafe {
@@ -377,7 +427,9 @@ impl Pty {
                 Ok(())
             });
         }
-        let child = c.spawn().unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
         drop(c); // closes our copies of the slave, so the master reads EOF when the child is gone
         let master = std::fs::File::from(master);
         let buf = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
@@ -397,7 +449,9 @@ impl Pty {
 
     /// Types `s` on the terminal.
     pub fn type_in(&mut self, s: &str) {
-        self.master.write_all(s.as_bytes()).expect("write to pty master");
+        self.master
+            .write_all(s.as_bytes())
+            .expect("write to pty master");
     }
 
     /// Waits until the terminal showed `want`; fails after `timeout` with what it showed.
@@ -409,7 +463,11 @@ impl Pty {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "the terminal never showed {want:?}; it showed:\n{}", String::from_utf8_lossy(&seen));
+            assert!(
+                !left.is_zero(),
+                "the terminal never showed {want:?}; it showed:\n{}",
+                String::from_utf8_lossy(&seen)
+            );
             seen = self.buf.1.wait_timeout(seen, left).unwrap().0;
         }
     }
@@ -425,7 +483,11 @@ impl Pty {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "{comm} never became the foreground job; the terminal showed:\n{}", self.screen());
+            assert!(
+                Instant::now() < deadline,
+                "{comm} never became the foreground job; the terminal showed:\n{}",
+                self.screen()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -454,7 +516,11 @@ impl Pty {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the command did not end within {timeout:?}; the terminal showed:\n{}", self.screen());
+            assert!(
+                Instant::now() < deadline,
+                "the command did not end within {timeout:?}; the terminal showed:\n{}",
+                self.screen()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
