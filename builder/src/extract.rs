@@ -197,6 +197,8 @@ impl Extractor {
             return Ok(()); // global headers and volume labels carry no file
         }
         let raw = e.path_bytes().into_owned();
+        // pre-POSIX archives mark directories only by a trailing slash on a regular entry
+        let kind = if matches!(kind, T::Regular | T::Continuous) && raw.ends_with(b"/") { T::Directory } else { kind };
         let comps = split_member(&raw)?;
         let meta = read_meta(e, &raw)?;
         let Some((name, parent)) = comps.split_last() else {
@@ -300,9 +302,16 @@ impl Extractor {
         meta: Meta,
         member: &[u8],
     ) -> Result<(), ExtractError> {
-        self.clear(pfd, name, member)?;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(pfd, name, flags, Mode::from_raw_mode(0o600)).map_err(io_err(member, "create"))?;
+        let create = || rustix::fs::openat(pfd, name, flags, Mode::from_raw_mode(0o600));
+        let fd = match create() {
+            Err(Errno::EXIST) => {
+                self.clear(pfd, name, member)?; // a duplicate: the later entry wins
+                create()
+            }
+            r => r,
+        }
+        .map_err(io_err(member, "create"))?;
         let mut f = File::from(fd);
         let want = if e.header().entry_type() == tar::EntryType::GNUSparse {
             e.header().as_gnu().and_then(|g| g.real_size().ok()).unwrap_or(e.size())
@@ -354,8 +363,14 @@ impl Extractor {
         if target.is_empty() {
             return Err(ExtractError::Invalid(show(member), "symlink with an empty target"));
         }
-        self.clear(pfd, name, member)?;
-        rustix::fs::symlinkat(target, pfd, name).map_err(io_err(member, "symlink"))?;
+        match rustix::fs::symlinkat(target, pfd, name) {
+            Err(Errno::EXIST) => {
+                self.clear(pfd, name, member)?;
+                rustix::fs::symlinkat(target, pfd, name)
+            }
+            r => r,
+        }
+        .map_err(io_err(member, "symlink"))?;
         self.apply_at(pfd, name, &meta, member, false)
     }
 

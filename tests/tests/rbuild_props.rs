@@ -73,6 +73,8 @@ fn layer_add_keeps_symlinks_hardlinks_fifos_and_device_nodes() {
     t.symlink(b"lib64", b"lib");
     t.symlink(b"dangling", b"does/not/exist");
     t.hardlink(b"bin/ls", b"bin/busybox");
+    t.add(&Member { mode: 0o750, ..Member::new(b"v7dir/", b'0') }); // old tars: a trailing slash means a directory
+    t.file(b"v7dir/inside", b"v7");
     t.hardlink(b"/bin/cat", b"/bin/busybox");
     t.add(&Member { mode: 0o620, ..Member::new(b"run/fifo", b'6') });
     t.add(&Member { mode: 0o666, dev: (1, 3), ..Member::new(b"dev/null", b'3') });
@@ -87,6 +89,8 @@ fn layer_add_keeps_symlinks_hardlinks_fifos_and_device_nodes() {
     assert_eq!(m("bin/ls").ino(), m("bin/busybox").ino());
     assert_eq!(m("bin/cat").ino(), m("bin/busybox").ino());
     assert_eq!(m("bin/busybox").nlink(), 3);
+    assert!(m("v7dir").is_dir() && m("v7dir").mode() & 0o7777 == 0o750);
+    assert_eq!(fs::read(r.join("v7dir/inside")).unwrap(), b"v7");
     assert!(m("run/fifo").file_type().is_fifo());
     assert_eq!(m("run/fifo").mode() & 0o7777, 0o620);
     assert!(m("dev/null").file_type().is_char_device());
