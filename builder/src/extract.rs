@@ -132,6 +132,9 @@ pub struct Extractor {
     buf: Vec<u8>,
 }
 
+/// Content digests remembered for the tree digest (about 80 bytes each).
+const MAX_KNOWN_CONTENTS: usize = 200_000;
+
 const PARENT_FLAGS: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
 /// The opaque-directory xattr for this mode (trusted.* as root, user.* rootless / userxattr).
@@ -318,6 +321,8 @@ impl Extractor {
         } else {
             e.size()
         };
+        // bounded memory whatever the file count: past the cap the tree digest re-reads files
+        let track = self.contents.len() < MAX_KNOWN_CONTENTS;
         let mut h = Sha256::new();
         let mut n = 0u64;
         loop {
@@ -327,7 +332,9 @@ impl Extractor {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(tar_error(err)),
             };
-            h.update(&self.buf[..k]);
+            if track {
+                h.update(&self.buf[..k]);
+            }
             f.write_all(&self.buf[..k]).map_err(|err| ExtractError::Io { member: show(member), op: "write", source: err })?;
             n += k as u64;
         }
@@ -335,8 +342,10 @@ impl Extractor {
             return Err(ExtractError::TruncatedMember(show(member)));
         }
         self.apply_fd(f.as_fd(), &meta, member, true)?;
-        let st = rustix::fs::fstat(&f).map_err(io_err(member, "fstat"))?;
-        self.contents.insert((st.st_dev, st.st_ino), h.finalize().into());
+        if track {
+            let st = rustix::fs::fstat(&f).map_err(io_err(member, "fstat"))?;
+            self.contents.insert((st.st_dev, st.st_ino), h.finalize().into());
+        }
         Ok(())
     }
 
