@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
 use crate::spec::{ContainerConfig, NetMode};
-use crate::{netns, rootfs, sys, tty, users};
+use crate::{mounts, netns, rootfs, sys, tty, users};
 
 /// What the child needs besides the config.
 pub struct ChildCtx<'a> {
@@ -20,6 +20,8 @@ pub struct ChildCtx<'a> {
     pub rinit: BorrowedFd<'a>,
     /// Whether this child must enter a cgroup namespace once rrun placed it in its cgroup.
     pub new_cgroupns: bool,
+    /// Rootless containers removed on exit keep their upper dir in a tmpfs made here.
+    pub upper_in_memory: bool,
 }
 
 /// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
@@ -36,8 +38,12 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
     let mut fds = ctx.chan.wait_for_setup()?.into_iter();
-    let root = fds.next().ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
-    let volume_fds: Vec<OwnedFd> = fds.collect();
+    let (root, volume_fds) = if cfg.rootless {
+        (None, Vec::new())
+    } else {
+        let root = fds.next().ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
+        (Some(root), fds.collect::<Vec<OwnedFd>>())
+    };
 
     // Become root of the new user namespace now that the maps exist.
     sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
@@ -63,6 +69,10 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         resolv_conf,
     };
     let mut host = rootfs::capture_host(&etc, !cfg.process.stdin && !cfg.process.tty)?;
+    let (root, volume_fds) = match root {
+        Some(r) => (r, volume_fds),
+        None => rootless_mounts(cfg, ctx.container_dir, ctx.upper_in_memory)?,
+    };
     // The overlay goes over the container's own folder: in this private mount namespace that
     // hides nothing from anyone, and needs no extra mount-point directory on disk.
     rootfs::enter_root(root, ctx.container_dir)?;
@@ -75,7 +85,11 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
 
     let passwd = std::fs::read_to_string("/etc/passwd").ok();
     let group = std::fs::read_to_string("/etc/group").ok();
-    let user = users::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
+    let mut user = users::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
+    if cfg.idmaps.deny_setgroups {
+        // setgroups is denied in a rootless user namespace: no supplementary groups there
+        user.groups.clear();
+    }
     let cwd = Path::new(&cfg.process.cwd);
     if !cwd.is_dir() {
         rootfs::mkdir_all(cwd)?;
@@ -142,4 +156,26 @@ pub fn user_arg(u: &users::User) -> String {
 
 fn to_cstrings(v: &[String]) -> Result<Vec<CString>> {
     v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| Error::User(format!("argument or variable {s:?} contains a NUL byte")))).collect()
+}
+
+/// Rootless: the overlay (with `userxattr`, over the layers by path) and plain binds of the
+/// volumes, made here where the child is root of the user namespace owning its mounts.
+fn rootless_mounts(cfg: &ContainerConfig, dir: &Path, in_memory: bool) -> Result<(OwnedFd, Vec<OwnedFd>)> {
+    let (upper, work) = if in_memory {
+        sys::mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=755"))
+            .ctx(|| format!("mount the upper-dir tmpfs on {}", dir.display()))?;
+        let (u, w) = (dir.join("upper"), dir.join("work"));
+        for d in [&u, &w] {
+            std::fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
+        }
+        (u, w)
+    } else {
+        (dir.join("upper"), dir.join("work"))
+    };
+    let root = mounts::overlay_by_path(&mounts::overlay_layer_order(&cfg.lowerdirs), &upper, &work)?;
+    let mut vols = Vec::with_capacity(cfg.volumes.len());
+    for v in &cfg.volumes {
+        vols.push(mounts::clone_tree(&v.source, None, v.readonly)?);
+    }
+    Ok((root, vols))
 }

@@ -202,7 +202,14 @@ pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
     let mut code = 0;
     for n in names {
         let r = (|| -> Result<()> {
-            let s = containers.find(n)?;
+            let s = match containers.find(n) {
+                Ok(s) => s,
+                // A folder left without its state (a removal interrupted half-way): -f finishes it.
+                Err(Error::NoSuchContainer(_)) if force && n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()) && containers.dir(n).is_dir() => {
+                    return containers.remove_dir(n);
+                }
+                Err(e) => return Err(e),
+            };
             match s.status() {
                 Status::Running | Status::Created if !force => {
                     return Err(user(format!("container {} is running: stop it first or use `rrun rm -f {}`", s.name, s.name)))

@@ -23,7 +23,8 @@ pub struct Created {
     pub pidfd: OwnedFd,
     /// The pty master when a terminal was asked for.
     pub master: Option<OwnedFd>,
-    pub cgroup: Cgroup,
+    /// None for a rootless container without limits (no delegated cgroup to make one in).
+    pub cgroup: Option<Cgroup>,
 }
 
 /// Undoes a half-made container: kills its process, removes its cgroup and folder.
@@ -89,10 +90,12 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
         cpuset_cpus: cfg.limits.cpuset_cpus.clone(),
         pids: cfg.limits.pids,
     };
-    let cg = Cgroup::create(&st.id, &limits)?;
-    st.cgroup_paths = cg.paths().to_vec();
+    if !(cfg.rootless && cfg.limits.is_empty()) {
+        let cg = Cgroup::create(&st.id, &limits)?;
+        st.cgroup_paths = cg.paths().to_vec();
+        undo.cgroup = Some(cg);
+    }
     tracing::debug!(us = crate::elapsed_us(), "cgroup created");
-    undo.cgroup = Some(cg);
 
     let rinit_fd = memfd::sealed_copy(rinit)?;
     let (parent, kid) = channel::pair()?;
@@ -102,8 +105,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     }
     // Start the child directly inside the cgroup v2 directory (CLONE_INTO_CGROUP): moving a
     // task later through cgroup.procs waits for an RCU grace period (milliseconds).
-    let cg = undo.cgroup.as_ref().expect("cgroup was created above");
-    let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = cg.paths().iter().cloned().partition(|p| is_cgroup2(p));
+    let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = st.cgroup_paths.iter().cloned().partition(|p| is_cgroup2(p));
     let v2_dir = match v2.first() {
         Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
         None => None,
@@ -111,7 +113,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     let pid = sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())).ctx(|| "clone the container's namespaces".into())?;
     if pid == 0 {
         drop(parent);
-        child::main(ChildCtx { chan: kid, config: cfg, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true });
+        child::main(ChildCtx { chan: kid, config: cfg, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true, upper_in_memory: st.upper_in_memory });
     }
     drop(kid);
     drop(v2_dir);
@@ -140,7 +142,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
         containers.save(&st)?;
     }
     undo.armed = false;
-    let cgroup = undo.cgroup.take().expect("cgroup was created above");
+    let cgroup = undo.cgroup.take();
     Ok(Created { state: st, pid, pidfd, master, cgroup })
 }
 
@@ -227,8 +229,12 @@ fn with_memory_upper<T>(pid: i32, st: &State, dir: &Path, build: impl FnOnce(&Pa
 }
 
 /// The overlay root (over idmapped clones of the layers) and the volume mounts, detached.
+/// Rootless, rrun has no right to make mounts: the child builds them in its own namespaces.
 fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
     let cfg = &st.config;
+    if cfg.rootless {
+        return Ok(Vec::new());
+    }
     let userns = if cfg.idmaps.is_identity() {
         None
     } else {

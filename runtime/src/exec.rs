@@ -76,7 +76,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     drop(ns_fds);
     let passwd = std::fs::read_to_string("/etc/passwd").ok();
     let group = std::fs::read_to_string("/etc/group").ok();
-    let u = users::resolve(&user_spec, passwd.as_deref(), group.as_deref())?;
+    let mut u = users::resolve(&user_spec, passwd.as_deref(), group.as_deref())?;
+    if cfg.idmaps.deny_setgroups {
+        // setgroups is denied in a rootless user namespace: no supplementary groups there
+        u.groups.clear();
+    }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", u.home));
     }

@@ -79,6 +79,24 @@ pub fn overlay(layers: &[OwnedFd], dirs: &OverlayDirs<'_>) -> Result<OwnedFd> {
     sys::fsmount(fs.as_fd(), 0).ctx(|| "fsmount overlay".into())
 }
 
+/// A rootless overlay, made inside the user namespace: layers (top first) and upper/work by
+/// path, with `userxattr` (overlay attributes and whiteouts in the user.overlay.* namespace,
+/// as rootless rbuild writes them).
+pub fn overlay_by_path(layers_top_first: &[PathBuf], upper: &Path, work: &Path) -> Result<OwnedFd> {
+    let fs = sys::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
+    sys::fsconfig_flag(fs.as_fd(), c"userxattr").ctx(|| "overlay option userxattr".into())?;
+    for l in layers_top_first {
+        let c = sys::cstr(l).ctx(|| l.display().to_string())?;
+        sys::fsconfig_string(fs.as_fd(), c"lowerdir+", &c).ctx(|| format!("overlay: add lower layer {}", l.display()))?;
+    }
+    let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
+    let w = sys::cstr(work).ctx(|| work.display().to_string())?;
+    sys::fsconfig_string(fs.as_fd(), c"upperdir", &u).ctx(|| format!("overlay upperdir {}", upper.display()))?;
+    sys::fsconfig_string(fs.as_fd(), c"workdir", &w).ctx(|| format!("overlay workdir {}", work.display()))?;
+    sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the overlay over {} layers", layers_top_first.len()))?;
+    sys::fsmount(fs.as_fd(), 0).ctx(|| "fsmount overlay".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

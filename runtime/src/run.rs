@@ -39,7 +39,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
         (None | Some("remap"), true) => IdMaps::remap(),
         (Some("host"), true) => IdMaps::host(),
         (None | Some("remap") | Some("host"), false) => {
-            return Err(user("rootless runs are not supported yet: run rrun as root"));
+            let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+            IdMaps::single(uid, gid)
         }
         (Some(o), _) => return Err(user(format!("bad --userns {o:?}: use remap or host"))),
     };
@@ -93,6 +94,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
             net,
             userns: a.userns.clone().unwrap_or_else(|| "remap".into()),
             idmaps,
+            rootless: !root_caller,
             read_only: a.read_only,
             volumes,
             tmpfs: a.tmpfs.clone(),
@@ -136,7 +138,7 @@ fn run_foreground(containers: &Containers, st: State, rinit: &PathBuf) -> Result
 /// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code.
 pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     let mut code = sys::exit_code_of(status);
-    let oom = c.cgroup.oom_killed();
+    let oom = c.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
     if oom {
         eprintln!(
             "rrun: container {} was killed by the kernel's OOM killer (memory limit {} bytes)",
@@ -147,12 +149,14 @@ pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     }
     // Nothing of the container may outlive its init (the pid namespace is gone, but a task
     // that joined with exec could remain): empty and remove the cgroup.
-    if !c.cgroup.pids().is_empty() {
-        let _ = c.cgroup.kill_all();
-    }
-    tracing::debug!(us = crate::elapsed_us(), "cgroup empty");
-    if let Err(e) = c.cgroup.remove() {
-        eprintln!("rrun: {e}");
+    if let Some(cg) = c.cgroup {
+        if !cg.pids().is_empty() {
+            let _ = cg.kill_all();
+        }
+        tracing::debug!(us = crate::elapsed_us(), "cgroup empty");
+        if let Err(e) = cg.remove() {
+            eprintln!("rrun: {e}");
+        }
     }
     tracing::debug!(us = crate::elapsed_us(), "cgroup removed");
     let id = c.state.id.clone();

@@ -118,6 +118,9 @@ pub struct ContainerConfig {
     pub net: NetMode,
     pub userns: String,
     pub idmaps: IdMaps,
+    /// rrun runs unprivileged: the child builds the overlay (userxattr) and binds volumes itself.
+    #[serde(default)]
+    pub rootless: bool,
     pub read_only: bool,
     pub volumes: Vec<Volume>,
     pub tmpfs: Vec<String>,

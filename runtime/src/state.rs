@@ -205,11 +205,17 @@ impl Containers {
     }
 
     /// Removes a container's folder (upper dir, logs, state). The container must be dead.
+    /// Unprivileged, overlayfs leaves directories we cannot read (work/work is mode 0): they
+    /// are opened up (they are ours) and the removal retried.
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         let d = self.dir(id);
         match std::fs::remove_dir_all(&d) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                open_up(&d);
+                std::fs::remove_dir_all(&d).ctx(|| format!("remove {}", d.display()))
+            }
             Err(e) => Err(e).ctx(|| format!("remove {}", d.display())),
         }
     }
@@ -241,5 +247,22 @@ pub fn check_name(n: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::User(format!("bad container name {n:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")))
+    }
+}
+
+/// Gives the owner rwx on every directory below `dir` (never following symlinks).
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(m) = std::fs::symlink_metadata(dir) else { return };
+    if !m.is_dir() {
+        return;
+    }
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.permissions().mode() | 0o700) & 0o7777));
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                open_up(&e.path());
+            }
+        }
     }
 }
