@@ -717,6 +717,30 @@ mod tests {
     }
 
     #[test]
+    fn xattr_whiteouts_have_the_overlayfs_format() {
+        // the rootless fallback where mknod(0/0) is refused: a zero-size file marked
+        // user.overlay.whiteout in a directory marked user.overlay.opaque=x (overlayfs.rst)
+        let dir = std::env::temp_dir().join(format!("rbuild-xw-{}-{}", std::process::id(), crate::util::nonce()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fd = rustix::fs::open(&dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let mut ex = Extractor::new(fd.try_clone().unwrap(), Privilege::Unprivileged);
+        ex.xattr_whiteout(&fd, b"gone", b".wh.gone").unwrap();
+        let p = dir.join("gone");
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        assert!(md.is_file() && md.len() == 0);
+        assert!(rustix::fs::lgetxattr(&p, "user.overlay.whiteout", &mut [0u8; 8][..]).is_ok());
+        let mut v = [0u8; 8];
+        let n = rustix::fs::lgetxattr(&dir, "user.overlay.opaque", &mut v[..]).unwrap();
+        assert_eq!(&v[..n], b"x");
+        // an opaque directory stays opaque ("y" is not weakened to "x")
+        rustix::fs::lsetxattr(&dir, "user.overlay.opaque", b"y", XattrFlags::empty()).unwrap();
+        ex.xattr_whiteout(&fd, b"gone2", b".wh.gone2").unwrap();
+        let n = rustix::fs::lgetxattr(&dir, "user.overlay.opaque", &mut v[..]).unwrap();
+        assert_eq!(&v[..n], b"y");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn pax_times_keep_their_fraction() {
         let t = parse_pax_time(b"1700000000.25").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 250_000_000));
