@@ -35,8 +35,10 @@ pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -
     Ok(fd)
 }
 
-/// Layer folders top first with later duplicates dropped: for overlay lookups a layer that is
-/// also listed higher up can never contribute anything, so dropping the lower copy is exact.
+/// Layer folders top first with later duplicates dropped. The kernel refuses a layer listed
+/// twice ("overlayfs: conflicting lowerdir path", ELOOP; checked on 6.18), and for overlay
+/// lookups a layer also listed higher up can never contribute anything, so dropping the lower
+/// copy is exact.
 pub fn overlay_layer_order(bottom_first: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::with_capacity(bottom_first.len());
     for p in bottom_first.iter().rev() {

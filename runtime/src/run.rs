@@ -118,7 +118,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     run_foreground(&containers, st, &rinit)
 }
 
-fn run_foreground(containers: &Containers, st: State, rinit: &PathBuf) -> Result<i32> {
+fn run_foreground(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
     let _old = sys::block_signals(&supervise::HANDLED);
     let sigfd = sys::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys { what: "signalfd".into(), source: e })?;
     let tty_mode = st.config.process.tty;
