@@ -96,15 +96,24 @@ pub enum AddError {
 struct Staging {
     path: PathBuf,
     keep: bool,
+    /// tmp/ and its times before the staging folder was made, put back after a failure so the
+    /// store is left exactly as it was
+    tmp: PathBuf,
+    tmp_times: Option<rustix::fs::Timestamps>,
 }
 
 impl Staging {
     fn new(store: &Store) -> Result<Staging, AddError> {
-        let path = store.tmp_dir().join(format!("layer-{}-{}", std::process::id(), crate::util::nonce()));
+        let tmp = store.tmp_dir();
+        let tmp_times = rustix::fs::stat(&tmp).ok().map(|st| rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec { tv_sec: st.st_atime as _, tv_nsec: st.st_atime_nsec as _ },
+            last_modification: rustix::fs::Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ },
+        });
+        let path = tmp.join(format!("layer-{}-{}", std::process::id(), crate::util::nonce()));
         let mut b = fs::DirBuilder::new();
         b.mode(0o755);
         b.create(&path).map_err(|source| AddError::Staging { path: path.clone(), source })?;
-        let s = Staging { path, keep: false };
+        let s = Staging { path, keep: false, tmp, tmp_times };
         b.create(s.path.join("rootfs")).map_err(|source| AddError::Staging { path: s.path.clone(), source })?;
         Ok(s)
     }
@@ -115,6 +124,8 @@ impl Drop for Staging {
         if !self.keep {
             if let Err(e) = crate::util::remove_tree(&self.path) {
                 tracing::warn!("could not remove staging {}: {e}", self.path.display());
+            } else if let Some(ts) = &self.tmp_times {
+                let _ = rustix::fs::utimensat(CWD, &self.tmp, ts, rustix::fs::AtFlags::empty());
             }
         }
     }

@@ -215,8 +215,8 @@ pub fn assert_refused(o: &Output, phrase: &str) {
     assert!(!err.to_lowercase().contains("panick"), "{err}");
 }
 
-/// Everything under `dir` that a user could notice: names, types, modes, sizes, mtimes, link
-/// targets, contents' digests. The mtime of `<dir>/tmp` (the staging area) is left out.
+/// Everything under `dir` that a user could notice: names, types, modes, sizes, link counts,
+/// owners, mtimes, link targets, contents' digests (what `find -printf` would show).
 pub fn snapshot(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     walk(dir, dir, &mut out);
@@ -231,7 +231,7 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
     };
     let rel = p.strip_prefix(base).unwrap().as_os_str().as_bytes().to_vec();
     let rel = String::from_utf8_lossy(&rel).into_owned();
-    let mtime = if rel == "tmp" { 0 } else { md.mtime() };
+    let mtime = format!("{}.{:09}", md.mtime(), md.mtime_nsec());
     let extra = if md.file_type().is_symlink() {
         fs::read_link(p).unwrap().display().to_string()
     } else if md.is_file() {
