@@ -13,7 +13,12 @@ use rbuild::store::Store;
 
 /// Import root-filesystem tarballs into a content-addressed layer store and compose images.
 #[derive(Parser)]
-#[command(name = "rbuild", version, about)]
+#[command(
+    name = "rbuild",
+    version,
+    about,
+    after_help = "Environment:\n  RBOX_ROOT          the store (like --root)\n  SOURCE_DATE_EPOCH  clamps directory-source mtimes (else 0) and sets an image's `created`\n  RBUILD_SUBIDS=0    rootless: collapse owners even when /etc/subuid has a range for you\n  RUST_LOG           log filter (tracing)"
+)]
 struct Cli {
     /// Store root (default: /var/lib/rbox as root, $XDG_DATA_HOME/rbox otherwise)
     #[arg(long, global = true, env = "RBOX_ROOT", value_name = "DIR")]
@@ -56,6 +61,7 @@ enum LayerCmd {
     Ls,
     /// Remove layers (refused while an image uses them)
     Rm {
+        /// Layers: sha256:<DiffID> or a unique prefix of at least 12 hex digits
         #[arg(required = true, value_name = "LAYER")]
         layers: Vec<String>,
     },
@@ -65,6 +71,7 @@ enum LayerCmd {
 enum ImageCmd {
     /// Compose layers (bottom first) into an image; prints sha256:<ImageID>
     Create {
+        /// Layers, bottom first: sha256:<DiffID> or a unique prefix of at least 12 hex digits
         #[arg(required = true, value_name = "LAYER")]
         layers: Vec<String>,
         /// Tag NAME[:TAG] (TAG defaults to latest); repeatable
@@ -93,6 +100,7 @@ enum ImageCmd {
     Ls,
     /// Print the image config JSON
     Inspect {
+        /// sha256:<ImageID>, a unique prefix of at least 12 hex digits, or NAME[:TAG]
         image: String,
         /// Print the stored canonical bytes instead of indented JSON
         #[arg(long)]
@@ -100,11 +108,17 @@ enum ImageCmd {
     },
     /// Remove a tag, or an image with all its tags (refused while a container uses it)
     Rm {
+        /// Images: ids, prefixes or NAME[:TAG]
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
     /// Point NAME[:TAG] at an image
-    Tag { image: String, tag: String },
+    Tag {
+        /// The image: id, prefix or NAME[:TAG]
+        image: String,
+        /// The new NAME[:TAG]
+        tag: String,
+    },
 }
 
 fn main() -> ExitCode {
