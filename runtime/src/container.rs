@@ -139,7 +139,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
     {
         let _l = containers.lock(&st.id)?;
-        containers.save(&st)?;
+        containers.save_in_place(&st)?;
     }
     undo.armed = false;
     let cgroup = undo.cgroup.take();
