@@ -4,7 +4,7 @@
 //! cgroup_namespaces(7), execveat(2), sethostname(2).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use crate::channel::{Channel, Msg};
@@ -45,6 +45,10 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         (Some(root), fds.collect::<Vec<OwnedFd>>())
     };
 
+    // Still with host root's uid (unmapped here), which owns the store: reach the container's
+    // folder now, even below a folder only root may enter; the overlay is attached over it.
+    let dir_fd = sys::openat2(libc::AT_FDCWD, ctx.container_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+        .ctx(|| format!("open {}", ctx.container_dir.display()))?;
     // Become root of the new user namespace now that the maps exist.
     sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
     if ctx.new_cgroupns {
@@ -75,7 +79,8 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     };
     // The overlay goes over the container's own folder: in this private mount namespace that
     // hides nothing from anyone, and needs no extra mount-point directory on disk.
-    rootfs::enter_root(root, ctx.container_dir)?;
+    rootfs::enter_root(root, dir_fd.as_fd())?;
+    drop(dir_fd);
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
     rootfs::attach_kernel_fs(&mut host)?;
     let pty = rootfs::populate_dev(&mut host, cfg.process.tty, tty_gid)?;

@@ -94,11 +94,16 @@ pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
     Ok(())
 }
 
-/// Attaches the overlay at `mountpoint`, makes it the root and detaches the old root.
-pub fn enter_root(root: OwnedFd, mountpoint: &Path) -> Result<()> {
-    sys::move_mount_path(root.as_fd(), mountpoint).ctx(|| format!("attach the overlay at {}", mountpoint.display()))?;
+/// Attaches the overlay over `mountpoint`, makes it the root and detaches the old root.
+/// Works on descriptors, so no host path has to be reachable by the container's (unprivileged)
+/// root: the store may sit below a folder only host root can enter.
+pub fn enter_root(root: OwnedFd, mountpoint: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    sys::move_mount_fd(root.as_fd(), mountpoint).ctx(|| "attach the overlay over the container's folder".into())?;
+    // SAFETY: fchdir on the (now attached) overlay mount's root directory fd.
+    if unsafe { libc::fchdir(root.as_raw_fd()) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "chdir into the overlay".into());
+    }
     drop(root);
-    std::env::set_current_dir(mountpoint).ctx(|| format!("chdir {}", mountpoint.display()))?;
     sys::pivot_root(Path::new("."), Path::new(".")).ctx(|| "pivot_root into the container root".into())?;
     sys::umount2(Path::new("."), libc::MNT_DETACH).ctx(|| "detach the old root".into())?;
     std::env::set_current_dir("/").ctx(|| "chdir /".into())

@@ -230,3 +230,17 @@ fn no_stray_descriptors_reach_the_container() {
     assert_eq!(lab.ok(&[], &["ls", "/proc/self/fd"]).split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"]);
     assert_eq!(lab.ok(&[], &["sh", "-c", "echo ok > /dev/stdout"]), "ok");
 }
+
+#[test]
+fn a_store_below_a_folder_only_root_may_enter_works_under_remap() {
+    let lab = Lab::new("run");
+    use std::os::unix::fs::PermissionsExt;
+    // The scratch folder holding the store becomes 0700: the container's unprivileged root
+    // cannot walk to its own folder by path, rrun must not need it to.
+    std::fs::set_permissions(lab.store.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(lab.ok(&[], &["echo", "ok"]), "ok");
+    let name = unique("p7");
+    assert_eq!(lab.ok(&["--name", &name], &["echo", "kept"]), "kept");
+    assert!(lab.rrun().args(["rm", &name]).status().unwrap().success());
+    lab.assert_clean(&[]);
+}
