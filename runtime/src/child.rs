@@ -37,6 +37,21 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
 
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
+    // First what needs no id map, while rrun writes the maps and builds the overlay.
+    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make / rprivate".into())?;
+    if cfg.net == NetMode::None {
+        netns::loopback_up()?;
+    }
+    // SAFETY: the pointer/length pair describes the hostname's bytes.
+    if unsafe { libc::sethostname(cfg.hostname.as_ptr().cast(), cfg.hostname.len()) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| format!("set hostname {:?}", cfg.hostname));
+    }
+    let resolv_conf = match cfg.net {
+        NetMode::None | NetMode::Host => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut host = rootfs::capture_host(!cfg.process.stdin && !cfg.process.tty)?;
+
     let mut fds = ctx.chan.wait_for_setup()?.into_iter();
     let (root, volume_fds) = if cfg.rootless {
         (None, Vec::new())
@@ -44,7 +59,6 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         let root = fds.next().ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
         (Some(root), fds.collect::<Vec<OwnedFd>>())
     };
-
     // Still with host root's uid (unmapped here), which owns the store: reach the container's
     // folder now, even below a folder only root may enter; the overlay is attached over it.
     let dir_fd = sys::openat2(libc::AT_FDCWD, ctx.container_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
@@ -54,25 +68,11 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     if ctx.new_cgroupns {
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
     }
-    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make / rprivate".into())?;
-    if cfg.net == NetMode::None {
-        netns::loopback_up()?;
-    }
-    // SAFETY: the pointer/length pair describes the hostname's bytes.
-    if unsafe { libc::sethostname(cfg.hostname.as_ptr().cast(), cfg.hostname.len()) } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("set hostname {:?}", cfg.hostname));
-    }
-
-    let resolv_conf = match cfg.net {
-        NetMode::None | NetMode::Host => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let etc = rootfs::EtcFiles {
+    host.add_etc(&rootfs::EtcFiles {
         hostname: format!("{}\n", cfg.hostname),
         hosts: format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", cfg.hostname),
         resolv_conf,
-    };
-    let mut host = rootfs::capture_host(&etc, !cfg.process.stdin && !cfg.process.tty)?;
+    })?;
     let (root, volume_fds) = match root {
         Some(r) => (r, volume_fds),
         None => rootless_mounts(cfg, ctx.container_dir, ctx.upper_in_memory)?,

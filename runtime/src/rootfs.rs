@@ -36,15 +36,15 @@ pub struct HostHandles {
     pub devnull: Option<File>,
 }
 
-/// Clones the host's device nodes as detached bind mounts and writes the container's /etc
-/// files into a small tmpfs of its own (no disk I/O; they live as long as the container).
-pub fn capture_host(etc_files: &EtcFiles, want_devnull: bool) -> Result<HostHandles> {
+/// Clones the host's device nodes as detached bind mounts and makes the proc and sysfs
+/// instances; none of it needs the id maps, so it runs while rrun writes them.
+pub fn capture_host(want_devnull: bool) -> Result<HostHandles> {
     let mut devices = Vec::with_capacity(DEVICES.len());
     for d in DEVICES {
         let p = PathBuf::from("/dev").join(d);
         devices.push((d, mounts::clone_tree(&p, None, false)?));
     }
-    let etc = etc_tmpfs(etc_files)?;
+    let etc = Vec::new();
     let devnull = if want_devnull { Some(File::open("/dev/null").ctx(|| "open /dev/null".into())?) } else { None };
     let mut kernel_fs = vec![("/proc", new_fs(c"proc", libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)?)];
     // sysfs needs a network namespace of our own (refused with --net host): then rinit tries.
@@ -53,6 +53,15 @@ pub fn capture_host(etc_files: &EtcFiles, want_devnull: bool) -> Result<HostHand
         kernel_fs.push(("/sys", fd));
     }
     Ok(HostHandles { devices, etc, kernel_fs, devnull })
+}
+
+impl HostHandles {
+    /// Writes the container's /etc files into a small tmpfs of its own (no disk I/O; they
+    /// live as long as the container). Needs the id maps (the files get an owner).
+    pub fn add_etc(&mut self, files: &EtcFiles) -> Result<()> {
+        self.etc = etc_tmpfs(files)?;
+        Ok(())
+    }
 }
 
 /// A tmpfs holding hostname, hosts and resolv.conf, returned as one bind mount per file.
