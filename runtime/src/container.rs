@@ -69,16 +69,15 @@ pub fn create(containers: &Containers, st: State, rinit: &Path) -> Result<Create
 pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut st: State, rinit: &Path, before_clone: F) -> Result<Created> {
     let dir = containers.dir(&st.id);
     let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: false };
-    {
-        let _all = containers.lock_all()?;
-        if containers.name_taken(&st.name) {
-            return Err(user(format!("container name {} is in use: choose another --name or `rrun rm {}`", st.name, st.name)));
-        }
-        fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
-        undo.armed = true;
-        containers.save(&st)?;
+    let rinit_fd = memfd::sealed_copy(rinit)?;
+    let (parent, kid) = channel::pair()?;
+    // Held until state.json names the container: no other rrun can take the same name meanwhile.
+    let all = containers.lock_all()?;
+    if containers.name_taken(&st.name) {
+        return Err(user(format!("container name {} is in use: choose another --name or `rrun rm {}`", st.name, st.name)));
     }
-    tracing::debug!(us = crate::elapsed_us(), "state written");
+    fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+    undo.armed = true;
     prepare_dir(&dir, &st)?;
     before_clone(&dir)?;
     share_stdio(&st);
@@ -97,8 +96,6 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     }
     tracing::debug!(us = crate::elapsed_us(), "cgroup created");
 
-    let rinit_fd = memfd::sealed_copy(rinit)?;
-    let (parent, kid) = channel::pair()?;
     let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if cfg.net != NetMode::Host {
         flags |= libc::CLONE_NEWNET;
@@ -119,6 +116,14 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     drop(v2_dir);
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
+    // One write of the state, before the container's command can start (the child waits for
+    // Setup): a crashed rrun leaves a container that ps shows and rm -f removes.
+    st.pid = pid;
+    st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
+    containers.save(&st)?;
+    drop(all);
+    tracing::debug!(us = crate::elapsed_us(), "state written");
+    let cfg = &st.config;
 
     cfg.idmaps.write(pid)?;
     if !v1.is_empty() {
@@ -133,14 +138,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     parent.wait_for_exec()?;
     tracing::debug!(us = crate::elapsed_us(), "rinit exec'd");
     drop(rinit_fd);
-
     let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
-    st.pid = pid;
-    st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
-    {
-        let _l = containers.lock(&st.id)?;
-        containers.save_in_place(&st)?;
-    }
     undo.armed = false;
     let cgroup = undo.cgroup.take();
     Ok(Created { state: st, pid, pidfd, master, cgroup })

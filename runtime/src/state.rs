@@ -135,8 +135,8 @@ impl Containers {
         flock(&self.dir(id))
     }
 
-    /// Reads a container's state. A read that races with an in-place update (see
-    /// [`Containers::save_in_place`]) is retried under the container's lock.
+    /// Reads a container's state; a file that does not parse is read again under the
+    /// container's lock (writers hold it).
     pub fn load(&self, id: &str) -> Result<State> {
         match self.read_state(id) {
             Err(Error::Json { .. }) => {
@@ -154,18 +154,8 @@ impl Containers {
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: format!("parse {}", p.display()), source })
     }
 
-    /// Rewrites state.json in place under the container's lock (readers that see a torn file
-    /// retry under the lock). Used on the start-up path: unlike write-and-rename it frees no
-    /// disk block, which on a disk with online discard costs milliseconds.
-    pub fn save_in_place(&self, st: &State) -> Result<()> {
-        let p = self.dir(&st.id).join(STATE_FILE);
-        let bytes = serde_json::to_vec_pretty(st).map_err(|source| Error::Json { what: "serialize state".into(), source })?;
-        let mut f = std::fs::OpenOptions::new().write(true).open(&p).ctx(|| format!("open {}", p.display()))?;
-        f.write_all(&bytes).ctx(|| format!("write {}", p.display()))?;
-        f.set_len(bytes.len() as u64).ctx(|| format!("truncate {}", p.display()))
-    }
-
-    /// Writes state.json atomically (temp file + rename). Callers hold the container's lock.
+    /// Writes state.json atomically (temp file + rename). Callers hold the container's lock
+    /// (or, for a new container, the lock of the whole folder).
     pub fn save(&self, st: &State) -> Result<()> {
         let dir = self.dir(&st.id);
         let tmp = dir.join(".state.json.tmp");
