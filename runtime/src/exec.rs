@@ -84,6 +84,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", u.home));
     }
+    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let prog = find_program(&a.command[0], &env);
 
     let pty = if a.tty {
