@@ -64,6 +64,9 @@ if [ "${BENCH_SKIP_PODMAN:-}" != 1 ] && command -v podman >/dev/null; then
   NAMES+=(podman)
 fi
 
+# Setup wrote a few MB (extracted layers, bundle, podman storage): flush them first, so that no
+# run pays for writing back what setup left dirty.
+sync
 echo "startup.sh: $RUNS runs each, $(nproc) CPUs, kernel $(uname -r)"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/result.json" "${CMDS[@]}" >"$W/hyperfine.txt" 2>&1 \
   || { cat "$W/hyperfine.txt"; exit 1; }
