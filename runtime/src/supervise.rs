@@ -64,11 +64,11 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
             while let Some(sig) = sys::read_signal(sigfd.as_fd()) {
                 match sig {
                     libc::SIGCHLD => {
+                        // Only our one child is waited for: reaping "any" here could take its
+                        // status away from us.
                         if status.is_none() {
                             status = sys::waitpid(pid, libc::WNOHANG).ctx(|| format!("wait for the container's init {pid}"))?;
                         }
-                        // Reap any other child (e.g. an exec helper) so none lingers.
-                        while let Ok(Some(_)) = sys::waitpid(-1, libc::WNOHANG) {}
                     }
                     libc::SIGWINCH => {
                         if let Some(m) = io.master {
