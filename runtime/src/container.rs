@@ -3,7 +3,7 @@
 //! of it if any step fails. Kernel docs: clone(2), user_namespaces(7), pid_namespaces(7).
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -81,39 +81,12 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     prepare_dir(&dir, &st)?;
     before_clone(&dir)?;
     share_stdio(&st);
-    tracing::debug!(us = crate::elapsed_us(), "folder ready");
-    let cfg = &st.config;
-    let limits = Limits {
-        memory: cfg.limits.memory,
-        cpus: cfg.limits.cpus,
-        cpuset_cpus: cfg.limits.cpuset_cpus.clone(),
-        pids: cfg.limits.pids,
-    };
-    if !(cfg.rootless && cfg.limits.is_empty()) {
-        let cg = Cgroup::create(&st.id, &limits)?;
-        st.cgroup_paths = cg.paths().to_vec();
-        undo.cgroup = Some(cg);
-    }
-    tracing::debug!(us = crate::elapsed_us(), "cgroup created");
+    make_cgroup(&mut st, &mut undo)?;
+    tracing::debug!(us = crate::elapsed_us(), "folder and cgroup ready");
 
-    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if cfg.net != NetMode::Host {
-        flags |= libc::CLONE_NEWNET;
-    }
-    // Start the child directly inside the cgroup v2 directory (CLONE_INTO_CGROUP): moving a
-    // task later through cgroup.procs waits for an RCU grace period (milliseconds).
     let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = st.cgroup_paths.iter().cloned().partition(|p| is_cgroup2(p));
-    let v2_dir = match v2.first() {
-        Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
-        None => None,
-    };
-    let pid = sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())).ctx(|| "clone the container's namespaces".into())?;
-    if pid == 0 {
-        drop(parent);
-        child::main(ChildCtx { chan: kid, config: cfg, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true, upper_in_memory: st.upper_in_memory });
-    }
-    drop(kid);
-    drop(v2_dir);
+    let ctx = ChildCtx { chan: kid, config: &st.config, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true, upper_in_memory: st.upper_in_memory };
+    let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
     // One write of the state, before the container's command can start (the child waits for
@@ -122,17 +95,15 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
     containers.save(&st)?;
     drop(all);
-    tracing::debug!(us = crate::elapsed_us(), "state written");
-    let cfg = &st.config;
 
-    cfg.idmaps.write(pid)?;
+    st.config.idmaps.write(pid)?;
     if !v1.is_empty() {
         Cgroup::from_paths(&v1)?.add_pid(pid)?;
     }
+    tracing::debug!(us = crate::elapsed_us(), "state, maps and cgroup done");
     let mounts = build_mounts(pid, &st, &dir)?;
-    tracing::debug!(us = crate::elapsed_us(), "maps written, cgroup joined");
-    parent.send(&Msg::Setup(mounts))?;
     tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
+    parent.send(&Msg::Setup(mounts))?;
     let master = parent.wait_for_ready()?;
     tracing::debug!(us = crate::elapsed_us(), "child ready");
     parent.wait_for_exec()?;
@@ -142,6 +113,46 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     undo.armed = false;
     let cgroup = undo.cgroup.take();
     Ok(Created { state: st, pid, pidfd, master, cgroup })
+}
+
+/// The container's cgroup with its limits (none for a rootless run without limits: there is
+/// no delegated cgroup to make one in).
+fn make_cgroup(st: &mut State, undo: &mut Undo<'_>) -> Result<()> {
+    let cfg = &st.config;
+    if cfg.rootless && cfg.limits.is_empty() {
+        return Ok(());
+    }
+    let limits = Limits {
+        memory: cfg.limits.memory,
+        cpus: cfg.limits.cpus,
+        cpuset_cpus: cfg.limits.cpuset_cpus.clone(),
+        pids: cfg.limits.pids,
+    };
+    let cg = Cgroup::create(&st.id, &limits)?;
+    st.cgroup_paths = cg.paths().to_vec();
+    undo.cgroup = Some(cg);
+    Ok(())
+}
+
+/// clone3 into the new namespaces, directly inside the cgroup v2 directory `v2` if any
+/// (CLONE_INTO_CGROUP: moving a task later through cgroup.procs waits for an RCU grace period,
+/// milliseconds). The child runs `child::main` and never returns here.
+fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) -> Result<i32> {
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if ctx.config.net != NetMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let v2_dir = match v2 {
+        Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
+        None => None,
+    };
+    let pid = sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())).ctx(|| "clone the container's namespaces".into())?;
+    if pid == 0 {
+        // SAFETY: closing our copy of the parent's end of the socketpair in the child.
+        unsafe { libc::close(parent_end.as_raw_fd()) };
+        child::main(ctx);
+    }
+    Ok(pid)
 }
 
 /// Under remap the container's root cannot reopen an anonymous pipe or socket owned by host
