@@ -63,13 +63,12 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
         if fds[0].revents & libc::POLLIN != 0 {
             while let Some(sig) = sys::read_signal(sigfd.as_fd()) {
                 match sig {
-                    libc::SIGCHLD => {
-                        // Only our one child is waited for: reaping "any" here could take its
-                        // status away from us.
-                        if status.is_none() {
-                            status = sys::waitpid(pid, libc::WNOHANG).ctx(|| format!("wait for the container's init {pid}"))?;
-                        }
+                    // Only our one child is waited for: reaping "any" here could take its
+                    // status away from us.
+                    libc::SIGCHLD if status.is_none() => {
+                        status = sys::waitpid(pid, libc::WNOHANG).ctx(|| format!("wait for the container's init {pid}"))?;
                     }
+                    libc::SIGCHLD => {}
                     libc::SIGWINCH => {
                         if let Some(m) = io.master {
                             tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
