@@ -1,6 +1,27 @@
 //! rrun: runs a command from an rbox image in its own user, pid, mount, uts, ipc, net and cgroup
 //! namespaces on an overlay root, with rinit as PID 1, and manages the container's lifecycle.
 //! See docs/DESIGN.md and docs/CLI.md; each module says which kernel interface it drives.
+//!
+//! Choices worth knowing (details in the modules named):
+//! - `--userns remap` (default as root): container ids 0..N are the `rbox` entry of
+//!   /etc/subuid and /etc/subgid, else 100000..165535 ([`idmap`]). Image layers are idmapped
+//!   mounts (open_tree + mount_setattr MOUNT_ATTR_IDMAP) under one overlay built with the new
+//!   mount API, layers passed as fds to "lowerdir+" (no option-length limit; a layer listed
+//!   twice is kept once, the kernel refuses duplicates) ([`mounts`], [`container`]).
+//! - Rootless (non-root caller): container root is the caller (single-id map); the child builds
+//!   the overlay itself with `userxattr`; no cgroup unless limits are asked for.
+//! - Containers removed on exit (unnamed, not detached, or `--rm`) keep their upper dir in a
+//!   tmpfs (charged to the container's memory cgroup): nothing is written to or freed on disk;
+//!   named/detached containers keep it under `<root>/containers/<id>/upper` (`inspect`).
+//! - /etc/hostname, /etc/hosts and /etc/resolv.conf come from a small tmpfs of the container
+//!   ([`rootfs`]); /proc and /sys instances are made before pivot_root (a user namespace may only
+//!   mount them while the host's are visible), rinit keeps them and adds the rest.
+//! - The child starts inside its cgroup v2 directory (clone3 CLONE_INTO_CGROUP); v1 hierarchies
+//!   (limits on hybrid machines) are joined through cgroup.procs.
+//! - With `-u` other than root, rrun makes the kernel filesystems itself and starts rinit as
+//!   that user (as `docker run --init -u` does), since rinit has no user option.
+//! - Detached containers: a double-forked monitor owns the container and writes its stdout and
+//!   stderr, in order, to `container.log` (`rrun logs`).
 
 pub mod cgroups;
 pub mod channel;
