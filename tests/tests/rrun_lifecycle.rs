@@ -54,6 +54,16 @@ fn named_container_is_kept_after_exit_until_rm() {
 }
 
 #[test]
+fn default_hostname_is_the_first_twelve_digits_of_the_id() {
+    let lab = Lab::new("life");
+    let name = unique("hn");
+    let host = lab.ok(&["--name", &name], &["hostname"]);
+    let id = lab.inspect(&name)["id"].as_str().unwrap().to_string();
+    assert_eq!(host, id[..12]);
+    assert!(sub(&lab, &["rm", &name]).status.success());
+}
+
+#[test]
 fn detached_container_keeps_its_output_and_exit_code() {
     let lab = Lab::new("life");
     let name = unique("lg");

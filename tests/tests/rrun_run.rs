@@ -93,6 +93,10 @@ fn bad_volume_or_image_fails_with_one_line_and_leaves_nothing() {
         (vec!["-v", "relative:/mnt"], lab.image.clone()),
         (vec![], "no-such-image:1".to_string()),
         (vec!["--memory", "junk"], lab.image.clone()),
+        // These fail inside the child, after the overlay, cgroup and namespaces exist.
+        (vec!["-w", "/etc/passwd/x"], lab.image.clone()),
+        (vec!["-u", "no-such-user", "--memory", "64m"], lab.image.clone()),
+        (vec!["--tmpfs", "/etc/passwd"], lab.image.clone()),
     ] {
         let mut c = lab.rrun();
         c.args(["--net", "none"]).args(&opts).args(["--image", &image, "--", "true"]);
