@@ -84,10 +84,28 @@ pub enum CgroupError {
         source: io::Error,
     },
 
+    #[error("cannot load the container's device filter (a cgroup BPF program): {source}{}", verifier_note(.verifier))]
+    BpfLoad { source: io::Error, verifier: String },
+
+    #[error("cannot attach the container's device filter to cgroup {path}: {source}")]
+    BpfAttach { path: PathBuf, source: io::Error },
+
+    #[error("cannot keep the container to the default device allowlist: {reason}; rrun needs a cgroup v2 hierarchy with BPF device programs (CONFIG_CGROUP_BPF) or a writable cgroup v1 devices hierarchy")]
+    NoDeviceControl { reason: String },
+
     #[error("cannot send SIGKILL to pid {pid} of cgroup {path}: {source}")]
     Kill {
         pid: i32,
         path: PathBuf,
         source: io::Error,
     },
+}
+
+/// " (verifier: ...)" when the kernel's verifier said something, else nothing.
+fn verifier_note(v: &str) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" (verifier: {v})")
+    }
 }

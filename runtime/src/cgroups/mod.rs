@@ -10,14 +10,23 @@
 //!   own cgroup);
 //! - the v1 freezer when there is no v2 hierarchy, so that [`Cgroup::kill_all`] can freeze.
 //!
-//! A container without limits thus costs one mkdir on a hybrid or v2 machine. The directories
+//! Device access (see devices.rs) is restricted in every container rrun makes as root: a BPF
+//! device program attached to its v2 directory wherever a v2 hierarchy is usable (hybrid
+//! machines included: the kernel runs the programs of a task's unified-hierarchy cgroup whether
+//! or not any controller is enabled there), else, or if the kernel refuses the program, a
+//! directory in the v1 `devices` hierarchy set to the same allowlist.
+//!
+//! A container without limits thus costs one mkdir and one small BPF program on a hybrid or v2
+//! machine. The directories
 //! are named `rbox-<name>`; [`Cgroup::open`] finds them again beneath the caller's own cgroups,
 //! [`Cgroup::from_paths`] from the [`Cgroup::paths`] a caller recorded (needed when `rrun rm`
 //! runs from another cgroup than the `rrun` that created the container).
 
 mod cpu;
+mod bpf;
 mod cpuset;
 mod detect;
+mod devices;
 mod error;
 mod freezer;
 mod fs;
@@ -43,13 +52,15 @@ pub use parse::{parse_cpus, parse_size};
 const REMOVE_WAIT: Duration = Duration::from_secs(2);
 
 /// Limits from the CLI. memory: bytes; cpus: fraction of CPUs (0.5 = half a CPU);
-/// cpuset_cpus: a list like "0-1,3"; pids: max tasks.
+/// cpuset_cpus: a list like "0-1,3"; pids: max tasks; devices: allow only Docker's default
+/// device list (set for every container rrun makes as root; see devices.rs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     pub memory: Option<u64>,
     pub cpus: Option<f64>,
     pub cpuset_cpus: Option<String>,
     pub pids: Option<u64>,
+    pub devices: bool,
 }
 
 /// One directory of a container's cgroup, in one hierarchy.
@@ -86,7 +97,8 @@ struct Place<'a> {
 
 impl Cgroup {
     /// Creates `rbox-<name>` beneath rrun's own cgroup in every hierarchy needed and sets the
-    /// limits. Fails if it exists already; a failure half-way removes what it created.
+    /// limits (the device allowlist included). Fails if it exists already; a failure half-way
+    /// removes what it created.
     pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         check_name(name)?;
         check_limits(limits)?;
@@ -115,7 +127,13 @@ impl Cgroup {
             dirs: Vec::new(),
             paths: Vec::new(),
         };
-        match cg.build(name, limits, cpuset.as_deref(), &places) {
+        let built = cg
+            .build(name, limits, cpuset.as_deref(), &places)
+            .and_then(|()| match limits.devices {
+                true => cg.restrict_devices(hs, name),
+                false => Ok(()),
+            });
+        match built {
             Ok(()) => {
                 tracing::debug!(paths = ?cg.paths, "cgroup created");
                 Ok(cg)
@@ -138,20 +156,7 @@ impl Cgroup {
         places: &[Place],
     ) -> Result<(), CgroupError> {
         for p in places {
-            let path = p.h.own.join(format!("rbox-{name}"));
-            match std::fs::create_dir(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(CgroupError::Exists { path })
-                }
-                Err(source) => return Err(CgroupError::Mkdir { path, source }),
-            }
-            self.paths.push(path.clone());
-            self.dirs.push(Dir {
-                version: p.h.version,
-                controllers: p.h.controllers.clone(),
-                path,
-            });
+            self.mkdir(p.h, name)?;
         }
         for (p, d) in places.iter().zip(&self.dirs) {
             for &c in &p.controllers {
@@ -169,6 +174,54 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// mkdir `rbox-<name>` in hierarchy `h`, recorded at once for the caller's rollback.
+    fn mkdir(&mut self, h: &Hierarchy, name: &str) -> Result<PathBuf, CgroupError> {
+        let path = h.own.join(format!("rbox-{name}"));
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(CgroupError::Exists { path })
+            }
+            Err(source) => return Err(CgroupError::Mkdir { path, source }),
+        }
+        self.paths.push(path.clone());
+        self.dirs.push(Dir {
+            version: h.version,
+            controllers: h.controllers.clone(),
+            path: path.clone(),
+        });
+        Ok(path)
+    }
+
+    /// Allows only the default devices: the BPF program on the v2 directory, else (no v2
+    /// hierarchy, or the kernel refused the program) the v1 devices hierarchy; an error naming
+    /// both reasons when neither can be had.
+    fn restrict_devices(&mut self, hs: &[Hierarchy], name: &str) -> Result<(), CgroupError> {
+        let v2 = self.dirs.iter().find(|d| d.version == Version::V2);
+        let v2_refused = match v2 {
+            Some(d) => match devices::attach_program(&d.path, &devices::DEFAULT) {
+                Ok(()) => return Ok(()),
+                Err(e) => e.to_string(),
+            },
+            None => "no writable cgroup v2 hierarchy is mounted".to_string(),
+        };
+        let Some(h) = hs
+            .iter()
+            .find(|h| h.writable && h.version == Version::V1 && h.has("devices"))
+        else {
+            return Err(CgroupError::NoDeviceControl {
+                reason: format!("{v2_refused}, and no writable cgroup v1 devices hierarchy is mounted"),
+            });
+        };
+        tracing::debug!(reason = %v2_refused, "device filter: using the v1 devices controller");
+        let path = h.own.join(format!("rbox-{name}"));
+        let path = match self.dirs.iter().find(|d| d.path == path) {
+            Some(d) => d.path.clone(),
+            None => self.mkdir(h, name)?,
+        };
+        devices::apply_v1(&path, &devices::DEFAULT)
     }
 
     /// The existing `rbox-<name>` directories beneath rrun's own cgroups.
@@ -490,6 +543,7 @@ mod unit {
             cpus: Some(0.5),
             cpuset_cpus: Some("0".into()),
             pids: Some(12),
+            devices: true,
         };
         assert_eq!(
             summary(&place(&hs, &l).unwrap()),
