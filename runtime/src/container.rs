@@ -127,6 +127,9 @@ fn make_cgroup(st: &mut State, undo: &mut Undo<'_>) -> Result<()> {
         cpus: cfg.limits.cpus,
         cpuset_cpus: cfg.limits.cpuset_cpus.clone(),
         pids: cfg.limits.pids,
+        // Root containers may use only the default devices; rootless ones cannot open device
+        // nodes at all (their mounts are nodev, see cgroups/devices.rs).
+        devices: !cfg.rootless,
     };
     let cg = Cgroup::create(&st.id, &limits)?;
     st.cgroup_paths = cg.paths().to_vec();
