@@ -367,6 +367,19 @@ fn rmdir_retry(path: &Path, start: Instant) -> Result<(), CgroupError> {
     }
 }
 
+/// Every directory [`Cgroup::create`] may make for `name`: `rbox-<name>` beneath rrun's own
+/// cgroup in each writable hierarchy it belongs to. rrun records them before creating anything,
+/// so that a crash at any moment leaves paths `rrun rm` finds ([`Cgroup::from_paths`] skips
+/// the ones never made). (Added by the lifecycle engineer.)
+pub fn candidate_paths(name: &str) -> Result<Vec<PathBuf>, CgroupError> {
+    check_name(name)?;
+    Ok(detect::detect()?
+        .iter()
+        .filter(|h| h.writable)
+        .map(|h| h.own.join(format!("rbox-{name}")))
+        .collect())
+}
+
 /// Checks a `--cpuset-cpus` list against the CPUs the cgroup rrun runs in allows; returns it in
 /// the kernel's canonical form ("0-1,3").
 pub fn check_cpuset(list: &str) -> Result<String, CgroupError> {
