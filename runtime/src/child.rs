@@ -1,7 +1,8 @@
 //! The container side of creation: runs in the cloned child (PID 1 of the new pid namespace,
-//! inside the new user, mount, uts, ipc and net namespaces), waits for rrun to write its id maps,
-//! builds the root and execs rinit from its sealed memfd. Kernel docs: namespaces(7),
-//! cgroup_namespaces(7), execveat(2), sethostname(2).
+//! inside the new user (but under `--userns host`), mount, uts, ipc and net namespaces), waits
+//! for rrun to write its id maps, builds the root, leaves rrun's session and execs rinit from
+//! its sealed memfd as the container's user. Kernel docs: namespaces(7), cgroup_namespaces(7),
+//! execveat(2), sethostname(2), setsid(2), capabilities(7).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -9,8 +10,8 @@ use std::path::Path;
 
 use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
-use crate::spec::{ContainerConfig, NetMode};
-use crate::{mounts, netns, rootfs, sys, tty, users};
+use crate::spec::{self, ContainerConfig, NetMode, OsArg};
+use crate::{caps, inroot, mounts, netns, rootfs, sys, tty, users};
 
 /// What the child needs besides the config.
 pub struct ChildCtx<'a> {
@@ -81,39 +82,40 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     // hides nothing from anyone, and needs no extra mount-point directory on disk.
     rootfs::enter_root(root, dir_fd.as_fd())?;
     drop(dir_fd);
+    let croot = inroot::Root::open()?;
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
     rootfs::attach_kernel_fs(&mut host)?;
     let pty = rootfs::populate_dev(&mut host, cfg.process.tty, tty_gid)?;
-    rootfs::bind_etc(&mut host)?;
-    rootfs::attach_volumes(&cfg.volumes, volume_fds)?;
-    rootfs::mount_tmpfs(&cfg.tmpfs)?;
+    rootfs::protect_kernel_paths(&croot)?;
+    rootfs::bind_etc(&mut host, &croot)?;
+    rootfs::attach_volumes(&croot, &cfg.volumes, volume_fds)?;
+    rootfs::mount_tmpfs(&croot, &cfg.tmpfs)?;
 
-    let passwd = std::fs::read_to_string("/etc/passwd").ok();
-    let group = std::fs::read_to_string("/etc/group").ok();
-    let mut user = users::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
-    if cfg.idmaps.deny_setgroups {
-        // setgroups is denied in a rootless user namespace: no supplementary groups there
-        user.groups.clear();
-    }
-    let cwd = Path::new(&cfg.process.cwd);
-    if !cwd.is_dir() {
-        rootfs::mkdir_all(cwd)?;
-    }
+    let user = users::in_container(&croot, &cfg.process.user, &cfg.idmaps)?;
+    croot.dir(&cfg.process.cwd, &format!("working directory {}", cfg.process.cwd))?;
+    drop(croot);
     let as_root = user.uid == 0 && user.gid == 0;
-    if !as_root {
+    // --userns host: no user namespace, so container root is host root: it keeps only
+    // Docker's default capabilities (no CAP_SYS_ADMIN), and rinit can mount nothing.
+    let confine = !cfg.idmaps.own_userns();
+    if !as_root || confine {
         rootfs::premount_kernel_fs(cfg.process.tty)?;
     }
     if cfg.read_only {
         rootfs::make_root_readonly()?;
     }
 
-    // Standard streams: the pty, or the inherited ones with stdin from /dev/null unless -i.
+    // A session of its own, always: with -t on the pty (its controlling terminal), else
+    // without any controlling terminal, so nothing in the container can reach the caller's
+    // terminal (TIOCSTI) or get its job-control signals. Standard streams: the pty, or the
+    // inherited ones with stdin from /dev/null unless -i.
     let master = match pty {
         Some((master, slave)) => {
             tty::become_session_leader_on(&slave)?;
             Some(master)
         }
         None => {
+            leave_session()?;
             if let Some(null) = &host.devnull {
                 sys::dup2(null.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
             }
@@ -121,18 +123,22 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         }
     };
     drop(host);
-    if !as_root {
-        // rinit starts as the user (see rootfs::premount_kernel_fs).
-        sys::set_ids(user.uid, user.gid, &user.groups).ctx(|| format!("switch to user {}", user_arg(&user)))?;
+    if confine {
+        caps::drop_bounding_set().ctx(|| "drop capabilities outside Docker's default set".into())?;
     }
-    std::env::set_current_dir(cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
+    // rinit starts as the user (see rootfs::premount_kernel_fs), with the user's groups.
+    sys::set_ids(user.uid, user.gid, &user.groups).ctx(|| format!("switch to user {}", user_arg(&user)))?;
+    if confine {
+        caps::limit_sets().ctx(|| "limit the capability sets".into())?;
+    }
+    std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
 
-    let mut env: Vec<String> = cfg.process.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user.home));
+    let mut env: Vec<OsArg> = cfg.process.env.iter().map(|e| OsArg::from(e.as_str())).collect();
+    if !spec::has_env(&env, "HOME") {
+        env.push(format!("HOME={}", user.home).into());
     }
-    let mut argv: Vec<String> = vec!["rinit".into(), "--".into()];
-    argv.extend(cfg.process.args.iter().cloned());
+    let mut argv: Vec<OsArg> = vec!["rinit".into(), "--".into()];
+    argv.extend(cfg.process.args.iter().map(|a| OsArg::from(a.as_str())));
     let argv = to_cstrings(&argv)?;
     let envp = to_cstrings(&env)?;
 
@@ -149,6 +155,16 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     Err(std::io::Error::last_os_error()).ctx(|| "exec rinit from its memfd".into())
 }
 
+/// setsid(2): a new session without a controlling terminal (the caller's terminal, if any,
+/// stays open as a plain descriptor: no TIOCSTI, no job-control signals through it).
+pub fn leave_session() -> Result<()> {
+    // SAFETY: setsid has no arguments; failure is reported via errno.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "setsid: leave rrun's session".into());
+    }
+    Ok(())
+}
+
 /// `UID:GID[:G1,G2...]` for rinit.
 pub fn user_arg(u: &users::User) -> String {
     let mut s = format!("{}:{}", u.uid, u.gid);
@@ -159,8 +175,11 @@ pub fn user_arg(u: &users::User) -> String {
     s
 }
 
-fn to_cstrings(v: &[String]) -> Result<Vec<CString>> {
-    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| Error::User(format!("argument or variable {s:?} contains a NUL byte")))).collect()
+/// C strings for execve; any bytes but NUL.
+pub fn to_cstrings(v: &[OsArg]) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::User(format!("argument or variable {:?} contains a NUL byte", s.to_string_lossy()))))
+        .collect()
 }
 
 /// Rootless: the overlay (with `userxattr`, over the layers by path) and plain binds of the
@@ -180,7 +199,7 @@ fn rootless_mounts(cfg: &ContainerConfig, dir: &Path, in_memory: bool) -> Result
     let root = mounts::overlay_by_path(&mounts::overlay_layer_order(&cfg.lowerdirs), &upper, &work)?;
     let mut vols = Vec::with_capacity(cfg.volumes.len());
     for v in &cfg.volumes {
-        vols.push(mounts::clone_tree(&v.source, None, v.readonly)?);
+        vols.push(mounts::clone_volume(v, None)?);
     }
     Ok((root, vols))
 }

@@ -141,7 +141,7 @@ fn make_cgroup(st: &mut State, undo: &mut Undo<'_>) -> Result<()> {
 /// (CLONE_INTO_CGROUP: moving a task later through cgroup.procs waits for an RCU grace period,
 /// milliseconds). The child runs `child::main` and never returns here.
 fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) -> Result<i32> {
-    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags = ctx.config.idmaps.clone_flag() | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if ctx.config.net != NetMode::Host {
         flags |= libc::CLONE_NEWNET;
     }
@@ -271,7 +271,7 @@ fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
     drop(layers);
     let mut out = vec![root];
     for v in &cfg.volumes {
-        out.push(mounts::clone_tree(&v.source, ns, v.readonly)?);
+        out.push(mounts::clone_volume(v, ns)?);
     }
     tracing::debug!(fds = out.len(), first = out[0].as_raw_fd(), "mounts ready");
     Ok(out)

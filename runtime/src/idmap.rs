@@ -1,5 +1,10 @@
 //! User-namespace id maps: choosing the host range for `--userns remap|host` and rootless runs,
 //! and writing /proc/PID/{uid_map,gid_map,setgroups}. Kernel doc: user_namespaces(7), subuid(5).
+//!
+//! `--userns host` (identity map) creates no user namespace at all, as Docker's
+//! `--userns=host`: container root is host root, confined by Docker's default capability set
+//! ([`crate::caps`]) and read-only/masked kernel paths ([`crate::masks`]). Its map still
+//! describes which ids exist (every id but 4294967295, which means "unchanged" to the kernel).
 
 use std::path::Path;
 
@@ -77,8 +82,40 @@ impl IdMaps {
         self.uid.iter().all(|r| r.inside == r.outside) && self.gid.iter().all(|r| r.inside == r.outside)
     }
 
-    /// Writes the maps of the user namespace of process `pid` (which waits meanwhile).
+    /// Whether the container gets a user namespace of its own: always but for `--userns host`.
+    pub fn own_userns(&self) -> bool {
+        !self.is_identity()
+    }
+
+    /// The clone(2) flag for the container's user namespace (none under `--userns host`).
+    pub fn clone_flag(&self) -> i32 {
+        if self.own_userns() {
+            libc::CLONE_NEWUSER
+        } else {
+            0
+        }
+    }
+
+    /// Refuses ids the container's user namespace does not map (and 4294967295, "-1" to
+    /// setresuid, never mapped): one line naming the id and the mapped range.
+    pub fn check_mapped(&self, uid: u32, gid: u32) -> Result<()> {
+        for (kind, id, ranges) in [("uid", uid, &self.uid), ("gid", gid, &self.gid)] {
+            if map_one(ranges, id).is_none() {
+                return Err(crate::error::user(format!(
+                    "{kind} {id} is not mapped in the container's user namespace (container {kind}s {}): use one in that range",
+                    describe_ranges(ranges)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the maps of the user namespace of process `pid` (which waits meanwhile); nothing
+    /// under `--userns host`, which has no user namespace of its own.
     pub fn write(&self, pid: i32) -> Result<()> {
+        if !self.own_userns() && !has_own_userns(pid) {
+            return Ok(());
+        }
         if self.deny_setgroups {
             let p = format!("/proc/{pid}/setgroups");
             std::fs::write(&p, b"deny").ctx(|| format!("write {p}"))?;
@@ -91,11 +128,31 @@ impl IdMaps {
     }
 }
 
+/// True when process `pid` is in another user namespace than rrun.
+fn has_own_userns(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: String| std::fs::metadata(p).map(|m| m.ino()).ok();
+    ino(format!("/proc/{pid}/ns/user")) != ino("/proc/self/ns/user".into())
+}
+
 fn map_one(ranges: &[IdRange], id: u32) -> Option<u32> {
     ranges.iter().find_map(|r| {
         let off = id.checked_sub(r.inside)?;
         (off < r.count).then(|| r.outside.wrapping_add(off))
     })
+}
+
+/// "0-65535" (ranges as container ids, comma-separated).
+fn describe_ranges(ranges: &[IdRange]) -> String {
+    let v: Vec<String> = ranges
+        .iter()
+        .filter(|r| r.count > 0)
+        .map(|r| {
+            let last = r.inside as u64 + r.count as u64 - 1;
+            if r.count == 1 { r.inside.to_string() } else { format!("{}-{last}", r.inside) }
+        })
+        .collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
 }
 
 /// The text the kernel expects in uid_map/gid_map.
@@ -140,6 +197,21 @@ mod tests {
         assert_eq!(m.host_uid(65536), None);
         assert_eq!(m.host_gid(0), None);
         assert_eq!(render(&m.uid), "0 100000 65536\n");
+    }
+
+    #[test]
+    fn unmapped_and_minus_one_ids_are_refused_naming_the_range() {
+        let m = IdMaps { uid: vec![IdRange { inside: 0, outside: 100000, count: 65536 }], gid: vec![IdRange { inside: 0, outside: 100000, count: 65536 }], deny_setgroups: false };
+        assert!(m.check_mapped(65535, 0).is_ok());
+        let e = m.check_mapped(65536, 0).unwrap_err().to_string();
+        assert!(e.contains("uid 65536") && e.contains("0-65535"), "{e}");
+        let e = m.check_mapped(0, u32::MAX).unwrap_err().to_string();
+        assert!(e.contains("gid 4294967295"), "{e}");
+        let h = IdMaps::host();
+        assert!(h.check_mapped(4294967294, 4294967294).is_ok());
+        let e = h.check_mapped(u32::MAX, 0).unwrap_err().to_string();
+        assert!(e.contains("0-4294967294"), "{e}");
+        assert!(IdMaps::single(1000, 1000).check_mapped(1, 0).unwrap_err().to_string().contains("uids 0)"));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! - Detached containers: a double-forked monitor owns the container and writes its stdout and
 //!   stderr, in order, to `container.log` (`rrun logs`).
 
+pub mod caps;
 pub mod cgroups;
 pub mod channel;
 pub mod child;
@@ -34,6 +35,8 @@ pub mod error;
 pub mod exec;
 pub mod idmap;
 pub mod image;
+pub mod inroot;
+pub mod masks;
 pub mod memfd;
 pub mod mounts;
 pub mod netns;

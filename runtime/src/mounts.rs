@@ -4,10 +4,11 @@
 //! Kernel docs: open_tree(2), mount_setattr(2) (MOUNT_ATTR_IDMAP), fsopen(2)/fsconfig(2)/fsmount(2),
 //! Documentation/filesystems/overlayfs.rst ("lowerdir+" and layers given as file descriptors).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Result};
+use crate::spec::Volume;
 use crate::sys;
 
 /// A detached copy of the tree at `path` (not its submounts), optionally idmapped to the user
@@ -15,10 +16,24 @@ use crate::sys;
 pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -> Result<OwnedFd> {
     let fd = sys::open_tree(libc::AT_FDCWD, path, libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC)
         .ctx(|| format!("open_tree {}", path.display()))?;
+    set_attrs(fd, path, userns, readonly)
+}
+
+/// A volume's source as a detached mount (see [`clone_tree`]), cloned from the descriptor
+/// opened when the command line was read, so the host path is resolved once; by path only for
+/// a volume read back from state.json.
+pub fn clone_volume(v: &Volume, userns: Option<BorrowedFd<'_>>) -> Result<OwnedFd> {
+    let Some(src) = &v.source_fd else { return clone_tree(&v.source, userns, v.readonly) };
+    let fd = sys::open_tree(src.as_raw_fd(), Path::new(""), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32)
+        .ctx(|| format!("open_tree {}", v.source.display()))?;
+    set_attrs(fd, &v.source, userns, v.readonly)
+}
+
+fn set_attrs(fd: OwnedFd, path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -> Result<OwnedFd> {
     let mut attr = libc::mount_attr { attr_set: 0, attr_clr: 0, propagation: 0, userns_fd: 0 };
     if let Some(ns) = userns {
         attr.attr_set |= libc::MOUNT_ATTR_IDMAP;
-        attr.userns_fd = std::os::fd::AsRawFd::as_raw_fd(&ns) as u64;
+        attr.userns_fd = ns.as_raw_fd() as u64;
     }
     if readonly {
         attr.attr_set |= libc::MOUNT_ATTR_RDONLY;
@@ -34,6 +49,11 @@ pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -
     }
     Ok(fd)
 }
+
+/// The root overlay's mount attributes: nodev (device nodes shipped in an image open nothing;
+/// the devices cgroup is the other guard), but not nosuid: setuid programs of the image must
+/// work for container root, as in Docker.
+pub const ROOT_ATTRS: u64 = libc::MOUNT_ATTR_NODEV as u64;
 
 /// Layer folders top first with later duplicates dropped. The kernel refuses a layer listed
 /// twice ("overlayfs: conflicting lowerdir path", ELOOP; checked on 6.18), and for overlay
@@ -78,7 +98,7 @@ pub fn overlay(layers: &[OwnedFd], dirs: &OverlayDirs<'_>) -> Result<OwnedFd> {
         }
     }
     sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the overlay over {} layers", layers.len()))?;
-    sys::fsmount(fs.as_fd(), 0).ctx(|| "fsmount overlay".into())
+    sys::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
 }
 
 /// A rootless overlay, made inside the user namespace: layers (top first) and upper/work by
@@ -96,7 +116,7 @@ pub fn overlay_by_path(layers_top_first: &[PathBuf], upper: &Path, work: &Path) 
     sys::fsconfig_string(fs.as_fd(), c"upperdir", &u).ctx(|| format!("overlay upperdir {}", upper.display()))?;
     sys::fsconfig_string(fs.as_fd(), c"workdir", &w).ctx(|| format!("overlay workdir {}", work.display()))?;
     sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the overlay over {} layers", layers_top_first.len()))?;
-    sys::fsmount(fs.as_fd(), 0).ctx(|| "fsmount overlay".into())
+    sys::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
 }
 
 #[cfg(test)]

@@ -1,18 +1,28 @@
 //! The container's root, set up by the child inside its new mount, user and uts namespaces:
-//! attach the overlay, pivot_root into it, then /dev, /etc/{hostname,hosts,resolv.conf},
-//! volumes, tmpfs and read-only. Kernel docs: pivot_root(2), mount(2), move_mount(2),
-//! open_tree(2), mount_namespaces(7), devpts (Documentation/filesystems/devpts.rst).
+//! attach the overlay, pivot_root into it, then /dev, the read-only and masked kernel paths,
+//! /etc/{hostname,hosts,resolv.conf}, volumes, tmpfs and read-only. Every target inside the
+//! root is opened with [`inroot`] (never leaving the root, never opening a FIFO) and mounted
+//! on by descriptor. Kernel docs: pivot_root(2), mount(2), move_mount(2), open_tree(2),
+//! mount_namespaces(7), devpts (Documentation/filesystems/devpts.rst).
+//!
+//! Mount flags follow runc's default spec: /dev tmpfs nosuid,noexec and also nodev (rrun binds
+//! the device nodes from the host as mounts of their own, so nothing needs device nodes of the
+//! tmpfs itself); /dev/pts nosuid,noexec; /dev/shm, /dev/mqueue nosuid,nodev,noexec; /proc
+//! nosuid,nodev,noexec; /sys read-only; --tmpfs nosuid,nodev; the root overlay nodev only
+//! ([`mounts`]), so setuid programs of the image keep working for container root.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{FileType, OFlags};
+
 use crate::error::{Context, Result};
-use crate::mounts;
-use crate::spec::Volume;
-use crate::sys;
+use crate::inroot::{Kind, Root};
+use crate::spec::{self, Volume};
+use crate::{masks, mounts, sys};
 
 /// The host device nodes bind-mounted into the container's /dev.
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -118,24 +128,6 @@ pub fn enter_root(root: OwnedFd, mountpoint: std::os::fd::BorrowedFd<'_>) -> Res
     std::env::set_current_dir("/").ctx(|| "chdir /".into())
 }
 
-/// Creates an empty regular file to mount over, replacing a symlink (which mounts refuse).
-fn mount_target_file(p: &Path) -> Result<()> {
-    if let Ok(m) = fs::symlink_metadata(p) {
-        if m.file_type().is_file() || m.file_type().is_char_device() {
-            return Ok(());
-        }
-        if m.file_type().is_symlink() {
-            fs::remove_file(p).ctx(|| format!("replace the symlink {}", p.display()))?;
-        }
-    }
-    if let Some(d) = p.parent() {
-        mkdir_all(d)?;
-    }
-    OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(p).ctx(|| format!("create mount point {}", p.display()))?;
-    Ok(())
-}
-
-
 /// `mkdir -p` (mode 0755) inside the (already pivoted) container root.
 pub fn mkdir_all(p: &Path) -> Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o755).create(p).ctx(|| format!("create directory {} in the container", p.display()))
@@ -146,7 +138,7 @@ pub fn mkdir_all(p: &Path) -> Result<()> {
 pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Result<Option<(OwnedFd, OwnedFd)>> {
     let dev = Path::new("/dev");
     mkdir_all(dev)?;
-    sys::mount(Some("tmpfs"), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=65536k"))
+    sys::mount(Some("tmpfs"), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=755,size=65536k"))
         .ctx(|| "mount tmpfs on /dev".into())?;
     for (name, fd) in h.devices.drain(..) {
         let p = dev.join(name);
@@ -175,37 +167,72 @@ pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Res
     Ok(Some((master, slave)))
 }
 
-/// Binds the container's hostname, hosts and resolv.conf over the image's /etc files.
-pub fn bind_etc(h: &mut HostHandles) -> Result<()> {
+/// Makes /proc/sys and the other host-wide kernel knobs read-only and masks kernel
+/// information files ([`masks`]); needs /dev/null in place.
+pub fn protect_kernel_paths(root: &Root) -> Result<()> {
+    let null = root.resolve("/dev/null", OFlags::PATH).map_err(|e| crate::error::Error::Sys { what: "open the container's /dev/null".into(), source: e.into() })?;
+    masks::apply(root, &null)
+}
+
+/// Binds the container's hostname, hosts and resolv.conf over the image's /etc files (a
+/// symbolic link there is replaced, a FIFO or device is mounted over unopened, a directory
+/// refused).
+pub fn bind_etc(h: &mut HostHandles, root: &Root) -> Result<()> {
     for (name, fd) in h.etc.drain(..) {
-        let p = Path::new("/etc").join(name);
-        mount_target_file(&p)?;
-        sys::move_mount_path(fd.as_fd(), &p).ctx(|| format!("bind {}", p.display()))?;
+        let target = root.file_target_replacing_links("/etc", name)?;
+        sys::move_mount_fd(fd.as_fd(), target.as_fd()).ctx(|| format!("bind /etc/{name}"))?;
     }
     Ok(())
 }
 
-/// Attaches the volumes (detached mounts prepared by rrun, in the same order).
-pub fn attach_volumes(vols: &[Volume], fds: Vec<OwnedFd>) -> Result<()> {
-    for (v, fd) in vols.iter().zip(fds) {
-        let p = Path::new(&v.target);
-        if v.source.is_dir() || !v.source.exists() {
-            mkdir_all(p)?;
-        } else {
-            mount_target_file(p)?;
+/// Refuses a resolved mount target that is the root, /dev, or in /proc (but the allowed
+/// files): the same rule as [`spec::check_mount_target`], for targets reached through
+/// symbolic links of the image.
+fn check_resolved_target(root: &Root, target: &OwnedFd, path: &str, what: &str) -> Result<()> {
+    let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok();
+    let mine = id(target);
+    if mine.is_some() && mine == id(root.fd()) {
+        return spec::check_mount_target("/", what);
+    }
+    if let Ok(dev) = root.resolve("/dev", OFlags::PATH) {
+        if mine.is_some() && mine == id(&dev) {
+            return spec::check_mount_target("/dev", what);
         }
-        sys::move_mount_path(fd.as_fd(), p).ctx(|| format!("mount volume {} at {}", v.source.display(), v.target))?;
+    }
+    let on_proc = rustix::fs::fstatfs(target).map(|s| s.f_type as i64 == libc::PROC_SUPER_MAGIC).unwrap_or(false);
+    if on_proc && !spec::PROC_TARGETS_ALLOWED.contains(&spec::normalize(path).as_str()) {
+        return spec::check_mount_target("/proc", what);
     }
     Ok(())
 }
 
-/// Mounts a fresh tmpfs (mode 1777) at each path.
-pub fn mount_tmpfs(dirs: &[String]) -> Result<()> {
+/// Attaches the volumes (detached mounts prepared by rrun, in the same order). Whether the
+/// source is a directory or a file is read from the mount itself (fstat of the open_tree
+/// descriptor, made on the host side), and the target made or checked to match.
+pub fn attach_volumes(root: &Root, vols: &[Volume], fds: Vec<OwnedFd>) -> Result<()> {
+    for (v, fd) in vols.iter().zip(fds) {
+        let what = format!("volume {}:{}", v.source.display(), v.target);
+        let st = rustix::fs::fstat(&fd).map_err(|e| crate::error::Error::Sys { what: format!("stat the source of {what}"), source: e.into() })?;
+        let kind = if FileType::from_raw_mode(st.st_mode) == FileType::Directory { Kind::Dir } else { Kind::NonDir };
+        let target = root.mount_target(&v.target, kind, &what)?;
+        check_resolved_target(root, &target, &v.target, &what)?;
+        sys::move_mount_fd(fd.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
+    }
+    Ok(())
+}
+
+/// Mounts a fresh tmpfs (mode 1777, nosuid, nodev) at each path.
+pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
     for d in dirs {
-        let p = Path::new(d);
-        mkdir_all(p)?;
-        sys::mount(Some("tmpfs"), p, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))
-            .ctx(|| format!("mount tmpfs at {d}"))?;
+        let what = format!("--tmpfs {d}");
+        spec::check_mount_target(d, &what)?;
+        let target = root.mount_target(d, Kind::Dir, &what)?;
+        check_resolved_target(root, &target, d, &what)?;
+        let fs = sys::fsopen(c"tmpfs").ctx(|| format!("fsopen tmpfs for {what}"))?;
+        sys::fsconfig_string(fs.as_fd(), c"mode", c"1777").ctx(|| format!("tmpfs mode for {what}"))?;
+        sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the tmpfs of {what}"))?;
+        let mnt = sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV).ctx(|| format!("fsmount the tmpfs of {what}"))?;
+        sys::move_mount_fd(mnt.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
     }
     Ok(())
 }
@@ -219,24 +246,41 @@ pub fn make_root_readonly() -> Result<()> {
 /// What rinit would mount as root (besides /proc and /sys, see [`attach_kernel_fs`]):
 /// /dev/pts (+ptmx link), /dev/shm, /dev/mqueue, the /dev/fd links and /tmp. rrun mounts them itself
 /// when the command runs as another user, because rinit then starts as that user (like
-/// `docker run --init -u`) and keeps what is already mounted.
+/// `docker run --init -u`), and under `--userns host`, where rinit starts without
+/// CAP_SYS_ADMIN; rinit keeps what is already mounted. Mount points already there (a --tmpfs
+/// /tmp of the user) are kept.
 pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
     let m = |src: &str, path: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>, mode: u32| -> Result<()> {
         let p = Path::new(path);
+        if is_mount_point(p) {
+            // a --tmpfs or volume the user put there
+            return Ok(());
+        }
         mkdir_all(p)?;
         fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).ctx(|| format!("chmod {path}"))?;
         sys::mount(Some(src), p, Some(fstype), flags, data).ctx(|| format!("mount {fstype} on {path}"))
     };
     let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
-    if !have_pts {
+    if !have_pts && !is_mount_point(Path::new("/dev/pts")) {
         m("devpts", "/dev/pts", "devpts", nosuid | noexec, Some("newinstance,ptmxmode=0666,mode=0620"), 0o755)?;
         std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx").ctx(|| "link /dev/ptmx".into())?;
     }
     m("shm", "/dev/shm", "tmpfs", nosuid | nodev | noexec, Some("mode=1777,size=65536k"), 0o1777)?;
     let _ = m("mqueue", "/dev/mqueue", "mqueue", nosuid | nodev | noexec, None, 0o755);
     for (target, link) in [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")] {
-        std::os::unix::fs::symlink(target, link).ctx(|| format!("link {link}"))?;
+        match std::os::unix::fs::symlink(target, link) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            other => other.ctx(|| format!("link {link}"))?,
+        }
     }
     m("tmpfs", "/tmp", "tmpfs", nosuid | nodev, Some("mode=1777"), 0o1777)?;
     Ok(())
+}
+
+/// True when a filesystem is mounted at `p` (statx STATX_ATTR_MOUNT_ROOT, Linux >= 5.8).
+pub fn is_mount_point(p: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+    rustix::fs::statx(CWD, p, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)
+        .map(|s| s.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) && s.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+        .unwrap_or(false)
 }

@@ -1,10 +1,15 @@
 //! The resolved description of a container: what rrun decided from the command line and the
 //! image config (command, env, user, mounts, limits, id maps). Stored in state.json so `exec`
-//! follows the same rules. No kernel interface.
+//! follows the same rules. Checks of user input that need no kernel (hostnames, mount targets)
+//! live here too. No kernel interface but open(2) of a volume's source.
 
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{user, Result};
 use crate::idmap::IdMaps;
@@ -12,16 +17,97 @@ use crate::image::Image;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// A command-line argument or environment entry: any bytes but NUL, as execve(2) takes them.
+/// Stored as a JSON string when it is UTF-8 (always so far), else as an array of byte values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsArg(pub OsString);
+
+impl OsArg {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+    pub fn as_os_str(&self) -> &OsStr {
+        &self.0
+    }
+    /// For messages: invalid UTF-8 shown as U+FFFD.
+    pub fn to_string_lossy(&self) -> std::borrow::Cow<'_, str> {
+        self.0.to_string_lossy()
+    }
+    /// The `KEY` of a `KEY=VALUE` entry (all of it without '=').
+    pub fn key(&self) -> &[u8] {
+        let b = self.as_bytes();
+        b.iter().position(|&c| c == b'=').map_or(b, |i| &b[..i])
+    }
+}
+
+impl From<&str> for OsArg {
+    fn from(s: &str) -> OsArg {
+        OsArg(s.into())
+    }
+}
+impl From<String> for OsArg {
+    fn from(s: String) -> OsArg {
+        OsArg(s.into())
+    }
+}
+impl From<OsString> for OsArg {
+    fn from(s: OsString) -> OsArg {
+        OsArg(s)
+    }
+}
+
+impl Serialize for OsArg {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0.to_str() {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_seq(self.as_bytes()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OsArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<OsArg, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Text(t) => OsArg(t.into()),
+            Repr::Bytes(b) => OsArg(OsString::from_vec(b)),
+        })
+    }
+}
+
+/// The command as one line for `rrun ps` (lossy for non-UTF-8 bytes).
+pub fn display_command(args: &[OsArg]) -> String {
+    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+}
+
 /// A `-v HOSTDIR:DIR[:ro]` volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Volume {
     pub source: PathBuf,
     pub target: String,
     pub readonly: bool,
+    /// The source opened once (O_PATH) when the command line was read: the mount is cloned
+    /// from this descriptor, so the host path is resolved exactly once (a symbolic link in
+    /// it is followed then, as the user asked). None in a state read back from disk.
+    #[serde(skip)]
+    pub source_fd: Option<Arc<OwnedFd>>,
 }
 
+impl PartialEq for Volume {
+    fn eq(&self, o: &Volume) -> bool {
+        (&self.source, &self.target, self.readonly) == (&o.source, &o.target, o.readonly)
+    }
+}
+impl Eq for Volume {}
+
 impl Volume {
-    /// Parses `HOSTDIR:DIR[:ro|:rw]`; HOSTDIR must exist and both must be absolute.
+    /// Parses `HOSTDIR:DIR[:ro|:rw]` (HOSTDIR may be a file too); the source must exist and
+    /// both paths must be absolute. The source is opened here, once.
     pub fn parse(s: &str) -> Result<Volume> {
         let parts: Vec<&str> = s.split(':').collect();
         let (src, dst, ro) = match parts.as_slice() {
@@ -34,12 +120,81 @@ impl Volume {
             return Err(user(format!("bad volume {s:?}: both paths must be absolute")));
         }
         let source = Path::new(src);
-        if !source.exists() {
-            return Err(user(format!("volume source {src} does not exist: create it first")));
-        }
         check_container_path(dst)?;
-        Ok(Volume { source: source.to_path_buf(), target: dst.to_string(), readonly: ro })
+        check_mount_target(dst, &format!("volume {s}"))?;
+        let fd = rustix::fs::open(source, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).map_err(|e| match e {
+            rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => user(format!("volume source {src} does not exist: create it first")),
+            e => user(format!("volume source {src} cannot be opened: {}", std::io::Error::from(e))),
+        })?;
+        Ok(Volume { source: source.to_path_buf(), target: dst.to_string(), readonly: ro, source_fd: Some(Arc::new(fd)) })
     }
+}
+
+/// Files under /proc that may be mount targets (what lxcfs provides; runc's list): every other
+/// path in /proc is the container's own proc, whose read-only and masked paths must stay.
+pub const PROC_TARGETS_ALLOWED: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// `path` without empty and "." components, as "/a/b" ("/" for the root).
+pub fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Refuses mount targets that cannot work (`what` names the option for the error line):
+/// `/` (a mount over the root is never seen: the container's processes start below it),
+/// `/proc` and paths in it but [`PROC_TARGETS_ALLOWED`] (the container's own proc, with its
+/// read-only and masked paths, must stay visible; rinit needs it), and `/dev` (it holds the
+/// device nodes rrun binds from the host, which the container cannot make itself).
+/// Symbolic links in the image are checked again once resolved (rootfs.rs).
+pub fn check_mount_target(path: &str, what: &str) -> Result<()> {
+    let p = normalize(path);
+    if p == "/" {
+        return Err(user(format!("{what}: / cannot be a mount target: choose a directory below it (or --read-only)")));
+    }
+    if p == "/dev" {
+        return Err(user(format!("{what}: /dev cannot be a mount target: it holds the container's device nodes; mount below it")));
+    }
+    if (p == "/proc" || p.starts_with("/proc/")) && !PROC_TARGETS_ALLOWED.contains(&p.as_str()) {
+        return Err(user(format!(
+            "{what}: {p} cannot be a mount target: /proc is the container's own (only {} may be replaced)",
+            PROC_TARGETS_ALLOWED.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a `--hostname` like Docker (RFC 1123): labels of letters, digits and '-' (not at
+/// either end), at most 63 characters each, joined by '.'; at most 64 characters in all (the
+/// kernel's limit for a UTS hostname, stricter than RFC 1123's 253). Nothing else can reach
+/// /etc/hosts or /etc/hostname.
+pub fn check_hostname(h: &str) -> Result<()> {
+    let bad = |why: &str| user(format!("bad --hostname {h:?}: {why}"));
+    if h.is_empty() || h.len() > 64 {
+        return Err(bad("use 1 to 64 characters"));
+    }
+    for label in h.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad("each dot-separated part needs 1 to 63 characters"));
+        }
+        if !label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+            return Err(bad("use only letters, digits, '-' and '.'"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad("a part cannot start or end with '-'"));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses container paths with `..` or NUL, which have no meaning for a mount point.
@@ -172,6 +327,38 @@ pub fn environment(img_env: &[String], cli_env: &[String], hostname: &str, tty: 
     Ok(env)
 }
 
+/// Applies `-e` entries over `env` (used by run and exec alike): `K=V` sets, `K` alone copies
+/// rrun's own value of K (nothing when rrun has none), an empty key is refused.
+pub fn merge_cli_env(mut env: Vec<OsArg>, cli_env: &[OsString]) -> Result<Vec<OsArg>> {
+    for e in cli_env {
+        let b = e.as_bytes();
+        match b.iter().position(|&c| c == b'=') {
+            Some(i) if i > 0 => set_env(&mut env, OsArg(e.clone())),
+            None if !b.is_empty() => {
+                if let Some(v) = std::env::var_os(e) {
+                    let mut kv = e.clone();
+                    kv.push("=");
+                    kv.push(v);
+                    set_env(&mut env, OsArg(kv));
+                }
+            }
+            _ => return Err(user(format!("bad -e {:?}: use KEY=VALUE", e.to_string_lossy()))),
+        }
+    }
+    Ok(env)
+}
+
+/// Sets `kv` in `env`, replacing an entry with the same key.
+pub fn set_env(env: &mut Vec<OsArg>, kv: OsArg) {
+    env.retain(|e| e.key() != kv.key());
+    env.push(kv);
+}
+
+/// True when `env` has an entry for `key`.
+pub fn has_env(env: &[OsArg], key: &str) -> bool {
+    env.iter().any(|e| e.key() == key.as_bytes())
+}
+
 /// A user spec as `(uid, gid)` when fully numeric; names resolve inside the container.
 pub fn numeric_user(u: &str) -> Option<(u32, Option<u32>)> {
     match u.split_once(':') {
@@ -187,11 +374,44 @@ mod tests {
     #[test]
     fn cli_env_overrides_image_env_and_defaults() {
         let env = environment(&["PATH=/x".into(), "A=1".into()], &["A=2".into(), "B=3".into()], "h", false).unwrap();
-        assert!(env.contains(&"PATH=/x".to_string()));
-        assert!(env.contains(&"A=2".to_string()) && !env.contains(&"A=1".to_string()));
-        assert!(env.contains(&"B=3".to_string()));
-        assert!(env.contains(&"HOSTNAME=h".to_string()));
+        let has = |s: &str| env.contains(&s.to_string());
+        assert!(has("PATH=/x"));
+        assert!(has("A=2") && !has("A=1"));
+        assert!(has("B=3"));
+        assert!(has("HOSTNAME=h"));
         assert!(environment(&[], &["=x".into()], "h", false).is_err());
+    }
+
+    #[test]
+    fn non_utf8_values_pass_through_and_serialize_as_bytes() {
+        let v = OsString::from_vec(b"K=\xff\xfe".to_vec());
+        let env = merge_cli_env(vec!["K=1".into()], &[v.clone()]).unwrap();
+        assert_eq!(env, vec![OsArg(v.clone())]);
+        let json = serde_json::to_string(&env).unwrap();
+        assert_eq!(json, "[[75,61,255,254]]");
+        let back: Vec<OsArg> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(serde_json::to_string(&OsArg::from("a b")).unwrap(), "\"a b\"");
+    }
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        for ok in ["lab1", "a", "web-1.example", &"a".repeat(63)] {
+            assert!(check_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "x\n127.0.0.1 evil", "-a", "a-", "a..b", "under_score", &"a".repeat(64), &format!("{}.{}", "a".repeat(40), "b".repeat(30))] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn root_proc_and_dev_are_no_mount_targets() {
+        for bad in ["/", "//", "/.", "/proc", "/proc/sys", "/proc/1/root", "/dev", "/dev/"] {
+            assert!(check_mount_target(bad, "t").is_err(), "{bad}");
+        }
+        for ok in ["/mnt", "/proc/meminfo", "/dev/shm", "/sys", "/procfoo"] {
+            assert!(check_mount_target(ok, "t").is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -1,7 +1,36 @@
 //! Resolving `-u USER[:GROUP]` against the container's own /etc/passwd and /etc/group (read after
-//! pivot_root, so they are the image's files). Format: passwd(5), group(5).
+//! pivot_root, so they are the image's files), for the container's main process and `rrun exec`
+//! alike: uid, gid, supplementary groups (as Docker: the groups listing the user by name) and
+//! home. Format: passwd(5), group(5); the files are read as [`crate::inroot`] says.
 
 use crate::error::{user, Result};
+use crate::idmap::IdMaps;
+use crate::inroot::Root;
+
+/// The identity a process of the container runs with: `spec` (empty = root) resolved with the
+/// container's /etc/passwd and /etc/group, refused when its uid or gid is not mapped in the
+/// container's user namespace. Supplementary groups the namespace does not map are left out
+/// (as are all of them where setgroups is denied, rootless).
+pub fn in_container(root: &Root, spec: &str, maps: &IdMaps) -> Result<User> {
+    let passwd = root.read_small("/etc/passwd")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let group = root.read_small("/etc/group")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let mut u = resolve(spec, passwd.as_deref(), group.as_deref())?;
+    maps.check_mapped(u.uid, u.gid)?;
+    if maps.deny_setgroups {
+        u.groups.clear();
+    } else {
+        u.groups.retain(|g| maps.host_gid(*g).is_some());
+    }
+    Ok(u)
+}
+
+/// A numeric id: None for a name; digits that do not fit 32 bits are an error.
+fn numeric(s: &str, kind: &str) -> Result<Option<u32>> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return Ok(None);
+    }
+    s.parse::<u32>().map(Some).map_err(|_| user(format!("{kind} {s} is out of range (at most 4294967294)")))
+}
 
 /// The identity the command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,18 +52,18 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     };
     let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
     let by_uid = |id: u32| entries.iter().find(|f| f[2].parse::<u32>().ok() == Some(id));
-    let (uid, pw) = match u.parse::<u32>() {
-        Ok(id) => (id, by_uid(id)),
-        Err(_) => {
+    let (uid, pw) = match numeric(u, "uid")? {
+        Some(id) => (id, by_uid(id)),
+        None => {
             let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| user(format!("no user {u:?} in the image's /etc/passwd: use a numeric UID")))?;
             (f[2].parse().map_err(|_| user(format!("bad uid for {u:?} in the image's /etc/passwd")))?, Some(f))
         }
     };
     let groups_tbl: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
     let gid = match g {
-        Some(g) => match g.parse::<u32>() {
-            Ok(id) => id,
-            Err(_) => groups_tbl
+        Some(g) => match numeric(g, "gid")? {
+            Some(id) => id,
+            None => groups_tbl
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
@@ -49,7 +78,7 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
             for f in &groups_tbl {
                 if f[3].split(',').any(|m| m == name) {
                     if let Ok(id) = f[2].parse::<u32>() {
-                        if id != gid && !groups.contains(&id) {
+                        if !groups.contains(&id) {
                             groups.push(id);
                         }
                     }
@@ -72,7 +101,8 @@ mod tests {
     fn empty_spec_is_root_with_home() {
         let u = resolve("", Some(PW), Some(GR)).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
-        assert_eq!(u.groups, vec![10]);
+        // as Docker: every group listing the user, its primary group included
+        assert_eq!(u.groups, vec![0, 10]);
     }
 
     #[test]
@@ -92,5 +122,12 @@ mod tests {
     fn unknown_names_are_refused() {
         assert!(resolve("mallory", Some(PW), Some(GR)).is_err());
         assert!(resolve("0:nogroup", Some(PW), Some(GR)).is_err());
+    }
+
+    #[test]
+    fn ids_beyond_32_bits_are_refused_as_out_of_range() {
+        let e = resolve("4294967296", Some(PW), Some(GR)).unwrap_err().to_string();
+        assert!(e.contains("uid 4294967296 is out of range"), "{e}");
+        assert!(resolve("0:99999999999", Some(PW), Some(GR)).unwrap_err().to_string().contains("gid"));
     }
 }
