@@ -6,7 +6,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-
 // include/uapi/linux/bpf.h: enum bpf_cmd, bpf_prog_type, bpf_attach_type and attach flags.
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
@@ -191,7 +190,11 @@ struct ProgAttach {
 /// Attaches a loaded device program to the cgroup v2 directory `cgroup` (an open directory fd).
 /// The attachment holds its own reference: it lasts until the cgroup is removed, whatever
 /// becomes of `prog` and of this process.
-pub fn attach_device_program(cgroup: &impl AsRawFd, prog: &impl AsRawFd, flags: u32) -> io::Result<()> {
+pub fn attach_device_program(
+    cgroup: &impl AsRawFd,
+    prog: &impl AsRawFd,
+    flags: u32,
+) -> io::Result<()> {
     let mut attr = ProgAttach {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,

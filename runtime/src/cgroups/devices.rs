@@ -75,14 +75,14 @@ pub const DEFAULT: [Rule; 11] = [
         minor: None,
         access: MKNOD,
     },
-    rwm(1, Some(3)),   // null
-    rwm(1, Some(5)),   // zero
-    rwm(1, Some(7)),   // full
-    rwm(1, Some(8)),   // random
-    rwm(1, Some(9)),   // urandom
-    rwm(5, Some(0)),   // tty
-    rwm(5, Some(2)),   // ptmx
-    rwm(136, None),    // pts
+    rwm(1, Some(3)),    // null
+    rwm(1, Some(5)),    // zero
+    rwm(1, Some(7)),    // full
+    rwm(1, Some(8)),    // random
+    rwm(1, Some(9)),    // urandom
+    rwm(5, Some(0)),    // tty
+    rwm(5, Some(2)),    // ptmx
+    rwm(136, None),     // pts
     rwm(10, Some(200)), // tun
 ];
 
@@ -268,21 +268,41 @@ mod unit {
     fn the_default_rules_deny_image_devices_and_allow_the_standard_ones() {
         let p = program(&DEFAULT);
         for (kind, major, minor) in [
-            (Kind::Char, 1, 11),  // kmsg
-            (Kind::Block, 7, 0),  // loop0
+            (Kind::Char, 1, 11),   // kmsg
+            (Kind::Block, 7, 0),   // loop0
             (Kind::Char, 10, 232), // kvm
-            (Kind::Char, 1, 1),   // mem
-            (Kind::Char, 5, 1),   // the host console
-            (Kind::Block, 8, 0),  // sda
+            (Kind::Char, 1, 1),    // mem
+            (Kind::Char, 5, 1),    // the host console
+            (Kind::Block, 8, 0),   // sda
         ] {
             for access in [READ, WRITE, READ | WRITE] {
                 assert!(!verdict(&p, kind, major, minor, access), "{major}:{minor}");
             }
-            assert!(verdict(&p, kind, major, minor, MKNOD), "mknod {major}:{minor}");
+            assert!(
+                verdict(&p, kind, major, minor, MKNOD),
+                "mknod {major}:{minor}"
+            );
         }
-        for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2), (136, 0), (136, 77), (10, 200)] {
-            assert!(verdict(&p, Kind::Char, major, minor, READ | WRITE), "{major}:{minor}");
-            assert!(!verdict(&p, Kind::Block, major, minor, READ), "block {major}:{minor}");
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 2),
+            (136, 0),
+            (136, 77),
+            (10, 200),
+        ] {
+            assert!(
+                verdict(&p, Kind::Char, major, minor, READ | WRITE),
+                "{major}:{minor}"
+            );
+            assert!(
+                !verdict(&p, Kind::Block, major, minor, READ),
+                "block {major}:{minor}"
+            );
         }
         // Unknown access bits are never allowed.
         assert!(!verdict(&p, Kind::Char, 1, 3, 8));

@@ -22,8 +22,8 @@
 //! [`Cgroup::from_paths`] from the [`Cgroup::paths`] a caller recorded (needed when `rrun rm`
 //! runs from another cgroup than the `rrun` that created the container).
 
-mod cpu;
 mod bpf;
+mod cpu;
 mod cpuset;
 mod detect;
 mod devices;
@@ -212,7 +212,9 @@ impl Cgroup {
             .find(|h| h.writable && h.version == Version::V1 && h.has("devices"))
         else {
             return Err(CgroupError::NoDeviceControl {
-                reason: format!("{v2_refused}, and no writable cgroup v1 devices hierarchy is mounted"),
+                reason: format!(
+                    "{v2_refused}, and no writable cgroup v1 devices hierarchy is mounted"
+                ),
             });
         };
         tracing::debug!(reason = %v2_refused, "device filter: using the v1 devices controller");

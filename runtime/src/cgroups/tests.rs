@@ -149,6 +149,7 @@ fn all_limits() -> Limits {
         cpus: Some(0.5),
         cpuset_cpus: Some("0".into()),
         pids: Some(12),
+        devices: true,
     }
 }
 
@@ -838,4 +839,298 @@ fn idle_helper() {
     if std::env::var_os(IDLE_ENV).is_some() {
         std::thread::sleep(Duration::from_secs(60));
     }
+}
+
+// ---- Device allowlist (devices.rs): the kernel's answers to a task inside the cgroup. ----
+
+/// Environment variable that turns [`open_helper`] on: a comma-separated list of operations.
+const OPEN_ENV: &str = "RBOX_CGROUP_OPEN";
+
+/// A folder on the root filesystem (not nodev, so only a device cgroup can refuse its nodes)
+/// holding device nodes made with mknod; removed on drop.
+struct Nodes(PathBuf);
+
+impl Nodes {
+    /// Makes `name` as a node of kind `S_IFCHR`/`S_IFBLK` major:minor with mode 0666.
+    fn new(nodes: &[(&str, libc::mode_t, u32, u32)]) -> Nodes {
+        let dir = std::env::temp_dir().join(unique("rbox-devtest-"));
+        std::fs::create_dir(&dir).unwrap();
+        let n = Nodes(dir);
+        for &(name, kind, major, minor) in nodes {
+            let p = std::ffi::CString::new(n.0.join(name).into_os_string().into_encoded_bytes())
+                .unwrap();
+            // SAFETY: mknod on a valid C path in our own scratch folder.
+            let r = unsafe { libc::mknod(p.as_ptr(), kind | 0o666, libc::makedev(major, minor)) };
+            assert_eq!(r, 0, "mknod {name}: {}", std::io::Error::last_os_error());
+            std::fs::set_permissions(
+                n.0.join(name),
+                std::os::unix::fs::PermissionsExt::from_mode(0o666),
+            )
+            .unwrap();
+        }
+        n
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts [`open_helper`] waiting on stdin, puts it into `cg`, lets it run `ops` and returns
+/// "op=OK" / "op=E<errno>" per operation.
+fn ops_in(g: &mut Guard, cg: &Cgroup, ops: &[String]) -> Vec<String> {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "cgroups::tests::open_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(OPEN_ENV, ops.join(","))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    g.children.push(child);
+    cg.add_pid(pid).unwrap();
+    release(g, pid);
+    let (st, out) = finish(g, pid, 30);
+    assert!(st.success(), "helper failed: {out}");
+    // The harness prints "test ... " before the helper's first line, without a newline.
+    out.lines()
+        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].to_string()))
+        .collect()
+}
+
+/// Runs only inside the child process [`ops_in`] starts: waits for a line on stdin (so the test
+/// can place it into a cgroup first), then performs each operation of $RBOX_CGROUP_OPEN:
+/// `r:PATH` open for reading, `w:PATH` open for writing, `mknod:PATH` make a char node 1:11.
+/// Nothing is read from or written to any device.
+#[test]
+#[ignore = "helper: run by the device allowlist tests"]
+fn open_helper() {
+    let Ok(list) = std::env::var(OPEN_ENV) else {
+        return;
+    };
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    for op in list.split(',') {
+        let (kind, path) = op.split_once(':').unwrap();
+        let r = match kind {
+            "r" => std::fs::File::open(path).map(drop),
+            "w" => std::fs::OpenOptions::new().write(true).open(path).map(drop),
+            "mknod" => {
+                let p = std::ffi::CString::new(path).unwrap();
+                // SAFETY: mknod on a valid C path in the test's scratch folder.
+                match unsafe {
+                    libc::mknod(p.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11))
+                } {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            }
+            k => panic!("unknown operation {k}"),
+        };
+        match r {
+            Ok(()) => println!("RESULT {op}=OK"),
+            Err(e) => println!("RESULT {op}=E{}", e.raw_os_error().unwrap_or(0)),
+        }
+    }
+}
+
+const EPERM: &str = "E1";
+
+/// kmsg (c 1:11) and loop0 (b 7:0) nodes and the operations that must be refused, plus the
+/// standard devices and a mknod that must work: (operation, expected answer).
+fn allowlist_checks(n: &Nodes) -> Vec<(String, &'static str)> {
+    vec![
+        (format!("r:{}", n.path("kmsg")), EPERM),
+        (format!("w:{}", n.path("kmsg")), EPERM),
+        (format!("r:{}", n.path("loop0")), EPERM),
+        (format!("r:{}", n.path("mem")), EPERM),
+        ("r:/dev/null".into(), "OK"),
+        ("w:/dev/null".into(), "OK"),
+        ("r:/dev/zero".into(), "OK"),
+        ("r:/dev/urandom".into(), "OK"),
+        ("w:/dev/full".into(), "OK"),
+        ("r:/dev/ptmx".into(), "OK"),
+        (format!("mknod:{}", n.path("made")), "OK"),
+    ]
+}
+
+fn scratch_nodes() -> Nodes {
+    Nodes::new(&[
+        ("kmsg", libc::S_IFCHR, 1, 11),
+        ("loop0", libc::S_IFBLK, 7, 0),
+        ("mem", libc::S_IFCHR, 1, 1),
+    ])
+}
+
+/// Runs [`allowlist_checks`] in `cg` and compares every answer.
+fn assert_allowlist(g: &mut Guard, cg: &Cgroup, n: &Nodes) {
+    let checks = allowlist_checks(n);
+    let ops: Vec<String> = checks.iter().map(|c| c.0.clone()).collect();
+    let got = ops_in(g, cg, &ops);
+    let want: Vec<String> = checks.iter().map(|(op, r)| format!("{op}={r}")).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn outside_any_device_filter_the_scratch_nodes_open() {
+    // The control for the tests below: without a device filter the same helper opens kmsg (for
+    // reading only; nothing is read), so their EPERM comes from the cgroup, not the node.
+    let mut g = Guard::new("devctl");
+    let n = scratch_nodes();
+    let cg = Cgroup::create(&g.name, &Limits::default()).unwrap();
+    let got = ops_in(&mut g, &cg, &[format!("r:{}", n.path("kmsg"))]);
+    assert_eq!(got, vec![format!("r:{}=OK", n.path("kmsg"))]);
+}
+
+#[test]
+fn the_device_program_on_the_v2_cgroup_allows_only_the_default_devices() {
+    let mut g = Guard::new("devbpf");
+    let hs = detect::detect().unwrap();
+    assert!(
+        hs.iter().any(|h| h.version == Version::V2 && h.writable),
+        "this machine mounts a cgroup v2 hierarchy (hybrid): the program goes there"
+    );
+    let n = scratch_nodes();
+    let cg = Cgroup::create(
+        &g.name,
+        &Limits {
+            devices: true,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    // Only the v2 directory: the program did the job, no v1 devices cgroup was needed.
+    assert_eq!(cg.paths().len(), 1, "{:?}", cg.paths());
+    let dir = &cg.paths()[0];
+    assert_eq!(
+        bpf::device_program_count(dir, 0).unwrap(),
+        1,
+        "one program attached"
+    );
+    assert_allowlist(&mut g, &cg, &n);
+    // A child cgroup the container might make inherits the program.
+    let sub = dir.join("inner");
+    std::fs::create_dir(&sub).unwrap();
+    assert_eq!(bpf::device_program_count(&sub, 0).unwrap(), 0);
+    assert_eq!(
+        bpf::device_program_count(&sub, bpf::BPF_F_QUERY_EFFECTIVE).unwrap(),
+        1,
+        "the child runs its parent's program"
+    );
+    std::fs::remove_dir(&sub).unwrap();
+}
+
+#[test]
+fn the_v1_devices_cgroup_lists_and_enforces_only_the_default_devices() {
+    let mut g = Guard::new("devv1");
+    let n = scratch_nodes();
+    // A pure v1 machine: the same hierarchies without the unified one.
+    let mut hs = detect::detect().unwrap();
+    hs.retain(|h| h.version == Version::V1);
+    let cg = Cgroup::create_in(
+        &hs,
+        &g.name,
+        &Limits {
+            devices: true,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    let d = with_file(cg.paths(), "devices.list").expect("a v1 devices cgroup");
+    assert_eq!(
+        read(&d.join("devices.list")),
+        devices::DEFAULT
+            .iter()
+            .map(devices::Rule::v1_line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_allowlist(&mut g, &cg, &n);
+}
+
+#[test]
+fn a_refused_device_program_falls_back_to_the_v1_devices_controller() {
+    let mut g = Guard::new("devfb");
+    // A "v2 hierarchy" that is a plain directory: the kernel refuses to attach a program there.
+    let fake = std::env::temp_dir().join(unique("rbox-cgtest-"));
+    std::fs::create_dir(&fake).unwrap();
+    g.dirs.push(fake.clone());
+    let mut hs = detect::detect().unwrap();
+    hs.retain(|h| h.version == Version::V1);
+    hs.push(Hierarchy {
+        version: Version::V2,
+        controllers: vec![],
+        mount: fake.clone(),
+        own: fake.clone(),
+        writable: true,
+    });
+    let cg = Cgroup::create_in(
+        &hs,
+        &g.name,
+        &Limits {
+            devices: true,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    g.dirs.insert(1, fake.join(format!("rbox-{}", g.name)));
+    let d = with_file(cg.paths(), "devices.list").expect("the v1 devices cgroup took over");
+    assert!(read(&d.join("devices.list")).starts_with("c *:* m\nb *:* m\nc 1:3 rwm"));
+}
+
+#[test]
+fn without_any_device_control_create_fails_with_one_line_and_leaves_nothing() {
+    let mut g = Guard::new("devnone");
+    let fake = std::env::temp_dir().join(unique("rbox-cgtest-"));
+    std::fs::create_dir(&fake).unwrap();
+    g.dirs.push(fake.clone());
+    let mut hs = detect::detect().unwrap();
+    hs.retain(|h| h.version == Version::V1 && !h.has("devices"));
+    hs.push(Hierarchy {
+        version: Version::V2,
+        controllers: vec![],
+        mount: fake.clone(),
+        own: fake.clone(),
+        writable: true,
+    });
+    let e = Cgroup::create_in(
+        &hs,
+        &g.name,
+        &Limits {
+            devices: true,
+            pids: Some(10),
+            ..Limits::default()
+        },
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, CgroupError::NoDeviceControl { .. }), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(
+        msg.contains("cannot attach the container's device filter"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("no writable cgroup v1 devices hierarchy"),
+        "{msg}"
+    );
+    assert!(
+        leftovers(&g.name).is_empty(),
+        "left: {:?}",
+        leftovers(&g.name)
+    );
+    assert!(!fake.join(format!("rbox-{}", g.name)).exists());
 }
