@@ -1,0 +1,233 @@
+//! rrun's device allowlist end to end: whatever device nodes reach a root container (shipped in
+//! its image, on a volume, made with mknod), it may open only Docker's default devices; the
+//! standard ones keep working, with and without a terminal, in every user mode, through exec.
+//!
+//! How each refusal is told apart: the device cgroup (v2 BPF program or v1 devices.list) answers
+//! EPERM ("Operation not permitted"); a nodev mount answers EACCES ("Permission denied") before
+//! the cgroup is asked. Image nodes sit on the nodev root overlay, so the tests that prove the
+//! allowlist itself use a volume, which is not nodev (as with Docker's bind mounts): there only
+//! the device cgroup stands between the container and the host's kmsg and loop0. No test reads
+//! from or writes to a host device: they only open kmsg and loop0 for reading, and close them.
+
+mod rrun_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rbox_tests::{cmd, Scratch};
+use rrun_common::{line, output, wait_output, Lab};
+
+const EPERM: &str = "Operation not permitted";
+const EACCES: &str = "Permission denied";
+
+/// For each path: "PATH=ok" if a read-only open works, else "PATH=" and the shell's reason
+/// (PATH as written, unexpanded, so that "$t" can name a path the shell computes).
+/// The open happens in a subshell (a failed `exec` redirection ends the shell it runs in).
+fn try_open(paths: &[&str]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("if m=$( (exec 3<{p}) 2>&1 ); then echo '{p}=ok'; else echo '{p}='\"$m\"; fi; "))
+        .collect()
+}
+
+/// The reason printed for `path` by [`try_open`]'s script.
+fn verdict<'a>(out: &'a str, path: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{path}=")))
+        .unwrap_or_else(|| panic!("no verdict for {path} in:\n{out}"))
+}
+
+/// Makes `name` in `dir` as a device node (char or block) major:minor with mode 0666.
+fn mknod(dir: &Path, name: &str, kind: rustix::fs::FileType, major: u32, minor: u32) {
+    let p = dir.join(name);
+    rustix::fs::mknodat(rustix::fs::CWD, &p, kind, rustix::fs::Mode::from_raw_mode(0o666), rustix::fs::makedev(major, minor))
+        .unwrap_or_else(|e| panic!("mknod {}: {e}", p.display()));
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+}
+
+/// A host folder (on the root filesystem: not nodev) holding kmsg (c 1:11) and loop0 (b 7:0),
+/// mode 0666, for use as a volume.
+fn host_nodes() -> Scratch {
+    let s = Scratch::new("devvol");
+    mknod(s.path(), "kmsg", rustix::fs::FileType::CharacterDevice, 1, 11);
+    mknod(s.path(), "loop0", rustix::fs::FileType::BlockDevice, 7, 0);
+    s
+}
+
+/// The user modes every check runs in: default (remap), --userns host, and a non-root user.
+const MODES: [&[&str]; 3] = [&[], &["--userns", "host"], &["-u", "1000"]];
+
+#[test]
+fn host_device_nodes_on_a_volume_are_refused_by_the_device_cgroup_in_every_user_mode() {
+    let lab = Lab::new("dev");
+    let nodes = host_nodes();
+    // The control: on the host the same node opens (read-only, closed at once), so the
+    // container's EPERM comes from its device cgroup, not from the node or the filesystem.
+    std::fs::File::open(nodes.join("kmsg")).expect("the host opens its kmsg node");
+    let vol = format!("{}:/hostdev", nodes.path().display());
+    for mode in MODES {
+        let opts: Vec<&str> = mode.iter().copied().chain(["-v", &vol]).collect();
+        let out = lab.ok(&opts, &["sh", "-c", &try_open(&["/hostdev/kmsg", "/hostdev/loop0", "/dev/null"])]);
+        for p in ["/hostdev/kmsg", "/hostdev/loop0"] {
+            assert!(verdict(&out, p).contains(EPERM), "{mode:?}: {p} must be refused by the device cgroup:\n{out}");
+        }
+        assert_eq!(verdict(&out, "/dev/null"), "ok", "{mode:?}:\n{out}");
+    }
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn image_device_nodes_open_nothing_in_any_user_mode() {
+    let lab = Lab::new("devimg");
+    // A layer with kmsg (c 1:11) and loop0 (b 7:0), mode 0666, on top of Alpine.
+    let tarball = Scratch::new("devtar");
+    let tar_path = tarball.join("devices.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    let mut dir = tar::Header::new_ustar();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_path("devs/").unwrap();
+    dir.set_mode(0o755);
+    dir.set_uid(0);
+    dir.set_gid(0);
+    dir.set_mtime(0);
+    dir.set_size(0);
+    dir.set_cksum();
+    b.append(&dir, std::io::empty()).unwrap();
+    for (name, kind, major, minor) in [("devs/kmsg", tar::EntryType::Char, 1, 11), ("devs/loop0", tar::EntryType::Block, 7, 0)] {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_path(name).unwrap();
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_mode(0o666);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, std::io::empty()).unwrap();
+    }
+    b.into_inner().unwrap();
+    let dev_layer = line(lab.rbuild().args(["layer", "add"]).arg(&tar_path));
+    let image = line(lab.rbuild().args(["image", "create", &lab.layer, &dev_layer, "--cmd", "/bin/sh"]));
+    for mode in MODES {
+        let mut c = lab.rrun();
+        c.args(["--net", "none"]).args(mode).args(["--image", &image, "--", "sh", "-c"]);
+        c.arg(format!("stat -c '%n %F %t:%T' /devs/kmsg /devs/loop0; {}", try_open(&["/devs/kmsg", "/devs/loop0", "/dev/zero"])));
+        let o = output(c, 60);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{mode:?}: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            out.contains("/devs/kmsg character special file 1:b") && out.contains("/devs/loop0 block special file 7:0"),
+            "the image's nodes are there: {out}"
+        );
+        for p in ["/devs/kmsg", "/devs/loop0"] {
+            let v = verdict(&out, p);
+            // EACCES: the root overlay is nodev; EPERM: the device cgroup. Either way, refused.
+            assert!(v.contains(EPERM) || v.contains(EACCES), "{mode:?}: {p} opened:\n{out}");
+        }
+        assert_eq!(verdict(&out, "/dev/zero"), "ok", "{mode:?}:\n{out}");
+    }
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn a_node_made_with_mknod_inside_the_container_opens_nothing() {
+    // --userns host keeps CAP_MKNOD (as Docker does) and the allowlist lets any node be made
+    // ("c *:* m"): making kmsg works, opening it does not. A remapped root may not mknod at all.
+    let lab = Lab::new("devmk");
+    let s = Scratch::new("devmkvol");
+    let vol = format!("{}:/vol", s.path().display());
+    let script = format!("mknod /vol/k c 1 11 && chmod 666 /vol/k && echo made; {}", try_open(&["/vol/k"]));
+    let out = lab.ok(&["--userns", "host", "-v", &vol], &["sh", "-c", &script]);
+    assert!(out.contains("made"), "mknod is allowed: {out}");
+    assert!(verdict(&out, "/vol/k").contains(EPERM), "{out}");
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn the_default_devices_work_in_every_user_mode() {
+    let lab = Lab::new("devok");
+    let script = "for f in null zero full random urandom; do (exec 3</dev/$f) && echo $f=r; done; \
+                  for f in null full; do (exec 3>/dev/$f) && echo $f=w; done; \
+                  (exec 3<>/dev/ptmx) && echo ptmx=rw; \
+                  head -c 4 /dev/urandom | wc -c; echo hi > /dev/null && echo wrote";
+    for mode in MODES {
+        let out = lab.ok(mode, &["sh", "-c", script]);
+        for want in ["null=r", "zero=r", "full=r", "random=r", "urandom=r", "null=w", "full=w", "ptmx=rw", "4", "wrote"] {
+            assert!(out.lines().any(|l| l.trim() == want), "{mode:?}: {want} missing:\n{out}");
+        }
+    }
+    lab.assert_clean(&[]);
+}
+
+/// Runs `rrun -t OPTS --image IMG -- sh -c SCRIPT` on a pseudo-terminal and returns what it
+/// printed there.
+fn on_a_terminal(lab: &Lab, opts: &[&str], script: &str) -> String {
+    let driver = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+buf = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    buf += d
+_, st = os.waitpid(pid, 0)
+print(buf.decode(errors="replace"))
+print("exit=%d" % os.waitstatus_to_exitcode(st))
+"#;
+    let mut c = Command::new("python3");
+    c.arg("-c").arg(driver).arg(rbox_tests::bin("rrun")).args(["-t", "--net", "none"]).args(opts);
+    c.args(["--image", &lab.image, "--", "sh", "-c", script]);
+    c.env("RBOX_ROOT", lab.store.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let o = wait_output(c.spawn().expect("python3"), 60);
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+#[test]
+fn the_terminal_devices_work_with_a_pty_in_every_user_mode() {
+    let lab = Lab::new("devtty");
+    let script = format!(
+        "t=$(tty); echo tty=$t; (exec 3<>/dev/tty) && echo devtty=rw; {} (exec 3<>/dev/ptmx) && echo ptmx=rw; echo done",
+        try_open(&["$t"])
+    );
+    for mode in MODES {
+        let out = on_a_terminal(&lab, mode, &script);
+        for want in ["tty=/dev/pts/", "devtty=rw", "ptmx=rw", "done", "exit=0"] {
+            assert!(out.contains(want), "{mode:?}: {want} missing:\n{out}");
+        }
+        // Reopening the pty by name: allowed by the device cgroup (c 136:*). As -u 1000 the
+        // kernel may still say EACCES: the pty belongs to the container's root, mode 0620.
+        let pts = verdict(&out, "$t");
+        assert!(!pts.contains(EPERM), "{mode:?}: the device cgroup refused the pty:\n{out}");
+        if mode.is_empty() || mode[0] == "--userns" {
+            assert_eq!(pts.trim(), "ok", "{mode:?}:\n{out}");
+        }
+    }
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn exec_in_a_running_container_gets_the_same_allowlist() {
+    let lab = Lab::new("devexec");
+    let nodes = host_nodes();
+    let vol = format!("{}:/hostdev", nodes.path().display());
+    let name = rbox_tests::unique("devx");
+    let id = line(lab.rrun().args(["-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--", "sleep", "60"]));
+    assert!(!id.is_empty());
+    let mut c = cmd("rrun");
+    c.env("RBOX_ROOT", lab.store.path()).args(["exec", &name, "sh", "-c", &try_open(&["/hostdev/kmsg", "/dev/null"])]);
+    let o = output(c, 30);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "exec: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+    assert!(verdict(&out, "/hostdev/kmsg").contains(EPERM), "{out}");
+    assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
+    lab.rm_all();
+    lab.assert_clean(&[]);
+}
