@@ -1,8 +1,9 @@
 //! rrun's command line (clap derive), as in docs/CLI.md. No kernel interface.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "rrun", version, about = "Run a command from an image in its own namespaces on an overlay root", args_conflicts_with_subcommands = true)]
@@ -19,13 +20,58 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// Moves the global options given before a subcommand (`rrun --root DIR ps`) behind it.
+/// Any option of the run form disables subcommands (so `rrun --image X ps` runs `ps` in the
+/// container), and clap counts global options among them; behind the subcommand they are
+/// that subcommand's (they are `global`). Anything else is returned unchanged.
+pub fn hoist_globals(args: Vec<OsString>) -> Vec<OsString> {
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        match a {
+            "--root" => i += 2,
+            "--verbose" => i += 1,
+            _ if a.starts_with("--root=") => i += 1,
+            _ => break,
+        }
+    }
+    let Some(sub) = args.get(i).and_then(|a| a.to_str()) else { return args };
+    let is_sub = i > 1 && Cli::command().get_subcommands().any(|c| c.get_name() == sub || c.get_all_aliases().any(|n| n == sub));
+    if !is_sub {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    out.push(args[0].clone());
+    out.push(args[i].clone());
+    out.extend(args[1..i].iter().cloned());
+    out.extend(args[i + 1..].iter().cloned());
+    out
+}
+
+/// A clap usage error as one line: clap's first line without its "error: " prefix, and the
+/// command whose `--help` explains it (clap's own text adds a usage block and a hint).
+pub fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    let command = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| u.split_whitespace().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-')).collect::<Vec<_>>().join(" "))
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "rrun".into());
+    format!("{first} (see `{command} --help`)")
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List containers (running ones; -a for all).
     Ps {
-        /// Show exited containers too.
+        /// Show exited containers (and damaged records) too.
         #[arg(short = 'a', long)]
         all: bool,
+        /// Show full container ids.
+        #[arg(long)]
+        no_trunc: bool,
     },
     /// Run a command inside a running container.
     Exec(ExecArgs),

@@ -8,29 +8,51 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::cgroups::Cgroup;
 use crate::error::{user, Error, Result};
-use crate::state::{alive, Containers, State, Status};
-use crate::sys;
+use crate::state::{init_alive, Containers, Entry, State, Status};
+use crate::{sys, upper};
 
-/// `rrun ps [-a]`.
-pub fn ps(root: &Path, all: bool) -> Result<i32> {
+/// `rrun ps [-a]`: running containers (all with -a, corrupt records included). Containers
+/// removed on exit whose rrun died are removed here once their processes are gone.
+pub fn ps(root: &Path, all: bool, no_trunc: bool) -> Result<i32> {
+    let id_len = if no_trunc { 64 } else { 12 };
     let containers = Containers::open(root)?;
-    let mut out = String::from("CONTAINER ID   NAME                 IMAGE          STATUS                  COMMAND\n");
-    for s in containers.list() {
-        let status = s.status();
-        if !all && status != Status::Running {
-            continue;
-        }
-        let st = match (status, s.exit_code) {
-            (Status::Exited, Some(c)) => format!("exited ({c})"),
-            (st, _) => st.as_str().to_string(),
+    let mut out = String::from("CONTAINER ID   NAME                 IMAGE                STATUS              COMMAND\n");
+    for e in containers.entries_reaped()? {
+        let line = match e {
+            Entry::Valid(s) => {
+                let status = s.status();
+                if !all && status != Status::Running {
+                    continue;
+                }
+                let image = if s.image_ref.is_empty() { short(s.image.trim_start_matches("sha256:"), 12) } else { s.image_ref.clone() };
+                let cmd = s.config.process.args.join(" ");
+                format!("{:<14} {:<20} {:<20} {:<19} {}\n", short(&s.id, id_len), s.name, image, status_text(&s, status), short(&cmd, 40))
+            }
+            Entry::Corrupt { id, why } if all => format!("{:<14} {:<20} {:<20} {:<19} {}\n", short(&id, id_len), "-", "-", "corrupt", why),
+            Entry::Corrupt { .. } => continue,
         };
-        let img = s.image.trim_start_matches("sha256:");
-        let cmd = s.config.process.args.join(" ");
-        out.push_str(&format!("{:<14} {:<20} {:<14} {:<23} {}\n", &s.id[..12.min(s.id.len())], s.name, &img[..12.min(img.len())], st, cmd));
+        out.push_str(&line);
     }
     std::io::stdout().write_all(out.as_bytes()).map_err(|e| Error::Sys { what: "write to stdout".into(), source: e })?;
     Ok(0)
+}
+
+/// At most `n` characters of `s` (never cut inside a character).
+fn short(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// `ps`'s STATUS column: exited with its code, or with "?" when its rrun died before recording
+/// it; "running (orphan)" when its rrun is gone.
+fn status_text(s: &State, status: Status) -> String {
+    match (status, s.exit_code) {
+        (Status::Exited, Some(c)) => format!("exited ({c})"),
+        (Status::Exited, None) => "exited (?)".into(),
+        (Status::Running, _) if s.orphaned() => "running (orphan)".into(),
+        (st, _) => st.as_str().to_string(),
+    }
 }
 
 /// `rrun inspect NAME`.
@@ -44,13 +66,14 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "id": s.id,
         "name": s.name,
         "image": s.image,
+        "image_ref": s.image_ref,
         "status": status.as_str(),
         "pid": if running { s.pid } else { 0 },
         "exit_code": if running { None } else { s.exit_code },
         "oom_killed": s.oom_killed,
+        "orphaned": s.orphaned(),
         "created": s.created,
-        "upper_dir": if s.upper_in_memory { None } else { Some(dir.join("upper")) },
-        "upper_in_memory": s.upper_in_memory,
+        "upper_dir": upper::upper_dir(&containers, &s.id, s.upper),
         "network": {"mode": s.config.net.name(), "ip": null, "gateway": null},
         "ports": [],
         "hostname": s.config.hostname,
@@ -67,7 +90,8 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "cgroup_paths": s.cgroup_paths,
         "log_path": dir.join(crate::detach::LOG_FILE),
     });
-    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    let text = serde_json::to_string_pretty(&v).map_err(|source| Error::Json { what: "serialize inspect".into(), source })?;
+    writeln!(std::io::stdout(), "{text}").map_err(|e| Error::Sys { what: "write to stdout".into(), source: e })?;
     Ok(0)
 }
 
@@ -98,10 +122,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     Ok(n)
 }
 
-/// Sends `sig` to the container's init if it is still the process we started.
+/// Sends `sig` to the container's init if it is still the process we started (checked after
+/// taking the pidfd, so the pid cannot be reused in between).
 fn signal(s: &State, sig: i32) -> Result<bool> {
     let Ok(fd) = sys::pidfd_open(s.pid) else { return Ok(false) };
-    if !alive(s.pid, s.pid_start) {
+    if !init_alive(s.pid, s.pid_start) {
         return Ok(false);
     }
     match sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig) {
@@ -113,7 +138,7 @@ fn signal(s: &State, sig: i32) -> Result<bool> {
 
 fn wait_dead(s: &State, limit: Duration) -> bool {
     let start = Instant::now();
-    while alive(s.pid, s.pid_start) {
+    while init_alive(s.pid, s.pid_start) {
         if start.elapsed() >= limit {
             return false;
         }
@@ -137,102 +162,134 @@ fn settle(containers: &Containers, s: &State) {
     let _ = containers.update(&s.id, |n| n.finished = true);
 }
 
-/// Kills every process of a container: through its cgroup, and its init directly.
+/// Kills every process of a container: its rrun if it is still creating it, the tasks in its
+/// cgroup, and its init directly.
 fn kill_everything(s: &State) -> Result<()> {
+    if s.pid == 0 {
+        kill_owner(s)?;
+    }
     if !s.cgroup_paths.is_empty() {
-        if let Ok(cg) = crate::cgroups::Cgroup::from_paths(&s.cgroup_paths) {
+        let cg = Cgroup::from_paths(&s.cgroup_paths)?;
+        if !cg.pids().is_empty() {
             cg.kill_all()?;
         }
     }
     signal(s, libc::SIGKILL)?;
     if !wait_dead(s, Duration::from_secs(10)) {
-        return Err(user(format!("container {} did not die after SIGKILL", s.name)));
+        return Err(user(format!("container {} did not die after SIGKILL: see `ps` for pid {}", s.name, s.pid)));
     }
     Ok(())
+}
+
+/// Kills the rrun still creating a container and waits until it is gone, so that it makes
+/// nothing more (a cgroup directory, a process) after `rm -f` removed what it had made.
+fn kill_owner(s: &State) -> Result<()> {
+    let Ok(fd) = sys::pidfd_open(s.owner_pid) else { return Ok(()) };
+    if !s.owner_alive() {
+        return Ok(());
+    }
+    let fd = std::os::fd::AsFd::as_fd(&fd);
+    match sys::pidfd_send_signal(fd, libc::SIGKILL) {
+        Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+            return Err(Error::Sys { what: format!("kill rrun {} that creates container {}", s.owner_pid, s.name), source: e })
+        }
+        _ => {}
+    }
+    let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd; a pidfd becomes readable when its process has exited.
+    unsafe { libc::poll(&mut p, 1, 5000) };
+    Ok(())
+}
+
+/// Runs `f` for each name; a failure prints one line and makes the exit code 125 (rrun
+/// failed), the other names are still handled.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> i32 {
+    let mut code = 0;
+    for n in names {
+        if let Err(e) = f(n) {
+            eprintln!("rrun: {e}");
+            code = 125;
+        }
+    }
+    code
 }
 
 /// `rrun stop [-t SECS] NAME...`.
 pub fn stop(root: &Path, time: u64, names: &[String]) -> Result<i32> {
     let containers = Containers::open(root)?;
-    let mut code = 0;
-    for n in names {
-        let r = (|| -> Result<()> {
-            let s = containers.find(n)?;
-            if s.status() != Status::Running {
-                return Ok(());
-            }
-            signal(&s, libc::SIGTERM)?;
-            if !wait_dead(&s, Duration::from_secs(time)) {
-                kill_everything(&s)?;
-            }
-            settle(&containers, &s);
-            Ok(())
-        })();
-        if let Err(e) = r {
-            eprintln!("rrun: {e}");
-            code = 1;
+    Ok(each(names, |n| {
+        let s = containers.find(n)?;
+        if s.status() != Status::Running {
+            return Ok(());
         }
-    }
-    Ok(code)
+        signal(&s, libc::SIGTERM)?;
+        if !wait_dead(&s, Duration::from_secs(time)) {
+            kill_everything(&s)?;
+        }
+        settle(&containers, &s);
+        Ok(())
+    }))
 }
 
 /// `rrun kill [-s SIG] NAME...`.
 pub fn kill(root: &Path, sig: &str, names: &[String]) -> Result<i32> {
     let sig = parse_signal(sig)?;
     let containers = Containers::open(root)?;
-    let mut code = 0;
-    for n in names {
-        let r = containers.find(n).and_then(|s| {
-            if s.status() != Status::Running || !signal(&s, sig)? {
-                return Err(user(format!("container {} is not running", s.name)));
-            }
-            Ok(())
-        });
-        if let Err(e) = r {
-            eprintln!("rrun: {e}");
-            code = 1;
+    Ok(each(names, |n| {
+        let s = containers.find(n)?;
+        if s.status() != Status::Running || !signal(&s, sig)? {
+            return Err(user(format!("container {} is not running: see `rrun ps -a`", s.name)));
         }
-    }
-    Ok(code)
+        Ok(())
+    }))
 }
 
-/// `rrun rm [-f] NAME...`.
+/// `rrun rm [-f] NAME...`: under the container's lock (a second rm of the same container
+/// waits, then finds it gone), kill what runs (-f), remove cgroup, upper dir and folder.
 pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
     let containers = Containers::open(root)?;
-    let mut code = 0;
-    for n in names {
-        let r = (|| -> Result<()> {
-            let s = match containers.find(n) {
-                Ok(s) => s,
-                // A folder left without its state (a removal interrupted half-way): -f finishes it.
-                Err(Error::NoSuchContainer(_)) if force && n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()) && containers.dir(n).is_dir() => {
-                    return containers.remove_dir(n);
-                }
-                Err(e) => return Err(e),
-            };
-            match s.status() {
-                Status::Running | Status::Created if !force => {
-                    return Err(user(format!("container {} is running: stop it first or use `rrun rm -f {}`", s.name, s.name)))
-                }
-                Status::Running => kill_everything(&s)?,
-                Status::Created => {
-                    // SAFETY: kill with a pid we just verified alive by start time.
-                    if alive(s.owner_pid, s.owner_start) {
-                        unsafe { libc::kill(s.owner_pid, libc::SIGKILL) };
-                    }
-                }
-                Status::Exited => {}
+    Ok(each(names, |n| {
+        let found = match containers.find(n) {
+            Ok(s) => s,
+            Err(Error::NoSuchContainer(_)) if n.len() >= 12 && n.bytes().all(|b| b.is_ascii_hexdigit()) => return rm_corrupt(&containers, n, force),
+            Err(e) => return Err(e),
+        };
+        let gone = || Error::NoSuchContainer(n.to_string());
+        let _l = containers.lock(&found.id).map_err(|e| if matches!(e, Error::NoSuchContainer(_)) { gone() } else { e })?;
+        let s = containers.load_locked(&found.id).map_err(|e| if matches!(e, Error::NoSuchContainer(_)) { gone() } else { e })?;
+        match s.status() {
+            Status::Running | Status::Created if !force => {
+                return Err(user(format!("container {} is {}: stop it first or use `rrun rm -f {}`", s.name, s.status().as_str(), s.name)))
             }
-            let _l = containers.lock(&s.id)?;
-            crate::run::remove_cgroup(&s.cgroup_paths)?;
-            containers.remove_dir(&s.id)
-        })();
-        if let Err(e) = r {
-            eprintln!("rrun: {e}");
-            code = 1;
+            Status::Running | Status::Created => kill_everything(&s)?,
+            Status::Exited => {}
         }
+        containers.destroy(&s)
+    }))
+}
+
+/// `rm` of a folder named like an id (given in full or by a unique prefix of at least 12
+/// digits) whose state is missing or refused: only the folder (and its upper dir in rrun's
+/// tmpfs, named by the same id) is removed, nothing a file names.
+fn rm_corrupt(containers: &Containers, key: &str, force: bool) -> Result<()> {
+    let _all = containers.lock_all()?;
+    let bad: Vec<(String, String)> = containers
+        .entries()
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Corrupt { id, why } if id.starts_with(key) => Some((id, why)),
+            _ => None,
+        })
+        .collect();
+    let (id, why) = match bad.as_slice() {
+        [(id, why)] => (id.as_str(), why.as_str()),
+        [] => return Err(Error::NoSuchContainer(key.to_string())),
+        _ => return Err(user(format!("container id prefix {key} is ambiguous: give more digits"))),
+    };
+    if !force {
+        return Err(user(format!("container {id} has a bad record ({why}): remove its folder with `rrun rm -f {id}`")));
     }
-    Ok(code)
+    containers.remove_dir(id)
 }
 
 /// `rrun logs [-f] NAME`: the detached container's output (stdout and stderr, in the order

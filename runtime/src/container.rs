@@ -4,17 +4,16 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cgroups::{Cgroup, Limits};
+use crate::cgroups::{self, Cgroup, Limits};
 use crate::channel::{self, Msg};
 use crate::child::{self, ChildCtx};
 use crate::error::{user, Context, Result};
 use crate::mounts::{self, OverlayDirs};
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
-use crate::{memfd, sys};
+use crate::{memfd, sys, upper};
 
 /// A container whose PID 1 (rinit) is running.
 pub struct Created {
@@ -66,42 +65,48 @@ pub fn create(containers: &Containers, st: State, rinit: &Path) -> Result<Create
 
 /// As [`create`], calling `before_clone` with the container's folder once it exists (the
 /// detached monitor points its stdout/stderr at the log files there).
+///
+/// Order, so that rrun killed at any moment leaves a record `ps -a` lists and `rm -f`
+/// removes completely: the placeholder state (naming every cgroup directory about to be made)
+/// first, then the upper dir, the cgroup and the clone; the pid is recorded as soon as it is
+/// known. A child whose rrun died before sending Setup sees end of stream and exits.
 pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut st: State, rinit: &Path, before_clone: F) -> Result<Created> {
     let dir = containers.dir(&st.id);
-    let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: false };
     let rinit_fd = memfd::sealed_copy(rinit)?;
     let (parent, kid) = channel::pair()?;
-    // Held until state.json names the container: no other rrun can take the same name meanwhile.
-    let all = containers.lock_all()?;
-    if containers.name_taken(&st.name) {
-        return Err(user(format!("container name {} is in use: choose another --name or `rrun rm {}`", st.name, st.name)));
+    let limits = cgroup_limits(&st);
+    if let Some(l) = &limits {
+        st.cgroup_paths = cgroups::candidate_paths(&st.id)?;
+        tracing::trace!(?l, "cgroup limits");
     }
-    fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
-    undo.armed = true;
-    prepare_dir(&dir, &st)?;
+    containers.reserve(&st)?;
+    let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: true };
+    upper::prepare(containers, &st.id, st.upper, &st.config.idmaps)?;
     before_clone(&dir)?;
     share_stdio(&st);
-    make_cgroup(&mut st, &mut undo)?;
+    if let Some(l) = &limits {
+        undo.cgroup = Some(Cgroup::create(&st.id, l)?);
+    }
     tracing::debug!(us = crate::elapsed_us(), "folder and cgroup ready");
 
-    let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = st.cgroup_paths.iter().cloned().partition(|p| is_cgroup2(p));
-    let ctx = ChildCtx { chan: kid, config: &st.config, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true, upper_in_memory: st.upper_in_memory };
+    let cg_paths = undo.cgroup.as_ref().map(|c| c.paths().to_vec()).unwrap_or_default();
+    let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = cg_paths.into_iter().partition(|p| is_cgroup2(p));
+    let ctx = ChildCtx { chan: kid, config: &st.config, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true, upper_in_memory: false };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
-    // One write of the state, before the container's command can start (the child waits for
-    // Setup): a crashed rrun leaves a container that ps shows and rm -f removes.
     st.pid = pid;
     st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
-    containers.save(&st)?;
-    drop(all);
-
+    {
+        let _l = containers.lock(&st.id)?;
+        containers.save(&st)?;
+    }
     st.config.idmaps.write(pid)?;
     if !v1.is_empty() {
         Cgroup::from_paths(&v1)?.add_pid(pid)?;
     }
     tracing::debug!(us = crate::elapsed_us(), "state, maps and cgroup done");
-    let mounts = build_mounts(pid, &st, &dir)?;
+    let mounts = build_mounts(pid, containers, &st)?;
     tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
     parent.send(&Msg::Setup(mounts))?;
     let master = parent.wait_for_ready()?;
@@ -115,14 +120,14 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     Ok(Created { state: st, pid, pidfd, master, cgroup })
 }
 
-/// The container's cgroup with its limits (none for a rootless run without limits: there is
-/// no delegated cgroup to make one in).
-fn make_cgroup(st: &mut State, undo: &mut Undo<'_>) -> Result<()> {
+/// The container's cgroup limits, or None for a rootless run without limits (there is no
+/// delegated cgroup to make one in).
+fn cgroup_limits(st: &State) -> Option<Limits> {
     let cfg = &st.config;
     if cfg.rootless && cfg.limits.is_empty() {
-        return Ok(());
+        return None;
     }
-    let limits = Limits {
+    Some(Limits {
         memory: cfg.limits.memory,
         cpus: cfg.limits.cpus,
         cpuset_cpus: cfg.limits.cpuset_cpus.clone(),
@@ -130,11 +135,7 @@ fn make_cgroup(st: &mut State, undo: &mut Undo<'_>) -> Result<()> {
         // Root containers may use only the default devices; rootless ones cannot open device
         // nodes at all (their mounts are nodev, see cgroups/devices.rs).
         devices: !cfg.rootless,
-    };
-    let cg = Cgroup::create(&st.id, &limits)?;
-    st.cgroup_paths = cg.paths().to_vec();
-    undo.cgroup = Some(cg);
-    Ok(())
+    })
 }
 
 /// clone3 into the new namespaces, directly inside the cgroup v2 directory `v2` if any
@@ -149,11 +150,15 @@ fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) ->
         Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
         None => None,
     };
-    let pid = sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())).ctx(|| "clone the container's namespaces".into())?;
+    // SAFETY: rrun starts no thread before creating a container, so it is single-threaded
+    // here; the child runs child::main, which ends in exec or _exit, behind a panic catcher.
+    let pid = unsafe { sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())) }.ctx(|| "clone the container's namespaces".into())?;
     if pid == 0 {
-        // SAFETY: closing our copy of the parent's end of the socketpair in the child.
+        // SAFETY: the parent's end of the socketpair is owned by a Channel in frames of the
+        // parent that this child never returns to (child::main never returns and a panic is
+        // caught in forked_child), so closing the child's copy here cannot close it twice.
         unsafe { libc::close(parent_end.as_raw_fd()) };
-        child::main(ctx);
+        sys::forked_child(|| child::main(ctx));
     }
     Ok(pid)
 }
@@ -185,64 +190,9 @@ fn share_stdio(st: &State) {
     }
 }
 
-/// upper/ (owned by the container's root, so the overlay root looks like the image's) and
-/// work/ on disk, for containers that are kept after they exit. Containers removed on exit
-/// keep them in memory instead (see [`memory_upper`]).
-fn prepare_dir(dir: &Path, st: &State) -> Result<()> {
-    if st.upper_in_memory {
-        return Ok(());
-    }
-    let cfg = &st.config;
-    for sub in ["upper", "work"] {
-        let p = dir.join(sub);
-        fs::create_dir(&p).ctx(|| format!("create {}", p.display()))?;
-    }
-    let upper = dir.join("upper");
-    fs::set_permissions(&upper, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", upper.display()))?;
-    if !cfg.idmaps.is_identity() {
-        chown(&upper, cfg.idmaps.host_uid(0), cfg.idmaps.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
-    }
-    Ok(())
-}
-
-/// upper and work dirs in a tmpfs, for a container removed when it exits: its writes never
-/// touch the disk (they count against its memory limit) and removing it frees nothing on disk.
-/// overlayfs takes its upper layer only from a mount of the caller's mount namespace, so rrun
-/// steps into the child's (still waiting) mount namespace, makes its mounts private (nothing
-/// reaches the host), mounts the tmpfs over the container's folder there, builds the overlay
-/// with `build`, and steps back. The child later mounts the overlay on top of that tmpfs.
-fn with_memory_upper<T>(pid: i32, st: &State, dir: &Path, build: impl FnOnce(&Path, &Path) -> Result<T>) -> Result<T> {
-    let own = fs::File::open("/proc/self/ns/mnt").ctx(|| "open rrun's mount namespace".into())?;
-    let cwd = fs::File::open(".").ctx(|| "open rrun's working directory".into())?;
-    let theirs = format!("/proc/{pid}/ns/mnt");
-    let theirs = fs::File::open(&theirs).ctx(|| format!("open {theirs}"))?;
-    sys::setns(theirs.as_fd(), libc::CLONE_NEWNS).ctx(|| "enter the container's mount namespace".into())?;
-    let result = (|| {
-        sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make the container's mounts private".into())?;
-        sys::mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=755"))
-            .ctx(|| format!("mount the upper-dir tmpfs on {}", dir.display()))?;
-        let (upper, work) = (dir.join("upper"), dir.join("work"));
-        for d in [&upper, &work] {
-            fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
-        }
-        let ids = &st.config.idmaps;
-        if !ids.is_identity() {
-            chown(&upper, ids.host_uid(0), ids.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
-        }
-        build(&upper, &work)
-    })();
-    // Back home, whatever happened: the rest of rrun works in the host's mount namespace.
-    sys::setns(own.as_fd(), libc::CLONE_NEWNS).ctx(|| "return to rrun's mount namespace".into())?;
-    // SAFETY: fchdir on a directory descriptor we own.
-    if unsafe { libc::fchdir(cwd.as_raw_fd()) } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "return to rrun's working directory".into());
-    }
-    result
-}
-
 /// The overlay root (over idmapped clones of the layers) and the volume mounts, detached.
 /// Rootless, rrun has no right to make mounts: the child builds them in its own namespaces.
-fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
+fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<OwnedFd>> {
     let cfg = &st.config;
     if cfg.rootless {
         return Ok(Vec::new());
@@ -262,12 +212,9 @@ fn build_mounts(pid: i32, st: &State, dir: &Path) -> Result<Vec<OwnedFd>> {
         }
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
-    let root = if st.upper_in_memory {
-        with_memory_upper(pid, st, dir, |upper, work| mounts::overlay(&layers, &OverlayDirs::Paths { upper, work }))?
-    } else {
-        let (upper, work) = (dir.join("upper"), dir.join("work"));
-        mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?
-    };
+    let upper = upper::upper_dir(containers, &st.id, st.upper);
+    let work = upper::work_dir(containers, &st.id, st.upper);
+    let root = mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?;
     drop(layers);
     let mut out = vec![root];
     for v in &cfg.volumes {

@@ -27,7 +27,8 @@ fn pipe() -> Result<(File, File)> {
 }
 
 fn fork() -> Result<i32> {
-    // SAFETY: rrun is single-threaded here; the child only runs the monitor code below.
+    // SAFETY: rrun is single-threaded here; the child only runs the monitor code below, which
+    // ends in _exit (sys::forked_child), never returning into the caller's frames.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "fork the monitor".into());
@@ -41,22 +42,17 @@ pub fn start(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
     let id = st.id.clone();
     let pid = fork()?;
     if pid == 0 {
-        drop(rd);
-        // First child: new session, then fork again so the monitor is no session leader and
-        // is adopted by init (or the nearest subreaper) when this one exits.
-        // SAFETY: setsid has no arguments.
-        unsafe { libc::setsid() };
-        match fork() {
-            Ok(0) => {
-                let code = monitor(containers, st, rinit, wr);
-                // SAFETY: end the monitor without unwinding into the caller's frames.
-                unsafe { libc::_exit(code) }
+        sys::forked_child(|| {
+            drop(rd);
+            // First child: new session, then fork again so the monitor is no session leader
+            // and is adopted by init (or the nearest subreaper) when this one exits.
+            // SAFETY: setsid has no arguments.
+            unsafe { libc::setsid() };
+            match fork() {
+                Ok(0) => sys::forked_child(|| monitor(containers, st, rinit, wr)),
+                _ => 0,
             }
-            _ => {
-                // SAFETY: the intermediate process has nothing else to do.
-                unsafe { libc::_exit(0) }
-            }
-        }
+        });
     }
     drop(wr);
     let _ = sys::waitpid(pid, 0);

@@ -29,6 +29,9 @@ pub enum Error {
     /// The cgroup module failed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// A state file parsed but was refused (see `State::validate`).
+    #[error("{}: {why}", path.display())]
+    BadState { path: std::path::PathBuf, why: String },
     /// State files could not be parsed.
     #[error("{what}: {source}")]
     Json {

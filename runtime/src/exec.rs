@@ -12,7 +12,7 @@ use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
 use crate::error::{user, Context, Error, Result};
 use crate::spec;
-use crate::state::{Containers, Status};
+use crate::state::{Containers, State, Status};
 use crate::supervise::{self, Io};
 use crate::{sys, tty, users};
 
@@ -28,6 +28,7 @@ const NAMESPACES: [(&str, i32); 7] = [
 
 /// Runs `rrun exec`; returns the exit code.
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
+    tty::check_interactive(a.interactive, a.tty)?;
     let containers = Containers::open(root)?;
     let st = containers.find(&a.name)?;
     if st.status() != Status::Running {
@@ -36,9 +37,46 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
     }
-    let cfg = &st.config;
-    let mut env = cfg.process.env.clone();
-    for e in &a.env {
+    let mut env = merge_env(&st.config.process.env, &a.env)?;
+    let cwd = a.workdir.clone().unwrap_or_else(|| st.config.process.cwd.clone());
+    let user_spec = a.user.clone().unwrap_or_else(|| st.config.process.user.clone());
+    enter(&st)?;
+    let u = resolve_user(&user_spec, st.config.idmaps.deny_setgroups)?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", u.home));
+    }
+    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let prog = find_program(&a.command[0], &env);
+    let pty = if a.tty { Some(open_pty()?) } else { None };
+    let argv = cstrings(&a.command)?;
+    let envp = cstrings(&env)?;
+    let _old = sys::block_signals(&supervise::HANDLED);
+    let sigfd = sys::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
+    // SAFETY: single-threaded; the child only sets up and execs, ending in _exit otherwise
+    // (sys::forked_child), never returning into frames it shares with this process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "fork into the container".into());
+    }
+    if pid == 0 {
+        let slave = pty.as_ref().map(|p| &p.1);
+        sys::forked_child(|| child(&u, &cwd, slave, !a.interactive && !a.tty, prog.as_deref(), &argv, &envp));
+    }
+    let child_fd = sys::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
+    let master = pty.map(|(m, _s)| m);
+    let relay_stdin = a.tty && a.interactive;
+    let _raw = relay_stdin.then(|| tty::RawMode::enter(0));
+    let io = Io { master: master.as_ref().map(|m| m.as_fd()), stdin: relay_stdin.then_some(0), stdout: 1 };
+    let status = supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)?;
+    Ok(sys::exit_code_of(status))
+}
+
+/// The container's environment with each `-e K=V` replacing K.
+fn merge_env(base: &[String], extra: &[String]) -> Result<Vec<String>> {
+    let mut env = base.to_vec();
+    for e in extra {
         match e.split_once('=') {
             Some((k, _)) if !k.is_empty() => {
                 env.retain(|x| x.split('=').next() != Some(k));
@@ -47,82 +85,60 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             _ => return Err(user(format!("bad -e {e:?}: use KEY=VALUE"))),
         }
     }
-    let cwd = a.workdir.clone().unwrap_or_else(|| cfg.process.cwd.clone());
-    let user_spec = a.user.clone().unwrap_or_else(|| cfg.process.user.clone());
+    Ok(env)
+}
 
-    // Open every namespace first (by the pid whose start time we checked), then join.
+/// Joins the container: its cgroup, then all its namespaces at once through a pidfd of its
+/// init (setns(2) with a pidfd, Linux >= 5.8: no pid-reuse window between checking the
+/// process and opening its namespaces), then becomes root of its user namespace.
+fn enter(st: &State) -> Result<()> {
     let pidfd = sys::pidfd_open(st.pid).ctx(|| format!("pidfd_open {}", st.pid))?;
-    if !crate::state::alive(st.pid, st.pid_start) {
+    if !crate::state::init_alive(st.pid, st.pid_start) {
         return Err(user(format!("container {} is not running", st.name)));
     }
-    let mut ns_fds: Vec<(OwnedFd, i32, &str)> = Vec::new();
+    // Namespaces the container shares with rrun (--net host) are left out: joining one's own
+    // is a no-op at best. Which those are is read by pid; the join itself goes by pidfd.
+    let mut flags = 0;
     for (name, flag) in NAMESPACES {
-        let theirs = format!("/proc/{}/ns/{name}", st.pid);
-        let f = File::open(&theirs).ctx(|| format!("open {theirs}"))?;
-        let mine = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| m.ino()).unwrap_or(0);
-        if f.metadata().map(|m| m.ino()).unwrap_or(1) != mine {
-            ns_fds.push((OwnedFd::from(f), flag, name));
+        let theirs = std::fs::metadata(format!("/proc/{}/ns/{name}", st.pid)).map(|m| m.ino());
+        let mine = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| m.ino());
+        if theirs.ok() != mine.ok() {
+            flags |= flag;
         }
     }
     if !st.cgroup_paths.is_empty() {
         Cgroup::from_paths(&st.cgroup_paths)?.add_pid(std::process::id() as i32)?;
     }
-    for (fd, flag, name) in &ns_fds {
-        sys::setns(fd.as_fd(), *flag).ctx(|| format!("join the container's {name} namespace"))?;
-        if *flag == libc::CLONE_NEWUSER {
-            sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
-        }
+    sys::setns(pidfd.as_fd(), flags).ctx(|| format!("join the namespaces of container {}", st.name))?;
+    if flags & libc::CLONE_NEWUSER != 0 {
+        sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
     }
-    drop(ns_fds);
+    Ok(())
+}
+
+/// The user to run as, resolved against the container's /etc/passwd and /etc/group.
+fn resolve_user(spec: &str, deny_setgroups: bool) -> Result<users::User> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok();
     let group = std::fs::read_to_string("/etc/group").ok();
-    let mut u = users::resolve(&user_spec, passwd.as_deref(), group.as_deref())?;
-    if cfg.idmaps.deny_setgroups {
+    let mut u = users::resolve(spec, passwd.as_deref(), group.as_deref())?;
+    if deny_setgroups {
         // setgroups is denied in a rootless user namespace: no supplementary groups there
         u.groups.clear();
     }
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", u.home));
-    }
-    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    let prog = find_program(&a.command[0], &env);
+    Ok(u)
+}
 
-    let pty = if a.tty {
-        let m = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-            .open("/dev/pts/ptmx")
-            .ctx(|| "open the container's /dev/pts/ptmx".into())?;
-        let m = OwnedFd::from(m);
-        let s = tty::open_peer(m.as_fd())?;
-        Some((m, s))
-    } else {
-        None
-    };
-    let argv = cstrings(&a.command)?;
-    let envp = cstrings(&env)?;
-    let _old = sys::block_signals(&supervise::HANDLED);
-    let sigfd = sys::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
-    // SAFETY: single-threaded; the child only sets up and execs (or _exits).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "fork into the container".into());
-    }
-    if pid == 0 {
-        let code = child(&u, &cwd, pty.as_ref().map(|p| &p.1), !a.interactive && !a.tty, prog.as_deref(), &argv, &envp);
-        // SAFETY: leave the forked child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) }
-    }
-    drop(pidfd);
-    let child_fd = sys::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
-    let master = pty.map(|(m, _s)| m);
-    let _raw = if a.tty && a.interactive { Some(tty::RawMode::enter(0)) } else { None };
-    let io = Io { master: master.as_ref().map(|m| m.as_fd()), stdin: (a.tty && a.interactive).then_some(0), stdout: 1 };
-    let status = supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)?;
-    Ok(sys::exit_code_of(status))
+/// A pty pair of the container's own devpts (reached through its mount namespace).
+fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
+    let m = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open("/dev/pts/ptmx")
+        .ctx(|| "open the container's /dev/pts/ptmx".into())?;
+    let m = OwnedFd::from(m);
+    let s = tty::open_peer(m.as_fd())?;
+    Ok((m, s))
 }
 
 fn child(u: &users::User, cwd: &str, slave: Option<&OwnedFd>, null_stdin: bool, prog: Option<&Path>, argv: &[CString], envp: &[CString]) -> i32 {

@@ -10,19 +10,14 @@
 //!   twice is kept once, the kernel refuses duplicates) ([`mounts`], [`container`]).
 //! - Rootless (non-root caller): container root is the caller (single-id map); the child builds
 //!   the overlay itself with `userxattr`; no cgroup unless limits are asked for.
-//! - `--userns host` (Docker's `--userns=host`): no user namespace; container root is host root
-//!   with Docker's default capabilities only, so it cannot unmount the read-only /proc/sys,
-//!   /proc/bus, ... and the masked /proc/kcore, /proc/keys, /sys/firmware, ... ([`caps`],
-//!   [`masks`]). Remap applies the same paths as defence in depth and keeps every capability
-//!   over the container's own namespaces (`hostname x` works); the kernel checks host-wide
-//!   changes against container root's unprivileged host id there.
-//! - The container's init and `exec`'d processes get a session of their own (no controlling
-//!   terminal but the container's pty with -t) and only descriptors 0-2; files of the image
-//!   rrun reads or mounts over (/etc/passwd, /etc/hosts, volume targets) are resolved inside
-//!   the root, never opened when they are FIFOs, and read with a 1 MiB cap ([`inroot`]).
-//! - Containers removed on exit (unnamed, not detached, or `--rm`) keep their upper dir in a
-//!   tmpfs (charged to the container's memory cgroup): nothing is written to or freed on disk;
-//!   named/detached containers keep it under `<root>/containers/<id>/upper` (`inspect`).
+//! - Containers removed on exit (unnamed, not detached, or `--rm`) keep their upper dir in
+//!   rrun's tmpfs at /run/rbox/containers/<id>/ (one mount for all, `size=25%`, charged to each
+//!   container's memory cgroup): nothing is written to or freed on disk; named/detached
+//!   containers, and rootless ones, keep it under `<root>/containers/<id>/upper` ([`upper`]).
+//!   `inspect` shows the host path either way.
+//! - A record is saved before anything else of a container exists ([`state`]): rrun killed at
+//!   any moment leaves something `ps -a` lists and `rm -f` removes; containers removed on exit
+//!   whose rrun died are removed by the next `rrun` run or `ps` once their processes are gone.
 //! - /etc/hostname, /etc/hosts and /etc/resolv.conf come from a small tmpfs of the container
 //!   ([`rootfs`]); /proc and /sys instances are made before pivot_root (a user namespace may only
 //!   mount them while the host's are visible), rinit keeps them and adds the rest.
@@ -57,6 +52,7 @@ pub mod state;
 pub mod supervise;
 pub mod sys;
 pub mod tty;
+pub mod upper;
 pub mod users;
 
 pub use error::{Error, Result};

@@ -3,9 +3,9 @@
 //! it (exit code, OOM report, removal). Kernel interfaces: see container.rs and supervise.rs.
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cgroups::{self, Cgroup};
+use crate::cgroups;
 use crate::cli::RunArgs;
 use crate::container::{self, Created};
 use crate::error::{user, Error, Result};
@@ -13,11 +13,16 @@ use crate::idmap::IdMaps;
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
-use crate::{detach, image, memfd, sys, tty};
+use crate::{detach, image, memfd, sys, tty, upper};
 
 /// Builds the initial state (status "created") of a new container from the command line.
 pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
-    let reference = a.image.as_deref().ok_or_else(|| user("--image IMAGE is required (see `rrun --help`)"))?;
+    let reference = match (&a.image, a.command.first()) {
+        (Some(r), _) => r.as_str(),
+        (None, Some(w)) if w.starts_with('-') => return Err(user(format!("unknown option {w} (see `rrun --help`)"))),
+        (None, _) => return Err(user("--image IMAGE is required (see `rrun --help`)")),
+    };
+    tty::check_interactive(a.interactive, a.tty)?;
     let net = NetMode::parse(&a.net)?;
     match &net {
         NetMode::None | NetMode::Host => {}
@@ -74,9 +79,11 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
         stdin: a.interactive,
     };
     let me = std::process::id() as i32;
+    let auto_remove = a.rm || (a.name.is_none() && !a.detach);
     Ok(State {
         name: a.name.clone().unwrap_or_else(|| id[..12].to_string()),
         image: img.id.clone(),
+        image_ref: reference.to_string(),
         created: state::now(),
         pid: 0,
         pid_start: 0,
@@ -86,8 +93,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
         finished: false,
         oom_killed: false,
         detached: a.detach,
-        auto_remove: a.rm || (a.name.is_none() && !a.detach),
-        upper_in_memory: a.rm || (a.name.is_none() && !a.detach),
+        auto_remove,
+        upper: upper::choose(auto_remove, !root_caller),
         cgroup_paths: vec![],
         config: ContainerConfig {
             hostname,
@@ -162,15 +169,20 @@ pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     let id = c.state.id.clone();
     drop(c.pidfd);
     drop(c.master);
+    // Someone may have removed the container meanwhile (`rrun rm -f`): then there is nothing
+    // left to record or remove.
     let result = if c.state.auto_remove {
-        containers.lock(&id).and_then(|_l| containers.remove_dir(&id))
+        match containers.lock(&id) {
+            Ok(_l) => containers.remove_dir(&id),
+            Err(Error::NoSuchContainer(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     } else {
         containers
             .update(&id, |s| {
                 s.finished = true;
                 s.exit_code = Some(code);
                 s.oom_killed = oom;
-                s.cgroup_paths.clear();
             })
             .map(drop)
     };
@@ -178,15 +190,4 @@ pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
         eprintln!("rrun: {e}");
     }
     code
-}
-
-/// Removes a container's cgroup given recorded paths (used by rm and by crash recovery).
-pub fn remove_cgroup(paths: &[PathBuf]) -> Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let cg = Cgroup::from_paths(paths)?;
-    let _ = cg.kill_all();
-    cg.remove()?;
-    Ok(())
 }

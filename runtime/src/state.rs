@@ -1,27 +1,41 @@
-//! Container records under `<root>/containers/<id>/`: state.json (written atomically, under a
-//! flock of the container's folder), lookup by name or id, status with pid-reuse detection.
-//! Kernel interfaces: flock(2), rename(2), /proc/PID/stat (start time), proc(5).
+//! Container records under `<root>/containers/<id>/`: state.json (input like any other file:
+//! validated when read, never a source of paths), written under a flock of the container's
+//! folder, lookup by name or id, status with pid-reuse detection, orphan reaping and removal.
+//! Kernel interfaces: flock(2), rename(2), pwrite(2), /proc/PID/stat and /proc/PID/status (proc(5)).
+//!
+//! Life of a record: [`Containers::reserve`] makes the folder and a placeholder state (pid 0,
+//! the cgroup directories about to be made) before anything else exists, so a crash at any
+//! later moment leaves a record that `ps -a` lists and `rm -f` removes completely. The pid is
+//! then written in place (one page, under the lock: no block is freed on the start-up path).
+//! Removal deletes the cgroup, the upper dir, state.json and then the rest of the folder: a
+//! folder without a state holds nothing but files, and `rm -f ID` finishes it.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::spec::ContainerConfig;
-use crate::sys;
+use crate::{sys, upper};
 
 pub const STATE_FILE: &str = "state.json";
 
 /// What state.json holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
+    /// 64 lowercase hex digits, the name of the container's folder.
     pub id: String,
     pub name: String,
     /// `sha256:<hex>`: rbuild refuses to remove an image while a container references it.
     pub image: String,
+    /// The image as the user named it (`alpine:3.15`, an id prefix), shown by `ps`.
+    #[serde(default)]
+    pub image_ref: String,
     /// Seconds since the epoch.
     pub created: u64,
     /// Host pid of the container's PID 1 (0 before it exists).
@@ -37,19 +51,22 @@ pub struct State {
     #[serde(default)]
     pub oom_killed: bool,
     pub detached: bool,
+    /// Removed when it exits (unnamed foreground runs and --rm).
     pub auto_remove: bool,
-    /// The overlay's upper and work dirs live in memory (containers removed on exit).
+    /// Where the overlay's upper and work dirs live (see [`upper`]).
     #[serde(default)]
-    pub upper_in_memory: bool,
-    /// The cgroup's directories (one per hierarchy), for `exec` and `rm` (Cgroup::from_paths).
+    pub upper: upper::Place,
+    /// The cgroup's directories (one per hierarchy), for `exec` and `rm`. Recorded before they
+    /// are made (every directory the cgroup may get), so some may never exist.
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
     pub config: ContainerConfig,
 }
 
-/// running / exited / created, as `ps` and `inspect` show it.
+/// created / running / exited, as `ps` and `inspect` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Its rrun is still setting it up.
     Created,
     Running,
     Exited,
@@ -70,23 +87,76 @@ impl State {
         if self.finished {
             return Status::Exited;
         }
-        if self.pid > 0 && alive(self.pid, self.pid_start) {
+        if self.pid > 0 && init_alive(self.pid, self.pid_start) {
             return Status::Running;
         }
-        if self.pid == 0 && alive(self.owner_pid, self.owner_start) {
+        if self.pid == 0 && self.owner_alive() {
             return Status::Created;
         }
         Status::Exited
     }
 
     pub fn owner_alive(&self) -> bool {
-        alive(self.owner_pid, self.owner_start)
+        alive(self.owner_pid, self.owner_start) && sys::comm(self.owner_pid).as_deref() == Some("rrun")
     }
+
+    /// Its rrun died before recording the end (the exit code is then unknown).
+    pub fn orphaned(&self) -> bool {
+        !self.finished && !self.owner_alive()
+    }
+
+    /// Checks what rrun relies on when it acts on a record: the id is the folder's name, the
+    /// other identifiers are well formed, the cgroup directories are this container's own.
+    pub fn validate(&self, folder: &str) -> std::result::Result<(), String> {
+        if self.id != folder || !is_id(folder) {
+            return Err("its id is not its folder's name".into());
+        }
+        if check_name(&self.name).is_err() {
+            return Err("bad name".into());
+        }
+        if !self.image.strip_prefix("sha256:").is_some_and(is_id) {
+            return Err("bad image id".into());
+        }
+        if self.image_ref.len() > 512 || self.image_ref.chars().any(char::is_control) {
+            return Err("bad image reference".into());
+        }
+        if self.pid < 0 || self.owner_pid < 0 {
+            return Err("bad pid".into());
+        }
+        let own = format!("rbox-{}", self.id);
+        let ours = |p: &PathBuf| {
+            p.is_absolute()
+                && p.file_name().and_then(|n| n.to_str()) == Some(own.as_str())
+                && !p.components().any(|c| matches!(c, std::path::Component::ParentDir))
+        };
+        if !self.cgroup_paths.iter().all(ours) {
+            return Err("a cgroup path that is not the container's".into());
+        }
+        Ok(())
+    }
+}
+
+/// True when `s` is a container id: 64 lowercase hex digits.
+pub fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// True when `pid` exists and started at `start` (not a reused pid).
 pub fn alive(pid: i32, start: u64) -> bool {
     pid > 0 && sys::proc_start_time(pid) == Some(start)
+}
+
+/// [`alive`], and the process is PID 1 of a pid namespace below ours (a container's init).
+pub fn init_alive(pid: i32, start: u64) -> bool {
+    alive(pid, start) && sys::is_child_ns_init(pid)
+}
+
+/// One folder of the containers folder.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Valid(State),
+    /// A folder named like an id whose state is missing or refused; `why` says which.
+    Corrupt { id: String, why: String },
 }
 
 /// The folder of containers of one store.
@@ -100,8 +170,8 @@ pub struct Lock {
     _file: File,
 }
 
-fn flock(path: &Path) -> Result<Lock> {
-    let f = File::open(path).ctx(|| format!("open {} to lock it", path.display()))?;
+fn flock(path: &Path) -> std::io::Result<Lock> {
+    let f = File::open(path)?;
     loop {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -109,7 +179,7 @@ fn flock(path: &Path) -> Result<Lock> {
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).ctx(|| format!("lock {}", path.display()));
+            return Err(e);
         }
     }
 }
@@ -121,22 +191,28 @@ impl Containers {
         Ok(Containers { dir })
     }
 
+    /// The folder of container `id` (a validated id: never a name from a file).
     pub fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
 
-    /// Locks the whole containers folder (name allocation, listing against removal).
+    /// Locks the whole containers folder: name reservation, and listings that remove orphans.
+    /// Lock order: this one first, then a container's.
     pub fn lock_all(&self) -> Result<Lock> {
-        flock(&self.dir)
+        flock(&self.dir).ctx(|| format!("lock {}", self.dir.display()))
     }
 
-    /// Locks one container's folder.
+    /// Locks one container's folder; `NoSuchContainer` when it is gone.
     pub fn lock(&self, id: &str) -> Result<Lock> {
-        flock(&self.dir(id))
+        let d = self.dir(id);
+        match flock(&d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoSuchContainer(id.to_string())),
+            other => other.ctx(|| format!("lock {}", d.display())),
+        }
     }
 
-    /// Reads a container's state; a file that does not parse is read again under the
-    /// container's lock (writers hold it).
+    /// Reads and validates a container's state; a file that does not parse is read again under
+    /// the container's lock (its writer holds it while writing in place).
     pub fn load(&self, id: &str) -> Result<State> {
         match self.read_state(id) {
             Err(Error::Json { .. }) => {
@@ -147,59 +223,124 @@ impl Containers {
         }
     }
 
-    /// One read of state.json (callers holding the lock use this directly).
-    fn read_state(&self, id: &str) -> Result<State> {
-        let p = self.dir(id).join(STATE_FILE);
-        let bytes = std::fs::read(&p).ctx(|| format!("read {}", p.display()))?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: format!("parse {}", p.display()), source })
+    /// One read of state.json, validated: for callers holding the container's lock.
+    pub fn load_locked(&self, id: &str) -> Result<State> {
+        self.read_state(id)
     }
 
-    /// Writes state.json atomically (temp file + rename). Callers hold the container's lock
-    /// (or, for a new container, the lock of the whole folder).
+    fn read_state(&self, id: &str) -> Result<State> {
+        if !is_id(id) {
+            return Err(Error::NoSuchContainer(id.to_string()));
+        }
+        let p = self.dir(id).join(STATE_FILE);
+        let bytes = match std::fs::read(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
+            other => other.ctx(|| format!("read {}", p.display()))?,
+        };
+        let st: State = serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: format!("parse {}", p.display()), source })?;
+        st.validate(id).map_err(|why| Error::BadState { path: p.clone(), why })?;
+        Ok(st)
+    }
+
+    /// Writes state.json: in place when the old and the new text fit in one page (the new one
+    /// padded with spaces to the old length, so the file never shrinks: one pwrite, which a
+    /// signal cannot cut in two), else through a temporary file renamed over it. Callers hold
+    /// the container's lock (or, for a new container, the lock of the whole folder).
     pub fn save(&self, st: &State) -> Result<()> {
+        const PAGE: usize = 4096;
         let dir = self.dir(&st.id);
-        let tmp = dir.join(".state.json.tmp");
         let p = dir.join(STATE_FILE);
-        let bytes = serde_json::to_vec_pretty(st).map_err(|source| Error::Json { what: "serialize state".into(), source })?;
+        let mut bytes = serde_json::to_vec_pretty(st).map_err(|source| Error::Json { what: "serialize state".into(), source })?;
+        bytes.push(b'\n');
+        if let Ok(f) = OpenOptions::new().write(true).open(&p) {
+            let old = f.metadata().map(|m| m.len() as usize).unwrap_or(usize::MAX);
+            if old <= PAGE && bytes.len() <= PAGE {
+                bytes.resize(bytes.len().max(old), b' ');
+                return f.write_all_at(&bytes, 0).ctx(|| format!("write {}", p.display()));
+            }
+        }
+        let tmp = dir.join(".state.json.tmp");
         let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         f.write_all(&bytes).ctx(|| format!("write {}", tmp.display()))?;
         drop(f);
         std::fs::rename(&tmp, &p).ctx(|| format!("rename {} into place", p.display()))
     }
 
+    /// [`Containers::entries`] under the folder lock, after removing the orphans of
+    /// containers removed on exit (see [`Containers::reap_orphans`]).
+    pub fn entries_reaped(&self) -> Result<Vec<Entry>> {
+        let _all = self.lock_all()?;
+        let entries = self.entries();
+        Ok(if self.reap_orphans(&entries) > 0 { self.entries() } else { entries })
+    }
+
+    /// Makes the folder of a new container and its placeholder state under the folder lock,
+    /// after removing orphans of containers removed on exit and checking the name is free.
+    pub fn reserve(&self, st: &State) -> Result<()> {
+        let _all = self.lock_all()?;
+        let mut entries = self.entries();
+        if self.reap_orphans(&entries) > 0 {
+            entries = self.entries();
+        }
+        if entries.iter().any(|e| matches!(e, Entry::Valid(s) if s.name == st.name)) {
+            return Err(Error::User(format!("container name {} is in use: choose another --name or `rrun rm {}`", st.name, st.name)));
+        }
+        let dir = self.dir(&st.id);
+        std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        self.save(st).inspect_err(|_| {
+            let _ = remove_tree(&dir);
+        })
+    }
+
     /// Loads, changes and saves one container's state under its lock. Ok(None) when the
     /// container is gone meanwhile.
     pub fn update<F: FnOnce(&mut State)>(&self, id: &str, f: F) -> Result<Option<State>> {
-        if !self.dir(id).is_dir() {
-            return Ok(None);
-        }
-        let _l = self.lock(id)?;
+        let _l = match self.lock(id) {
+            Err(Error::NoSuchContainer(_)) => return Ok(None),
+            other => other?,
+        };
         let mut st = match self.read_state(id) {
-            Ok(s) => s,
-            Err(_) if !self.dir(id).join(STATE_FILE).exists() => return Ok(None),
-            Err(e) => return Err(e),
+            Err(Error::NoSuchContainer(_)) => return Ok(None),
+            other => other?,
         };
         f(&mut st);
         self.save(&st)?;
         Ok(Some(st))
     }
 
-    /// Every container with a readable state.json.
-    pub fn list(&self) -> Vec<State> {
+    /// Every folder named like a container id, valid or not, oldest first. Other names are
+    /// skipped with one warning line each.
+    pub fn entries(&self) -> Vec<Entry> {
         let mut out = vec![];
-        if let Ok(rd) = std::fs::read_dir(&self.dir) {
-            for e in rd.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                if let Ok(st) = self.load(&id) {
-                    out.push(st);
-                }
-            }
+        let Ok(rd) = std::fs::read_dir(&self.dir) else { return out };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().filter(|n| is_id(n)) else {
+                eprintln!("rrun: warning: {} is not a container folder: ignored (remove it by hand)", e.path().display());
+                continue;
+            };
+            out.push(match self.load(id) {
+                Ok(st) => Entry::Valid(st),
+                Err(Error::NoSuchContainer(_)) => Entry::Corrupt { id: id.to_string(), why: "no state.json (creation or removal was cut short)".into() },
+                Err(Error::Json { .. }) => Entry::Corrupt { id: id.to_string(), why: "state.json does not parse".into() },
+                Err(Error::BadState { why, .. }) => Entry::Corrupt { id: id.to_string(), why: format!("state.json refused: {why}") },
+                Err(e) => Entry::Corrupt { id: id.to_string(), why: e.to_string() },
+            });
         }
-        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        let key = |e: &Entry| match e {
+            Entry::Valid(s) => (s.created, s.id.clone()),
+            Entry::Corrupt { id, .. } => (0, id.clone()),
+        };
+        out.sort_by_key(key);
         out
     }
 
-    /// Finds a container by exact name, full id, or unique id prefix.
+    /// Every container with a valid state.
+    pub fn list(&self) -> Vec<State> {
+        self.entries().into_iter().filter_map(|e| if let Entry::Valid(s) = e { Some(s) } else { None }).collect()
+    }
+
+    /// Finds a container by exact name, full id, or unique id prefix (at least 3 digits).
     pub fn find(&self, key: &str) -> Result<State> {
         let all = self.list();
         if let Some(s) = all.iter().find(|s| s.name == key || s.id == key) {
@@ -213,25 +354,73 @@ impl Containers {
         }
     }
 
-    /// True when a container other than `except` already uses `name`.
-    pub fn name_taken(&self, name: &str) -> bool {
-        self.list().iter().any(|s| s.name == name)
+    /// Removes what is left of a container whose processes are gone: its cgroup (killing any
+    /// task still in it), its upper dir, its folder. The caller holds the container's lock.
+    pub fn destroy(&self, st: &State) -> Result<()> {
+        if !st.cgroup_paths.is_empty() {
+            let cg = Cgroup::from_paths(&st.cgroup_paths)?;
+            if !cg.pids().is_empty() {
+                let _ = cg.kill_all();
+            }
+            cg.remove()?;
+        }
+        self.remove_dir(&st.id)
     }
 
-    /// Removes a container's folder (upper dir, logs, state). The container must be dead.
-    /// Unprivileged, overlayfs leaves directories we cannot read (work/work is mode 0): they
-    /// are opened up (they are ours) and the removal retried.
-    pub fn remove_dir(&self, id: &str) -> Result<()> {
-        let d = self.dir(id);
-        match std::fs::remove_dir_all(&d) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                open_up(&d);
-                std::fs::remove_dir_all(&d).ctx(|| format!("remove {}", d.display()))
+    /// Removes the containers removed on exit whose rrun died (SIGKILL, OOM) and whose
+    /// processes are gone: nobody else will. Called with the folder lock held.
+    fn reap_orphans(&self, entries: &[Entry]) -> usize {
+        let mut n = 0;
+        for e in entries {
+            let Entry::Valid(s) = e else { continue };
+            if !(s.auto_remove && s.orphaned() && s.status() == Status::Exited) {
+                continue;
             }
-            Err(e) => Err(e).ctx(|| format!("remove {}", d.display())),
+            let Ok(_l) = self.lock(&s.id) else { continue };
+            match self.read_state(&s.id) {
+                Ok(now) if now.auto_remove && now.orphaned() && now.status() == Status::Exited => {
+                    tracing::info!(id = %now.id, "removing a container whose rrun died");
+                    match self.destroy(&now) {
+                        Ok(()) => n += 1,
+                        Err(e) => eprintln!("rrun: warning: removing orphaned container {}: {e}", now.name),
+                    }
+                }
+                _ => {}
+            }
         }
+        n
+    }
+
+    /// Removes a container's upper dir (outside the store when it is in rrun's tmpfs), its
+    /// state.json and then the rest of its folder. Its processes and cgroup must be gone.
+    pub fn remove_dir(&self, id: &str) -> Result<()> {
+        upper::remove_run_dir(id)?;
+        let d = self.dir(id);
+        match std::fs::remove_file(d.join(STATE_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).ctx(|| format!("remove {}", d.join(STATE_FILE).display())),
+            _ => {}
+        }
+        remove_tree(&d)
+    }
+}
+
+/// Removes a directory tree, NotFound being success. Unprivileged, overlayfs leaves directories
+/// we cannot read (work/work is mode 0): they are opened up (they are ours) and the removal
+/// retried; a tree deeper than the descriptor limit is retried with the soft limit raised to
+/// the hard one.
+pub fn remove_tree(d: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(d) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            open_up(d);
+            std::fs::remove_dir_all(d).ctx(|| format!("remove {}", d.display()))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+            sys::raise_nofile_limit();
+            std::fs::remove_dir_all(d).ctx(|| format!("remove {}", d.display()))
+        }
+        Err(e) => Err(e).ctx(|| format!("remove {}", d.display())),
     }
 }
 
@@ -278,5 +467,19 @@ fn open_up(dir: &Path) {
                 open_up(&e.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_64_lowercase_hex_digits() {
+        assert!(is_id(&"a1".repeat(32)));
+        assert!(!is_id(&"A1".repeat(32)));
+        assert!(!is_id(&"a1".repeat(31)));
+        assert!(!is_id("../../tmp/x"));
+        assert!(!is_id(&"é".repeat(32)));
     }
 }

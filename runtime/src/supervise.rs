@@ -22,30 +22,17 @@ pub struct Io<'a> {
 }
 
 /// Waits for process `pid` (our child) to end, forwarding signals through `pidfd` and relaying
-/// the pty. Returns the raw wait status.
+/// the pty. Returns the raw wait status. After the end, the pty is drained (until it closes or
+/// stays quiet for 100 ms).
 pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Result<i32> {
-    let mut stdin_open = io.stdin.is_some();
-    let mut master_open = io.master.is_some();
-    if let (Some(m), Some(i)) = (io.master, io.stdin) {
-        tty::copy_winsize(i, m.as_raw_fd());
-    } else if let Some(m) = io.master {
-        tty::copy_winsize(io.stdout, m.as_raw_fd());
+    let mut relay = Relay { io, stdin_open: io.stdin.is_some(), master_open: io.master.is_some(), buf: vec![0u8; 16384] };
+    if let Some(m) = io.master {
+        tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
     }
-    let mut buf = vec![0u8; 16384];
     let mut status: Option<i32> = None;
-    loop {
-        if status.is_some() && !master_open {
-            break;
-        }
-        let mut fds = vec![libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        let mi = master_open.then(|| {
-            fds.push(libc::pollfd { fd: io.master.map_or(-1, |m| m.as_raw_fd()), events: libc::POLLIN, revents: 0 });
-            fds.len() - 1
-        });
-        let si = (stdin_open && status.is_none()).then(|| {
-            fds.push(libc::pollfd { fd: io.stdin.unwrap_or(-1), events: libc::POLLIN, revents: 0 });
-            fds.len() - 1
-        });
+    while status.is_none() || relay.master_open {
+        let mut fds = vec![pollfd(sigfd.as_raw_fd())];
+        let (mi, si) = relay.add_poll_fds(&mut fds, status.is_none());
         // Once the container has exited, drain the pty without blocking forever.
         let timeout = if status.is_some() { 100 } else { -1 };
         // SAFETY: `fds` is a valid array of pollfd for its length.
@@ -61,58 +48,85 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
             break;
         }
         if fds[0].revents & libc::POLLIN != 0 {
-            while let Some(sig) = sys::read_signal(sigfd.as_fd()) {
-                match sig {
-                    // Only our one child is waited for: reaping "any" here could take its
-                    // status away from us.
-                    libc::SIGCHLD if status.is_none() => {
-                        status = sys::waitpid(pid, libc::WNOHANG).ctx(|| format!("wait for the container's init {pid}"))?;
-                    }
-                    libc::SIGCHLD => {}
-                    libc::SIGWINCH => {
-                        if let Some(m) = io.master {
-                            tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
-                        }
-                    }
-                    s if status.is_none() => {
-                        let _ = sys::pidfd_send_signal(pidfd, s);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(i) = mi {
-            if fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                let m = io.master.map_or(-1, |m| m.as_raw_fd());
-                // SAFETY: reading into a valid buffer of its length.
-                let r = unsafe { libc::read(m, buf.as_mut_ptr().cast(), buf.len()) };
-                if r > 0 {
-                    let _ = tty::write_all(io.stdout, &buf[..r as usize]);
-                } else if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    master_open = false;
-                }
-            }
-        }
-        if let Some(i) = si {
-            if fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                let fd = io.stdin.unwrap_or(-1);
-                // SAFETY: reading into a valid buffer of its length.
-                let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-                if r > 0 {
-                    if let Some(m) = io.master {
-                        let _ = tty::write_all(m.as_raw_fd(), &buf[..r as usize]);
-                    }
-                } else if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    stdin_open = false;
-                }
-            }
-        }
-        if status.is_none() && fds[0].revents == 0 {
+            status = handle_signals(pid, pidfd, sigfd, io, status)?;
+        } else if status.is_none() {
             // A SIGCHLD may have been merged with one already read: check cheaply.
-            if let Ok(Some(st)) = sys::waitpid(pid, libc::WNOHANG) {
-                status = Some(st);
-            }
+            status = sys::waitpid(pid, libc::WNOHANG).ok().flatten();
         }
+        relay.pump(&fds, mi, si);
     }
     Ok(status.unwrap_or(0))
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}
+
+/// Reads every pending signal: SIGCHLD reaps our one child (never "any" child, which could
+/// take its status away), SIGWINCH resizes the pty, the others go to the container's init
+/// while it runs. Returns the wait status once the child has ended.
+fn handle_signals(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>, mut status: Option<i32>) -> Result<Option<i32>> {
+    while let Some(sig) = sys::read_signal(sigfd.as_fd()) {
+        match sig {
+            libc::SIGCHLD if status.is_none() => {
+                status = sys::waitpid(pid, libc::WNOHANG).ctx(|| format!("wait for the container's init {pid}"))?;
+            }
+            libc::SIGCHLD => {}
+            libc::SIGWINCH => {
+                if let Some(m) = io.master {
+                    tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
+                }
+            }
+            s if status.is_none() => {
+                let _ = sys::pidfd_send_signal(pidfd, s);
+            }
+            _ => {}
+        }
+    }
+    Ok(status)
+}
+
+/// The pty relay: master to our stdout, our stdin (with -i) to the master.
+struct Relay<'a> {
+    io: &'a Io<'a>,
+    stdin_open: bool,
+    master_open: bool,
+    buf: Vec<u8>,
+}
+
+impl Relay<'_> {
+    /// Adds the master and (while the child runs) stdin to the poll set; returns their indexes.
+    fn add_poll_fds(&self, fds: &mut Vec<libc::pollfd>, running: bool) -> (Option<usize>, Option<usize>) {
+        let mut add = |fd: i32| {
+            fds.push(pollfd(fd));
+            fds.len() - 1
+        };
+        let mi = self.io.master.filter(|_| self.master_open).map(|m| add(m.as_raw_fd()));
+        let si = self.io.stdin.filter(|_| self.stdin_open && running).map(add);
+        (mi, si)
+    }
+
+    /// Copies what is ready; a side that ends (EOF or an error) is closed for good.
+    fn pump(&mut self, fds: &[libc::pollfd], mi: Option<usize>, si: Option<usize>) {
+        let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0);
+        if let (true, Some(m)) = (ready(mi), self.io.master) {
+            self.master_open = copy(&mut self.buf, m.as_raw_fd(), Some(self.io.stdout));
+        }
+        if let (true, Some(i)) = (ready(si), self.io.stdin) {
+            self.stdin_open = copy(&mut self.buf, i, self.io.master.map(|m| m.as_raw_fd()));
+        }
+    }
+}
+
+/// One read from `from`, written to `to`; false once `from` has ended.
+fn copy(buf: &mut [u8], from: i32, to: Option<i32>) -> bool {
+    // SAFETY: reading into a valid buffer of its length.
+    let r = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
+    if r > 0 {
+        if let Some(to) = to {
+            let _ = tty::write_all(to, &buf[..r as usize]);
+        }
+        return true;
+    }
+    r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
 }

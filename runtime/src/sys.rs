@@ -177,8 +177,14 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
 /// A fork-like `clone3(2)` (no CLONE_VM, no new stack: the child continues on a copy of this
 /// process's stack) with namespace `flags`, optionally straight into the cgroup v2 directory
 /// `cgroup` (CLONE_INTO_CGROUP). Returns 0 in the child and the child's pid in the parent.
-/// The caller must be single-threaded.
-pub fn clone_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<i32> {
+///
+/// # Safety
+/// The calling process must be single-threaded: the child gets a copy of this thread only, so
+/// a lock (the allocator's, stdout's) held by another thread at the moment of the clone would
+/// stay locked in the child forever. In the child, the caller must not return into frames
+/// that also exist in the parent (their destructors would run twice, once per process) nor
+/// unwind into them: it ends with `_exit` or `exec`, and catches panics before they escape.
+pub unsafe fn clone_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<i32> {
     #[repr(C)]
     struct CloneArgs {
         flags: u64,
@@ -215,6 +221,23 @@ pub fn clone_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<i32> {
     // stack the child gets a private copy of the address space, exactly like fork(2).
     let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     check(r).map(|p| p as i32)
+}
+
+/// Runs `body` in a process just forked from rrun and ends the process with its exit code,
+/// never returning into the frames it shares with its parent: a panic (already reported in
+/// one line by rrun's panic hook) ends it with `_exit(125)` instead of unwinding into the
+/// parent's guards (which would, say, delete the container's folder from the child).
+pub fn forked_child<F: FnOnce() -> i32>(body: F) -> ! {
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Test hook: proves that a panic here never reaches the parent's frames.
+        if std::env::var_os("RRUN_TEST_PANIC_IN_FORKED_CHILD").is_some() {
+            panic!("test panic in a forked child (RRUN_TEST_PANIC_IN_FORKED_CHILD)");
+        }
+        body()
+    }))
+    .unwrap_or(125);
+    // SAFETY: _exit ends this process at once, without destructors or atexit handlers.
+    unsafe { libc::_exit(code) }
 }
 
 /// `pidfd_open(2)`.
@@ -283,6 +306,33 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The command name of a process (`/proc/PID/comm`), None when it does not exist.
+pub fn comm(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(s.trim_end_matches('\n').to_string())
+}
+
+/// True when process `pid` is PID 1 of a pid namespace below the caller's: its `NSpid` line
+/// in /proc/PID/status (proc(5)) has more than one entry and ends in 1.
+pub fn is_child_ns_init(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let Some(ids) = s.lines().find_map(|l| l.strip_prefix("NSpid:")) else { return false };
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    ids.len() > 1 && ids.last() == Some(&"1")
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (setrlimit(2)); best effort.
+pub fn raise_nofile_limit() {
+    // SAFETY: getrlimit/setrlimit fill and read a plain struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
 }
 
 /// Blocks `sigs` in this thread and returns the previous mask.

@@ -58,6 +58,16 @@ pub fn is_tty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// `-i -t` relays the caller's terminal: refuse it, as Docker does, when stdin is not one
+/// (the relay would never see an end: a pipe's EOF is no terminal's VEOF). `-t` alone works
+/// with any stdin (it is not read).
+pub fn check_interactive(interactive: bool, tty: bool) -> Result<()> {
+    if interactive && tty && !is_tty(0) {
+        return Err(crate::error::user("the input device is not a TTY: use -i without -t to pipe input, or run from a terminal"));
+    }
+    Ok(())
+}
+
 static SAVED: Mutex<Option<(RawFd, libc::termios)>> = Mutex::new(None);
 static HOOKED: AtomicBool = AtomicBool::new(false);
 

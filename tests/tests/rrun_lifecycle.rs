@@ -137,7 +137,7 @@ fn kill_sends_the_signal_and_rm_refuses_a_running_container() {
     let name = unique("k");
     detach(&lab, &name, &[], &["sleep", "1000"]);
     let o = sub(&lab, &["rm", &name]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(125), "rrun's own failure");
     assert!(String::from_utf8_lossy(&o.stderr).contains("rm -f"));
     assert!(sub(&lab, &["kill", "-s", "USR1", &name]).status.success());
     assert!(eventually(10, || lab.inspect(&name)["status"] == "exited"));
@@ -145,8 +145,15 @@ fn kill_sends_the_signal_and_rm_refuses_a_running_container() {
     let o = sub(&lab, &["kill", "-s", "NOPE", &name]);
     assert_eq!(o.status.code(), Some(125));
     assert!(sub(&lab, &["rm", &name]).status.success());
-    let o = sub(&lab, &["rm", "no-such-container"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no such container"));
+    // A missing container is rrun's failure (125) for every subcommand, in one line.
+    for cmd in [&["rm", "no-such-container"][..], &["rm", "-f", "no-such-container"], &["stop", "no-such-container"], &["kill", "no-such-container"]] {
+        let o = sub(&lab, cmd);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(125), "{cmd:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{cmd:?}: {err}");
+        assert!(err.contains("no such container: no-such-container"), "{cmd:?}: {err}");
+    }
+    lab.assert_clean(&[]);
 }
 
 #[test]

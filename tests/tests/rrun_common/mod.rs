@@ -1,8 +1,9 @@
 //! Shared by the rrun_* end-to-end tests: a scratch store with an Alpine image, rrun commands
 //! pointed at it, output with a deadline, and checks that nothing of a container is left
-//! (folder, mount, cgroup, process).
+//! (folder, upper dir in rrun's tmpfs, cgroup in any hierarchy, process).
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,6 +16,8 @@ pub struct Lab {
     pub store: Scratch,
     pub image: String,
     pub layer: String,
+    /// What of any container existed before this lab ran one (see [`Lab::assert_clean`]).
+    pub before: Traces,
 }
 
 impl Lab {
@@ -27,7 +30,7 @@ impl Lab {
         let image =
             line(cmd("rbuild").env("RBOX_ROOT", store.path()).args(["image", "create", &layer, "--tag", "alpine:3.15", "--cmd", "/bin/sh"]));
         assert!(image.starts_with("sha256:"), "image create printed {image:?}");
-        Lab { store, image, layer }
+        Lab { store, image, layer, before: Traces::now() }
     }
 
     pub fn rbuild(&self) -> Command {
@@ -78,14 +81,28 @@ impl Lab {
         serde_json::from_slice(&o.stdout).expect("inspect prints JSON")
     }
 
-    /// Asserts nothing of any container is left: no folder, no mount under the store, no
-    /// rbox cgroup of a container of this store.
+    /// Asserts nothing of this lab's containers is left: no folder in the store (other than
+    /// `ids_before`), and no rbox-* cgroup directory (beneath this process's cgroup, in every
+    /// hierarchy), folder in rrun's tmpfs or process in an rbox-* cgroup that was not there
+    /// when the lab was made. Other tests run in parallel: a trace of a container recorded in
+    /// another store is theirs, and one recorded nowhere is given 10 s to go (a container
+    /// being removed right now); what stays is a leak.
     pub fn assert_clean(&self, ids_before: &[String]) {
         let left: Vec<String> = self.container_ids().into_iter().filter(|i| !ids_before.contains(i)).collect();
         assert!(left.is_empty(), "container folders left behind: {left:?}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let store = self.store.path().to_string_lossy().into_owned();
-        assert!(!mounts.contains(&store), "mounts left under {store}");
+        let mine = self.containers_dir();
+        let leaks = |t: &Traces| -> Vec<String> {
+            t.all()
+                .into_iter()
+                .filter(|(id, _)| !self.before.has(id) && !ids_before.contains(id) && (mine.join(id).exists() || !recorded_elsewhere(id, &mine)))
+                .map(|(_, what)| what)
+                .collect()
+        };
+        let mut found = leaks(&Traces::now());
+        if !found.is_empty() && eventually(10, || leaks(&Traces::now()).is_empty()) {
+            found.clear();
+        }
+        assert!(found.is_empty(), "left behind by containers of {}: {found:?}", mine.display());
     }
 
     /// Removes every container of this store (used by tests that keep some).
@@ -101,6 +118,122 @@ impl Drop for Lab {
     fn drop(&mut self) {
         self.rm_all();
     }
+}
+
+/// What containers leave on the host outside their store, by container id: rbox-<id> cgroup
+/// directories beneath this process's own cgroup in every hierarchy, folders in rrun's tmpfs
+/// (/run/rbox/containers/<id>), and processes in an rbox-<id> cgroup.
+#[derive(Debug, Default)]
+pub struct Traces {
+    pub cgroups: BTreeSet<(String, PathBuf)>,
+    pub run_dirs: BTreeSet<String>,
+    pub processes: BTreeSet<(String, i32)>,
+}
+
+impl Traces {
+    pub fn now() -> Traces {
+        let mut t = Traces::default();
+        for own in own_cgroup_dirs() {
+            collect_rbox_dirs(&own, 3, &mut t.cgroups);
+        }
+        if let Ok(rd) = std::fs::read_dir(RUN_DIR) {
+            t.run_dirs = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        }
+        for pid in all_pids() {
+            let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            if let Some(id) = cg.split(['/', '\n']).find_map(|c| c.strip_prefix("rbox-")) {
+                t.processes.insert((id.to_string(), pid));
+            }
+        }
+        t
+    }
+
+    /// Every trace as (container id, description).
+    pub fn all(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self.cgroups.iter().map(|(id, p)| (id.clone(), format!("cgroup {}", p.display()))).collect();
+        v.extend(self.run_dirs.iter().map(|id| (id.clone(), format!("{RUN_DIR}/{id}"))));
+        v.extend(self.processes.iter().map(|(id, pid)| (id.clone(), format!("process {pid} in cgroup rbox-{id}"))));
+        v
+    }
+
+    pub fn has(&self, id: &str) -> bool {
+        self.all().iter().any(|(i, _)| i == id)
+    }
+}
+
+/// rrun's tmpfs for the upper dirs of containers removed on exit.
+pub const RUN_DIR: &str = "/run/rbox/containers";
+
+/// True when a store other than `mine` under the temp dir records container `id` (a test
+/// running in parallel owns it).
+fn recorded_elsewhere(id: &str, mine: &Path) -> bool {
+    let tmp = std::env::temp_dir();
+    let Ok(rd) = std::fs::read_dir(&tmp) else { return false };
+    rd.flatten().any(|e| {
+        [e.path().join("containers").join(id), e.path().join("store/containers").join(id)].iter().any(|p| p.exists() && !p.starts_with(mine))
+    })
+}
+
+/// The directory of this process's own cgroup in every mounted hierarchy (v1 and v2).
+pub fn own_cgroup_dirs() -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for l in mountinfo.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else { continue };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let p: Vec<&str> = post.split(' ').collect();
+        if f.len() < 5 || p.len() < 3 {
+            continue;
+        }
+        let (root, point, fstype, opts) = (f[3], f[4], p[0], p[2]);
+        let own = membership.lines().find_map(|m| {
+            let mut it = m.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let same = match fstype {
+                "cgroup2" => ctrls.is_empty(),
+                "cgroup" => !ctrls.is_empty() && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c)),
+                _ => false,
+            };
+            same.then(|| path.to_string())
+        });
+        if let Some(path) = own {
+            let rel = path.strip_prefix(root).unwrap_or(&path).trim_start_matches('/');
+            out.push(Path::new(point).join(rel));
+        }
+    }
+    out
+}
+
+fn collect_rbox_dirs(dir: &Path, depth: u32, out: &mut BTreeSet<(String, PathBuf)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        match name.strip_prefix("rbox-") {
+            Some(id) => {
+                out.insert((id.to_string(), e.path()));
+            }
+            None if depth > 0 => collect_rbox_dirs(&e.path(), depth - 1, out),
+            None => {}
+        }
+    }
+}
+
+fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc").map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
+}
+
+/// Pids of the processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    all_pids()
+        .into_iter()
+        .filter(|&p| p != me)
+        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| String::from_utf8_lossy(&c).contains(marker)).unwrap_or(false))
+        .collect()
 }
 
 /// True when a cgroup directory named for this container id exists in any hierarchy.
