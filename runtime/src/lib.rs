@@ -10,6 +10,16 @@
 //!   twice is kept once, the kernel refuses duplicates) ([`mounts`], [`container`]).
 //! - Rootless (non-root caller): container root is the caller (single-id map); the child builds
 //!   the overlay itself with `userxattr`; no cgroup unless limits are asked for.
+//! - `--userns host` (Docker's `--userns=host`): no user namespace; container root is host root
+//!   with Docker's default capabilities only, so it cannot unmount the read-only /proc/sys,
+//!   /proc/bus, ... and the masked /proc/kcore, /proc/keys, /sys/firmware, ... ([`caps`],
+//!   [`masks`]). Remap applies the same paths as defence in depth and keeps every capability
+//!   over the container's own namespaces (`hostname x` works); the kernel checks host-wide
+//!   changes against container root's unprivileged host id there.
+//! - The container's init and `exec`'d processes get a session of their own (no controlling
+//!   terminal but the container's pty with -t) and only descriptors 0-2; files of the image
+//!   rrun reads or mounts over (/etc/passwd, /etc/hosts, volume targets) are resolved inside
+//!   the root, never opened when they are FIFOs, and read with a 1 MiB cap ([`inroot`]).
 //! - Containers removed on exit (unnamed, not detached, or `--rm`) keep their upper dir in
 //!   rrun's tmpfs at /run/rbox/containers/<id>/ (one mount for all, `size=25%`, charged to each
 //!   container's memory cgroup): nothing is written to or freed on disk; named/detached
