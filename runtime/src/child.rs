@@ -133,12 +133,12 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     }
     std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
 
-    let mut env: Vec<OsArg> = cfg.process.env.iter().map(|e| OsArg::from(e.as_str())).collect();
+    let mut env: Vec<OsArg> = cfg.process.env.clone();
     if !spec::has_env(&env, "HOME") {
         env.push(format!("HOME={}", user.home).into());
     }
     let mut argv: Vec<OsArg> = vec!["rinit".into(), "--".into()];
-    argv.extend(cfg.process.args.iter().map(|a| OsArg::from(a.as_str())));
+    argv.extend(cfg.process.args.iter().cloned());
     let argv = to_cstrings(&argv)?;
     let envp = to_cstrings(&env)?;
 

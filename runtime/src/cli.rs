@@ -152,7 +152,7 @@ pub struct RunArgs {
     pub hostname: Option<String>,
     /// Set an environment variable (K=V, or K to copy it from rrun's environment).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
+    pub env: Vec<OsString>,
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
@@ -191,7 +191,7 @@ pub struct RunArgs {
     pub userns: Option<String>,
     /// COMMAND [ARG...] (default: the image's entrypoint + cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -204,7 +204,7 @@ pub struct ExecArgs {
     pub tty: bool,
     /// Set an environment variable (K=V).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
+    pub env: Vec<OsString>,
     /// Working directory.
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
@@ -215,5 +215,5 @@ pub struct ExecArgs {
     pub name: String,
     /// COMMAND [ARG...].
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }

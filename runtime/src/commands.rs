@@ -27,7 +27,7 @@ pub fn ps(root: &Path, all: bool, no_trunc: bool) -> Result<i32> {
                     continue;
                 }
                 let image = if s.image_ref.is_empty() { short(s.image.trim_start_matches("sha256:"), 12) } else { s.image_ref.clone() };
-                let cmd = s.config.process.args.join(" ");
+                let cmd = crate::spec::display_command(&s.config.process.args);
                 format!("{:<14} {:<20} {:<20} {:<19} {}\n", short(&s.id, id_len), s.name, image, status_text(&s, status), short(&cmd, 40))
             }
             Entry::Corrupt { id, why } if all => format!("{:<14} {:<20} {:<20} {:<19} {}\n", short(&id, id_len), "-", "-", "corrupt", why),

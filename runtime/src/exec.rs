@@ -10,11 +10,11 @@ use std::path::Path;
 
 use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
-use crate::error::{user, Context, Error, Result};
-use crate::spec;
+use crate::error::{user, Context, Result};
+use crate::spec::{self, OsArg};
 use crate::state::{Containers, State, Status};
 use crate::supervise::{self, Io};
-use crate::{sys, tty, users};
+use crate::{caps, child, inroot, sys, tty, users};
 
 const NAMESPACES: [(&str, i32); 7] = [
     ("user", libc::CLONE_NEWUSER),
@@ -37,21 +37,27 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
     }
-    let mut env = merge_env(&st.config.process.env, &a.env)?;
+    let mut env = spec::merge_cli_env(st.config.process.env.clone(), &a.env)?;
     let cwd = a.workdir.clone().unwrap_or_else(|| st.config.process.cwd.clone());
     let user_spec = a.user.clone().unwrap_or_else(|| st.config.process.user.clone());
     enter(&st)?;
-    let u = resolve_user(&user_spec, st.config.idmaps.deny_setgroups)?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", u.home));
+    // The same user, groups and checks as the container's main process (users.rs), the
+    // files read inside the container's root (inroot.rs).
+    let u = users::in_container(&inroot::Root::open()?, &user_spec, &st.config.idmaps)?;
+    if !spec::has_env(&env, "HOME") {
+        env.push(format!("HOME={}", u.home).into());
     }
-    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+    if a.tty && !spec::has_env(&env, "TERM") {
         env.push("TERM=xterm".into());
     }
-    let prog = find_program(&a.command[0], &env);
     let pty = if a.tty { Some(open_pty()?) } else { None };
-    let argv = cstrings(&a.command)?;
-    let envp = cstrings(&env)?;
+    let command: Vec<OsArg> = a.command.iter().cloned().map(OsArg).collect();
+    let argv = child::to_cstrings(&command)?;
+    let path = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")).unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..]).to_vec();
+    let envp = child::to_cstrings(&env)?;
+    // --userns host: no user namespace to join, so the process keeps only Docker's default
+    // capabilities, as the container's own processes (caps.rs).
+    let confine = !st.config.idmaps.own_userns();
     let _old = sys::block_signals(&supervise::HANDLED);
     let sigfd = sys::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
     // SAFETY: single-threaded; the child only sets up and execs, ending in _exit otherwise
@@ -62,7 +68,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     }
     if pid == 0 {
         let slave = pty.as_ref().map(|p| &p.1);
-        sys::forked_child(|| child(&u, &cwd, slave, !a.interactive && !a.tty, prog.as_deref(), &argv, &envp));
+        let how = ChildSetup { user: &u, cwd: &cwd, slave, null_stdin: !a.interactive && !a.tty, confine };
+        sys::forked_child(|| child(&how, &argv, &envp, &path));
     }
     let child_fd = sys::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
     let master = pty.map(|(m, _s)| m);
@@ -71,21 +78,6 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let io = Io { master: master.as_ref().map(|m| m.as_fd()), stdin: relay_stdin.then_some(0), stdout: 1 };
     let status = supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)?;
     Ok(sys::exit_code_of(status))
-}
-
-/// The container's environment with each `-e K=V` replacing K.
-fn merge_env(base: &[String], extra: &[String]) -> Result<Vec<String>> {
-    let mut env = base.to_vec();
-    for e in extra {
-        match e.split_once('=') {
-            Some((k, _)) if !k.is_empty() => {
-                env.retain(|x| x.split('=').next() != Some(k));
-                env.push(e.clone());
-            }
-            _ => return Err(user(format!("bad -e {e:?}: use KEY=VALUE"))),
-        }
-    }
-    Ok(env)
 }
 
 /// Joins the container: its cgroup, then all its namespaces at once through a pidfd of its
@@ -116,18 +108,6 @@ fn enter(st: &State) -> Result<()> {
     Ok(())
 }
 
-/// The user to run as, resolved against the container's /etc/passwd and /etc/group.
-fn resolve_user(spec: &str, deny_setgroups: bool) -> Result<users::User> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok();
-    let group = std::fs::read_to_string("/etc/group").ok();
-    let mut u = users::resolve(spec, passwd.as_deref(), group.as_deref())?;
-    if deny_setgroups {
-        // setgroups is denied in a rootless user namespace: no supplementary groups there
-        u.groups.clear();
-    }
-    Ok(u)
-}
-
 /// A pty pair of the container's own devpts (reached through its mount namespace).
 fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let m = OpenOptions::new()
@@ -141,48 +121,120 @@ fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     Ok((m, s))
 }
 
-fn child(u: &users::User, cwd: &str, slave: Option<&OwnedFd>, null_stdin: bool, prog: Option<&Path>, argv: &[CString], envp: &[CString]) -> i32 {
+/// What the exec child does before exec.
+struct ChildSetup<'a> {
+    user: &'a users::User,
+    cwd: &'a str,
+    slave: Option<&'a OwnedFd>,
+    null_stdin: bool,
+    /// `--userns host`: keep only Docker's default capabilities (see caps.rs).
+    confine: bool,
+}
+
+/// The forked process that becomes the command: a session of its own (on the pty with -t,
+/// else without a controlling terminal), the container's user, only descriptors 0-2, then the
+/// PATH search. Returns the exit code when it cannot exec.
+fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) -> i32 {
+    let u = how.user;
     let r: Result<()> = (|| {
-        if let Some(s) = slave {
+        if let Some(s) = how.slave {
             tty::become_session_leader_on(s)?;
-        } else if null_stdin {
-            let n = File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-            sys::dup2(n.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
+        } else {
+            child::leave_session()?;
+            if how.null_stdin {
+                let n = File::open("/dev/null").ctx(|| "open /dev/null".into())?;
+                sys::dup2(n.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
+            }
         }
-        std::env::set_current_dir(cwd).ctx(|| format!("chdir {cwd} in the container"))?;
-        sys::set_ids(u.uid, u.gid, &u.groups).ctx(|| format!("switch to user {}:{}", u.uid, u.gid))?;
+        std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
+        if how.confine {
+            caps::drop_bounding_set().ctx(|| "drop capabilities outside Docker's default set".into())?;
+        }
+        sys::set_ids(u.uid, u.gid, &u.groups).ctx(|| format!("switch to user {}", child::user_arg(u)))?;
+        if how.confine {
+            caps::limit_sets().ctx(|| "limit the capability sets".into())?;
+        }
+        // Nothing of rrun's caller but 0-2 may reach the container (close_range(2)).
+        sys::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
         Ok(())
     })();
     if let Err(e) = r {
         eprintln!("rrun: {e}");
         return 125;
     }
-    let Some(prog) = prog else {
-        eprintln!("rrun: {}: command not found in the container", argv[0].to_string_lossy());
-        return 127;
-    };
-    let Ok(p) = sys::cstr(prog) else { return 127 };
     sys::reset_signals_for_exec();
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     e.push(std::ptr::null());
-    // SAFETY: NULL-terminated arrays of valid C strings outliving the call.
-    unsafe { libc::execve(p.as_ptr(), a.as_ptr(), e.as_ptr()) };
-    let err = std::io::Error::last_os_error();
-    eprintln!("rrun: exec {}: {err}", prog.display());
-    if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 }
-}
-
-/// The program to exec: a path as given, else the first match in the container's PATH.
-fn find_program(cmd: &str, env: &[String]) -> Option<std::path::PathBuf> {
-    if cmd.contains('/') {
-        return Some(cmd.into());
+    let name = argv[0].as_bytes();
+    let err = search_and_exec(name, path, |p| {
+        // SAFETY: NULL-terminated arrays of valid C strings outliving the call.
+        unsafe { libc::execve(p.as_ptr(), a.as_ptr(), e.as_ptr()) };
+        std::io::Error::last_os_error()
+    });
+    let shown = String::from_utf8_lossy(name);
+    if err.raw_os_error() == Some(libc::ENOENT) && !name.contains(&b'/') {
+        eprintln!("rrun: {shown}: command not found in the container");
+    } else {
+        eprintln!("rrun: exec {shown}: {err}");
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
+    if matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) { 127 } else { 126 }
 }
 
-fn cstrings(v: &[String]) -> Result<Vec<CString>> {
-    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| Error::User(format!("{s:?} contains a NUL byte")))).collect()
+/// execvp(3)'s search, as rinit does it: a name with '/' is executed as is, else each PATH
+/// entry in turn ("" is "."), as the container's user, going on past entries that do not
+/// exist or are not executable (EACCES); EACCES wins over not-found at the end, any other
+/// error stops the search. Returns only on failure.
+fn search_and_exec(name: &[u8], path: &[u8], mut exec: impl FnMut(&std::ffi::CStr) -> std::io::Error) -> std::io::Error {
+    let enoent = || std::io::Error::from_raw_os_error(libc::ENOENT);
+    if name.is_empty() {
+        return enoent();
+    }
+    if name.contains(&b'/') {
+        return match CString::new(name) {
+            Ok(c) => exec(&c),
+            Err(_) => enoent(),
+        };
+    }
+    let mut saw_eacces = false;
+    for dir in path.split(|&c| c == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let Ok(candidate) = CString::new([dir, b"/", name].concat()) else { continue };
+        let err = exec(&candidate);
+        match err.raw_os_error() {
+            Some(libc::EACCES) => saw_eacces = true,
+            Some(libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENAMETOOLONG | libc::ELOOP) => {}
+            _ => return err,
+        }
+    }
+    if saw_eacces {
+        std::io::Error::from_raw_os_error(libc::EACCES)
+    } else {
+        enoent()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_search_goes_past_entries_that_are_not_executable() {
+        let mut tried = Vec::new();
+        let err = search_and_exec(b"ls", b"/a:/b::/c", |p| {
+            tried.push(p.to_string_lossy().into_owned());
+            std::io::Error::from_raw_os_error(if p.to_bytes() == b"/a/ls" { libc::EACCES } else { libc::ENOENT })
+        });
+        assert_eq!(tried, ["/a/ls", "/b/ls", "./ls", "/c/ls"]);
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+        let err = search_and_exec(b"ls", b"/a:/b", |p| std::io::Error::from_raw_os_error(if p.to_bytes() == b"/b/ls" { libc::ENOEXEC } else { libc::ENOENT }));
+        assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC));
+        let mut tried = Vec::new();
+        search_and_exec(b"./x", b"/a", |p| {
+            tried.push(p.to_string_lossy().into_owned());
+            std::io::Error::from_raw_os_error(libc::ENOENT)
+        });
+        assert_eq!(tried, ["./x"]);
+    }
 }

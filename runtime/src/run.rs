@@ -19,7 +19,9 @@ use crate::{detach, image, memfd, sys, tty, upper};
 pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
     let reference = match (&a.image, a.command.first()) {
         (Some(r), _) => r.as_str(),
-        (None, Some(w)) if w.starts_with('-') => return Err(user(format!("unknown option {w} (see `rrun --help`)"))),
+        (None, Some(w)) if w.as_encoded_bytes().starts_with(b"-") => {
+            return Err(user(format!("unknown option {} (see `rrun --help`)", w.to_string_lossy())))
+        }
         (None, _) => return Err(user("--image IMAGE is required (see `rrun --help`)")),
     };
     tty::check_interactive(a.interactive, a.tty)?;
@@ -58,6 +60,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
     let volumes = a.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>>>()?;
     for t in &a.tmpfs {
         spec::check_container_path(t)?;
+        spec::check_mount_target(t, &format!("--tmpfs {t}"))?;
     }
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
@@ -65,9 +68,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
     let img = image::resolve(root, reference)?;
     let id = state::new_id()?;
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-    if hostname.is_empty() || hostname.len() > 64 {
-        return Err(user(format!("bad --hostname {hostname:?}: 1 to 64 characters")));
-    }
+    spec::check_hostname(&hostname)?;
     let args = spec::command_line(&img, &a.command)?;
     let env = spec::environment(&img.env, &a.env, &hostname, a.tty)?;
     let process = ProcessConfig {

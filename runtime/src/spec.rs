@@ -208,8 +208,8 @@ pub fn check_container_path(p: &str) -> Result<()> {
 /// The process rinit starts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessConfig {
-    pub args: Vec<String>,
-    pub env: Vec<String>,
+    pub args: Vec<OsArg>,
+    pub env: Vec<OsArg>,
     pub cwd: String,
     /// As given (`UID[:GID]` or a name); resolved against the container's /etc/passwd.
     pub user: String,
@@ -286,12 +286,12 @@ pub struct ContainerConfig {
 }
 
 /// The command: explicit COMMAND replaces cmd (entrypoint kept, as Docker does).
-pub fn command_line(img: &Image, command: &[String]) -> Result<Vec<String>> {
-    let mut args = img.entrypoint.clone();
+pub fn command_line(img: &Image, command: &[OsString]) -> Result<Vec<OsArg>> {
+    let mut args: Vec<OsArg> = img.entrypoint.iter().map(|a| OsArg::from(a.as_str())).collect();
     if command.is_empty() {
-        args.extend(img.cmd.iter().cloned());
+        args.extend(img.cmd.iter().map(|a| OsArg::from(a.as_str())));
     } else {
-        args.extend(command.iter().cloned());
+        args.extend(command.iter().cloned().map(OsArg));
     }
     if args.is_empty() {
         return Err(user("no command given and the image has no entrypoint or cmd: add one after --image IMAGE --"));
@@ -300,31 +300,15 @@ pub fn command_line(img: &Image, command: &[String]) -> Result<Vec<String>> {
 }
 
 /// The environment: defaults, then the image's, then each `-e` (K alone copies rrun's value).
-pub fn environment(img_env: &[String], cli_env: &[String], hostname: &str, tty: bool) -> Result<Vec<String>> {
-    let mut env: Vec<String> = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
+pub fn environment(img_env: &[String], cli_env: &[OsString], hostname: &str, tty: bool) -> Result<Vec<OsArg>> {
+    let mut env: Vec<OsArg> = vec![DEFAULT_PATH.into(), format!("HOSTNAME={hostname}").into()];
     if tty {
-        env.push("TERM=xterm".to_string());
+        env.push("TERM=xterm".into());
     }
-    let mut set = |kv: String| {
-        let k = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|e| e.split('=').next() != Some(k.as_str()));
-        env.push(kv);
-    };
     for e in img_env {
-        set(e.clone());
+        set_env(&mut env, e.as_str().into());
     }
-    for e in cli_env {
-        match e.split_once('=') {
-            Some((k, _)) if !k.is_empty() => set(e.clone()),
-            None if !e.is_empty() => {
-                if let Ok(v) = std::env::var(e) {
-                    set(format!("{e}={v}"));
-                }
-            }
-            _ => return Err(user(format!("bad -e {e:?}: use KEY=VALUE"))),
-        }
-    }
-    Ok(env)
+    merge_cli_env(env, cli_env)
 }
 
 /// Applies `-e` entries over `env` (used by run and exec alike): `K=V` sets, `K` alone copies
@@ -374,7 +358,7 @@ mod tests {
     #[test]
     fn cli_env_overrides_image_env_and_defaults() {
         let env = environment(&["PATH=/x".into(), "A=1".into()], &["A=2".into(), "B=3".into()], "h", false).unwrap();
-        let has = |s: &str| env.contains(&s.to_string());
+        let has = |s: &str| env.contains(&OsArg::from(s));
         assert!(has("PATH=/x"));
         assert!(has("A=2") && !has("A=1"));
         assert!(has("B=3"));
