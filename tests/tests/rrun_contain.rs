@@ -162,7 +162,7 @@ fn exec_hands_the_command_only_descriptors_0_to_2() {
     let name = unique("ctf");
     start_detached(&lab, &name, &[]);
     let mut c = lab.rrun();
-    c.args(["exec", &name, "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '; ls /proc/self/fd/7/ 2>&1 | head -1"]);
+    c.args(["exec", &name, "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '; echo; ls /proc/self/fd/7/ 2>&1 | head -1"]);
     with_extra_fd(&mut c, std::fs::File::open(host.path()).unwrap(), 7);
     let o = output(c, 60);
     let out = text(&o.stdout);
@@ -390,4 +390,25 @@ fn exec_searches_path_past_files_that_are_not_executable() {
     c.args(["exec", &name, "no-such-command"]);
     assert_eq!(output(c, 30).status.code(), Some(127));
     lab.rm_all();
+}
+
+#[test]
+fn non_utf8_arguments_and_environment_values_reach_the_command_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let lab = Lab::new("ct");
+    let mut c = lab.rrun();
+    c.args(["--net", "none", "-e"]).arg(OsStr::from_bytes(b"K=a\xffb")).args(["--image", &lab.image, "--", "sh", "-c", "printf %s \"$K\"; printf / ; printf %s \"$1\"", "sh"]);
+    c.arg(OsStr::from_bytes(b"\xfe\x80"));
+    let o = output(c, 30);
+    assert_eq!(o.stdout, b"a\xffb/\xfe\x80", "{}", text(&o.stderr));
+    let name = unique("ctn");
+    start_detached(&lab, &name, &[]);
+    let mut c = lab.rrun();
+    c.args(["exec", "-e"]).arg(OsStr::from_bytes(b"K=\xff")).args([&name, "sh", "-c", "printf %s \"$K\"; printf %s \"$1\"", "sh"]).arg(OsStr::from_bytes(b"\xfe"));
+    let o = output(c, 30);
+    assert_eq!(o.stdout, b"\xff\xfe", "{}", text(&o.stderr));
+    assert_eq!(lab.inspect(&name)["command"][0], "sleep", "UTF-8 arguments stay JSON strings");
+    lab.rm_all();
+    lab.assert_clean(&[]);
 }
