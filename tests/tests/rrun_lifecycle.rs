@@ -121,8 +121,8 @@ fn stop_delivers_sigterm_through_rinit_then_sigkill_after_the_grace() {
     assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("exited"), Some(143)));
     // A command that ignores SIGTERM is killed after -t seconds.
     let name2 = unique("st");
-    detach(&lab, &name2, &[], &["sh", "-c", "trap '' TERM; while :; do sleep 1; done"]);
-    std::thread::sleep(Duration::from_millis(300));
+    detach(&lab, &name2, &[], &["sh", "-c", "trap '' TERM; echo trap-set; while :; do sleep 1; done"]);
+    assert!(eventually(20, || String::from_utf8_lossy(&sub(&lab, &["logs", &name2]).stdout).contains("trap-set")), "the trap is set");
     let t = Instant::now();
     assert!(sub(&lab, &["stop", "-t", "1", &name2]).status.success());
     assert!(t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
@@ -184,9 +184,16 @@ fn a_container_whose_rrun_was_killed_is_listed_and_removed_by_rm_f() {
 fn foreground_run_forwards_sigterm_to_the_command() {
     let lab = Lab::new("life");
     let mut c = lab.rrun();
-    c.args(["--net", "none", "--image", &lab.image, "--", "sleep", "1000"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["--net", "none", "--image", &lab.image, "--", "sh", "-c", "echo started; exec sleep 1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The command printed: rrun has blocked and handles its signals since before the clone.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first.trim(), "started");
     assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let t = Instant::now();
     let st = loop {
@@ -197,5 +204,289 @@ fn foreground_run_forwards_sigterm_to_the_command() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(st.code(), Some(143));
+    lab.assert_clean(&[]);
+}
+
+/// Writes a changed state.json of container `name` through `f` (as a hostile or broken
+/// store would hold it) and returns the container's folder name.
+fn tamper(lab: &Lab, name: &str, f: impl FnOnce(&mut serde_json::Value)) -> String {
+    let id = lab.inspect(name)["id"].as_str().unwrap().to_string();
+    let p = lab.containers_dir().join(&id).join("state.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    id
+}
+
+#[test]
+fn a_state_json_id_naming_a_path_is_refused_listed_as_corrupt_and_rm_f_removes_only_the_folder() {
+    let lab = Lab::new("life");
+    let victim = rbox_tests::Scratch::new("victim");
+    std::fs::write(victim.join("keep"), "x").unwrap();
+    let name = unique("evil");
+    assert!(lab.run(&["--name", &name], &["true"]).status.success());
+    let folder = tamper(&lab, &name, |v| v["id"] = victim.path().to_string_lossy().into());
+    // The record is no container any more: rm by name finds nothing and deletes nothing.
+    for args in [&["rm", &name][..], &["rm", "-f", &name]] {
+        let o = sub(&lab, args);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("no such container"));
+    }
+    assert!(victim.join("keep").exists(), "a path named in state.json was removed");
+    let o = sub(&lab, &["ps", "-a"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().find(|l| l.starts_with(&folder[..12])).unwrap_or_else(|| panic!("ps -a does not list the bad record: {out}"));
+    assert!(line.contains("corrupt"), "{line}");
+    // Without -f rm says what to do; with -f (by the id ps shows) it removes the folder only.
+    let o = sub(&lab, &["rm", &folder[..12]]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rm -f"));
+    assert!(sub(&lab, &["rm", "-f", &folder[..12]]).status.success());
+    assert!(!lab.containers_dir().join(&folder).exists());
+    assert!(victim.join("keep").exists());
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn a_non_ascii_id_or_other_bad_fields_in_state_json_do_not_break_ps() {
+    let lab = Lab::new("life");
+    let mut folders = Vec::new();
+    let bad: [(&str, serde_json::Value); 5] = [
+        ("id", "é".repeat(64).into()),
+        ("name", "../x".into()),
+        ("image", "sha256:/etc".into()),
+        ("pid", (-1).into()),
+        ("cgroup_paths", serde_json::json!(["/sys/fs/cgroup/unified"])),
+    ];
+    for (field, value) in bad {
+        let name = unique("bad");
+        assert!(lab.run(&["--name", &name], &["true"]).status.success());
+        folders.push(tamper(&lab, &name, |v| v[field] = value));
+    }
+    // A file that is no JSON at all, and a folder that is no container's.
+    let name = unique("bad");
+    assert!(lab.run(&["--name", &name], &["true"]).status.success());
+    let id = lab.inspect(&name)["id"].as_str().unwrap().to_string();
+    std::fs::write(lab.containers_dir().join(&id).join("state.json"), "{\"id\": \"\u{1F600}").unwrap();
+    folders.push(id);
+    std::fs::create_dir(lab.containers_dir().join("not-a-container")).unwrap();
+    let o = sub(&lab, &["ps", "-a"]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked") && err.lines().count() == 1 && err.contains("not-a-container"), "one warning line: {err}");
+    for f in &folders {
+        assert!(out.lines().any(|l| l.starts_with(&f[..12]) && l.contains("corrupt")), "{f} not listed as corrupt: {out}");
+        assert!(sub(&lab, &["rm", "-f", f]).status.success());
+    }
+    std::fs::remove_dir(lab.containers_dir().join("not-a-container")).unwrap();
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn rrun_killed_at_any_moment_leaves_only_what_ps_shows_and_rm_f_removes() {
+    let lab = Lab::new("crash");
+    // A sleep of a length no other test uses marks this test's container processes.
+    let marker = format!("{}", 7_000_000 + std::process::id() % 1_000_000);
+    for i in 0..30u64 {
+        let mut c = lab.rrun();
+        c.args(["--net", "none"]);
+        // Named (kept) and unnamed (removed on exit); a memory limit puts them in v1 cgroups too.
+        if i % 2 == 0 {
+            c.args(["--name", &unique("kill")]);
+        }
+        if i % 3 != 0 {
+            c.args(["--memory", "64m"]);
+        }
+        c.args(["--image", &lab.image, "--", "sleep", &marker]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(i));
+        let _ = child.kill(); // SIGKILL to rrun itself
+        let _ = child.wait();
+    }
+    // Everything ps -a shows, by the ids it shows, and nothing else, is removed by rm -f.
+    let o = sub(&lab, &["ps", "-a"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shown: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().skip(1).filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
+    if !shown.is_empty() {
+        let o = sub(&lab, &[&["rm", "-f"][..], &shown.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+        assert!(o.status.success(), "rm -f {shown:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(eventually(10, || rrun_common::processes_with(&marker).is_empty()), "container processes left: {:?}", rrun_common::processes_with(&marker));
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn a_container_whose_rrun_died_shows_as_an_orphan_and_a_removed_on_exit_one_is_reaped() {
+    let lab = Lab::new("life");
+    // Unnamed: removed on exit. Its rrun is killed while it runs.
+    let mut c = lab.rrun();
+    c.args(["--net", "none", "--memory", "64m", "--image", &lab.image, "--", "sh", "-c", "echo started; exec sleep 1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let id = lab.container_ids().pop().expect("the container is recorded");
+    let v = lab.inspect(&id);
+    assert_eq!((v["status"].as_str(), v["orphaned"].as_bool()), (Some("running"), Some(true)));
+    assert!(ps(&lab, false).contains("running (orphan)"));
+    let upper = v["upper_dir"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&upper).is_dir());
+    // Its command ends: nobody recorded the exit code, ps says so ...
+    let pid = v["pid"].as_i64().unwrap();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    assert!(eventually(10, || !std::path::Path::new(&format!("/proc/{pid}")).exists()));
+    let v = lab.inspect(&id);
+    assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("exited"), None));
+    // ... and the next rrun that lists containers removes it, all of it.
+    assert!(lab.ok(&[], &["echo", "next"]) == "next");
+    assert!(!lab.container_ids().contains(&id), "the orphan was not removed");
+    assert!(!cgroup_exists(&id) && !std::path::Path::new(&upper).exists());
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn two_concurrent_rm_f_of_one_container_one_succeeds_the_other_finds_no_such_container() {
+    let lab = Lab::new("life");
+    for _ in 0..5 {
+        let name = unique("twice");
+        detach(&lab, &name, &["--pids-limit", "50"], &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+        let spawn = || {
+            let mut c = lab.rrun();
+            c.args(["rm", "-f", &name]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let outs = [rrun_common::wait_output(a, 30), rrun_common::wait_output(b, 30)];
+        let ok = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(ok, 1, "exactly one rm -f succeeds");
+        let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+        let err = String::from_utf8_lossy(&loser.stderr);
+        assert_eq!(loser.status.code(), Some(125));
+        assert!(err.contains("no such container") && err.lines().count() == 1, "{err}");
+    }
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn global_options_work_before_a_subcommand_and_a_relative_root_works() {
+    let lab = Lab::new("life");
+    let name = unique("glob");
+    assert!(lab.run(&["--name", &name], &["true"]).status.success());
+    let root = lab.store.path().to_str().unwrap();
+    let o = rrun_common::output({
+        let mut c = rbox_tests::cmd("rrun");
+        c.env_remove("RBOX_ROOT").args(["--root", root, "--verbose", "ps", "-a"]);
+        c
+    }, 20);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&name), "{}", String::from_utf8_lossy(&o.stderr));
+    // A relative --root, from the store's parent folder: runs, lists, removes.
+    let parent = lab.store.path().parent().unwrap();
+    let rel = lab.store.path().file_name().unwrap().to_str().unwrap();
+    let rrun = |args: &[&str]| {
+        let mut c = rbox_tests::cmd("rrun");
+        c.env_remove("RBOX_ROOT").current_dir(parent).arg("--root").arg(rel).args(args);
+        rrun_common::output(c, 60)
+    };
+    let o = rrun(&["--net", "none", "--image", &lab.image, "--", "echo", "relative"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "relative", "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&rrun(&["ps", "-a"]).stdout).contains(&name));
+    assert!(rrun(&["rm", &name]).status.success());
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_125() {
+    let lab = Lab::new("life");
+    for args in [&["--bogus"][..], &["ps", "--bogus"], &["stop"], &["--memory"], &["rm"], &["kill", "-s"]] {
+        let o = sub(&lab, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("rrun: ") && err.contains("--help"), "{args:?}: {err}");
+    }
+    assert_eq!(sub(&lab, &["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn ps_shows_the_image_as_the_user_named_it_and_inspect_its_id() {
+    let lab = Lab::new("life");
+    let name = unique("ref");
+    let mut c = lab.rrun();
+    c.args(["--name", &name, "--net", "none", "--image", "alpine:3.15", "--", "true"]);
+    assert!(output(c, 30).status.success());
+    let line = ps(&lab, true).lines().find(|l| l.contains(&name)).unwrap().to_string();
+    assert!(line.contains("alpine:3.15"), "{line}");
+    let v = lab.inspect(&name);
+    assert_eq!((v["image"].as_str(), v["image_ref"].as_str()), (Some(lab.image.as_str()), Some("alpine:3.15")));
+    assert!(sub(&lab, &["rm", &name]).status.success());
+}
+
+#[test]
+fn the_upper_dir_of_a_container_removed_on_exit_is_a_host_path_holding_its_writes() {
+    let lab = Lab::new("life");
+    let mut c = lab.rrun();
+    c.args(["--net", "none", "--image", &lab.image, "--", "sh", "-c", "echo data > /newfile; rm /etc/motd; echo written; exec sleep 1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "written");
+    let id = lab.container_ids().pop().unwrap();
+    let upper = std::path::PathBuf::from(lab.inspect(&id)["upper_dir"].as_str().expect("upper_dir is a path").to_string());
+    assert_eq!(std::fs::read_to_string(upper.join("newfile")).unwrap(), "data\n");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(upper.join("etc/motd")).unwrap().file_type().is_char_device(), "a whiteout");
+    // In rrun's size-limited tmpfs, not in the store (nothing written to disk).
+    assert!(upper.starts_with(rrun_common::RUN_DIR), "{}", upper.display());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let opts = mounts.lines().find(|l| l.split(' ').nth(4) == Some(rrun_common::RUN_DIR)).expect("rrun's tmpfs is mounted");
+    assert!(opts.contains("tmpfs") && opts.contains("size=") && opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
+    assert!(sub(&lab, &["stop", &id]).status.success());
+    let _ = child.wait();
+    assert!(!upper.exists(), "removed with the container");
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn a_panic_in_a_forked_child_ends_it_with_125_in_one_line_and_leaves_nothing() {
+    let lab = Lab::new("life");
+    let name = unique("panic");
+    let mut c = lab.rrun();
+    c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args(["--name", &name, "--net", "none", "--image", &lab.image, "--", "true"]);
+    let o = output(c, 30);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.lines().all(|l| l.starts_with("rrun: ")) && err.lines().count() <= 2, "{err}");
+    assert!(err.contains("internal error") && !err.contains("RUST_BACKTRACE"), "{err}");
+    // rrun itself cleaned up (the child never ran rrun's guards, which would have removed the
+    // folder under rrun's feet).
+    lab.assert_clean(&[]);
+    // The same from a detached monitor and from exec.
+    let o = {
+        let mut c = lab.rrun();
+        c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args(["-d", "--name", &name, "--net", "none", "--image", &lab.image, "--", "true"]);
+        output(c, 30)
+    };
+    assert_eq!(o.status.code(), Some(125), "{}", String::from_utf8_lossy(&o.stderr));
+    lab.assert_clean(&[]);
+    let id = detach(&lab, &name, &[], &["sleep", "1000"]);
+    let o = {
+        let mut c = lab.rrun();
+        c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args(["exec", &name, "true"]);
+        output(c, 30)
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("internal error") && err.lines().count() == 1, "{err}");
+    assert_eq!(lab.inspect(&name)["status"].as_str(), Some("running"), "the exec's panic did not touch the container");
+    assert!(sub(&lab, &["rm", "-f", &name]).status.success());
+    assert!(!cgroup_exists(&id));
     lab.assert_clean(&[]);
 }

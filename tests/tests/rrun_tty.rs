@@ -70,3 +70,39 @@ fn interactive_shell_answers_on_the_containers_own_pty_and_ctrl_c_reaches_the_co
     assert!(out.contains("restored=True"), "the caller's terminal modes are restored: {out}");
     lab.assert_clean(&[]);
 }
+
+#[test]
+fn interactive_tty_without_a_terminal_on_stdin_is_refused_and_tty_alone_works() {
+    let lab = Lab::new("tty");
+    // -i -t with a pipe or /dev/null as stdin would never end: refused like Docker, one line.
+    let o = lab.run(&["-i", "-t"], &["sh"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("the input device is not a TTY") && err.lines().count() == 1, "{err}");
+    // -t alone only gives the command a terminal: any stdin will do.
+    let o = lab.run(&["-t"], &["sh", "-c", "tty; echo out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/0") && out.contains("out"), "{out}");
+    // The same for exec.
+    let name = rbox_tests::unique("tty");
+    let mut c = lab.rrun();
+    c.args(["-d", "--name", &name, "--net", "none", "--image", &lab.image, "--", "sleep", "1000"]);
+    assert!(rrun_common::output(c, 30).status.success());
+    let exec = |opts: &[&str]| {
+        let mut c = lab.rrun();
+        c.arg("exec").args(opts).args([&name, "sh", "-c", "tty"]);
+        rrun_common::output(c, 30)
+    };
+    let o = exec(&["-i", "-t"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("the input device is not a TTY") && err.lines().count() == 1, "{err}");
+    let o = exec(&["-t"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"));
+    let mut c = lab.rrun();
+    c.args(["rm", "-f", &name]);
+    assert!(rrun_common::output(c, 30).status.success());
+    lab.assert_clean(&[]);
+}
