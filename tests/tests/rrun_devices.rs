@@ -6,8 +6,13 @@
 //! EPERM ("Operation not permitted"); a nodev mount answers EACCES ("Permission denied") before
 //! the cgroup is asked. Image nodes sit on the nodev root overlay, so the tests that prove the
 //! allowlist itself use a volume, which is not nodev (as with Docker's bind mounts): there only
-//! the device cgroup stands between the container and the host's kmsg and loop0. No test reads
-//! from or writes to a host device: they only open kmsg and loop0 for reading, and close them.
+//! the device cgroup stands between the container and the host's kvm, loop0 and kmsg.
+//!
+//! The nodes are chosen so that, without the allowlist, the open would succeed for any user
+//! (mode 0666, no capability checked by the driver on open): kvm (c 10:232) and loop0 (b 7:0)
+//! opened for reading, kmsg (c 1:11) opened for writing (reading it needs CAP_SYSLOG, which the
+//! driver checks and answers EPERM itself; writing needs nothing, as review S1 showed). No test
+//! ever reads from or writes to a host device: each open is closed at once.
 
 mod rrun_common;
 
@@ -20,13 +25,17 @@ use rrun_common::{line, output, wait_output, Lab};
 const EPERM: &str = "Operation not permitted";
 const EACCES: &str = "Permission denied";
 
-/// For each path: "PATH=ok" if a read-only open works, else "PATH=" and the shell's reason
-/// (PATH as written, unexpanded, so that "$t" can name a path the shell computes).
+/// For each path: "PATH=ok" if opening it works, else "PATH=" and the shell's reason (PATH as
+/// written, unexpanded, so that "$t" can name a path the shell computes). Paths open for
+/// reading, those ending in kmsg for writing (`>>`: no truncation, and nothing is written).
 /// The open happens in a subshell (a failed `exec` redirection ends the shell it runs in).
 fn try_open(paths: &[&str]) -> String {
     paths
         .iter()
-        .map(|p| format!("if m=$( (exec 3<{p}) 2>&1 ); then echo '{p}=ok'; else echo '{p}='\"$m\"; fi; "))
+        .map(|p| {
+            let redir = if p.ends_with("kmsg") { ">>" } else { "<" };
+            format!("if m=$( (exec 3{redir}{p}) 2>&1 ); then echo '{p}=ok'; else echo '{p}='\"$m\"; fi; ")
+        })
         .collect()
 }
 
@@ -45,13 +54,19 @@ fn mknod(dir: &Path, name: &str, kind: rustix::fs::FileType, major: u32, minor: 
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
 }
 
-/// A host folder (on the root filesystem: not nodev) holding kmsg (c 1:11) and loop0 (b 7:0),
-/// mode 0666, for use as a volume.
+/// A host folder (on the root filesystem: not nodev) holding kvm (c 10:232), kmsg (c 1:11) and
+/// loop0 (b 7:0), mode 0666, for use as a volume.
 fn host_nodes() -> Scratch {
     let s = Scratch::new("devvol");
+    mknod(s.path(), "kvm", rustix::fs::FileType::CharacterDevice, 10, 232);
     mknod(s.path(), "kmsg", rustix::fs::FileType::CharacterDevice, 1, 11);
     mknod(s.path(), "loop0", rustix::fs::FileType::BlockDevice, 7, 0);
     s
+}
+
+/// The nodes of [`host_nodes`] as the container sees them under `dir`.
+fn node_paths(dir: &str) -> Vec<String> {
+    ["kvm", "kmsg", "loop0"].iter().map(|n| format!("{dir}/{n}")).collect()
 }
 
 /// The user modes every check runs in: default (remap), --userns host, and a non-root user.
@@ -61,14 +76,27 @@ const MODES: [&[&str]; 3] = [&[], &["--userns", "host"], &["-u", "1000"]];
 fn host_device_nodes_on_a_volume_are_refused_by_the_device_cgroup_in_every_user_mode() {
     let lab = Lab::new("dev");
     let nodes = host_nodes();
-    // The control: on the host the same node opens (read-only, closed at once), so the
-    // container's EPERM comes from its device cgroup, not from the node or the filesystem.
-    std::fs::File::open(nodes.join("kmsg")).expect("the host opens its kmsg node");
+    // The control: an unprivileged host user (nobody, no capabilities) opens the same nodes,
+    // so the container's EPERM comes from its device cgroup, not from the node, the filesystem
+    // or the driver.
+    let paths = node_paths(&nodes.path().display().to_string());
+    let host = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all", "--", "sh", "-c"])
+        .arg(try_open(&paths.iter().map(String::as_str).collect::<Vec<_>>()))
+        .output()
+        .expect("setpriv");
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    for p in &paths {
+        assert_eq!(verdict(&host, p), "ok", "the host's nobody opens {p}:\n{host}");
+    }
     let vol = format!("{}:/hostdev", nodes.path().display());
+    let inside = node_paths("/hostdev");
+    let mut checks: Vec<&str> = inside.iter().map(String::as_str).collect();
+    checks.push("/dev/null");
     for mode in MODES {
         let opts: Vec<&str> = mode.iter().copied().chain(["-v", &vol]).collect();
-        let out = lab.ok(&opts, &["sh", "-c", &try_open(&["/hostdev/kmsg", "/hostdev/loop0", "/dev/null"])]);
-        for p in ["/hostdev/kmsg", "/hostdev/loop0"] {
+        let out = lab.ok(&opts, &["sh", "-c", &try_open(&checks)]);
+        for p in &inside {
             assert!(verdict(&out, p).contains(EPERM), "{mode:?}: {p} must be refused by the device cgroup:\n{out}");
         }
         assert_eq!(verdict(&out, "/dev/null"), "ok", "{mode:?}:\n{out}");
@@ -79,7 +107,7 @@ fn host_device_nodes_on_a_volume_are_refused_by_the_device_cgroup_in_every_user_
 #[test]
 fn image_device_nodes_open_nothing_in_any_user_mode() {
     let lab = Lab::new("devimg");
-    // A layer with kmsg (c 1:11) and loop0 (b 7:0), mode 0666, on top of Alpine.
+    // A layer with kvm (c 10:232), kmsg (c 1:11) and loop0 (b 7:0), mode 0666, on top of Alpine.
     let tarball = Scratch::new("devtar");
     let tar_path = tarball.join("devices.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
@@ -93,7 +121,11 @@ fn image_device_nodes_open_nothing_in_any_user_mode() {
     dir.set_size(0);
     dir.set_cksum();
     b.append(&dir, std::io::empty()).unwrap();
-    for (name, kind, major, minor) in [("devs/kmsg", tar::EntryType::Char, 1, 11), ("devs/loop0", tar::EntryType::Block, 7, 0)] {
+    for (name, kind, major, minor) in [
+        ("devs/kvm", tar::EntryType::Char, 10, 232),
+        ("devs/kmsg", tar::EntryType::Char, 1, 11),
+        ("devs/loop0", tar::EntryType::Block, 7, 0),
+    ] {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
         h.set_path(name).unwrap();
@@ -113,7 +145,7 @@ fn image_device_nodes_open_nothing_in_any_user_mode() {
     for mode in MODES {
         let mut c = lab.rrun();
         c.args(["--net", "none"]).args(mode).args(["--image", &image, "--", "sh", "-c"]);
-        c.arg(format!("stat -c '%n %F %t:%T' /devs/kmsg /devs/loop0; {}", try_open(&["/devs/kmsg", "/devs/loop0", "/dev/zero"])));
+        c.arg(format!("stat -c '%n %F %t:%T' /devs/kmsg /devs/loop0; {}", try_open(&["/devs/kvm", "/devs/kmsg", "/devs/loop0", "/dev/zero"])));
         let o = output(c, 60);
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(o.status.success(), "{mode:?}: {}\n{out}", String::from_utf8_lossy(&o.stderr));
@@ -121,7 +153,7 @@ fn image_device_nodes_open_nothing_in_any_user_mode() {
             out.contains("/devs/kmsg character special file 1:b") && out.contains("/devs/loop0 block special file 7:0"),
             "the image's nodes are there: {out}"
         );
-        for p in ["/devs/kmsg", "/devs/loop0"] {
+        for p in ["/devs/kvm", "/devs/kmsg", "/devs/loop0"] {
             let v = verdict(&out, p);
             // EACCES: the root overlay is nodev; EPERM: the device cgroup. Either way, refused.
             assert!(v.contains(EPERM) || v.contains(EACCES), "{mode:?}: {p} opened:\n{out}");
@@ -134,11 +166,11 @@ fn image_device_nodes_open_nothing_in_any_user_mode() {
 #[test]
 fn a_node_made_with_mknod_inside_the_container_opens_nothing() {
     // --userns host keeps CAP_MKNOD (as Docker does) and the allowlist lets any node be made
-    // ("c *:* m"): making kmsg works, opening it does not. A remapped root may not mknod at all.
+    // ("c *:* m"): making a kvm node works, opening it does not. A remapped root may not mknod.
     let lab = Lab::new("devmk");
     let s = Scratch::new("devmkvol");
     let vol = format!("{}:/vol", s.path().display());
-    let script = format!("mknod /vol/k c 1 11 && chmod 666 /vol/k && echo made; {}", try_open(&["/vol/k"]));
+    let script = format!("mknod /vol/k c 10 232 && chmod 666 /vol/k && echo made; {}", try_open(&["/vol/k"]));
     let out = lab.ok(&["--userns", "host", "-v", &vol], &["sh", "-c", &script]);
     assert!(out.contains("made"), "mknod is allowed: {out}");
     assert!(verdict(&out, "/vol/k").contains(EPERM), "{out}");
@@ -222,11 +254,12 @@ fn exec_in_a_running_container_gets_the_same_allowlist() {
     let id = line(lab.rrun().args(["-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--", "sleep", "60"]));
     assert!(!id.is_empty());
     let mut c = cmd("rrun");
-    c.env("RBOX_ROOT", lab.store.path()).args(["exec", &name, "sh", "-c", &try_open(&["/hostdev/kmsg", "/dev/null"])]);
+    c.env("RBOX_ROOT", lab.store.path()).args(["exec", &name, "sh", "-c", &try_open(&["/hostdev/kvm", "/hostdev/loop0", "/dev/null"])]);
     let o = output(c, 30);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "exec: {}\n{out}", String::from_utf8_lossy(&o.stderr));
-    assert!(verdict(&out, "/hostdev/kmsg").contains(EPERM), "{out}");
+    assert!(verdict(&out, "/hostdev/kvm").contains(EPERM), "{out}");
+    assert!(verdict(&out, "/hostdev/loop0").contains(EPERM), "{out}");
     assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
     lab.rm_all();
     lab.assert_clean(&[]);

@@ -949,14 +949,14 @@ fn open_helper() {
 
 const EPERM: &str = "E1";
 
-/// kmsg (c 1:11) and loop0 (b 7:0) nodes and the operations that must be refused, plus the
-/// standard devices and a mknod that must work: (operation, expected answer).
+/// kvm (c 10:232), kmsg (c 1:11) and loop0 (b 7:0) nodes and the operations that must be
+/// refused, plus the standard devices and a mknod that must work: (operation, answer).
 fn allowlist_checks(n: &Nodes) -> Vec<(String, &'static str)> {
     vec![
+        (format!("r:{}", n.path("kvm")), EPERM),
         (format!("r:{}", n.path("kmsg")), EPERM),
         (format!("w:{}", n.path("kmsg")), EPERM),
         (format!("r:{}", n.path("loop0")), EPERM),
-        (format!("r:{}", n.path("mem")), EPERM),
         ("r:/dev/null".into(), "OK"),
         ("w:/dev/null".into(), "OK"),
         ("r:/dev/zero".into(), "OK"),
@@ -969,9 +969,9 @@ fn allowlist_checks(n: &Nodes) -> Vec<(String, &'static str)> {
 
 fn scratch_nodes() -> Nodes {
     Nodes::new(&[
+        ("kvm", libc::S_IFCHR, 10, 232),
         ("kmsg", libc::S_IFCHR, 1, 11),
         ("loop0", libc::S_IFBLK, 7, 0),
-        ("mem", libc::S_IFCHR, 1, 1),
     ])
 }
 
@@ -986,13 +986,16 @@ fn assert_allowlist(g: &mut Guard, cg: &Cgroup, n: &Nodes) {
 
 #[test]
 fn outside_any_device_filter_the_scratch_nodes_open() {
-    // The control for the tests below: without a device filter the same helper opens kmsg (for
-    // reading only; nothing is read), so their EPERM comes from the cgroup, not the node.
+    // The control for the tests below: without a device filter the same helper (root, all
+    // capabilities) opens every node they use (nothing is read or written), so their EPERM
+    // comes from the cgroup, not from the node or its driver.
     let mut g = Guard::new("devctl");
     let n = scratch_nodes();
     let cg = Cgroup::create(&g.name, &Limits::default()).unwrap();
-    let got = ops_in(&mut g, &cg, &[format!("r:{}", n.path("kmsg"))]);
-    assert_eq!(got, vec![format!("r:{}=OK", n.path("kmsg"))]);
+    let ops: Vec<String> = allowlist_checks(&n).into_iter().map(|c| c.0).collect();
+    let got = ops_in(&mut g, &cg, &ops);
+    let want: Vec<String> = ops.iter().map(|op| format!("{op}=OK")).collect();
+    assert_eq!(got, want);
 }
 
 #[test]
