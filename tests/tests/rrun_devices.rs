@@ -264,3 +264,41 @@ fn exec_in_a_running_container_gets_the_same_allowlist() {
     lab.rm_all();
     lab.assert_clean(&[]);
 }
+
+#[test]
+fn a_rootless_container_cannot_open_a_device_node_in_its_root() {
+    // Rootless runs get no device cgroup: their overlay is mounted inside their user namespace,
+    // and the kernel marks such superblocks nodev (SB_I_NODEV), whatever the mount flags say.
+    // Rootless extraction skips device nodes, so plant one (kvm, 0666) in the layer as root.
+    rbox_tests::require_root();
+    let scratch = Scratch::new("devrl");
+    let store = scratch.join("store");
+    std::fs::create_dir(&store).unwrap();
+    let fixture = scratch.join("alpine.tar.gz");
+    std::fs::copy(rbox_tests::alpine_fixture("3.15.11"), &fixture).unwrap();
+    for p in [scratch.path(), &store, &fixture] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let nobody = |program: &str, args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(rbox_tests::bin(program)).args(args);
+        c.env("RBOX_ROOT", &store).env_remove("RBOX_RINIT").current_dir("/");
+        output(c, 60)
+    };
+    let layer = nobody("rbuild", &["layer", "add", fixture.to_str().unwrap()]);
+    assert!(layer.status.success(), "{}", String::from_utf8_lossy(&layer.stderr));
+    let layer = String::from_utf8_lossy(&layer.stdout).trim().to_string();
+    let image = nobody("rbuild", &["image", "create", &layer]);
+    assert!(image.status.success(), "{}", String::from_utf8_lossy(&image.stderr));
+    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
+    let hex = layer.trim_start_matches("sha256:");
+    let rootfs = store.join("layers").join(hex).join("rootfs");
+    assert!(rootfs.is_dir(), "{} missing", rootfs.display());
+    mknod(&rootfs, "kvm", rustix::fs::FileType::CharacterDevice, 10, 232);
+    let o = nobody("rrun", &["--net", "none", "--image", &image, "--", "sh", "-c", &try_open(&["/kvm", "/dev/null"])]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}\n{out}", String::from_utf8_lossy(&o.stderr));
+    assert!(verdict(&out, "/kvm").contains(EACCES), "{out}");
+    assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
+    let _ = std::fs::remove_file(rootfs.join("kvm"));
+}
