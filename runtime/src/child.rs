@@ -21,8 +21,6 @@ pub struct ChildCtx<'a> {
     pub rinit: BorrowedFd<'a>,
     /// Whether this child must enter a cgroup namespace once rrun placed it in its cgroup.
     pub new_cgroupns: bool,
-    /// Rootless containers removed on exit keep their upper dir in a tmpfs made here.
-    pub upper_in_memory: bool,
 }
 
 /// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
@@ -76,7 +74,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     })?;
     let (root, volume_fds) = match root {
         Some(r) => (r, volume_fds),
-        None => rootless_mounts(cfg, ctx.container_dir, ctx.upper_in_memory)?,
+        None => rootless_mounts(cfg, ctx.container_dir)?,
     };
     // The overlay goes over the container's own folder: in this private mount namespace that
     // hides nothing from anyone, and needs no extra mount-point directory on disk.
@@ -182,20 +180,11 @@ pub fn to_cstrings(v: &[OsArg]) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// Rootless: the overlay (with `userxattr`, over the layers by path) and plain binds of the
-/// volumes, made here where the child is root of the user namespace owning its mounts.
-fn rootless_mounts(cfg: &ContainerConfig, dir: &Path, in_memory: bool) -> Result<(OwnedFd, Vec<OwnedFd>)> {
-    let (upper, work) = if in_memory {
-        sys::mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=755"))
-            .ctx(|| format!("mount the upper-dir tmpfs on {}", dir.display()))?;
-        let (u, w) = (dir.join("upper"), dir.join("work"));
-        for d in [&u, &w] {
-            std::fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
-        }
-        (u, w)
-    } else {
-        (dir.join("upper"), dir.join("work"))
-    };
+/// Rootless: the overlay (with `userxattr`, over the layers by path, upper and work dirs in
+/// the container's folder: see upper.rs) and plain binds of the volumes, made here where the
+/// child is root of the user namespace owning its mounts.
+fn rootless_mounts(cfg: &ContainerConfig, dir: &Path) -> Result<(OwnedFd, Vec<OwnedFd>)> {
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
     let root = mounts::overlay_by_path(&mounts::overlay_layer_order(&cfg.lowerdirs), &upper, &work)?;
     let mut vols = Vec::with_capacity(cfg.volumes.len());
     for v in &cfg.volumes {

@@ -81,7 +81,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
     }
     containers.reserve(&st)?;
     let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: true };
-    upper::prepare(containers, &st.id, st.upper, &st.config.idmaps)?;
+    upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
     share_stdio(&st);
     if let Some(l) = &limits {
@@ -91,7 +91,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
 
     let cg_paths = undo.cgroup.as_ref().map(|c| c.paths().to_vec()).unwrap_or_default();
     let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = cg_paths.into_iter().partition(|p| is_cgroup2(p));
-    let ctx = ChildCtx { chan: kid, config: &st.config, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true, upper_in_memory: false };
+    let ctx = ChildCtx { chan: kid, config: &st.config, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
@@ -212,8 +212,8 @@ fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<Own
         }
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
-    let upper = upper::upper_dir(containers, &st.id, st.upper);
-    let work = upper::work_dir(containers, &st.id, st.upper);
+    let upper = upper::upper_dir(containers, &st.id, st.upper_place());
+    let work = upper::work_dir(containers, &st.id, st.upper_place());
     let root = mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?;
     drop(layers);
     let mut out = vec![root];

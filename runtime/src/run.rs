@@ -13,7 +13,7 @@ use crate::idmap::IdMaps;
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
-use crate::{detach, image, memfd, sys, tty, upper};
+use crate::{detach, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line.
 pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
@@ -95,7 +95,6 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
         oom_killed: false,
         detached: a.detach,
         auto_remove,
-        upper: upper::choose(auto_remove, !root_caller),
         cgroup_paths: vec![],
         config: ContainerConfig {
             hostname,

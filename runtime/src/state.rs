@@ -13,7 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,9 +53,6 @@ pub struct State {
     pub detached: bool,
     /// Removed when it exits (unnamed foreground runs and --rm).
     pub auto_remove: bool,
-    /// Where the overlay's upper and work dirs live (see [`upper`]).
-    #[serde(default)]
-    pub upper: upper::Place,
     /// The cgroup's directories (one per hierarchy), for `exec` and `rm`. Recorded before they
     /// are made (every directory the cgroup may get), so some may never exist.
     #[serde(default)]
@@ -94,6 +91,11 @@ impl State {
             return Status::Created;
         }
         Status::Exited
+    }
+
+    /// Where the overlay's upper and work dirs live (derived, see [`upper::choose`]).
+    pub fn upper_place(&self) -> upper::Place {
+        upper::choose(self.auto_remove, self.config.rootless)
     }
 
     pub fn owner_alive(&self) -> bool {
@@ -233,7 +235,7 @@ impl Containers {
             return Err(Error::NoSuchContainer(id.to_string()));
         }
         let p = self.dir(id).join(STATE_FILE);
-        let bytes = match std::fs::read(&p) {
+        let bytes = match read_regular(&p, MAX_STATE) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
             other => other.ctx(|| format!("read {}", p.display()))?,
         };
@@ -252,7 +254,7 @@ impl Containers {
         let p = dir.join(STATE_FILE);
         let mut bytes = serde_json::to_vec_pretty(st).map_err(|source| Error::Json { what: "serialize state".into(), source })?;
         bytes.push(b'\n');
-        if let Ok(f) = OpenOptions::new().write(true).open(&p) {
+        if let Ok(f) = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&p) {
             let old = f.metadata().map(|m| m.len() as usize).unwrap_or(usize::MAX);
             if old <= PAGE && bytes.len() <= PAGE {
                 bytes.resize(bytes.len().max(old), b' ');
@@ -315,7 +317,8 @@ impl Containers {
         let Ok(rd) = std::fs::read_dir(&self.dir) else { return out };
         for e in rd.flatten() {
             let name = e.file_name();
-            let Some(id) = name.to_str().filter(|n| is_id(n)) else {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let Some(id) = name.to_str().filter(|n| is_id(n) && is_dir) else {
                 eprintln!("rrun: warning: {} is not a container folder: ignored (remove it by hand)", e.path().display());
                 continue;
             };
@@ -396,12 +399,32 @@ impl Containers {
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         upper::remove_run_dir(id)?;
         let d = self.dir(id);
+        if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
+            return std::fs::remove_file(&d).ctx(|| format!("remove {}", d.display()));
+        }
         match std::fs::remove_file(d.join(STATE_FILE)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).ctx(|| format!("remove {}", d.join(STATE_FILE).display())),
             _ => {}
         }
         remove_tree(&d)
     }
+}
+
+/// The largest state.json rrun reads.
+const MAX_STATE: u64 = 1 << 20;
+
+/// Reads a regular file of at most `max` bytes, refusing symlinks, FIFOs and devices (a
+/// damaged store must not make rrun hang or read without end).
+fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p)?;
+    let m = f.metadata()?;
+    if !m.is_file() || m.len() > max {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file of at most 1 MiB"));
+    }
+    let mut v = Vec::with_capacity(m.len() as usize);
+    f.take(max).read_to_end(&mut v)?;
+    Ok(v)
 }
 
 /// Removes a directory tree, NotFound being success. Unprivileged, overlayfs leaves directories

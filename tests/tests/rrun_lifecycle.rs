@@ -490,3 +490,16 @@ fn a_panic_in_a_forked_child_ends_it_with_125_in_one_line_and_leaves_nothing() {
     assert!(!cgroup_exists(&id));
     lab.assert_clean(&[]);
 }
+
+#[test]
+fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
+    let lab = Lab::new("life");
+    let mut c = lab.rrun();
+    c.env("RUST_LOG", "debug").args(["--net", "none", "--image", &lab.image, "--", "true"]);
+    let o = output(c, 30);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("DEBUG"), "{err}");
+    assert!(!err.contains('\x1b'), "ANSI escapes on a pipe: {err:?}");
+    lab.assert_clean(&[]);
+}

@@ -1,15 +1,12 @@
 //! rrun under load: 200 containers back to back and 50 in parallel, with no failure and nothing
-//! left behind (folders, mounts, cgroups, processes).
+//! left behind (folders, upper dirs, cgroups in every hierarchy, processes: see
+//! `Lab::assert_clean`, which compares them with what existed before the lab ran anything).
 
 mod rrun_common;
 
 use std::process::Stdio;
 
 use rrun_common::Lab;
-
-fn leftover_cgroups(ids: &[String]) -> Vec<String> {
-    ids.iter().filter(|id| rrun_common::cgroup_exists(id)).cloned().collect()
-}
 
 #[test]
 fn two_hundred_containers_back_to_back_leave_nothing() {
@@ -20,8 +17,6 @@ fn two_hundred_containers_back_to_back_leave_nothing() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), i.to_string());
     }
     lab.assert_clean(&[]);
-    let left = std::fs::read_to_string("/proc/self/mountinfo").unwrap().matches("overlay").count();
-    assert!(left < 50, "overlay mounts piling up on the host: {left}");
 }
 
 #[test]
@@ -36,13 +31,10 @@ fn fifty_containers_in_parallel_leave_nothing() {
             .stderr(Stdio::piped());
         kids.push((i, c.spawn().expect("spawn rrun")));
     }
-    let mut seen_ids = Vec::new();
     for (i, k) in kids {
         let o = rrun_common::wait_output(k, 120);
         assert!(o.status.success(), "container {i}: {}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), i.to_string());
-        seen_ids.extend(lab.container_ids());
     }
     lab.assert_clean(&[]);
-    assert!(leftover_cgroups(&seen_ids).is_empty());
 }
