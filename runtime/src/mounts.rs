@@ -53,7 +53,7 @@ fn set_attrs(fd: OwnedFd, path: &Path, userns: Option<BorrowedFd<'_>>, readonly:
 /// The root overlay's mount attributes: nodev (device nodes shipped in an image open nothing;
 /// the devices cgroup is the other guard), but not nosuid: setuid programs of the image must
 /// work for container root, as in Docker.
-pub const ROOT_ATTRS: u64 = libc::MOUNT_ATTR_NODEV as u64;
+pub const ROOT_ATTRS: u64 = libc::MOUNT_ATTR_NODEV;
 
 /// Layer folders top first with later duplicates dropped. The kernel refuses a layer listed
 /// twice ("overlayfs: conflicting lowerdir path", ELOOP; checked on 6.18), and for overlay

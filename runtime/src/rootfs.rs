@@ -199,7 +199,7 @@ fn check_resolved_target(root: &Root, target: &OwnedFd, path: &str, what: &str) 
             return spec::check_mount_target("/dev", what);
         }
     }
-    let on_proc = rustix::fs::fstatfs(target).map(|s| s.f_type as i64 == libc::PROC_SUPER_MAGIC).unwrap_or(false);
+    let on_proc = rustix::fs::fstatfs(target).map(|s| s.f_type == libc::PROC_SUPER_MAGIC).unwrap_or(false);
     if on_proc && !spec::PROC_TARGETS_ALLOWED.contains(&spec::normalize(path).as_str()) {
         return spec::check_mount_target("/proc", what);
     }

@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn non_utf8_values_pass_through_and_serialize_as_bytes() {
         let v = OsString::from_vec(b"K=\xff\xfe".to_vec());
-        let env = merge_cli_env(vec!["K=1".into()], &[v.clone()]).unwrap();
+        let env = merge_cli_env(vec!["K=1".into()], std::slice::from_ref(&v)).unwrap();
         assert_eq!(env, vec![OsArg(v.clone())]);
         let json = serde_json::to_string(&env).unwrap();
         assert_eq!(json, "[[75,61,255,254]]");
