@@ -503,3 +503,21 @@ fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
     assert!(!err.contains('\x1b'), "ANSI escapes on a pipe: {err:?}");
     lab.assert_clean(&[]);
 }
+
+#[test]
+fn assert_clean_sees_a_leftover_cgroup_and_the_process_in_it() {
+    let lab = Lab::new("life");
+    let own = rrun_common::own_cgroup_dirs();
+    let v2 = own.iter().find(|d| d.starts_with("/sys/fs/cgroup/unified") || !d.to_string_lossy().contains("/sys/fs/cgroup/")).cloned();
+    let dir = v2.unwrap_or_else(|| own[0].clone()).join(format!("rbox-{}", "0e".repeat(32)));
+    std::fs::create_dir(&dir).unwrap();
+    let mut sleeper = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+    let moved = std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).is_ok();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lab.assert_clean(&[]))).err();
+    let msg = caught.as_ref().and_then(|e| e.downcast_ref::<String>().cloned()).unwrap_or_default();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(eventually(5, || std::fs::remove_dir(&dir).is_ok()), "cleanup of {}", dir.display());
+    assert!(caught.is_some(), "assert_clean missed a leftover cgroup");
+    assert!(msg.contains("cgroup") && (!moved || msg.contains("process")), "{msg}");
+}
