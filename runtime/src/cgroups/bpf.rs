@@ -44,6 +44,8 @@ const SRC_X: u8 = 0x08;
 const OP_AND: u8 = 0x50;
 const OP_RSH: u8 = 0x70;
 const OP_MOV: u8 = 0xb0;
+const OP_JA: u8 = 0x00;
+const OP_JEQ: u8 = 0x10;
 const OP_JNE: u8 = 0x50;
 const OP_EXIT: u8 = 0x90;
 
@@ -84,6 +86,21 @@ pub fn rsh32_imm(dst: Reg, imm: i32) -> Insn {
 /// `if dst != imm goto pc + 1 + off` (64-bit compare against the sign-extended immediate)
 pub fn jne_imm(dst: Reg, imm: i32, off: i16) -> Insn {
     insn(CLASS_JMP | OP_JNE | SRC_K, dst, 0, off, imm)
+}
+
+/// `if dst == imm goto pc + 1 + off`
+pub fn jeq_imm(dst: Reg, imm: i32, off: i16) -> Insn {
+    insn(CLASS_JMP | OP_JEQ | SRC_K, dst, 0, off, imm)
+}
+
+/// `goto pc + 1 + off`
+pub fn ja(off: i16) -> Insn {
+    insn(CLASS_JMP | OP_JA, 0, 0, off, 0)
+}
+
+/// Whether `i` is a jump whose offset [`set_jump`] may point somewhere.
+pub fn is_jump(i: &Insn) -> bool {
+    matches!(i.code, 0x05 | 0x15 | 0x55)
 }
 
 /// `return r0`
@@ -252,8 +269,8 @@ pub fn interpret(prog: &[Insn], ctx: &[u32]) -> Result<u64, String> {
                     .get(i.off as usize / 4)
                     .ok_or(format!("ctx offset {}", i.off))? as u64;
             }
-            0xbc => r[dst] = r[src] as u32 as u64,
             0xb4 => r[dst] = i.imm as u32 as u64,
+            0xbc => r[dst] = r[src] as u32 as u64,
             0x54 => r[dst] = (r[dst] as u32 & i.imm as u32) as u64,
             0x74 => r[dst] = ((r[dst] as u32) >> i.imm) as u64,
             0x55 => {
@@ -261,6 +278,12 @@ pub fn interpret(prog: &[Insn], ctx: &[u32]) -> Result<u64, String> {
                     pc = (pc as i64 + i.off as i64) as usize;
                 }
             }
+            0x15 => {
+                if r[dst] == i.imm as i64 as u64 {
+                    pc = (pc as i64 + i.off as i64) as usize;
+                }
+            }
+            0x05 => pc = (pc as i64 + i.off as i64) as usize,
             0x95 => return Ok(r[0]),
             c => return Err(format!("opcode {c:#x} not supported")),
         }
@@ -280,8 +303,10 @@ mod unit {
         assert_eq!(std::mem::size_of::<Insn>(), 8);
         assert_eq!(jne_imm(5, 136, 3).code, 0x55);
         assert_eq!(exit().code, 0x95);
-        assert_eq!(mov32_imm(0, 1).code, 0xb4);
+        assert_eq!(jeq_imm(5, 3, 1).code, 0x15);
+        assert_eq!(ja(2).code, 0x05);
         assert_eq!(mov32_reg(3, 2).regs, 0x23);
+        assert_eq!(mov32_imm(0, 1).code, 0xb4);
         assert_eq!(and32_imm(3, 0xffff).code, 0x54);
         assert_eq!(rsh32_imm(4, 16).code, 0x74);
     }

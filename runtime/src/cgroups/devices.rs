@@ -119,7 +119,7 @@ pub fn allowed(rules: &[Rule], kind: Kind, major: u32, minor: u32, access: u32) 
     rules.iter().any(|r| r.allows(kind, major, minor, access))
 }
 
-// Registers of the program: r1 the context on entry, then the fields it holds.
+// Registers: r1 the context on entry; the fields unpacked from it; a scratch register.
 const CTX: u8 = 1;
 const TYPE: u8 = 2;
 const ACCESS: u8 = 3;
@@ -127,46 +127,128 @@ const MAJOR: u8 = 4;
 const MINOR: u8 = 5;
 const SCRATCH: u8 = 6;
 
+/// Where a jump goes: resolved once the place is known.
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Allow,
+    Deny,
+    NextGroup,
+    NextMajor,
+}
+
 /// A device program allowing exactly `rules`. bpf_cgroup_dev_ctx is three u32s: access_type
-/// ((access << 16) | type), major, minor. The program unpacks them into registers, then tries
-/// each rule in turn: a mismatch jumps to the next rule, a match returns 1 (allow); after the
-/// last rule it returns 0 (the kernel answers EPERM).
+/// ((access << 16) | type), major, minor; the program unpacks them into registers, refuses
+/// access bits it does not know, then walks a small decision tree: rules grouped by (type,
+/// access), then by major, with one compare per minor. A match jumps to "return 1" (allow), the
+/// end to "return 0" (the kernel answers EPERM).
+///
+/// Load time matters (every container start loads one): the verifier walks every path and the
+/// JIT every instruction, about 2 us per instruction here, so the tree (36 instructions for the
+/// default list) beats one block of tests per rule (135).
 pub fn program(rules: &[Rule]) -> Vec<Insn> {
-    let mut p = vec![
+    let mut a = Asm::default();
+    a.p.extend([
         bpf::load_u32(TYPE, CTX, 0),
         bpf::mov32_reg(ACCESS, TYPE),
         bpf::rsh32_imm(ACCESS, 16),
         bpf::and32_imm(TYPE, 0xffff),
         bpf::load_u32(MAJOR, CTX, 4),
         bpf::load_u32(MINOR, CTX, 8),
-    ];
+    ]);
+    // Access bits beyond r, w and m (none today) are never allowed.
+    a.subset_or(RWM, Target::Deny);
+    let mut groups: Vec<(Kind, u32)> = Vec::new();
     for r in rules {
-        let start = p.len();
-        p.push(bpf::jne_imm(TYPE, r.kind as i32, 0));
-        // Every requested bit must be among the allowed ones: access & !allowed == 0 (a bit the
-        // kernel might add one day is never allowed).
-        p.push(bpf::mov32_reg(SCRATCH, ACCESS));
-        p.push(bpf::and32_imm(SCRATCH, !r.access as i32));
-        p.push(bpf::jne_imm(SCRATCH, 0, 0));
-        if let Some(m) = r.major {
-            p.push(bpf::jne_imm(MAJOR, m as i32, 0));
-        }
-        if let Some(m) = r.minor {
-            p.push(bpf::jne_imm(MINOR, m as i32, 0));
-        }
-        p.push(bpf::mov32_imm(0, 1));
-        p.push(bpf::exit());
-        // Point this rule's mismatch jumps just past its block.
-        let end = p.len();
-        for (i, insn) in p.iter_mut().enumerate().take(end).skip(start) {
-            if insn.code == 0x55 {
-                insn.off = (end - i - 1) as i16;
-            }
+        if !groups.contains(&(r.kind, r.access & RWM)) {
+            groups.push((r.kind, r.access & RWM));
         }
     }
-    p.push(bpf::mov32_imm(0, 0));
-    p.push(bpf::exit());
-    p
+    for (kind, access) in groups {
+        let group: Vec<&Rule> = rules
+            .iter()
+            .filter(|r| (r.kind, r.access & RWM) == (kind, access))
+            .collect();
+        a.jump(bpf::jne_imm(TYPE, kind as i32, 0), Target::NextGroup);
+        if access != RWM {
+            a.subset_or(access, Target::NextGroup);
+        }
+        let mut majors: Vec<Option<u32>> = Vec::new();
+        for r in &group {
+            if !majors.contains(&r.major) {
+                majors.push(r.major);
+            }
+        }
+        for major in majors {
+            let minors: Vec<Option<u32>> = group
+                .iter()
+                .filter(|r| r.major == major)
+                .map(|r| r.minor)
+                .collect();
+            match (major, minors.contains(&None)) {
+                (None, true) => {
+                    // Any device of this type and access: the rest of the group is moot (and
+                    // the verifier refuses code no path reaches).
+                    a.jump(bpf::ja(0), Target::Allow);
+                    break;
+                }
+                (Some(m), true) => a.jump(bpf::jeq_imm(MAJOR, m as i32, 0), Target::Allow),
+                (m, false) => {
+                    if let Some(m) = m {
+                        a.jump(bpf::jne_imm(MAJOR, m as i32, 0), Target::NextMajor);
+                    }
+                    for n in minors.into_iter().flatten() {
+                        a.jump(bpf::jeq_imm(MINOR, n as i32, 0), Target::Allow);
+                    }
+                }
+            }
+            a.resolve(Target::NextMajor);
+        }
+        a.resolve(Target::NextGroup);
+    }
+    a.resolve(Target::Deny);
+    a.p.extend([bpf::mov32_imm(0, 0), bpf::exit()]);
+    if a.jumps.iter().any(|&(_, t)| t == Target::Allow) {
+        a.resolve(Target::Allow);
+        a.p.extend([bpf::mov32_imm(0, 1), bpf::exit()]);
+    }
+    debug_assert!(a.jumps.is_empty());
+    a.p
+}
+
+/// The program being built and its jumps still waiting for their target's place.
+#[derive(Default)]
+struct Asm {
+    p: Vec<Insn>,
+    jumps: Vec<(usize, Target)>,
+}
+
+impl Asm {
+    fn jump(&mut self, i: Insn, t: Target) {
+        self.jumps.push((self.p.len(), t));
+        self.p.push(i);
+    }
+
+    /// Goes to `t` unless every requested access bit is among `allowed`:
+    /// access & !allowed == 0.
+    fn subset_or(&mut self, allowed: u32, t: Target) {
+        self.p.push(bpf::mov32_reg(SCRATCH, ACCESS));
+        self.p.push(bpf::and32_imm(SCRATCH, !allowed as i32));
+        self.jump(bpf::jne_imm(SCRATCH, 0, 0), t);
+    }
+
+    /// Points the pending jumps to `t` at the next instruction to be emitted.
+    fn resolve(&mut self, t: Target) {
+        let here = self.p.len();
+        let p = &mut self.p;
+        self.jumps.retain(|&(at, target)| {
+            if target != t {
+                return true;
+            }
+            debug_assert!(bpf::is_jump(&p[at]));
+            p[at].off = (here - at - 1) as i16;
+            false
+        });
+    }
 }
 
 /// Loads the program for `rules` and attaches it to the cgroup v2 directory `dir`
@@ -206,7 +288,7 @@ pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
 }
 
 #[cfg(test)]
-mod unit {
+pub mod unit {
     use super::*;
 
     #[test]
@@ -308,10 +390,68 @@ mod unit {
         assert!(!verdict(&p, Kind::Char, 1, 3, 8));
     }
 
+    /// Rule sets of unusual shapes: wildcards in either place, every access combination,
+    /// repeated groups, a rule that makes the rest of its group moot, none at all.
+    pub fn odd_rule_sets() -> Vec<Vec<Rule>> {
+        let r = |kind, major, minor, access| Rule {
+            kind,
+            major,
+            minor,
+            access,
+        };
+        vec![
+            vec![],
+            vec![
+                r(Kind::Block, Some(8), None, READ),
+                r(Kind::Char, None, Some(3), WRITE),
+            ],
+            vec![
+                r(Kind::Char, Some(1), Some(3), READ),
+                r(Kind::Block, Some(7), Some(0), RWM),
+                r(Kind::Char, Some(1), Some(5), READ | MKNOD),
+                r(Kind::Char, Some(1), Some(7), READ),
+                r(Kind::Char, Some(1), None, READ),
+            ],
+            vec![r(Kind::Char, None, None, RWM)],
+            vec![r(Kind::Char, Some(4), Some(1), 0)],
+            vec![
+                r(Kind::Char, None, None, READ),
+                r(Kind::Char, Some(1), Some(3), READ),
+            ],
+            DEFAULT.to_vec(),
+        ]
+    }
+
+    #[test]
+    fn any_rule_set_compiles_to_a_program_that_agrees_with_its_rules() {
+        for rules in odd_rule_sets() {
+            let p = program(&rules);
+            for kind in [Kind::Char, Kind::Block] {
+                for major in [0, 1, 4, 7, 8, 9] {
+                    for minor in [0, 1, 3, 5, 7, 9] {
+                        for access in 0..=8 {
+                            assert_eq!(
+                                verdict(&p, kind, major, minor, access),
+                                allowed(&rules, kind, major, minor, access),
+                                "{rules:?}: {kind:?} {major}:{minor} access {access}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_program_stays_small() {
+        // Each instruction costs about 2 us of verifier and JIT time at every container start.
+        assert!(program(&DEFAULT).len() <= 40, "{}", program(&DEFAULT).len());
+    }
+
     #[test]
     fn without_rules_the_program_denies_everything() {
         let p = program(&[]);
-        assert_eq!(p.len(), 8);
+        assert_eq!(p.len(), 11);
         assert!(!verdict(&p, Kind::Char, 1, 3, READ));
     }
 }

@@ -999,6 +999,17 @@ fn outside_any_device_filter_the_scratch_nodes_open() {
 }
 
 #[test]
+fn the_kernel_verifier_accepts_the_program_of_any_rule_set() {
+    require_root();
+    for rules in devices::unit::odd_rule_sets() {
+        let p = devices::program(&rules);
+        if let Err(e) = bpf::load_device_program(&p, "rbox_test") {
+            panic!("{rules:?}: {} ({})", e.source, e.verifier);
+        }
+    }
+}
+
+#[test]
 fn the_device_program_on_the_v2_cgroup_allows_only_the_default_devices() {
     let mut g = Guard::new("devbpf");
     let hs = detect::detect().unwrap();
