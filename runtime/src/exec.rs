@@ -58,6 +58,17 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     // --userns host: no user namespace to join, so the process keeps only Docker's default
     // capabilities, as the container's own processes (caps.rs).
     let confine = !st.config.idmaps.own_userns();
+    let null_stdin = !a.interactive && !a.tty;
+    let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
+        let how = ChildSetup { user: &u, cwd: &cwd, slave, null_stdin, confine };
+        child(&how, &argv, &envp, &path)
+    })?;
+    Ok(sys::exit_code_of(status))
+}
+
+/// Forks the process that runs `in_child` (inside the container's pid namespace, which rrun
+/// has joined) and relays its terminal and signals until it ends; returns its wait status.
+fn fork_and_supervise(pty: Option<(OwnedFd, OwnedFd)>, relay_stdin: bool, in_child: impl FnOnce(Option<&OwnedFd>) -> i32) -> Result<i32> {
     let _old = sys::block_signals(&supervise::HANDLED);
     let sigfd = sys::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
     // SAFETY: single-threaded; the child only sets up and execs, ending in _exit otherwise
@@ -67,17 +78,14 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         return Err(std::io::Error::last_os_error()).ctx(|| "fork into the container".into());
     }
     if pid == 0 {
-        let slave = pty.as_ref().map(|p| &p.1);
-        let how = ChildSetup { user: &u, cwd: &cwd, slave, null_stdin: !a.interactive && !a.tty, confine };
-        sys::forked_child(|| child(&how, &argv, &envp, &path));
+        sys::forked_child(|| in_child(pty.as_ref().map(|p| &p.1)));
     }
     let child_fd = sys::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
-    let master = pty.map(|(m, _s)| m);
-    let relay_stdin = a.tty && a.interactive;
+    // Our copy of the pty's slave goes: the master then ends when the process's copies do.
+    let master = pty.map(|(m, _slave)| m);
     let _raw = relay_stdin.then(|| tty::RawMode::enter(0));
     let io = Io { master: master.as_ref().map(|m| m.as_fd()), stdin: relay_stdin.then_some(0), stdout: 1 };
-    let status = supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)?;
-    Ok(sys::exit_code_of(status))
+    supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)
 }
 
 /// Joins the container: its cgroup, then all its namespaces at once through a pidfd of its

@@ -15,72 +15,25 @@ use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
 use crate::{detach, image, memfd, sys, tty};
 
-/// Builds the initial state (status "created") of a new container from the command line.
+/// Builds the initial state (status "created") of a new container from the command line:
+/// every check that needs no image first, then the image.
 pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
-    let reference = match (&a.image, a.command.first()) {
-        (Some(r), _) => r.as_str(),
-        (None, Some(w)) if w.as_encoded_bytes().starts_with(b"-") => {
-            return Err(user(format!("unknown option {} (see `rrun --help`)", w.to_string_lossy())))
-        }
-        (None, _) => return Err(user("--image IMAGE is required (see `rrun --help`)")),
-    };
+    let reference = image_reference(a)?;
     tty::check_interactive(a.interactive, a.tty)?;
-    let net = NetMode::parse(&a.net)?;
-    match &net {
-        NetMode::None | NetMode::Host => {}
-        other => {
-            return Err(user(format!(
-                "--net {} needs netd, which this rrun cannot use yet: use --net none or --net host",
-                other.name()
-            )))
-        }
-    }
-    if !a.publish.is_empty() {
-        return Err(user("-p needs a bridge network (netd): it cannot be used with --net none or --net host"));
-    }
+    let net = network(a)?;
     if let Some(n) = &a.name {
         state::check_name(n)?;
     }
     let root_caller = rustix::process::geteuid().is_root();
-    let idmaps = match (a.userns.as_deref(), root_caller) {
-        (None | Some("remap"), true) => IdMaps::remap(),
-        (Some("host"), true) => IdMaps::host(),
-        (None | Some("remap") | Some("host"), false) => {
-            let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
-            IdMaps::single(uid, gid)
-        }
-        (Some(o), _) => return Err(user(format!("bad --userns {o:?}: use remap or host"))),
-    };
-    let limits = LimitsConfig {
-        memory: a.memory.as_deref().map(cgroups::parse_size).transpose()?,
-        cpus: a.cpus.as_deref().map(cgroups::parse_cpus).transpose()?,
-        cpuset_cpus: a.cpuset_cpus.as_deref().map(cgroups::check_cpuset).transpose()?,
-        pids: a.pids_limit,
-    };
-    let volumes = a.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>>>()?;
-    for t in &a.tmpfs {
-        spec::check_container_path(t)?;
-        spec::check_mount_target(t, &format!("--tmpfs {t}"))?;
-    }
-    if let Some(w) = &a.workdir {
-        spec::check_container_path(w)?;
-    }
+    let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
+    let limits = limits(a)?;
+    let volumes = mount_paths(a)?;
     let img = image::resolve(root, reference)?;
     let id = state::new_id()?;
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     spec::check_hostname(&hostname)?;
-    let args = spec::command_line(&img, &a.command)?;
-    let env = spec::environment(&img.env, &a.env, &hostname, a.tty)?;
-    let process = ProcessConfig {
-        args,
-        env,
-        cwd: a.workdir.clone().or(img.workdir.clone()).unwrap_or_else(|| "/".into()),
-        user: a.user.clone().or(img.user.clone()).unwrap_or_default(),
-        tty: a.tty,
-        stdin: a.interactive,
-    };
+    let process = process(&img, a, &hostname)?;
     let me = std::process::id() as i32;
-    let auto_remove = a.rm || (a.name.is_none() && !a.detach);
     Ok(State {
         name: a.name.clone().unwrap_or_else(|| id[..12].to_string()),
         image: img.id.clone(),
@@ -94,7 +47,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
         finished: false,
         oom_killed: false,
         detached: a.detach,
-        auto_remove,
+        auto_remove: a.rm || (a.name.is_none() && !a.detach),
         cgroup_paths: vec![],
         config: ContainerConfig {
             hostname,
@@ -110,6 +63,74 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
             lowerdirs: img.lowerdirs,
         },
         id,
+    })
+}
+
+/// IMAGE as given; without --image, an unknown option swallowed as COMMAND is named as such.
+fn image_reference(a: &RunArgs) -> Result<&str> {
+    match (&a.image, a.command.first()) {
+        (Some(r), _) => Ok(r.as_str()),
+        (None, Some(w)) if w.as_encoded_bytes().starts_with(b"-") => Err(user(format!("unknown option {} (see `rrun --help`)", w.to_string_lossy()))),
+        (None, _) => Err(user("--image IMAGE is required (see `rrun --help`)")),
+    }
+}
+
+/// --net and -p: only none and host work without netd.
+fn network(a: &RunArgs) -> Result<NetMode> {
+    let net = NetMode::parse(&a.net)?;
+    if !matches!(net, NetMode::None | NetMode::Host) {
+        return Err(user(format!("--net {} needs netd, which this rrun cannot use yet: use --net none or --net host", net.name())));
+    }
+    if !a.publish.is_empty() {
+        return Err(user("-p needs a bridge network (netd): it cannot be used with --net none or --net host"));
+    }
+    Ok(net)
+}
+
+/// The user namespace's maps: remap (default as root) or host; rootless always maps the caller.
+fn id_maps(userns: Option<&str>, root_caller: bool) -> Result<IdMaps> {
+    Ok(match (userns, root_caller) {
+        (None | Some("remap"), true) => IdMaps::remap(),
+        (Some("host"), true) => IdMaps::host(),
+        (None | Some("remap") | Some("host"), false) => {
+            let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+            IdMaps::single(uid, gid)
+        }
+        (Some(o), _) => return Err(user(format!("bad --userns {o:?}: use remap or host"))),
+    })
+}
+
+fn limits(a: &RunArgs) -> Result<LimitsConfig> {
+    Ok(LimitsConfig {
+        memory: a.memory.as_deref().map(cgroups::parse_size).transpose()?,
+        cpus: a.cpus.as_deref().map(cgroups::parse_cpus).transpose()?,
+        cpuset_cpus: a.cpuset_cpus.as_deref().map(cgroups::check_cpuset).transpose()?,
+        pids: a.pids_limit,
+    })
+}
+
+/// The volumes, and checks of the --tmpfs and -w paths inside the container.
+fn mount_paths(a: &RunArgs) -> Result<Vec<Volume>> {
+    let volumes = a.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>>>()?;
+    for t in &a.tmpfs {
+        spec::check_container_path(t)?;
+        spec::check_mount_target(t, &format!("--tmpfs {t}"))?;
+    }
+    if let Some(w) = &a.workdir {
+        spec::check_container_path(w)?;
+    }
+    Ok(volumes)
+}
+
+/// The process rinit starts: the image's defaults overridden by the command line.
+fn process(img: &image::Image, a: &RunArgs, hostname: &str) -> Result<ProcessConfig> {
+    Ok(ProcessConfig {
+        args: spec::command_line(img, &a.command)?,
+        env: spec::environment(&img.env, &a.env, hostname, a.tty)?,
+        cwd: a.workdir.clone().or(img.workdir.clone()).unwrap_or_else(|| "/".into()),
+        user: a.user.clone().or(img.user.clone()).unwrap_or_default(),
+        tty: a.tty,
+        stdin: a.interactive,
     })
 }
 
@@ -144,50 +165,48 @@ fn run_foreground(containers: &Containers, st: State, rinit: &Path) -> Result<i3
 
 /// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code.
 pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
-    let mut code = sys::exit_code_of(status);
     let oom = c.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
-    if oom {
-        eprintln!(
-            "rrun: container {} was killed by the kernel's OOM killer (memory limit {} bytes)",
-            c.state.name,
-            c.state.config.limits.memory.map_or("none".into(), |m| m.to_string())
-        );
-        code = 137;
-    }
+    let code = if oom {
+        let limit = c.state.config.limits.memory.map_or("none".into(), |m| m.to_string());
+        eprintln!("rrun: container {} was killed by the kernel's OOM killer (memory limit {limit} bytes)", c.state.name);
+        137
+    } else {
+        sys::exit_code_of(status)
+    };
     // Nothing of the container may outlive its init (the pid namespace is gone, but a task
     // that joined with exec could remain): empty and remove the cgroup.
     if let Some(cg) = c.cgroup {
         if !cg.pids().is_empty() {
             let _ = cg.kill_all();
         }
-        tracing::debug!(us = crate::elapsed_us(), "cgroup empty");
         if let Err(e) = cg.remove() {
             eprintln!("rrun: {e}");
         }
     }
     tracing::debug!(us = crate::elapsed_us(), "cgroup removed");
-    let id = c.state.id.clone();
     drop(c.pidfd);
     drop(c.master);
-    // Someone may have removed the container meanwhile (`rrun rm -f`): then there is nothing
-    // left to record or remove.
-    let result = if c.state.auto_remove {
-        match containers.lock(&id) {
-            Ok(_l) => containers.remove_dir(&id),
-            Err(Error::NoSuchContainer(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    } else {
-        containers
-            .update(&id, |s| {
+    if let Err(e) = record_end(containers, &c.state, code, oom) {
+        eprintln!("rrun: {e}");
+    }
+    code
+}
+
+/// Removes a container removed on exit, or records how a kept one ended. Someone may have
+/// removed it meanwhile (`rrun rm -f`): then there is nothing left to do.
+fn record_end(containers: &Containers, st: &State, code: i32, oom: bool) -> Result<()> {
+    if !st.auto_remove {
+        return containers
+            .update(&st.id, |s| {
                 s.finished = true;
                 s.exit_code = Some(code);
                 s.oom_killed = oom;
             })
-            .map(drop)
-    };
-    if let Err(e) = result {
-        eprintln!("rrun: {e}");
+            .map(drop);
     }
-    code
+    match containers.lock(&st.id) {
+        Ok(_l) => containers.remove_dir(&st.id),
+        Err(Error::NoSuchContainer(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
