@@ -302,3 +302,89 @@ fn a_rootless_container_cannot_open_a_device_node_in_its_root() {
     assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
     let _ = std::fs::remove_file(rootfs.join("kvm"));
 }
+
+/// `rrun ARGS...` in a mount namespace of its own where the given cgroup mounts are unmounted
+/// first: how rrun sees a host without them (nothing changes for the rest of the machine).
+fn rrun_without(lab: &Lab, unmount: &[&str], args: &[&str]) -> std::process::Output {
+    let mut script = String::new();
+    for m in unmount {
+        script.push_str(&format!("umount {m} || exit 99; "));
+    }
+    script.push_str("exec \"$@\"");
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"]).arg(rbox_tests::bin("rrun")).args(args);
+    c.env("RBOX_ROOT", lab.store.path());
+    output(c, 60)
+}
+
+#[test]
+fn on_a_host_without_cgroup_v2_the_v1_devices_controller_keeps_the_allowlist() {
+    let lab = Lab::new("devv1");
+    assert!(Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() && Path::new("/sys/fs/cgroup/devices/devices.list").exists());
+    let nodes = host_nodes();
+    let vol = format!("{}:/hostdev", nodes.path().display());
+    let mut checks = node_paths("/hostdev");
+    checks.push("/dev/null".into());
+    let script = try_open(&checks.iter().map(String::as_str).collect::<Vec<_>>());
+    let assert_refused = |what: &str, out: &str| {
+        for p in &checks[..3] {
+            assert!(verdict(out, p).contains(EPERM), "{what}: {p}:\n{out}");
+        }
+        assert_eq!(verdict(out, "/dev/null"), "ok", "{what}:\n{out}");
+    };
+    for mode in MODES {
+        let mut args = vec!["--net", "none"];
+        args.extend(mode.iter().copied());
+        args.extend(["-v", &vol, "--image", &lab.image, "--", "sh", "-c", &script]);
+        let o = rrun_without(&lab, &["/sys/fs/cgroup/unified"], &args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{mode:?}: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+        assert_refused(&format!("{mode:?}"), &out);
+    }
+    // Where the allowlist lives: a devices cgroup of the container's own with exactly the list.
+    let name = rbox_tests::unique("devv1d");
+    let o = rrun_without(
+        &lab,
+        &["/sys/fs/cgroup/unified"],
+        &["-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--", "sleep", "60"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let paths: Vec<String> = lab.inspect(&name)["cgroup_paths"]
+        .as_array()
+        .expect("cgroup_paths")
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    assert!(!paths.iter().any(|p| p.contains("/unified")), "{paths:?}");
+    let dev = paths.iter().find(|p| p.starts_with("/sys/fs/cgroup/devices/")).unwrap_or_else(|| panic!("no devices cgroup in {paths:?}"));
+    let list = std::fs::read_to_string(Path::new(dev).join("devices.list")).unwrap();
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
+    );
+    // rrun exec joins it too.
+    let mut c = lab.rrun();
+    c.args(["exec", &name, "sh", "-c", &script]);
+    let o = output(c, 30);
+    assert!(o.status.success(), "exec: {}", String::from_utf8_lossy(&o.stderr));
+    assert_refused("exec", &String::from_utf8_lossy(&o.stdout));
+    lab.rm_all();
+    assert!(!Path::new(dev).exists(), "rm removed {dev}");
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn without_any_device_control_rrun_refuses_to_start_with_one_line_and_leaves_nothing() {
+    let lab = Lab::new("devno");
+    let o = rrun_without(
+        &lab,
+        &["/sys/fs/cgroup/unified", "/sys/fs/cgroup/devices"],
+        &["--net", "none", "--image", &lab.image, "--", "true"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("rrun: ") && err.contains("default device allowlist"), "{err}");
+    assert!(lab.container_ids().is_empty(), "left: {:?}", lab.container_ids());
+    lab.assert_clean(&[]);
+}

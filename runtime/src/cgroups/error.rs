@@ -90,8 +90,8 @@ pub enum CgroupError {
     #[error("cannot attach the container's device filter to cgroup {path}: {source}")]
     BpfAttach { path: PathBuf, source: io::Error },
 
-    #[error("cannot keep the container to the default device allowlist: {reason}; rrun needs a cgroup v2 hierarchy with BPF device programs (CONFIG_CGROUP_BPF) or a writable cgroup v1 devices hierarchy")]
-    NoDeviceControl { reason: String },
+    #[error("cannot keep the container to the default device allowlist: {v2}, and no writable cgroup v1 devices hierarchy is mounted; mount cgroup2 on a kernel with CONFIG_CGROUP_BPF, or the v1 devices controller")]
+    NoDeviceControl { v2: String },
 
     #[error("cannot send SIGKILL to pid {pid} of cgroup {path}: {source}")]
     Kill {

@@ -211,11 +211,7 @@ impl Cgroup {
             .iter()
             .find(|h| h.writable && h.version == Version::V1 && h.has("devices"))
         else {
-            return Err(CgroupError::NoDeviceControl {
-                reason: format!(
-                    "{v2_refused}, and no writable cgroup v1 devices hierarchy is mounted"
-                ),
-            });
+            return Err(CgroupError::NoDeviceControl { v2: v2_refused });
         };
         tracing::debug!(reason = %v2_refused, "device filter: using the v1 devices controller");
         let path = h.own.join(format!("rbox-{name}"));
