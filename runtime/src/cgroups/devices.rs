@@ -10,7 +10,7 @@
 //! 10:200 tun (removed in runc 1.2.0, restored in 1.2.4 because users relied on it; in a
 //! container with its own network namespace it only makes interfaces there). Not 5:1: the host's
 //! /dev/console is the host's system console; rrun never binds it and runc's list lacks it too.
-//! Everything else, the device nodes an image carries included, gives EPERM on open and mknod.
+//! Opening anything else, the device nodes an image carries included, gives EPERM.
 //!
 //! The kernel checks a device when it is opened or made (devcgroup_inode_permission,
 //! devcgroup_inode_mknod): both the v2 program of the task's cgroup (and its ancestors) and the
@@ -22,7 +22,9 @@
 //! Rootless containers get no device control and need none: every mount they make (the overlay
 //! root, /dev's tmpfs) is created inside their user namespace, and the kernel marks such
 //! superblocks SB_I_NODEV, so opening any device node on them fails with EACCES
-//! (may_open_dev); the host's own nodes bound into /dev keep the rights the user has anyway.
+//! (may_open_dev; tests/tests/rrun_devices.rs checks it). Host nodes reaching a rootless
+//! container through bind mounts (/dev/null and co., volumes) keep exactly the rights the user
+//! has on the host anyway.
 
 use std::path::Path;
 
@@ -44,6 +46,8 @@ pub enum Kind {
 }
 
 /// One allow rule: a device type, a major and minor number (None: any), the access allowed.
+/// Numbers fit the kernel's dev_t (major < 2^12, minor < 2^20), so the program's 32-bit
+/// immediates hold them unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub kind: Kind,
