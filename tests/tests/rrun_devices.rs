@@ -193,9 +193,8 @@ fn the_default_devices_work_in_every_user_mode() {
     lab.assert_clean(&[]);
 }
 
-/// Runs `rrun -t OPTS --image IMG -- sh -c SCRIPT` on a pseudo-terminal and returns what it
-/// printed there.
-fn on_a_terminal(lab: &Lab, opts: &[&str], script: &str) -> String {
+/// Runs `rrun ARGS...` on a pseudo-terminal and returns what it printed there.
+fn on_a_terminal(lab: &Lab, args: &[&str]) -> String {
     let driver = r#"
 import os, pty, sys
 pid, fd = pty.fork()
@@ -215,8 +214,7 @@ print(buf.decode(errors="replace"))
 print("exit=%d" % os.waitstatus_to_exitcode(st))
 "#;
     let mut c = Command::new("python3");
-    c.arg("-c").arg(driver).arg(rbox_tests::bin("rrun")).args(["-t", "--net", "none"]).args(opts);
-    c.args(["--image", &lab.image, "--", "sh", "-c", script]);
+    c.arg("-c").arg(driver).arg(rbox_tests::bin("rrun")).args(args);
     c.env("RBOX_ROOT", lab.store.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let o = wait_output(c.spawn().expect("python3"), 60);
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
@@ -230,7 +228,10 @@ fn the_terminal_devices_work_with_a_pty_in_every_user_mode() {
         try_open(&["$t"])
     );
     for mode in MODES {
-        let out = on_a_terminal(&lab, mode, &script);
+        let mut args = vec!["-t", "--net", "none"];
+        args.extend(mode.iter().copied());
+        args.extend(["--image", &lab.image, "--", "sh", "-c", &script]);
+        let out = on_a_terminal(&lab, &args);
         for want in ["tty=/dev/pts/", "devtty=rw", "ptmx=rw", "done", "exit=0"] {
             assert!(out.contains(want), "{mode:?}: {want} missing:\n{out}");
         }
@@ -261,6 +262,13 @@ fn exec_in_a_running_container_gets_the_same_allowlist() {
     assert!(verdict(&out, "/hostdev/kvm").contains(EPERM), "{out}");
     assert!(verdict(&out, "/hostdev/loop0").contains(EPERM), "{out}");
     assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
+    // exec -t: a pty of the container's devpts, /dev/tty and the pty by name work.
+    let script = format!("t=$(tty); echo tty=$t; (exec 3<>/dev/tty) && echo devtty=rw; {} echo done", try_open(&["$t", "/hostdev/kvm"]));
+    let out = on_a_terminal(&lab, &["exec", "-t", &name, "sh", "-c", &script]);
+    for want in ["tty=/dev/pts/", "devtty=rw", "$t=ok", "done", "exit=0"] {
+        assert!(out.contains(want), "exec -t: {want} missing:\n{out}");
+    }
+    assert!(verdict(&out, "/hostdev/kvm").contains(EPERM), "{out}");
     lab.rm_all();
     lab.assert_clean(&[]);
 }
