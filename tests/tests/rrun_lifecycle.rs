@@ -521,3 +521,15 @@ fn assert_clean_sees_a_leftover_cgroup_and_the_process_in_it() {
     assert!(caught.is_some(), "assert_clean missed a leftover cgroup");
     assert!(msg.contains("cgroup") && (!moved || msg.contains("process")), "{msg}");
 }
+
+#[test]
+fn writes_to_the_upper_dir_of_a_container_removed_on_exit_count_against_its_memory_limit() {
+    let lab = Lab::new("life");
+    let script = "head -c 100m /dev/zero > /big; stat -c %s /big";
+    let o = lab.run(&["--memory", "32m"], &["sh", "-c", script]);
+    let size: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(u64::MAX);
+    assert!(size < 48 << 20, "a 32m container wrote {size} bytes to its in-memory upper dir");
+    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(lab.ok(&[], &["sh", "-c", script]), (100u64 << 20).to_string(), "without a limit the write succeeds");
+    lab.assert_clean(&[]);
+}
