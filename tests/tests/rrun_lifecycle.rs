@@ -526,10 +526,10 @@ fn assert_clean_sees_a_leftover_cgroup_and_the_process_in_it() {
 fn writes_to_the_upper_dir_of_a_container_removed_on_exit_count_against_its_memory_limit() {
     let lab = Lab::new("life");
     let script = "head -c 100m /dev/zero > /big; stat -c %s /big";
+    // The OOM killer stops the writer (or the shell with it) once 32m are in the tmpfs.
     let o = lab.run(&["--memory", "32m"], &["sh", "-c", script]);
-    let size: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(u64::MAX);
-    assert!(size < 48 << 20, "a 32m container wrote {size} bytes to its in-memory upper dir");
     assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OOM killer"));
     assert_eq!(lab.ok(&[], &["sh", "-c", script]), (100u64 << 20).to_string(), "without a limit the write succeeds");
     lab.assert_clean(&[]);
 }
