@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
@@ -26,6 +26,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
+use crate::pending::PendingDirs;
 use crate::userns::Privilege;
 
 /// Why an extraction stopped. Every variant names the member; the store is left untouched.
@@ -55,8 +56,15 @@ pub enum ExtractError {
     TruncatedMember(String),
     #[error("the input is empty")]
     Empty,
+    #[error("member {member}: a sparse file of {} GiB would take the layer's holes past the limit of {} GiB; refused", gib(*size), gib(*limit))]
+    SparseLimit { member: String, size: u64, limit: u64 },
     #[error("member {member}: {op}: {source}")]
     Io { member: String, op: &'static str, source: io::Error },
+}
+
+/// Bytes as GiB with one decimal, for messages.
+fn gib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// Printable form of a member name (non-UTF-8 bytes escaped).
@@ -102,13 +110,6 @@ struct Meta {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-#[derive(Debug)]
-struct DirMeta {
-    path: Vec<u8>,
-    mode: u32,
-    mtime: Timespec,
-}
-
 /// Counters reported after an extraction.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -123,8 +124,10 @@ pub struct Stats {
 pub struct Extractor {
     root: OwnedFd,
     privilege: Privilege,
-    dirs: Vec<DirMeta>,
-    dir_index: HashMap<Vec<u8>, usize>,
+    /// directories whose mode and mtime wait (bounded by the depth, see pending.rs)
+    pending: PendingDirs,
+    /// bytes of holes in the sparse members so far (see [`MAX_SPARSE_HOLES`])
+    sparse_holes: u64,
     root_meta: Option<Meta>,
     /// sha256 of every regular file written, by (st_dev, st_ino): feeds the tree digest.
     pub contents: HashMap<(u64, u64), [u8; 32]>,
@@ -134,6 +137,14 @@ pub struct Extractor {
 
 /// Content digests remembered for the tree digest (about 80 bytes each).
 const MAX_KNOWN_CONTENTS: usize = 200_000;
+
+/// Most bytes of holes the sparse members of one layer may expand to (16 GiB). Holes take no
+/// disk, but every byte of them is still hashed at extraction (the tree digest covers file
+/// contents) and again by each `fsck`, and is read as zeros by anything that copies the file
+/// without SEEK_HOLE: a few KiB of archive must not buy minutes of CPU. 16 GiB stays above
+/// the sparse files real images carry (preallocated databases, disk images, a `lastlog` of
+/// high uids) and hashes in about ten seconds.
+pub const MAX_SPARSE_HOLES: u64 = 16 << 30;
 
 const PARENT_FLAGS: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -152,8 +163,8 @@ impl Extractor {
         Extractor {
             root,
             privilege,
-            dirs: Vec::new(),
-            dir_index: HashMap::new(),
+            pending: PendingDirs::default(),
+            sparse_holes: 0,
             root_meta: None,
             contents: HashMap::new(),
             stats: Stats::default(),
@@ -171,10 +182,9 @@ impl Extractor {
         self.privilege != Privilege::Unprivileged
     }
 
-    /// Extracts every member of `ar`. Returns the stream offset where the last member's data
-    /// ended, so the caller can tell a missing end-of-archive marker from a proper one.
-    pub fn extract_all<R: Read>(&mut self, ar: &mut tar::Archive<R>) -> Result<u64, ExtractError> {
-        let mut last_end = 0u64;
+    /// Extracts every member of `ar`. Whether the archive ended with its end-of-archive marker
+    /// is the caller's to check (see `TarGuard::end_seen`).
+    pub fn extract_all<R: Read>(&mut self, ar: &mut tar::Archive<R>) -> Result<(), ExtractError> {
         let entries = ar.entries().map_err(|e| ExtractError::Tar(e.to_string()))?;
         for entry in entries {
             let mut entry = match entry {
@@ -183,12 +193,10 @@ impl Extractor {
                 Err(e) if self.stats.entries == 0 => return Err(ExtractError::Tar(sanitize(&e.to_string()))),
                 Err(e) => return Err(tar_error(e)),
             };
-            let size = entry.size();
-            last_end = entry.raw_file_position().saturating_add(size.div_ceil(512) * 512);
             self.entry(&mut entry)?;
             self.stats.entries += 1;
         }
-        Ok(last_end)
+        Ok(())
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
@@ -213,10 +221,13 @@ impl Extractor {
                 _ => Err(ExtractError::Invalid(show(&raw), "it would replace the layer root")),
             };
         };
+        let path = join(&comps);
+        self.pending.leave_for(self.root.as_fd(), &path).map_err(io_err(&raw, "set directory metadata"))?;
         if name.starts_with(b".wh.") {
             return self.whiteout(parent, name, &raw);
         }
         let pfd = self.open_parent(parent, &raw, true)?;
+        self.pending.reopen(&join(parent), pfd.as_fd(), &path, self.rootless()).map_err(io_err(&raw, "reopen parent"))?;
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => self.file(&pfd, name, e, meta, &raw),
             T::Directory => self.dir(&pfd, name, meta, &comps, &raw),
@@ -251,7 +262,13 @@ impl Extractor {
         if comps.is_empty() {
             return self.root.try_clone().map_err(|e| ExtractError::Io { member: show(member), op: "dup", source: e });
         }
-        match resolve(self.root.as_fd(), &join(comps)) {
+        let mut found = resolve(self.root.as_fd(), &join(comps));
+        if matches!(found, Err(Errno::ACCESS)) && self.rootless() && create {
+            // a directory settled earlier on the way lacks search permission for its owner
+            self.unlock_path(comps, member)?;
+            found = resolve(self.root.as_fd(), &join(comps));
+        }
+        match found {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) if create => {}
             Err(e) => return Err(map_resolve(e, member)),
@@ -263,14 +280,18 @@ impl Extractor {
             match resolve(self.root.as_fd(), &prefix) {
                 Ok(fd) => cur = fd,
                 Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o700)) {
-                        Ok(()) => {
-                            self.defer_dir(prefix.clone(), 0o755, Timespec { tv_sec: 0, tv_nsec: 0 }, false);
-                        }
-                        Err(Errno::EXIST) => {}
+                    let rootless = self.rootless();
+                    self.pending.reopen(&join(&comps[..i]), cur.as_fd(), member, rootless).map_err(io_err(member, "reopen parent"))?;
+                    let made = match rustix::fs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o700)) {
+                        Ok(()) => true,
+                        Err(Errno::EXIST) => false,
                         Err(e) => return Err(io_err(member, "mkdir")(e)),
-                    }
+                    };
                     cur = resolve(self.root.as_fd(), &prefix).map_err(|e| map_resolve(e, member))?;
+                    if made {
+                        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+                        self.pending.defer(prefix, cur.as_fd(), 0o755, zero).map_err(io_err(member, "fstat"))?;
+                    }
                 }
                 Err(e) => return Err(map_resolve(e, member)),
             }
@@ -278,18 +299,15 @@ impl Extractor {
         Ok(cur)
     }
 
-    fn defer_dir(&mut self, path: Vec<u8>, mode: u32, mtime: Timespec, replace: bool) {
-        match self.dir_index.get(&path) {
-            Some(&i) if replace => {
-                self.dirs[i].mode = mode;
-                self.dirs[i].mtime = mtime;
-            }
-            Some(_) => {}
-            None => {
-                self.dir_index.insert(path.clone(), self.dirs.len());
-                self.dirs.push(DirMeta { path, mode, mtime });
-            }
+    /// Rootless: re-opens (as pending, writable) every directory along `comps` that its owner
+    /// could not search, so a member below directories settled earlier can be written.
+    fn unlock_path(&mut self, comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
+        for i in 1..=comps.len() {
+            let prefix = join(&comps[..i]);
+            let Ok(fd) = resolve(self.root.as_fd(), &prefix) else { break };
+            self.pending.reopen(&prefix, fd.as_fd(), member, true).map_err(io_err(member, "reopen directory"))?;
         }
+        Ok(())
     }
 
     /// Removes whatever holds `name` in `pfd` (the later entry wins).
@@ -305,6 +323,16 @@ impl Extractor {
         meta: Meta,
         member: &[u8],
     ) -> Result<(), ExtractError> {
+        // the tar crate gives a GNU sparse member its real size and reads its holes as zeros
+        let want = e.size();
+        let sparse = e.header().entry_type() == tar::EntryType::GNUSparse;
+        if sparse {
+            let stored = e.header().entry_size().unwrap_or(0);
+            self.sparse_holes = self.sparse_holes.saturating_add(want.saturating_sub(stored));
+            if self.sparse_holes > MAX_SPARSE_HOLES {
+                return Err(ExtractError::SparseLimit { member: show(member), size: want, limit: MAX_SPARSE_HOLES });
+            }
+        }
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let create = || rustix::fs::openat(pfd, name, flags, Mode::from_raw_mode(0o600));
         let fd = match create() {
@@ -316,13 +344,32 @@ impl Extractor {
         }
         .map_err(io_err(member, "create"))?;
         let mut f = File::from(fd);
-        let want = if e.header().entry_type() == tar::EntryType::GNUSparse {
-            e.header().as_gnu().and_then(|g| g.real_size().ok()).unwrap_or(e.size())
-        } else {
-            e.size()
-        };
         // bounded memory whatever the file count: past the cap the tree digest re-reads files
         let track = self.contents.len() < MAX_KNOWN_CONTENTS;
+        let (n, digest) = self.copy_data(e, &mut f, sparse, track, member)?;
+        if n != want {
+            return Err(ExtractError::TruncatedMember(show(member)));
+        }
+        self.apply_fd(f.as_fd(), &meta, member, true)?;
+        if let Some(digest) = digest {
+            let st = rustix::fs::fstat(&f).map_err(io_err(member, "fstat"))?;
+            self.contents.insert((st.st_dev, st.st_ino), digest);
+        }
+        Ok(())
+    }
+
+    /// Copies a member's data into `f`; returns its length and (if `hash`) sha256. The holes of a sparse
+    /// member (zeros from the tar crate) are skipped with lseek(2) and the size set with
+    /// ftruncate(2), so they stay holes on disk.
+    fn copy_data<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        f: &mut File,
+        sparse: bool,
+        hash: bool,
+        member: &[u8],
+    ) -> Result<(u64, Option<[u8; 32]>), ExtractError> {
+        let write_err = |op| move |err| ExtractError::Io { member: show(member), op, source: err };
         let mut h = Sha256::new();
         let mut n = 0u64;
         loop {
@@ -332,21 +379,21 @@ impl Extractor {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(tar_error(err)),
             };
-            if track {
-                h.update(&self.buf[..k]);
+            let data = &self.buf[..k];
+            if hash {
+                h.update(data);
             }
-            f.write_all(&self.buf[..k]).map_err(|err| ExtractError::Io { member: show(member), op: "write", source: err })?;
+            if sparse && all_zero(data) {
+                f.seek(io::SeekFrom::Current(k as i64)).map_err(write_err("seek over a hole"))?;
+            } else {
+                f.write_all(data).map_err(write_err("write"))?;
+            }
             n += k as u64;
         }
-        if n != want {
-            return Err(ExtractError::TruncatedMember(show(member)));
+        if sparse {
+            f.set_len(n).map_err(write_err("truncate"))?;
         }
-        self.apply_fd(f.as_fd(), &meta, member, true)?;
-        if track {
-            let st = rustix::fs::fstat(&f).map_err(io_err(member, "fstat"))?;
-            self.contents.insert((st.st_dev, st.st_ino), h.finalize().into());
-        }
-        Ok(())
+        Ok((n, hash.then(|| h.finalize().into())))
     }
 
     fn dir(&mut self, pfd: &OwnedFd, name: &[u8], meta: Meta, comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
@@ -364,7 +411,7 @@ impl Extractor {
             .map_err(io_err(member, "open directory"))?;
         // mode and mtime are applied at the end, once nothing more is created inside
         self.apply_fd(fd.as_fd(), &Meta { mode: 0o700, ..meta.clone() }, member, false)?;
-        self.defer_dir(join(comps), meta.mode, meta.mtime, true);
+        self.pending.defer(join(comps), fd.as_fd(), meta.mode, meta.mtime).map_err(io_err(member, "fstat"))?;
         Ok(())
     }
 
@@ -426,6 +473,10 @@ impl Extractor {
     /// `.wh..wh..opq` marks the parent opaque; `.wh.NAME` becomes an overlayfs whiteout NAME.
     fn whiteout(&mut self, parent: &[&[u8]], name: &[u8], member: &[u8]) -> Result<(), ExtractError> {
         let pfd = self.open_parent(parent, member, true)?;
+        let mut path = join(parent);
+        path.extend_from_slice(if path.is_empty() { &b""[..] } else { &b"/"[..] });
+        path.extend_from_slice(name);
+        self.pending.reopen(&join(parent), pfd.as_fd(), &path, self.rootless()).map_err(io_err(member, "reopen parent"))?;
         if name == b".wh..wh..opq" {
             let d = open_dir(&pfd, member)?;
             return set_xattr_fd(d.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"));
@@ -567,19 +618,7 @@ impl Extractor {
     /// Applies the deferred directory modes and mtimes (deepest first) and the root's metadata.
     pub fn finish(&mut self) -> Result<(), ExtractError> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let dirs = std::mem::take(&mut self.dirs);
-        for d in dirs.iter().rev() {
-            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-            let fd = match rustix::fs::openat2(&self.root, d.path.as_slice(), flags, Mode::empty(), resolve) {
-                Ok(fd) => fd,
-                // replaced by a later member or removed: nothing to apply
-                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
-                Err(e) => return Err(io_err(&d.path, "open directory")(e)),
-            };
-            let ts = Timestamps { last_access: d.mtime, last_modification: d.mtime };
-            rustix::fs::futimens(&fd, &ts).map_err(io_err(&d.path, "set times"))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode & 0o7777)).map_err(io_err(&d.path, "chmod"))?;
-        }
+        self.pending.finish(self.root.as_fd()).map_err(|(path, e)| io_err(&path, "set directory metadata")(e))?;
         let root = rustix::fs::openat(&self.root, ".", flags, Mode::empty()).map_err(io_err(b".", "open root"))?;
         let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
         let meta = self.root_meta.take().unwrap_or(Meta {
@@ -591,6 +630,13 @@ impl Extractor {
         });
         self.apply_fd(root.as_fd(), &meta, b".", true)
     }
+}
+
+/// True when every byte is zero (folded per 64 bytes, which vectorises).
+fn all_zero(b: &[u8]) -> bool {
+    let mut it = b.chunks_exact(64);
+    let whole = it.by_ref().all(|c| c.iter().fold(0u8, |a, x| a | x) == 0);
+    whole && it.remainder().iter().all(|x| *x == 0)
 }
 
 /// openat2(O_PATH|O_DIRECTORY) beneath `root`; retried on EAGAIN (a concurrent rename).

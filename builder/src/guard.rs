@@ -25,6 +25,8 @@ pub struct TarGuard<R> {
     state: State,
     /// a PAX `size` record that applies to the next file header
     next_size: Option<u64>,
+    /// an all-zero header block (the end-of-archive marker) went through
+    end_seen: bool,
 }
 
 fn new_header() -> State {
@@ -33,7 +35,14 @@ fn new_header() -> State {
 
 impl<R: Read> TarGuard<R> {
     pub fn new(inner: R) -> TarGuard<R> {
-        TarGuard { inner, state: new_header(), next_size: None }
+        TarGuard { inner, state: new_header(), next_size: None, end_seen: false }
+    }
+
+    /// Whether the end-of-archive marker was read. A stream that stops right after a member
+    /// (sparse or not: the guard follows the sizes on the archive, not the expanded ones) was
+    /// cut short.
+    pub fn end_seen(&self) -> bool {
+        self.end_seen
     }
 
     fn feed(&mut self, mut bytes: &[u8]) -> io::Result<()> {
@@ -79,6 +88,7 @@ impl<R: Read> TarGuard<R> {
 
     fn after_header(&mut self, block: &[u8; 512]) -> io::Result<State> {
         if block.iter().all(|b| *b == 0) {
+            self.end_seen = true;
             return Ok(State::Done); // end of archive: the rest is padding
         }
         let h = tar::Header::from_byte_slice(block);

@@ -154,11 +154,15 @@ pub fn config_bytes(cfg: &ImageConfiguration) -> Result<(Vec<u8>, String), Image
 
 /// Creates (or finds) the image of `layer_refs` with `o`; tags it with `tag` if given.
 /// Returns the ImageID hex.
+/// Refused when the layers were extracted in different modes (root and rootless). Holds the
+/// store lock shared, so no `layer rm` or `gc` removes a layer before the image names it.
 pub fn create(store: &Store, layer_refs: &[String], o: &ImageOptions, tags: &[String]) -> Result<String, ImageError> {
+    let _lock = store.lock_shared()?;
     let mut layers = Vec::new();
     for r in layer_refs {
         layers.push(store.resolve_layer_hex(r)?);
     }
+    store.common_mode("the new image", &layers)?;
     // validate tags before anything is written
     for t in tags {
         crate::store::normalize_tag(t)?;

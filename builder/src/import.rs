@@ -13,7 +13,7 @@ use rustix::io::Errno;
 
 use crate::digest::parse_checksum;
 use crate::extract::{ExtractError, Extractor, Stats};
-use crate::pipeline::{self, StreamError};
+use crate::pipeline::{self, StreamDigests, StreamError};
 use crate::store::{write_atomic, LayerMeta, Store, StoreError};
 
 /// Where a layer comes from.
@@ -57,16 +57,15 @@ pub struct AddOptions {
     pub progress: bool,
     /// directory sources: clamp mtimes to this (SOURCE_DATE_EPOCH); None clamps to 0
     pub source_date_epoch: Option<i64>,
+    /// URL sources: the longest silence tolerated from the server (None: the default of
+    /// `download::IDLE_TIMEOUT`); the body as a whole has no deadline
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Added {
     /// `sha256:<hex>`
     pub diff_id: String,
-    /// false when the layer was already stored
-    pub created: bool,
-    /// true when a URL was not fetched because its checksum was already known
-    pub cached: bool,
     pub stats: Stats,
 }
 
@@ -152,68 +151,59 @@ fn record_blob(store: &Store, algo: &str, hex: &str, diff_hex: &str) {
     }
 }
 
-/// Imports `source` as a layer. Prints nothing; the caller prints the returned DiffID.
-pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Added, AddError> {
-    let want256 = opts
-        .sha256
-        .as_deref()
-        .map(|v| parse_checksum(v, "sha256", 64).ok_or(AddError::BadChecksumArg { algo: "sha256", value: v.into(), len: 64 }))
-        .transpose()?;
-    let want512 = opts
-        .sha512
-        .as_deref()
-        .map(|v| parse_checksum(v, "sha512", 128).ok_or(AddError::BadChecksumArg { algo: "sha512", value: v.into(), len: 128 }))
-        .transpose()?;
-    let privilege = crate::userns::privilege();
-    let rootless = privilege != crate::userns::Privilege::Root;
-    // what an interrupted earlier run left (best effort: gc reports failures)
-    let _ = crate::maint::clean_stale_staging(store);
+/// The expected checksums, validated: (sha256, sha512) as lowercase hex.
+fn wanted_checksums(opts: &AddOptions) -> Result<(Option<String>, Option<String>), AddError> {
+    let parse = |v: &Option<String>, algo: &'static str, len: usize| {
+        v.as_deref()
+            .map(|v| parse_checksum(v, algo, len).ok_or(AddError::BadChecksumArg { algo, value: v.into(), len }))
+            .transpose()
+    };
+    Ok((parse(&opts.sha256, "sha256", 64)?, parse(&opts.sha512, "sha512", 128)?))
+}
 
-    if let Source::Url(_) = source {
-        let known = want256
-            .as_deref()
-            .and_then(|h| lookup_blob(store, "sha256", h))
-            .or_else(|| want512.as_deref().and_then(|h| lookup_blob(store, "sha512", h)));
-        if let Some(id) = known {
-            tracing::info!("blob already stored as layer sha256:{id}: not downloading");
-            return Ok(Added { diff_id: format!("sha256:{id}"), created: false, cached: true, stats: Stats::default() });
-        }
-    }
+/// The bytes of `source` as received; for a directory, also the thread serialising it.
+type Input = (Box<dyn Read + Send>, Option<std::thread::JoinHandle<io::Result<()>>>);
 
-    let mut dir_writer = None;
-    let input: Box<dyn Read + Send> = match source {
+fn open_input(source: &Source, opts: &AddOptions) -> Result<Input, AddError> {
+    match source {
         Source::File(p) => {
             let f = fs::File::open(p).map_err(|source| AddError::Open { path: p.clone(), source })?;
             if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(AddError::Open { path: p.clone(), source: io::Error::other("is a directory") });
             }
-            Box::new(f)
+            Ok((Box::new(f), None))
         }
         Source::Dir(p) => {
             let (r, handle) = crate::dirtar::spawn(p, opts.source_date_epoch)
                 .map_err(|source| AddError::DirSource { path: p.display().to_string(), source })?;
-            dir_writer = Some(handle);
-            Box::new(r)
+            Ok((Box::new(r), Some(handle)))
         }
-        Source::Url(u) => crate::download::open(u, opts.progress)?,
-    };
+        Source::Url(u) => Ok((crate::download::open(u, opts.progress, opts.idle_timeout)?, None)),
+    }
+}
 
-    let staging = Staging::new(store)?;
-    let rootfs = staging.path.join("rootfs");
-    let rootfd = rustix::fs::openat(CWD, &rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| AddError::Staging { path: rootfs.clone(), source: e.into() })?;
-    let (mut reader, producer) = pipeline::start(input, true, want512.is_some())
-        .map_err(|source| AddError::Staging { path: staging.path.clone(), source })?;
-    let mut ex = Extractor::new(rootfd, privilege);
+/// Streams `input` through the pipeline into `ex`; returns the digests of what went through.
+/// Errors come in order of cause: a decoding error before the tar error it caused.
+fn extract_stream(
+    input: Input,
+    ex: &mut Extractor,
+    staging: &Staging,
+    source: &Source,
+    want512: bool,
+) -> Result<StreamDigests, AddError> {
+    let (input, dir_writer) = input;
+    let (mut reader, producer) =
+        pipeline::start(input, true, want512).map_err(|source| AddError::Staging { path: staging.path.clone(), source })?;
     let extracted = (|| {
-        let last_end = {
+        let end_seen = {
             let mut ar = tar::Archive::new(crate::guard::TarGuard::new(&mut reader));
-            ex.extract_all(&mut ar)?
+            ex.extract_all(&mut ar)?;
+            ar.into_inner().end_seen()
         };
         if reader.consumed() == 0 {
             return Err(ExtractError::Empty);
         }
-        if reader.consumed() <= last_end {
+        if !end_seen {
             return Err(ExtractError::Truncated);
         }
         reader.drain();
@@ -232,67 +222,102 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
             }
         }
     }
-    // a decoding error explains a tar error that followed it: report it first
-    let digests = match (produced, extracted) {
-        (Err(e), _) => return Err(e.into()),
-        (Ok(_), Err(e)) => return Err(e.into()),
-        (Ok(d), Ok(())) => d,
-    };
+    match (produced, extracted) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(d), Ok(())) => Ok(d),
+    }
+}
+
+/// Refuses the bytes as received unless they have the expected checksums.
+fn verify(d: &StreamDigests, want256: Option<String>, want512: Option<String>) -> Result<(), AddError> {
     if let Some(w) = want256 {
-        if w != digests.blob_sha256 {
-            return Err(AddError::ChecksumMismatch { algo: "sha256", want: w, got: digests.blob_sha256 });
+        if w != d.blob_sha256 {
+            return Err(AddError::ChecksumMismatch { algo: "sha256", want: w, got: d.blob_sha256.clone() });
         }
     }
-    if let (Some(w), Some(got)) = (want512, digests.blob_sha512.clone()) {
+    if let (Some(w), Some(got)) = (want512, d.blob_sha512.clone()) {
         if w != got {
             return Err(AddError::ChecksumMismatch { algo: "sha512", want: w, got });
         }
     }
-    ex.finish()?;
-    let hex = digests.diff_id.clone();
-    let stats = ex.stats.clone();
-    let mut created = false;
-    if !store.has_layer(&hex) {
-        let tree = crate::tree::tree_digest(&rootfs, &ex.contents)
-            .map_err(|source| AddError::Staging { path: rootfs.clone(), source })?;
-        let meta = LayerMeta {
-            diff_id: format!("sha256:{hex}"),
-            size: digests.size,
-            source: source.describe(),
-            blob_sha256: digests.blob_sha256.clone(),
-            blob_sha512: digests.blob_sha512.clone(),
-            compression: match source {
-                Source::Dir(_) => "directory".to_string(),
-                _ => digests.compression.map(|c| c.name().to_string()).unwrap_or_default(),
-            },
-            tree_digest: format!("sha256:{tree}"),
-            rootless,
-            id_map: (privilege == crate::userns::Privilege::UserNs).then(|| {
-                let (uid, gid) = crate::userns::id_maps();
-                crate::store::IdMap { uid, gid }
-            }),
-        };
-        let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| AddError::Staging { path: staging.path.clone(), source: e.into() })?;
-        json.push(b'\n');
-        fs::write(staging.path.join("layer.json"), json)
-            .map_err(|source| AddError::Staging { path: staging.path.clone(), source })?;
-        let dest = store.layer_dir(&hex);
-        match rustix::fs::renameat_with(CWD, &staging.path, CWD, &dest, RenameFlags::NOREPLACE) {
-            Ok(()) => {
-                let mut staging = staging;
-                staging.keep = true;
-                created = true;
-            }
-            // another writer published the same layer first: ours is dropped
-            Err(Errno::EXIST | Errno::NOTEMPTY) => {}
-            Err(e) => return Err(AddError::Staging { path: dest, source: e.into() }),
+    Ok(())
+}
+
+/// Writes layer.json into the staging folder and renames it to `layers/<DiffID>`; another
+/// writer that published the same layer first wins (ours is dropped with the staging).
+fn publish(store: &Store, mut staging: Staging, ex: &Extractor, d: &StreamDigests, source: &Source) -> Result<(), AddError> {
+    let hex = &d.diff_id;
+    let rootfs = staging.path.join("rootfs");
+    let staging_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AddError::Staging { path, source }
+    };
+    let tree = crate::tree::tree_digest(&rootfs, &ex.contents).map_err(staging_err(&rootfs))?;
+    let privilege = crate::userns::privilege();
+    let meta = LayerMeta {
+        diff_id: format!("sha256:{hex}"),
+        size: d.size,
+        source: source.describe(),
+        blob_sha256: d.blob_sha256.clone(),
+        blob_sha512: d.blob_sha512.clone(),
+        compression: match source {
+            Source::Dir(_) => "directory".to_string(),
+            _ => d.compression.map(|c| c.name().to_string()).unwrap_or_default(),
+        },
+        tree_digest: format!("sha256:{tree}"),
+        rootless: privilege != crate::userns::Privilege::Root,
+        id_map: (privilege == crate::userns::Privilege::UserNs).then(|| {
+            let (uid, gid) = crate::userns::id_maps();
+            crate::store::IdMap { uid, gid }
+        }),
+    };
+    let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| staging_err(&staging.path)(e.into()))?;
+    json.push(b'\n');
+    fs::write(staging.path.join("layer.json"), json).map_err(staging_err(&staging.path))?;
+    let dest = store.layer_dir(hex);
+    match rustix::fs::renameat_with(CWD, &staging.path, CWD, &dest, RenameFlags::NOREPLACE) {
+        Ok(()) => {
+            staging.keep = true;
+            Ok(())
         }
+        Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(()),
+        Err(e) => Err(AddError::Staging { path: dest, source: e.into() }),
+    }
+}
+
+/// Imports `source` as a layer. Prints nothing; the caller prints the returned DiffID.
+pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Added, AddError> {
+    let (want256, want512) = wanted_checksums(opts)?;
+    // what an interrupted earlier run left (best effort: gc reports failures)
+    let _ = crate::maint::clean_stale_staging(store);
+    if let Source::Url(_) = source {
+        let known = want256
+            .as_deref()
+            .and_then(|h| lookup_blob(store, "sha256", h))
+            .or_else(|| want512.as_deref().and_then(|h| lookup_blob(store, "sha512", h)));
+        if let Some(id) = known {
+            tracing::info!("blob already stored as layer sha256:{id}: not downloading");
+            return Ok(Added { diff_id: format!("sha256:{id}"), stats: Stats::default() });
+        }
+    }
+    let input = open_input(source, opts)?;
+    let staging = Staging::new(store)?;
+    let rootfs = staging.path.join("rootfs");
+    let rootfd = rustix::fs::openat(CWD, &rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| AddError::Staging { path: rootfs.clone(), source: e.into() })?;
+    let mut ex = Extractor::new(rootfd, crate::userns::privilege());
+    let digests = extract_stream(input, &mut ex, &staging, source, want512.is_some())?;
+    verify(&digests, want256, want512)?;
+    ex.finish()?;
+    if !store.has_layer(&digests.diff_id) {
+        publish(store, staging, &ex, &digests, source)?;
     }
     if !matches!(source, Source::Dir(_)) {
-        record_blob(store, "sha256", &digests.blob_sha256, &hex);
+        record_blob(store, "sha256", &digests.blob_sha256, &digests.diff_id);
         if let Some(s) = &digests.blob_sha512 {
-            record_blob(store, "sha512", s, &hex);
+            record_blob(store, "sha512", s, &digests.diff_id);
         }
     }
-    Ok(Added { diff_id: format!("sha256:{hex}"), created, cached: false, stats })
+    Ok(Added { diff_id: format!("sha256:{}", digests.diff_id), stats: ex.stats.clone() })
 }

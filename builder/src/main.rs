@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -11,13 +12,16 @@ use rbuild::image::ImageOptions;
 use rbuild::import::{AddOptions, Source};
 use rbuild::store::Store;
 
+/// Seconds of silence after which a download is abandoned (see `download::IDLE_TIMEOUT`).
+const IDLE_ENV: &str = "RBUILD_HTTP_IDLE_TIMEOUT";
+
 /// Import root-filesystem tarballs into a content-addressed layer store and compose images.
 #[derive(Parser)]
 #[command(
     name = "rbuild",
     version,
     about,
-    after_help = "Environment:\n  RBOX_ROOT          the store (like --root)\n  SOURCE_DATE_EPOCH  clamps directory-source mtimes (else 0) and sets an image's `created`\n  RBUILD_SUBIDS=0    rootless: collapse owners even when /etc/subuid has a range for you\n  RUST_LOG           log filter (tracing)"
+    after_help = "Environment:\n  RBOX_ROOT          the store (like --root)\n  SOURCE_DATE_EPOCH  clamps directory-source mtimes (else 0) and sets an image's `created`\n  RBUILD_SUBIDS=0    rootless: collapse owners even when /etc/subuid has a range for you\n  RBUILD_HTTP_IDLE_TIMEOUT=SECS  give up a download after this long without data (default 60)\n  RUST_LOG           log filter (tracing)"
 )]
 struct Cli {
     /// Store root (default: /var/lib/rbox as root, $XDG_DATA_HOME/rbox otherwise)
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    rbuild::util::raise_nofile_limit();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     // a user with subordinate ids: run again inside a mapped user namespace, keeping owners
@@ -157,6 +162,7 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
+/// Quiet by default (warnings only); colour only when stderr is a terminal.
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -169,6 +175,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
         .try_init();
@@ -178,98 +185,123 @@ fn source_date_epoch() -> Option<i64> {
     std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// RBUILD_HTTP_IDLE_TIMEOUT in seconds (fractions allowed); unset: the library default.
+fn idle_timeout() -> Result<Option<Duration>> {
+    let Ok(v) = std::env::var(IDLE_ENV) else { return Ok(None) };
+    let secs: f64 = v.trim().parse().ok().filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9).ok_or_else(|| {
+        anyhow::anyhow!("{IDLE_ENV}={v:?} is not a number of seconds above 0")
+    })?;
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
+
 fn run(cli: Cli) -> Result<()> {
     let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
     let store = Store::open(&root).with_context(|| format!("store {}", root.display()))?;
     match cli.cmd {
-        Cmd::Layer(LayerCmd::Add { source, sha256, sha512 }) => {
-            let opts = AddOptions {
-                sha256,
-                sha512,
-                progress: std::io::stderr().is_terminal(),
-                source_date_epoch: source_date_epoch(),
-            };
-            let added = rbuild::import::add_layer(&store, &Source::parse(&source), &opts)
-                .with_context(|| format!("layer add {source}"))?;
-            if added.stats.skipped_devices > 0 {
-                eprintln!(
-                    "rbuild: warning: {} device node(s) skipped: only root can create them",
-                    added.stats.skipped_devices
-                );
-            }
-            if added.stats.unmapped_owners > 0 {
-                eprintln!(
-                    "rbuild: warning: {} member(s) owned by ids outside your subordinate range: owned by you instead",
-                    added.stats.unmapped_owners
-                );
-            }
-            if added.stats.skipped_xattrs > 0 {
-                eprintln!("rbuild: warning: {} extended attribute(s) could not be kept", added.stats.skipped_xattrs);
-            }
-            println!("{}", added.diff_id);
-        }
-        Cmd::Layer(LayerCmd::Ls) => {
-            for line in rbuild::maint::layer_lines(&store).context("layer ls")? {
-                println!("{line}");
-            }
-        }
-        Cmd::Layer(LayerCmd::Rm { layers }) => {
-            for l in layers {
-                let id = rbuild::maint::remove_layer(&store, &l).with_context(|| format!("layer rm {l}"))?;
-                println!("sha256:{id}");
-            }
-        }
+        Cmd::Layer(LayerCmd::Add { source, sha256, sha512 }) => layer_add(&store, &source, sha256, sha512),
+        Cmd::Layer(LayerCmd::Ls) => print_lines(rbuild::maint::layer_lines(&store).context("layer ls")?),
+        Cmd::Layer(LayerCmd::Rm { layers }) => layer_rm(&store, &layers),
         Cmd::Image(ImageCmd::Create { layers, tag, cmd, entrypoint, env, workdir, user, arch }) => {
             let created = source_date_epoch().and_then(rbuild::maint::rfc3339);
             let o = ImageOptions { cmd, entrypoint, env, workdir, user, created, arch };
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
             println!("sha256:{id}");
+            Ok(())
         }
-        Cmd::Image(ImageCmd::Ls) => {
-            for line in rbuild::maint::image_lines(&store).context("image ls")? {
-                println!("{line}");
-            }
-        }
-        Cmd::Image(ImageCmd::Inspect { image, raw }) => {
-            let hex = store.resolve_image_hex(&image).with_context(|| format!("image inspect {image}"))?;
-            let bytes = store.image_config_bytes(&hex).with_context(|| format!("image inspect {image}"))?;
-            if raw {
-                println!("{}", String::from_utf8_lossy(&bytes));
-            } else {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&bytes).with_context(|| format!("image inspect {image}: config of sha256:{hex}"))?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            }
-        }
-        Cmd::Image(ImageCmd::Rm { images }) => {
-            for i in images {
-                let out = rbuild::maint::remove_image(&store, &i).with_context(|| format!("image rm {i}"))?;
-                println!("{out}");
-            }
-        }
+        Cmd::Image(ImageCmd::Ls) => print_lines(rbuild::maint::image_lines(&store).context("image ls")?),
+        Cmd::Image(ImageCmd::Inspect { image, raw }) => image_inspect(&store, &image, raw),
+        Cmd::Image(ImageCmd::Rm { images }) => image_rm(&store, &images),
         Cmd::Image(ImageCmd::Tag { image, tag }) => {
             let hex = store.resolve_image_hex(&image).with_context(|| format!("image tag {image}"))?;
             let t = store.set_tag(&tag, &hex).with_context(|| format!("image tag {image} {tag}"))?;
             println!("{t}");
+            Ok(())
         }
-        Cmd::Gc => {
-            let r = rbuild::maint::gc(&store).context("gc")?;
-            for l in &r.layers {
-                println!("sha256:{l}");
-            }
-            eprintln!("rbuild: gc: {} layer(s) removed, {} stale staging folder(s) cleaned", r.layers.len(), r.staging);
-        }
-        Cmd::Fsck => {
-            let problems = rbuild::maint::fsck(&store).context("fsck")?;
-            if problems.is_empty() {
-                eprintln!("rbuild: fsck: every digest verified");
-            } else {
-                for p in &problems {
-                    println!("{p}");
-                }
-                anyhow::bail!("fsck: {} problem(s) found", problems.len());
-            }
-        }
+        Cmd::Gc => gc(&store),
+        Cmd::Fsck => fsck(&store),
+    }
+}
+
+fn print_lines(lines: Vec<String>) -> Result<()> {
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
+}
+
+fn layer_add(store: &Store, source: &str, sha256: Option<String>, sha512: Option<String>) -> Result<()> {
+    let opts = AddOptions {
+        sha256,
+        sha512,
+        progress: std::io::stderr().is_terminal(),
+        source_date_epoch: source_date_epoch(),
+        idle_timeout: idle_timeout()?,
+    };
+    let added = rbuild::import::add_layer(store, &Source::parse(source), &opts)
+        .with_context(|| format!("layer add {source}"))?;
+    let s = &added.stats;
+    if s.skipped_devices > 0 {
+        eprintln!("rbuild: warning: {} device node(s) skipped: only root can create them", s.skipped_devices);
+    }
+    if s.unmapped_owners > 0 {
+        eprintln!(
+            "rbuild: warning: {} member(s) owned by ids outside your subordinate range: owned by you instead",
+            s.unmapped_owners
+        );
+    }
+    if s.skipped_xattrs > 0 {
+        eprintln!("rbuild: warning: {} extended attribute(s) could not be kept", s.skipped_xattrs);
+    }
+    println!("{}", added.diff_id);
+    Ok(())
+}
+
+fn layer_rm(store: &Store, layers: &[String]) -> Result<()> {
+    for l in layers {
+        let id = rbuild::maint::remove_layer(store, l).with_context(|| format!("layer rm {l}"))?;
+        println!("sha256:{id}");
+    }
+    Ok(())
+}
+
+fn image_inspect(store: &Store, image: &str, raw: bool) -> Result<()> {
+    let hex = store.resolve_image_hex(image).with_context(|| format!("image inspect {image}"))?;
+    let bytes = store.image_config_bytes(&hex).with_context(|| format!("image inspect {image}"))?;
+    if raw {
+        println!("{}", String::from_utf8_lossy(&bytes));
+    } else {
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("image inspect {image}: config of sha256:{hex}"))?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
+
+fn image_rm(store: &Store, images: &[String]) -> Result<()> {
+    for i in images {
+        let out = rbuild::maint::remove_image(store, i).with_context(|| format!("image rm {i}"))?;
+        println!("{out}");
+    }
+    Ok(())
+}
+
+fn gc(store: &Store) -> Result<()> {
+    let r = rbuild::maint::gc(store).context("gc")?;
+    for l in &r.layers {
+        println!("sha256:{l}");
+    }
+    eprintln!("rbuild: gc: {} layer(s) removed, {} stale staging folder(s) cleaned", r.layers.len(), r.staging);
+    Ok(())
+}
+
+fn fsck(store: &Store) -> Result<()> {
+    let problems = rbuild::maint::fsck(store).context("fsck")?;
+    if problems.is_empty() {
+        eprintln!("rbuild: fsck: every digest verified");
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    anyhow::bail!("fsck: {} problem(s) found", problems.len())
 }

@@ -1,4 +1,5 @@
-//! Store upkeep behind the CLI: listings, `layer rm`, `image rm`, `gc` and `fsck`.
+//! Store upkeep behind the CLI: listings, `layer rm`, `image rm`, `gc` and `fsck`. Removals
+//! hold the store lock exclusive (see store.rs) from their check to their removal.
 //! Kernel interfaces: rename(2) into tmp/ so removals are atomic, /proc/<pid> to tell stale
 //! staging folders (proc(5)); digests are recomputed from the files themselves.
 
@@ -47,6 +48,7 @@ pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
 
 /// Removes a layer unless an image uses it; returns its hex id.
 pub fn remove_layer(store: &Store, reference: &str) -> Result<String, StoreError> {
+    let _lock = store.lock_exclusive()?;
     let id = store.resolve_layer_hex(reference)?;
     if let Some(img) = store.images_using_layer(&id)?.into_iter().next() {
         return Err(StoreError::LayerInUse { layer: format!("sha256:{id}"), image: format!("sha256:{img}") });
@@ -58,6 +60,7 @@ pub fn remove_layer(store: &Store, reference: &str) -> Result<String, StoreError
 /// `image rm`: a tag reference removes that tag (and the image once no tag is left); an id
 /// reference removes the image with all its tags. Refused while a container uses the image.
 pub fn remove_image(store: &Store, reference: &str) -> Result<String, StoreError> {
+    let _lock = store.lock_exclusive()?;
     let id = store.resolve_image_hex(reference)?;
     let want = format!("sha256:{id}");
     let by_tag = normalize_tag(reference)
@@ -73,7 +76,7 @@ pub fn remove_image(store: &Store, reference: &str) -> Result<String, StoreError
             return Ok(format!("untagged {tag}"));
         }
     }
-    if let Some(c) = store.container_using(&id)? {
+    if let Some(c) = store.containers_using(&id)?.into_iter().next() {
         return Err(StoreError::ImageInUse { image: want, container: c });
     }
     store.update_tags(|m| {
@@ -92,6 +95,7 @@ pub struct GcReport {
 
 /// Removes layers no image references, stale staging folders and stale blob-index entries.
 pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
+    let _lock = store.lock_exclusive()?;
     let mut used = std::collections::HashSet::new();
     for img in store.image_ids()? {
         let cfg = store.image_config(&img)?;

@@ -55,7 +55,6 @@ pub struct StreamDigests {
     pub diff_id: String,
     /// bytes of the uncompressed stream
     pub size: u64,
-    pub received: u64,
     pub compression: Option<Compression>,
 }
 
@@ -63,7 +62,6 @@ pub struct StreamDigests {
 struct BlobHashes {
     sha256: Option<Sha256>,
     sha512: Option<Sha512>,
-    count: u64,
     /// the source itself failed (a broken download), as opposed to bad data
     source_error: Option<String>,
 }
@@ -93,7 +91,6 @@ impl<R: Read> Read for HashingReader<R> {
             if let Some(s) = h.sha512.as_mut() {
                 s.update(&buf[..n]);
             }
-            h.count += n as u64;
         }
         Ok(n)
     }
@@ -184,7 +181,6 @@ fn produce(
     let hashes = Arc::new(Mutex::new(BlobHashes {
         sha256: want_blob_sha256.then(Sha256::new),
         sha512: want_sha512.then(Sha512::new),
-        count: 0,
         source_error: None,
     }));
     let mut raw = BufReader::with_capacity(256 << 10, HashingReader { inner: input, hashes: hashes.clone() });
@@ -274,7 +270,6 @@ fn produce(
         blob_sha512: h.sha512.take().map(|s| hex(&s.finalize())),
         diff_id,
         size,
-        received: h.count,
         compression: Some(kind),
     })
 }

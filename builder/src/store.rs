@@ -1,12 +1,38 @@
 //! The content-addressed store: `layers/<DiffID hex>/`, `images/<ImageID hex>/`, `tags.json`,
 //! `containers/` (rrun's), `blobs/` (received-blob digest -> DiffID index) and `tmp/` (staging).
 //! Kernel interfaces: plain files, rename(2)/renameat2(2) RENAME_NOREPLACE for atomic publication
-//! and flock(2) to serialise writers of tags.json (see the man pages of the same names).
+//! and flock(2) for the store lock and the tags lock (see the man pages of the same names).
+//!
+//! # Privacy
+//!
+//! The store is private to its owner: the root folder is created mode 0700, and `layers/`,
+//! `images/`, `containers/`, `blobs/` and `tmp/` are made 0700 whenever the store is opened (a
+//! layer may hold setuid-root programs, and rrun's state holds `-e` values). The owner (root,
+//! or the rootless user) reaches everything; overlay mounts read the lowerdirs with the
+//! mounter's credentials from descriptors or paths rrun opens as that owner, so 0700 costs
+//! them nothing.
+//!
+//! # Store lock: the protocol between rbuild and rrun
+//!
+//! `<root>/store.lock` is flock(2)ed:
+//! - **shared** by rrun from before it resolves an image ([`Store::resolve_image`]) until the
+//!   container's `state.json` naming that image is in place (written atomically) or the
+//!   attempt is abandoned; by `rbuild image create` while it checks its layers and writes the
+//!   image ([`Store::lock_shared`]);
+//! - **exclusive** by `rbuild image rm`, `layer rm` and `gc` around their check-then-remove
+//!   ([`Store::lock_exclusive`]; they give up with one line after [`LOCK_WAIT`]).
+//!
+//! So a removal either finishes before rrun resolves (rrun then reports the image missing), or
+//! starts after the container's state names the image (the removal then refuses, see
+//! [`crate::containers`]); it never runs between rrun's resolve and its mounts. Other commands
+//! (`layer add`, `image tag`, `fsck`, listings) take no store lock: they never remove a layer
+//! or an image (`tags.json` has its own lock, `tags.lock`).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::time::{Duration, Instant};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::ImageConfiguration;
@@ -39,6 +65,10 @@ pub enum StoreError {
     ImageInUse { image: String, container: String },
     #[error("layer {layer} is used by image {image}: remove the image first (`rbuild image rm`)")]
     LayerInUse { layer: String, image: String },
+    #[error("the store is busy: {path} stayed locked for {secs} s by another rbuild or rrun; try again when it has finished")]
+    Busy { path: PathBuf, secs: u64 },
+    #[error("{image} mixes layers extracted as root ({root}) and without privileges ({rootless}): overlayfs reads the whiteouts of one kind only; use layers added in one mode (all as root, or all rootless)")]
+    MixedLayerModes { image: String, root: String, rootless: String },
 }
 
 impl StoreError {
@@ -69,6 +99,39 @@ pub struct ResolvedImage {
     pub config: ImageConfiguration,
     /// The layers' `rootfs` folders, bottom first (`rootfs.diff_ids` order).
     pub lowerdirs: Vec<PathBuf>,
+    /// How every one of its layers was extracted (an image never mixes the two).
+    pub mode: LayerMode,
+}
+
+/// How a layer was extracted, which decides the overlayfs metadata it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerMode {
+    /// As real root: owners kept, device nodes, whiteouts as 0/0 character devices and
+    /// `trusted.overlay.opaque`. Needs an overlay mounted by real root (no `userxattr`).
+    Root,
+    /// Without privileges (`layer.json` `"rootless": true`, with or without subordinate ids):
+    /// `user.overlay.*` whiteouts and opaque markers. Needs an overlay with `userxattr` (the
+    /// one a user namespace mounts); a root overlay would ignore them and deleted files would
+    /// reappear.
+    Rootless,
+}
+
+impl LayerMode {
+    pub fn of(meta: &LayerMeta) -> LayerMode {
+        if meta.rootless {
+            LayerMode::Rootless
+        } else {
+            LayerMode::Root
+        }
+    }
+}
+
+/// How long [`Store::lock_exclusive`] waits for the store lock before giving up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The store lock (see the module docs), held until dropped.
+pub struct StoreLock {
+    _lock: FileLock,
 }
 
 /// What `layers/<hex>/layer.json` holds.
@@ -113,7 +176,9 @@ pub struct Store {
 pub(crate) const SUBDIRS: [&str; 5] = ["layers", "images", "containers", "blobs", "tmp"];
 
 impl Store {
-    /// Opens the store at `root`, creating it and its folders if missing.
+    /// Opens the store at `root`, creating it (mode 0700) and its folders if missing. Folders
+    /// of ours that others could enter (a store made by an older rbuild) are made 0700 again;
+    /// an existing root is left as it is (it may be a folder the user chose to share).
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let root = if root.is_absolute() {
             root.to_path_buf()
@@ -121,14 +186,50 @@ impl Store {
             std::env::current_dir().map_err(StoreError::io(root))?.join(root)
         };
         let mut b = fs::DirBuilder::new();
-        b.recursive(true).mode(0o755);
+        b.recursive(true).mode(0o700);
+        if !root.is_dir() {
+            b.create(&root).map_err(StoreError::io(&root))?;
+        }
+        let euid = rustix::process::geteuid().as_raw();
         for sub in SUBDIRS {
             let p = root.join(sub);
-            if !p.is_dir() {
-                b.create(&p).map_err(StoreError::io(&p))?;
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() && m.uid() == euid && m.mode() & 0o077 != 0 => {
+                    fs::set_permissions(&p, fs::Permissions::from_mode(m.mode() & 0o700)).map_err(StoreError::io(&p))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => b.create(&p).map_err(StoreError::io(&p))?,
+                Err(e) => return Err(StoreError::Io { path: p, source: e }),
             }
         }
         Ok(Store { root })
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join("store.lock")
+    }
+
+    /// Takes the store lock shared, waiting as long as an exclusive holder (a removal) runs.
+    /// rrun holds it from before `resolve_image` until the container's state.json names the
+    /// image (see the module docs).
+    pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
+        Ok(StoreLock { _lock: FileLock::shared(&self.lock_path())? })
+    }
+
+    /// Takes the store lock exclusive (`image rm`, `layer rm`, `gc`), waiting at most
+    /// [`LOCK_WAIT`] for shared holders (rrun starting containers) to finish.
+    pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
+        let path = self.lock_path();
+        let started = Instant::now();
+        loop {
+            if let Some(l) = FileLock::try_exclusive(&path)? {
+                return Ok(StoreLock { _lock: l });
+            }
+            if started.elapsed() >= LOCK_WAIT {
+                return Err(StoreError::Busy { path, secs: LOCK_WAIT.as_secs() });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -218,11 +319,14 @@ impl Store {
     }
 
     /// Resolves an image reference (`sha256:<64hex>`, a unique hex prefix of >= 12 digits with or
-    /// without `sha256:`, or `NAME[:TAG]`) to its id, config and lowerdirs.
+    /// without `sha256:`, or `NAME[:TAG]`) to its id, config, lowerdirs and layer mode. An
+    /// image whose layers were extracted in both modes is refused ([`StoreError::MixedLayerModes`]).
+    /// rrun calls it under [`Store::lock_shared`].
     pub fn resolve_image(&self, reference: &str) -> Result<ResolvedImage, StoreError> {
         let hex = self.resolve_image_hex(reference)?;
         let config = self.image_config(&hex)?;
         let mut lowerdirs = Vec::new();
+        let mut layers = Vec::new();
         for d in config.rootfs().diff_ids() {
             let lhex = Digest::parse_sha256(d).ok_or_else(|| StoreError::Corrupt {
                 path: self.image_dir(&hex).join("config.json"),
@@ -235,8 +339,28 @@ impl Store {
                 });
             }
             lowerdirs.push(self.layer_dir(&lhex).join("rootfs"));
+            layers.push(lhex);
         }
-        Ok(ResolvedImage { id: format!("sha256:{hex}"), config, lowerdirs })
+        let mode = self.common_mode(&format!("image sha256:{hex}"), &layers)?;
+        Ok(ResolvedImage { id: format!("sha256:{hex}"), config, lowerdirs, mode })
+    }
+
+    /// The one mode all `layers` (hex DiffIDs) were extracted in; `image` names the image in
+    /// the error when they differ (`image sha256:...`, `the new image`). No layers: root.
+    pub fn common_mode(&self, image: &str, layers: &[String]) -> Result<LayerMode, StoreError> {
+        let (mut root, mut rootless) = (None, None);
+        for l in layers {
+            let slot = match LayerMode::of(&self.layer_meta(l)?) {
+                LayerMode::Root => &mut root,
+                LayerMode::Rootless => &mut rootless,
+            };
+            slot.get_or_insert_with(|| format!("sha256:{l}"));
+        }
+        match (root, rootless) {
+            (Some(root), Some(rootless)) => Err(StoreError::MixedLayerModes { image: image.to_string(), root, rootless }),
+            (None, Some(_)) => Ok(LayerMode::Rootless),
+            _ => Ok(LayerMode::Root),
+        }
     }
 
     /// Resolves an image reference to the hex ImageID of a stored image.
@@ -327,27 +451,10 @@ impl Store {
         Ok(self.tags()?.into_iter().filter(|(_, v)| *v == want).map(|(k, _)| k).collect())
     }
 
-    /// The first container (by id) whose state.json names the image `hex`, if any.
-    pub fn container_using(&self, hex: &str) -> Result<Option<String>, StoreError> {
-        let dir = self.containers_dir();
-        let want = format!("sha256:{hex}");
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
-        };
-        let mut users = Vec::new();
-        for e in rd {
-            let e = e.map_err(StoreError::io(&dir))?;
-            let state = e.path().join("state.json");
-            let Ok(bytes) = fs::read(&state) else { continue };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
-            if v.get("image").and_then(|i| i.as_str()) == Some(want.as_str()) {
-                users.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-        users.sort();
-        Ok(users.into_iter().next())
+    /// Containers (folder names, sorted) whose state.json names the image `hex`: see
+    /// [`crate::containers::using_image`], the one place that reads rrun's state.
+    pub fn containers_using(&self, hex: &str) -> Result<Vec<String>, StoreError> {
+        crate::containers::using_image(&self.containers_dir(), &format!("sha256:{hex}"))
     }
 
     /// Images (hex, sorted) whose rootfs lists the layer `hex`.
@@ -446,10 +553,9 @@ mod tests {
     fn resolve_image_gives_config_and_lowerdirs_bottom_first() {
         let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
         let store = Store::open(&dir).unwrap();
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        for l in [&a, &b] {
-            fs::create_dir_all(store.layer_dir(l).join("rootfs")).unwrap();
-            fs::write(store.layer_dir(l).join("layer.json"), "{}").unwrap();
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        for (l, rootless) in [(&a, false), (&b, false), (&c, true)] {
+            fake_layer(&store, l, rootless);
         }
         let o = crate::image::ImageOptions { cmd: vec!["/bin/sh".into()], ..Default::default() };
         let id = crate::image::create(&store, &[format!("sha256:{b}"), a[..12].to_string()], &o, &["x:1".into()]).unwrap();
@@ -459,10 +565,65 @@ mod tests {
             assert_eq!(img.lowerdirs, vec![store.layer_dir(&b).join("rootfs"), store.layer_dir(&a).join("rootfs")]);
             let cmd = img.config.config().as_ref().and_then(|c| c.cmd().clone());
             assert_eq!(cmd, Some(vec!["/bin/sh".to_string()]));
+            assert_eq!(img.mode, LayerMode::Root);
         }
+        let rl = crate::image::create(&store, &[format!("sha256:{c}")], &o, &[]).unwrap();
+        assert_eq!(store.resolve_image(&rl).unwrap().mode, LayerMode::Rootless);
         assert!(matches!(store.resolve_image("x"), Err(StoreError::ImageNotFound(_))));
         assert!(matches!(store.resolve_image("sha256:abc"), Err(StoreError::InvalidReference(_))));
         assert_eq!(store.containers_dir(), dir.join("containers"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fake_layer(store: &Store, hex: &str, rootless: bool) {
+        fs::create_dir_all(store.layer_dir(hex).join("rootfs")).unwrap();
+        let meta = LayerMeta {
+            diff_id: format!("sha256:{hex}"),
+            size: 0,
+            source: "unit".into(),
+            blob_sha256: hex.into(),
+            blob_sha512: None,
+            compression: "tar".into(),
+            tree_digest: String::new(),
+            rootless,
+            id_map: None,
+        };
+        fs::write(store.layer_dir(hex).join("layer.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn images_mixing_root_and_rootless_layers_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
+        let store = Store::open(&dir).unwrap();
+        let (r, u) = ("d".repeat(64), "e".repeat(64));
+        fake_layer(&store, &r, false);
+        fake_layer(&store, &u, true);
+        let o = crate::image::ImageOptions::default();
+        let e = crate::image::create(&store, &[r.clone(), u.clone()], &o, &[]).unwrap_err().to_string();
+        assert!(e.contains("the new image mixes layers extracted as root (sha256:dddd") && e.contains("(sha256:eeee"), "{e}");
+        assert!(store.image_ids().unwrap().is_empty(), "nothing was written");
+        // an image written by hand (or by an older rbuild) is refused when resolved
+        let cfg = crate::image::build_config(&[r, u], &o).unwrap();
+        let (bytes, id) = crate::image::config_bytes(&cfg).unwrap();
+        crate::image::store_config(&store, &bytes, &id).unwrap();
+        assert!(matches!(store.resolve_image(&id), Err(StoreError::MixedLayerModes { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_new_store_and_its_folders_are_private() {
+        let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
+        Store::open(&dir).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&dir), 0o700);
+        for sub in SUBDIRS {
+            assert_eq!(mode(&dir.join(sub)), 0o700, "{sub}");
+        }
+        // folders an older rbuild left open are closed again; a shared root is left alone
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.join("layers"), fs::Permissions::from_mode(0o755)).unwrap();
+        Store::open(&dir).unwrap();
+        assert_eq!((mode(&dir), mode(&dir.join("layers"))), (0o755, 0o700));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -95,18 +95,7 @@ fn record(
             h.update(md.size().to_le_bytes());
             let digest = match known.get(&(md.dev(), md.ino())) {
                 Some(d) => *d,
-                None => {
-                    let mut f = fs::File::open(p)?;
-                    let mut c = Sha256::new();
-                    loop {
-                        let n = f.read(buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        c.update(&buf[..n]);
-                    }
-                    c.finalize().into()
-                }
+                None => content_digest(p, buf)?,
             };
             h.update(digest);
         }
@@ -121,6 +110,49 @@ fn record(
         field(h, &get_xattr(p, &n)?);
     }
     Ok(kind == b'd')
+}
+
+/// sha256 of a file's contents. Holes (lseek(2) SEEK_DATA/SEEK_HOLE) are hashed as zeros
+/// without being read, so a sparse file costs its hashing, not a read of gigabytes of zeros.
+fn content_digest(p: &Path, buf: &mut [u8]) -> io::Result<[u8; 32]> {
+    use rustix::fs::SeekFrom;
+    use std::os::unix::fs::FileExt;
+    static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+    let f = fs::File::open(p)?;
+    let size = f.metadata()?.len();
+    let mut c = Sha256::new();
+    let seek = |whence| match rustix::fs::seek(&f, whence) {
+        Ok(at) => Ok(at.min(size)),
+        Err(rustix::io::Errno::NXIO) => Ok(size), // no data (or no hole) after this point
+        Err(e) => Err(io::Error::from(e)),
+    };
+    let mut pos = 0u64;
+    while pos < size {
+        let data = seek(SeekFrom::Data(pos))?;
+        let mut zeros = data - pos;
+        while zeros > 0 {
+            let n = zeros.min(ZEROS.len() as u64);
+            c.update(&ZEROS[..n as usize]);
+            zeros -= n;
+        }
+        // a hole reported at the data offset itself would stall: read the rest instead
+        let hole = match seek(SeekFrom::Hole(data))? {
+            h if h > data => h,
+            _ => size,
+        };
+        let mut at = data;
+        while at < hole {
+            let want = (hole - at).min(buf.len() as u64) as usize;
+            let n = f.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{}: changed while read", p.display())));
+            }
+            c.update(&buf[..n]);
+            at += n as u64;
+        }
+        pos = hole.max(data);
+    }
+    Ok(c.finalize().into())
 }
 
 /// Without privileges the owner of a layer's files may lack access to them (a rootless layer

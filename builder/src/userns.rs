@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::subid::{self, SubRange};
+
 /// The marker telling a re-executed rbuild that it must enter its user namespace first.
 pub const CHILD_ENV: &str = "RBUILD_USERNS_CHILD";
 /// Set to 0 to collapse owners even when subordinate ids are available.
@@ -57,34 +59,6 @@ pub fn id_maps() -> (String, String) {
     (read("/proc/self/uid_map"), read("/proc/self/gid_map"))
 }
 
-/// A subordinate id range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubRange {
-    pub start: u32,
-    pub count: u32,
-}
-
-/// The first range of `name` (or of the numeric `id`) in an /etc/subuid-style file.
-pub fn subrange(text: &str, name: Option<&str>, id: u32) -> Option<SubRange> {
-    let id = id.to_string();
-    text.lines().find_map(|l| {
-        let mut f = l.trim().split(':');
-        let who = f.next()?;
-        let start = f.next()?.trim().parse().ok()?;
-        let count: u32 = f.next()?.trim().parse().ok()?;
-        let mine = who == id || Some(who) == name;
-        (mine && count > 0).then_some(SubRange { start, count })
-    })
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    let text = fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-    })
-}
-
 fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]).map(|d| d.join(name)).find(|p| p.is_file())
@@ -99,9 +73,10 @@ fn plan() -> Option<(PathBuf, PathBuf, SubRange, SubRange)> {
         return None;
     }
     let uid = rustix::process::geteuid().as_raw();
-    let name = user_name(uid);
-    let u = subrange(&fs::read_to_string("/etc/subuid").ok()?, name.as_deref(), uid)?;
-    let g = subrange(&fs::read_to_string("/etc/subgid").ok()?, name.as_deref(), uid)?;
+    let name = subid::user_name(uid);
+    let owner = subid::Owner::user(name.as_deref(), uid);
+    let u = subid::first(&fs::read_to_string(subid::SUBUID).ok()?, &owner)?;
+    let g = subid::first(&fs::read_to_string(subid::SUBGID).ok()?, &owner)?;
     Some((find_tool("newuidmap")?, find_tool("newgidmap")?, u, g))
 }
 
@@ -176,19 +151,5 @@ pub fn enter_child() -> Result<(), String> {
             return Err("the user namespace maps were not written in time".into());
         }
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subranges_match_by_name_or_uid() {
-        let t = "alice:100000:65536\n1001:165536:65536\nbob:231072:0\n";
-        assert_eq!(subrange(t, Some("alice"), 1000), Some(SubRange { start: 100000, count: 65536 }));
-        assert_eq!(subrange(t, Some("carol"), 1001), Some(SubRange { start: 165536, count: 65536 }));
-        assert_eq!(subrange(t, Some("bob"), 1002), None);
-        assert_eq!(subrange("", None, 0), None);
     }
 }
