@@ -390,3 +390,26 @@ fn the_same_inputs_give_the_same_layer_and_image_ids_in_any_store() {
     assert!(raw.contains(r#""Cmd":["/bin/app","-v"]"#), "{raw}");
     assert!(raw.contains(r#""WorkingDir":"/srv""#) && raw.contains(r#""User":"1000:1000""#), "{raw}");
 }
+
+#[test]
+fn warnings_on_a_non_terminal_stderr_carry_no_colour_codes() {
+    require_root();
+    let s = Scratch::new("rbp");
+    let src = s.join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "f").unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    let o = rbuild(&s.join("store"), &["layer", "add", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("sockets cannot be stored in a layer; skipped"), "the warning is shown: {err}");
+    assert!(!err.contains('\u{1b}'), "ANSI escapes on a pipe: {err:?}");
+}
+
+#[test]
+fn layer_add_puts_back_directory_modes_and_mtimes_when_an_archive_revisits_them() {
+    require_root();
+    let s = Scratch::new("rbp");
+    let (_, r) = add_tar(&s, &s.join("store"), "revisit.tar", &revisiting_tar());
+    assert_revisited(&r);
+}

@@ -253,3 +253,54 @@ fn rootless_with_subordinate_ids_keeps_image_owners() {
     let m = fs::symlink_metadata(rootfs(&store, &id2).join("home/user/secret")).unwrap();
     assert_eq!((m.uid(), m.gid()), (u.uid, u.gid));
 }
+
+#[test]
+fn rootless_store_is_private_to_the_user() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let xdg = user_dir(&s.join("xdg"));
+    let f = write_tar(&s, "a.tar", RawTar::new().file(b"a", b"a").finish());
+    ok_line(&as_nobody(&["layer", "add", &f], &[("XDG_DATA_HOME", &xdg)]));
+    let store = xdg.join("rbox");
+    for sub in ["", "layers", "images", "containers", "blobs", "tmp"] {
+        let md = fs::metadata(store.join(sub)).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid()), (0o700, NOBODY), "{}/{sub}", store.display());
+    }
+}
+
+#[test]
+fn image_create_refuses_layers_extracted_rootless_and_as_root_together() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let store = user_dir(&s.join("store"));
+    let a = write_tar(&s, "a.tar", RawTar::new().file(b"a", b"a").finish());
+    let b = write_tar(&s, "b.tar", RawTar::new().file(b"b", b"b").finish());
+    let rootless = ok_line(&as_nobody(&["--root", store.to_str().unwrap(), "layer", "add", &a], &[]));
+    let root = ok_line(&rbuild(&store, &["layer", "add", &b]));
+    for one in [&rootless, &root] {
+        ok_line(&rbuild(&store, &["image", "create", one]));
+    }
+    let o = rbuild(&store, &["image", "create", &root, &rootless]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("rbuild: image create: the new image mixes layers extracted as root")
+            && err.contains(&format!("({root})"))
+            && err.contains(&format!("without privileges ({rootless})")),
+        "{err}"
+    );
+    assert_eq!(stdout(&rbuild(&store, &["image", "ls"])).lines().count(), 2, "nothing more was created");
+}
+
+#[test]
+fn rootless_layer_add_writes_again_into_directories_it_already_made_read_only() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let store = user_dir(&s.join("store"));
+    let f = write_tar(&s, "revisit.tar", revisiting_tar());
+    let id = ok_line(&as_nobody(&["--root", store.to_str().unwrap(), "layer", "add", &f], &[]));
+    assert_revisited(&rootfs(&store, &id));
+    let o = as_nobody(&["--root", store.to_str().unwrap(), "fsck"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -280,3 +280,116 @@ fn a_killed_layer_add_leaves_no_layer_and_the_next_add_cleans_its_staging() {
     add_ok(&lab.root, &small);
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "the next add removed the dead run's staging");
 }
+
+#[test]
+fn the_store_and_its_folders_are_private_to_root() {
+    let lab = Lab::new();
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["", "layers", "images", "containers", "blobs", "tmp"] {
+        let mode = fs::metadata(lab.root.join(sub)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{}/{sub}", lab.root.display());
+    }
+    // even with every folder above it open, another user reaches nothing in a layer
+    fs::set_permissions(lab.root.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tool = rootfs(&lab.root, &lab.l1).join("bin/tool");
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat"])
+        .arg(&tool)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "nobody read a layer's file: {}", stdout(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+}
+
+/// Holds `<root>/store.lock` shared, as rrun does while it resolves an image and mounts it.
+fn hold_store_lock_shared(root: &Path) -> fs::File {
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("store.lock")).unwrap();
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).unwrap();
+    f
+}
+
+/// Spawns rbuild, checks that it is still waiting after half a second, and returns it.
+fn spawn_waiting(root: &Path, args: &[&str]) -> std::process::Child {
+    let mut child = rbuild_command(root, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "{args:?} did not wait for the store lock");
+    child
+}
+
+fn write_state(root: &Path, id: &str, json: &str) {
+    let c = root.join("containers").join(id);
+    fs::create_dir_all(&c).unwrap();
+    fs::write(c.join("state.json"), json).unwrap();
+}
+
+#[test]
+fn image_rm_waits_for_a_starting_container_and_then_refuses() {
+    let lab = Lab::new();
+    let lock = hold_store_lock_shared(&lab.root);
+    let child = spawn_waiting(&lab.root, &["image", "rm", &lab.img]);
+    // rrun writes the container's state naming the image before it lets the lock go
+    write_state(&lab.root, &"c".repeat(64), &format!("{{\"image\":\"{}\"}}", lab.img));
+    drop(lock);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("is used by container {}", "c".repeat(64))), "{}", stderr(&o));
+    assert!(lab.root.join("images").join(hex(&lab.img)).is_dir(), "the image is still there");
+}
+
+#[test]
+fn layer_rm_and_gc_wait_for_the_store_lock() {
+    let lab = Lab::new();
+    let s = Scratch::new("rbs");
+    let f = s.join("loose.tar");
+    fs::write(&f, RawTar::new().file(b"loose", b"l").finish()).unwrap();
+    for args in [vec!["gc"], vec!["layer", "rm", "LOOSE"]] {
+        let loose = add_ok(&lab.root, &f);
+        let args: Vec<&str> = args.iter().map(|a| if *a == "LOOSE" { loose.as_str() } else { a }).collect();
+        let lock = hold_store_lock_shared(&lab.root);
+        let child = spawn_waiting(&lab.root, &args);
+        assert!(lab.root.join("layers").join(hex(&loose)).is_dir(), "{args:?} removed the layer under the lock");
+        drop(lock);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(ok_line(&o), loose, "{args:?}");
+        assert!(!lab.root.join("layers").join(hex(&loose)).exists());
+    }
+}
+
+#[test]
+fn image_rm_reads_only_a_valid_image_field_of_container_states() {
+    let lab = Lab::new();
+    let img = &lab.img;
+    // read in sorted order: every one of these comes before the real user and is not one
+    write_state(&lab.root, "a0-garbage", "\u{1}\u{2} not json at all");
+    write_state(&lab.root, "a1-number", "{\"image\": 42}");
+    write_state(&lab.root, "a2-path", "{\"image\": \"sha256:../../../etc\"}");
+    write_state(&lab.root, "a3-dir-state", "{}");
+    fs::remove_file(lab.root.join("containers/a3-dir-state/state.json")).unwrap();
+    fs::create_dir(lab.root.join("containers/a3-dir-state/state.json")).unwrap();
+    let fifo = lab.root.join("containers/a4-fifo/state.json");
+    fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
+        .unwrap();
+    let elsewhere = lab._s.path().join("elsewhere.json");
+    fs::write(&elsewhere, format!("{{\"image\":\"{img}\"}}")).unwrap();
+    fs::create_dir_all(lab.root.join("containers/a5-symlink")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, lab.root.join("containers/a5-symlink/state.json")).unwrap();
+    // rrun's own fields, whatever they hold, do not matter: only "image" is read
+    let user = "f".repeat(64);
+    write_state(&lab.root, &user, &format!("{{\"id\":\"/etc\",\"name\":\"\u{7f}x\",\"pid\":\"?\",\"image\":\"{img}\",\"config\":[1]}}"));
+    let rm = || {
+        let mut c = rbuild_command(&lab.root, &["image", "rm", img]);
+        c.env_remove("RUST_LOG");
+        output_within(c, std::time::Duration::from_secs(30))
+    };
+    let o = rm();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("is used by container {user}")), "{}", stderr(&o));
+    fs::remove_dir_all(lab.root.join("containers").join(&user)).unwrap();
+    assert_eq!(ok_line(&rm()), *img, "no other state names the image");
+}

@@ -1,6 +1,7 @@
 //! rbuild layer add from http:// URLs served by a server the test starts on 127.0.0.1:
-//! streaming import with checksum checks, no second download of a blob already stored, and
-//! nothing left behind by a wrong checksum, an HTTP error or a download cut off mid-body.
+//! streaming import with checksum checks, no second download of a blob already stored,
+//! nothing left behind by a wrong checksum, an HTTP error or a download cut off mid-body, and
+//! an idle (per-read) timeout instead of a deadline on the whole body.
 
 mod rbuild_common;
 
@@ -11,13 +12,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rbox_tests::{require_root, Scratch};
 use rbuild_common::*;
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 (loopback only): `/layer.tar.gz` whole, `/cut.tar.gz`
-/// announced whole but closed half way, anything else 404.
+/// announced whole but closed half way, `/slow.tar.gz` whole in ten pieces 0.4 s apart,
+/// `/stall.tar.gz` half of it and then silence (until the test ends), anything else 404.
 struct Server {
     port: u16,
     hits: Arc<AtomicUsize>,
@@ -54,6 +56,25 @@ impl Server {
                 let _ = match path.as_str() {
                     "/layer.tar.gz" => c.write_all(head(body.len()).as_bytes()).and_then(|_| c.write_all(&body)),
                     "/cut.tar.gz" => c.write_all(head(body.len()).as_bytes()).and_then(|_| c.write_all(&body[..body.len() / 2])),
+                    "/slow.tar.gz" => c.write_all(head(body.len()).as_bytes()).and_then(|_| {
+                        for piece in body.chunks(body.len().div_ceil(10)) {
+                            std::thread::sleep(Duration::from_millis(400));
+                            c.write_all(piece)?;
+                            c.flush()?;
+                        }
+                        Ok(())
+                    }),
+                    "/stall.tar.gz" => c.write_all(head(body.len()).as_bytes()).and_then(|_| {
+                        c.write_all(&body[..body.len() / 2])?;
+                        c.flush()?;
+                        for _ in 0..600 {
+                            if st.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        Ok(())
+                    }),
                     _ => c.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"),
                 };
                 let _ = c.flush();
@@ -175,4 +196,50 @@ fn layer_add_reports_a_refused_connection() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let o = rbuild(&s.join("store"), &["layer", "add", &format!("http://127.0.0.1:{port}/x.tar.gz")]);
     assert_refused(&o, "download failed");
+}
+
+const IDLE: &str = "RBUILD_HTTP_IDLE_TIMEOUT";
+
+#[test]
+fn a_download_longer_than_the_idle_timeout_but_never_silent_succeeds() {
+    let lab = Lab::new();
+    let started = Instant::now();
+    let o = rbuild_command(&lab.root, &["layer", "add", &lab.server.url("/slow.tar.gz")]).env(IDLE, "1").output().unwrap();
+    assert_eq!(ok_line(&o), format!("sha256:{}", sha256_hex(&lab.tar)));
+    assert!(started.elapsed() > Duration::from_secs(3), "the body took longer than the idle timeout in total");
+}
+
+#[test]
+fn a_stalled_download_fails_after_the_idle_timeout_with_one_line() {
+    let lab = Lab::new();
+    let before = snapshot(&lab.root);
+    let started = Instant::now();
+    let mut c = rbuild_command(&lab.root, &["layer", "add", &lab.server.url("/stall.tar.gz")]);
+    c.env(IDLE, "1");
+    let o = output_within(c, Duration::from_secs(120));
+    assert_refused(&o, "no data received for 1 s: the server stalled; try again later");
+    assert!(started.elapsed() < Duration::from_secs(15), "gave up after {:?}", started.elapsed());
+    assert_eq!(snapshot(&lab.root), before, "the store changed");
+}
+
+#[test]
+fn rbuild_raises_its_open_file_soft_limit_to_the_hard_limit() {
+    let lab = Lab::new();
+    // started with a soft limit of 64 (hard limit unchanged), then kept waiting on a stalled server
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg("ulimit -Sn 64; exec \"$0\" \"$@\"").arg(rbox_tests::bin("rbuild")).arg("--root").arg(&lab.root);
+    c.args(["layer", "add", &lab.server.url("/stall.tar.gz")]).env(IDLE, "30").env_remove("RBOX_ROOT");
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while lab.server.hits() == 0 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limits = fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or_else(|| panic!("{limits}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (f[3], f[4]);
+    assert_eq!(soft, hard, "soft limit raised to the hard limit: {line}");
+    assert_ne!(soft, "64", "{line}");
 }

@@ -162,8 +162,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Runs `rbuild --root ROOT ARGS...` with a clean proxy environment.
 pub fn rbuild(root: &Path, args: &[&str]) -> Output {
-    cmd("rbuild")
-        .arg("--root")
+    rbuild_command(root, args).output().expect("run rbuild")
+}
+
+/// The command `rbuild` runs, to add environment or spawn it.
+pub fn rbuild_command(root: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = cmd("rbuild");
+    c.arg("--root")
         .arg(root)
         .args(args)
         .env_remove("RBOX_ROOT")
@@ -172,9 +177,8 @@ pub fn rbuild(root: &Path, args: &[&str]) -> Output {
         .env_remove("https_proxy")
         .env_remove("HTTPS_PROXY")
         .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .output()
-        .expect("run rbuild")
+        .env_remove("all_proxy");
+    c
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -247,5 +251,109 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
         for n in names {
             walk(base, &n, out);
         }
+    }
+}
+
+/// `rbuild --root ROOT ARGS...` started through `sh -c 'PRELUDE; exec rbuild ...'`, so a test
+/// can set shell limits (`ulimit -n 256`) on the real binary.
+pub fn rbuild_sh(root: &Path, prelude: &str, args: &[&str]) -> Output {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(format!("{prelude}; exec \"$0\" \"$@\"")).arg(rbox_tests::bin("rbuild")).arg("--root").arg(root);
+    c.args(args).env_remove("RBOX_ROOT");
+    output_within(c, std::time::Duration::from_secs(300))
+}
+
+/// Runs `c` to completion, killing it (and failing the test) if it takes longer than `limit`.
+pub fn output_within(mut c: std::process::Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut v);
+        v
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{c:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+}
+
+/// Writes a file of apparent size `size` holding `data` at the given offsets, holes elsewhere.
+pub fn sparse_file(p: &Path, size: u64, data: &[(u64, &[u8])]) {
+    use std::io::{Seek, SeekFrom};
+    let mut f = fs::File::create(p).unwrap();
+    f.set_len(size).unwrap();
+    for (off, bytes) in data {
+        f.seek(SeekFrom::Start(*off)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+}
+
+/// Bytes of disk a file really uses (st_blocks * 512).
+pub fn allocated(p: &Path) -> u64 {
+    fs::symlink_metadata(p).unwrap().blocks() * 512
+}
+
+/// The staging folder of a store is empty (nothing left behind).
+pub fn assert_tmp_empty(root: &Path) {
+    let tmp: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(tmp.is_empty(), "staging left behind: {tmp:?}");
+}
+
+/// An archive that leaves directories and comes back to them, writes through a symlinked
+/// parent, goes below a directory its owner cannot search, and names a directory twice: the
+/// cases where a directory's mode and mtime must be put back after it was settled.
+pub fn revisiting_tar() -> Vec<u8> {
+    let d = |name: &'static [u8], mode: u32, mtime: u64| Member { mode, mtime, ..Member::new(name, b'5') };
+    let mut t = RawTar::new();
+    t.add(&d(b"a/", 0o750, 1_000_000_001));
+    t.file(b"a/x", b"x");
+    t.add(&d(b"b/", 0o700, 1_000_000_002));
+    t.file(b"a/y", b"y");
+    t.add(&d(b"lib/", 0o755, 1_000_000_003));
+    t.symlink(b"lib64", b"lib");
+    t.file(b"lib64/z", b"z");
+    t.add(&d(b"ro/", 0o555, 1_000_000_004));
+    t.file(b"ro/f", b"f");
+    t.add(&d(b"nx/", 0o600, 1_000_000_005));
+    t.add(&d(b"nx/sub/", 0o755, 1_000_000_006));
+    t.file(b"b/later", b"l");
+    t.file(b"ro/g", b"g");
+    t.file(b"nx/sub/h", b"h");
+    t.file(b"nx/sub/new/deeper", b"d");
+    t.add(&d(b"a/", 0o711, 1_000_000_007));
+    t.finish()
+}
+
+/// What extracting [`revisiting_tar`] must give, whatever the order of its members.
+pub fn assert_revisited(r: &Path) {
+    let m = |p: &str| {
+        let md = fs::symlink_metadata(r.join(p)).unwrap();
+        (md.mode() & 0o7777, md.mtime())
+    };
+    assert_eq!(m("a"), (0o711, 1_000_000_007), "a: named again last, the later entry wins");
+    assert_eq!(m("b"), (0o700, 1_000_000_002), "b: written to after it was left");
+    assert_eq!(m("lib"), (0o755, 1_000_000_003), "lib: written to through lib64");
+    assert_eq!(m("ro"), (0o555, 1_000_000_004), "ro: written to again while read-only");
+    assert_eq!(m("nx"), (0o600, 1_000_000_005), "nx: written below again while unsearchable");
+    assert_eq!(m("nx/sub"), (0o755, 1_000_000_006), "nx/sub");
+    assert_eq!(m("nx/sub/new").0, 0o755, "a parent made for a member is 0755");
+    for (f, want) in [("a/x", "x"), ("a/y", "y"), ("lib/z", "z"), ("ro/g", "g"), ("nx/sub/h", "h"), ("b/later", "l")] {
+        assert_eq!(fs::read_to_string(r.join(f)).unwrap(), want, "{f}");
     }
 }
