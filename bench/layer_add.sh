@@ -7,10 +7,11 @@
 # Env: RBOX_BIN=DIR            folder holding rbuild (default target/release)
 #      BENCH_SIZE_MIB=N        uncompressed size to generate (default 1100)
 #      BENCH_KEEP=1            keep the generated tarball in /tmp for the next run
-#      BENCH_RUNS=N            timed runs of each side, best one reported (default 2)
+#      BENCH_RUNS=N            timed runs of each side (default 3); the MEDIAN is reported
 # Prints both wall times per run (each run times rbuild, then the pipeline, on the same file
 # from the page cache), the ratio (pipeline / rbuild: > 1 means rbuild is faster) and rbuild's
-# peak RSS (from /usr/bin/time -v). Timings move with the machine's load: compare within a run.
+# peak RSS (from /usr/bin/time -v). Timings move with the machine's load: compare within a run;
+# the summary gives each side's median over the runs (not the best run) and their ratio.
 # Not a test: nothing here asserts.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ BIN=$(cd "${RBOX_BIN:-target/release}" && pwd)
 RBUILD=$BIN/rbuild
 [ -x "$RBUILD" ] || { echo "layer_add.sh: $RBUILD missing: cargo build --release first" >&2; exit 2; }
 SIZE_MIB=${BENCH_SIZE_MIB:-1100}
-RUNS=${BENCH_RUNS:-2}
+RUNS=${BENCH_RUNS:-3}
 TGZ=/tmp/rbox-bench-layer-${SIZE_MIB}m.tar.gz
 W=$(mktemp -d /tmp/rbox-bench.XXXXXX)
 cleanup() {
@@ -79,22 +80,26 @@ timed() {
   echo "$wall $rss"
 }
 
-best_r= best_p= rss_r=
+times_r=() times_p=() rss_r=
+# the median of numbers given as arguments (mean of the middle two for an even count)
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 for run in $(seq "$RUNS"); do
   rm -rf "$W/store" "$W/x"; mkdir -p "$W/x"; sync
   read -r t rss < <(timed "$RBUILD" --root "$W/store" layer add "$TGZ")
   echo "run $run: rbuild layer add   ${t}s  peak RSS $((rss / 1024)) MiB  -> $(cat "$W/out")"
-  if [ -z "$best_r" ] || awk "BEGIN{exit !($t < $best_r)}"; then best_r=$t; fi
+  times_r+=("$t")
   if [ -z "$rss_r" ] || [ "$rss" -gt "$rss_r" ]; then rss_r=$rss; fi
   rm -rf "$W/store"; sync
   tr=$t
   read -r t _ < <(timed bash -c 'gzip -dc "$1" | tee >(sha256sum >"$2/sum") | tar -x -C "$2/x"; wait' _ "$TGZ" "$W")
   echo "run $run: gzip|tee|tar pipeline ${t}s  -> sha256:$(cut -d' ' -f1 "$W/sum" 2>/dev/null)  (this run's ratio $(awk "BEGIN{printf \"%.2f\", $t / $tr}")x)"
-  if [ -z "$best_p" ] || awk "BEGIN{exit !($t < $best_p)}"; then best_p=$t; fi
+  times_p+=("$t")
   rm -rf "$W/x"
 done
 
-echo "best rbuild layer add:        ${best_r}s"
-echo "best gzip -dc | tee | tar -x: ${best_p}s"
-echo "ratio (pipeline / rbuild):    $(awk "BEGIN{printf \"%.2f\", $best_p / $best_r}")x"
+med_r=$(median "${times_r[@]}")
+med_p=$(median "${times_p[@]}")
+echo "median rbuild layer add:        ${med_r}s  (runs: ${times_r[*]})"
+echo "median gzip -dc | tee | tar -x: ${med_p}s  (runs: ${times_p[*]})"
+echo "ratio of medians (pipeline / rbuild): $(awk "BEGIN{printf \"%.2f\", $med_p / $med_r}")x over $RUNS run(s)"
 echo "rbuild peak RSS:              $((rss_r / 1024)) MiB (goal < 64 MiB)"
