@@ -136,15 +136,26 @@ fn signal(s: &State, sig: i32) -> Result<bool> {
     }
 }
 
+/// Waits up to `limit` for the container's init to exit (its pidfd becomes readable then,
+/// whoever reaps it and however late).
 fn wait_dead(s: &State, limit: Duration) -> bool {
+    let Ok(fd) = sys::pidfd_open(s.pid) else { return true };
+    if !init_alive(s.pid, s.pid_start) {
+        return true;
+    }
     let start = Instant::now();
-    while init_alive(s.pid, s.pid_start) {
-        if start.elapsed() >= limit {
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || start.elapsed() >= limit {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    true
 }
 
 /// After the init died: give its owner (monitor or foreground rrun) a moment to record the

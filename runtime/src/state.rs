@@ -143,9 +143,10 @@ pub fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// True when `pid` exists and started at `start` (not a reused pid).
+/// True when `pid` exists, started at `start` (not a reused pid) and has not exited (a zombie
+/// waiting for a parent that reaps slowly, such as a container whose rrun died, is dead).
 pub fn alive(pid: i32, start: u64) -> bool {
-    pid > 0 && sys::proc_start_time(pid) == Some(start)
+    pid > 0 && matches!(sys::proc_state_and_start(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
 }
 
 /// [`alive`], and the process is PID 1 of a pid namespace below ours (a container's init).

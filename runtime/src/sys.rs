@@ -303,9 +303,15 @@ pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), used to
 /// detect pid reuse. None when the process does not exist.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
+    proc_state_and_start(pid).map(|(_, start)| start)
+}
+
+/// The state letter (field 3: R, S, Z, ...) and start time (field 22) of /proc/PID/stat.
+pub fn proc_state_and_start(pid: i32) -> Option<(char, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
 }
 
 /// The command name of a process (`/proc/PID/comm`), None when it does not exist.
