@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use rbuild::subid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
@@ -16,7 +17,8 @@ use crate::error::{Context, Result};
 /// container ids 0..65535 are host ids 100000..165535 (the classic first subordinate range).
 pub const DEFAULT_REMAP_START: u32 = 100_000;
 pub const DEFAULT_REMAP_COUNT: u32 = 65_536;
-/// The user whose /etc/subuid and /etc/subgid entries choose the remap range.
+/// The user whose /etc/subuid and /etc/subgid entries choose the remap range (matched by name:
+/// it need not be an account).
 pub const REMAP_USER: &str = "rbox";
 
 /// One line of a uid_map or gid_map: `inside outside count`.
@@ -47,10 +49,11 @@ impl IdMaps {
 
     /// `--userns remap`: container 0..N maps to the `rbox` subordinate range, else the default.
     pub fn remap() -> IdMaps {
-        let uid = first_subid_range(Path::new("/etc/subuid"), REMAP_USER)
-            .unwrap_or((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT));
-        let gid = first_subid_range(Path::new("/etc/subgid"), REMAP_USER)
-            .unwrap_or((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT));
+        // rbuild's parser (the one rbuild and rrun share): the first `rbox:START:COUNT` line.
+        let first = |file: &str| {
+            subid::read(Path::new(file), &subid::Owner::name(REMAP_USER)).first().map_or((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT), |r| (r.start, r.count))
+        };
+        let (uid, gid) = (first(subid::SUBUID), first(subid::SUBGID));
         IdMaps {
             uid: vec![IdRange { inside: 0, outside: uid.0, count: uid.1 }],
             gid: vec![IdRange { inside: 0, outside: gid.0, count: gid.1 }],
@@ -160,34 +163,9 @@ pub fn render(ranges: &[IdRange]) -> String {
     ranges.iter().map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count)).collect()
 }
 
-/// The first `name:start:count` (or `uid:start:count`) entry of a subuid/subgid file.
-pub fn first_subid_range(file: &Path, name: &str) -> Option<(u32, u32)> {
-    parse_subid(&std::fs::read_to_string(file).ok()?, name)
-}
-
-fn parse_subid(text: &str, name: &str) -> Option<(u32, u32)> {
-    text.lines().find_map(|l| {
-        let mut it = l.trim().split(':');
-        let (who, start, count) = (it.next()?, it.next()?, it.next()?);
-        if who != name {
-            return None;
-        }
-        let (start, count) = (start.parse().ok()?, count.parse::<u32>().ok()?);
-        (count > 0).then_some((start, count))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subid_entry_for_the_named_user_is_found() {
-        let text = "alice:100000:65536\nrbox:200000:65536\n";
-        assert_eq!(parse_subid(text, "rbox"), Some((200000, 65536)));
-        assert_eq!(parse_subid(text, "bob"), None);
-        assert_eq!(parse_subid("rbox:x:1\nrbox:5:0\n", "rbox"), None);
-    }
 
     #[test]
     fn remapped_ids_translate_within_range_only() {

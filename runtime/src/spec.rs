@@ -15,7 +15,9 @@ use crate::error::{user, Result};
 use crate::idmap::IdMaps;
 use crate::image::Image;
 
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH=...` entry a container gets when neither its image nor `-e` sets PATH (rbuild's,
+/// Docker's default).
+pub use rbuild::DEFAULT_PATH;
 
 /// A command-line argument or environment entry: any bytes but NUL, as execve(2) takes them.
 /// Stored as a JSON string when it is UTF-8 (always so far), else as an array of byte values.
