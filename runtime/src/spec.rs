@@ -158,6 +158,8 @@ pub fn normalize(path: &str) -> String {
 /// `/proc` and paths in it but [`PROC_TARGETS_ALLOWED`] (the container's own proc, with its
 /// read-only and masked paths, must stay visible; rinit needs it), and `/dev` (it holds the
 /// device nodes rrun binds from the host, which the container cannot make itself).
+/// `/sys` stays allowed: rinit keeps whatever is mounted there, so a host folder (or the
+/// host's /sys, as Docker allows) simply replaces the container's read-only sysfs.
 /// Symbolic links in the image are checked again once resolved (rootfs.rs).
 pub fn check_mount_target(path: &str, what: &str) -> Result<()> {
     let p = normalize(path);
