@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::cgroups::{self, Cgroup, Limits};
 use crate::channel::{self, Msg};
 use crate::child::{self, ChildCtx};
+use crate::image::StoreLock;
 use crate::error::{user, Context, Result};
 use crate::mounts::{self, OverlayDirs};
 use crate::spec::NetMode;
@@ -59,8 +60,8 @@ impl Drop for Undo<'_> {
 
 /// Creates and starts the container described by `st` (its config is complete). The calling
 /// thread must have blocked the signals it wants to handle; the child resets its mask.
-pub fn create(containers: &Containers, st: State, rinit: &Path) -> Result<Created> {
-    create_with(containers, st, rinit, |_| Ok(()))
+pub fn create(containers: &Containers, st: State, store_lock: StoreLock, rinit: &Path) -> Result<Created> {
+    create_with(containers, st, store_lock, rinit, |_| Ok(()))
 }
 
 /// As [`create`], calling `before_clone` with the container's folder once it exists (the
@@ -70,7 +71,16 @@ pub fn create(containers: &Containers, st: State, rinit: &Path) -> Result<Create
 /// removes completely: the placeholder state (naming every cgroup directory about to be made)
 /// first, then the upper dir, the cgroup and the clone; the pid is recorded as soon as it is
 /// known. A child whose rrun died before sending Setup sees end of stream and exits.
-pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut st: State, rinit: &Path, before_clone: F) -> Result<Created> {
+///
+/// `store_lock` (held since the image was resolved) is released once the state names the
+/// image: from then on rbuild refuses to remove the image and its layers.
+pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
+    containers: &Containers,
+    mut st: State,
+    store_lock: StoreLock,
+    rinit: &Path,
+    before_clone: F,
+) -> Result<Created> {
     let dir = containers.dir(&st.id);
     let rinit_fd = memfd::sealed_copy(rinit)?;
     let (parent, kid) = channel::pair()?;
@@ -80,6 +90,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(containers: &Containers, mut 
         tracing::trace!(?l, "cgroup limits");
     }
     containers.reserve(&st)?;
+    drop(store_lock);
     let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: true };
     upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;

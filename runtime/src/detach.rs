@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::container;
+use crate::image::StoreLock;
 use crate::error::{Context, Error, Result};
 use crate::state::{Containers, State};
 use crate::supervise::{self, Io};
@@ -37,7 +38,7 @@ fn fork() -> Result<i32> {
 }
 
 /// Starts the container under a monitor and returns once it runs (0, id printed) or failed.
-pub fn start(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
+pub fn start(containers: &Containers, st: State, store_lock: StoreLock, rinit: &Path) -> Result<i32> {
     let (mut rd, wr) = pipe()?;
     let id = st.id.clone();
     let pid = fork()?;
@@ -49,7 +50,7 @@ pub fn start(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
             // SAFETY: setsid has no arguments.
             unsafe { libc::setsid() };
             match fork() {
-                Ok(0) => sys::forked_child(|| monitor(containers, st, rinit, wr)),
+                Ok(0) => sys::forked_child(|| monitor(containers, st, store_lock, rinit, wr)),
                 _ => 0,
             }
         });
@@ -69,7 +70,7 @@ pub fn start(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
 }
 
 /// The monitor: stdio to the log files, create, report, supervise, finish.
-fn monitor(containers: &Containers, mut st: State, rinit: &Path, mut report: File) -> i32 {
+fn monitor(containers: &Containers, mut st: State, store_lock: StoreLock, rinit: &Path, mut report: File) -> i32 {
     let me = std::process::id() as i32;
     st.owner_pid = me;
     st.owner_start = sys::proc_start_time(me).unwrap_or(0);
@@ -78,7 +79,7 @@ fn monitor(containers: &Containers, mut st: State, rinit: &Path, mut report: Fil
         redirect_stdio_to_null()?;
         let _old = sys::block_signals(&supervise::HANDLED);
         let owner = (st.config.idmaps.host_uid(0), st.config.idmaps.host_gid(0));
-        let c = container::create_with(containers, st, rinit, |d| open_logs(d, owner))?;
+        let c = container::create_with(containers, st, store_lock, rinit, |d| open_logs(d, owner))?;
         Ok(c)
     })();
     let c = match result {

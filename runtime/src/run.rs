@@ -16,8 +16,9 @@ use crate::supervise::{self, Io};
 use crate::{detach, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
-/// every check that needs no image first, then the image.
-pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
+/// every check that needs no image first, then the image, resolved under the store lock that
+/// is returned (keep it until the state is saved, see image.rs).
+pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
     let reference = image_reference(a)?;
     tty::check_interactive(a.interactive, a.tty)?;
     let net = network(a)?;
@@ -28,13 +29,13 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
     let volumes = mount_paths(a)?;
-    let img = image::resolve(root, reference)?;
+    let (img, store_lock) = image::resolve(root, reference, !root_caller)?;
     let id = state::new_id()?;
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     spec::check_hostname(&hostname)?;
     let process = process(&img, a, &hostname)?;
     let me = std::process::id() as i32;
-    Ok(State {
+    let st = State {
         name: a.name.clone().unwrap_or_else(|| id[..12].to_string()),
         image: img.id.clone(),
         image_ref: reference.to_string(),
@@ -63,7 +64,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<State> {
             lowerdirs: img.lowerdirs,
         },
         id,
-    })
+    };
+    Ok((st, store_lock))
 }
 
 /// IMAGE as given; without --image, an unknown option swallowed as COMMAND is named as such.
@@ -136,22 +138,22 @@ fn process(img: &image::Image, a: &RunArgs, hostname: &str) -> Result<ProcessCon
 
 /// `rrun ... --image IMAGE`: returns the exit code rrun should exit with.
 pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
-    let st = plan(root, a)?;
+    let (st, store_lock) = plan(root, a)?;
     tracing::debug!(us = crate::elapsed_us(), "planned");
     let containers = Containers::open(root)?;
     let rinit = memfd::find_rinit()?;
     if a.detach {
-        return detach::start(&containers, st, &rinit);
+        return detach::start(&containers, st, store_lock, &rinit);
     }
-    run_foreground(&containers, st, &rinit)
+    run_foreground(&containers, st, store_lock, &rinit)
 }
 
-fn run_foreground(containers: &Containers, st: State, rinit: &Path) -> Result<i32> {
+fn run_foreground(containers: &Containers, st: State, store_lock: image::StoreLock, rinit: &Path) -> Result<i32> {
     let _old = sys::block_signals(&supervise::HANDLED);
     let sigfd = sys::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys { what: "signalfd".into(), source: e })?;
     let tty_mode = st.config.process.tty;
     let stdin_on = st.config.process.stdin;
-    let c = container::create(containers, st, rinit)?;
+    let c = container::create(containers, st, store_lock, rinit)?;
     let _raw = if tty_mode && stdin_on { Some(tty::RawMode::enter(0)) } else { None };
     let io = Io { master: c.master.as_ref().map(|m| m.as_fd()), stdin: (tty_mode && stdin_on).then_some(0), stdout: 1 };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);

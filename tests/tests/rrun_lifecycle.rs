@@ -533,3 +533,69 @@ fn writes_to_the_upper_dir_of_a_container_removed_on_exit_count_against_its_memo
     assert_eq!(lab.ok(&[], &["sh", "-c", script]), (100u64 << 20).to_string(), "without a limit the write succeeds");
     lab.assert_clean(&[]);
 }
+
+/// True when process `pid` waits for a flock (a `->` line of /proc/locks, see proc(5)).
+fn blocked_on_flock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks.lines().any(|l| l.contains("->") && l.contains("FLOCK") && l.split_whitespace().any(|w| w == pid.to_string()))
+}
+
+#[test]
+fn rrun_waits_while_rbuild_removes_and_a_used_image_and_its_layers_stay() {
+    let lab = Lab::new("life");
+    // An rbuild removal (image rm, layer rm, gc) holds the store lock exclusively: a new
+    // container waits for it before it resolves its image.
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lab.store.join("store.lock")).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+    let mut c = lab.rrun();
+    c.args(["--net", "none", "--image", &lab.image, "--", "echo", "ran"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let waited = eventually(20, || blocked_on_flock(child.id()));
+    drop(lock);
+    let o = rrun_common::wait_output(child, 60);
+    assert!(waited, "rrun did not wait for the store lock");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ran", "{}", String::from_utf8_lossy(&o.stderr));
+    // While a container exists its image cannot be removed, and gc keeps its layers.
+    let name = unique("uses");
+    detach(&lab, &name, &[], &["sleep", "1000"]);
+    let o = lab.rbuild().args(["image", "rm", &lab.image]).stdin(Stdio::null()).output().unwrap();
+    assert!(!o.status.success(), "image rm must refuse while a container uses the image");
+    assert!(lab.rbuild().args(["gc"]).stdin(Stdio::null()).status().unwrap().success());
+    let layer_dir = lab.store.join("layers").join(lab.layer.trim_start_matches("sha256:"));
+    assert!(layer_dir.join("rootfs/etc/alpine-release").exists(), "gc removed a layer in use");
+    assert_eq!(String::from_utf8_lossy(&sub(&lab, &["exec", &name, "cat", "/etc/alpine-release"]).stdout).trim(), "3.15.11");
+    assert!(sub(&lab, &["rm", "-f", &name]).status.success());
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn an_image_added_without_privileges_is_refused_by_root_rrun_in_one_line() {
+    rbox_tests::require_root();
+    let scratch = rbox_tests::Scratch::new("mode");
+    let store = scratch.join("store");
+    std::fs::create_dir(&store).unwrap();
+    let fixture = scratch.join("alpine.tar.gz");
+    std::fs::copy(rbox_tests::alpine_fixture("3.15.11"), &fixture).unwrap();
+    for p in [scratch.path(), store.as_path(), fixture.as_path()] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(rbox_tests::bin("rbuild")).args(args);
+        c.env("RBOX_ROOT", &store).env("RBUILD_SUBIDS", "0").current_dir("/");
+        let o = output(c, 60);
+        assert!(o.status.success(), "rbuild {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let layer = as_nobody(&["layer", "add", fixture.to_str().unwrap()]);
+    let image = as_nobody(&["image", "create", &layer]);
+    let mut c = rbox_tests::cmd("rrun");
+    c.env("RBOX_ROOT", &store).args(["--net", "none", "--image", &image, "--", "true"]);
+    let o = output(c, 60);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.lines().count() == 1 && err.contains("without privileges"), "{err}");
+    let left = std::fs::read_dir(store.join("containers")).map(|rd| rd.count()).unwrap_or(0);
+    assert_eq!(left, 0, "a refused run leaves no container");
+}
