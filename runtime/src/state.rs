@@ -428,24 +428,11 @@ fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Removes a directory tree, NotFound being success. Unprivileged, overlayfs leaves directories
-/// we cannot read (work/work is mode 0): they are opened up (they are ours) and the removal
-/// retried; a tree deeper than the descriptor limit is retried with the soft limit raised to
-/// the hard one.
+/// Removes a directory tree, NotFound being success: rbuild's removal, which never follows
+/// symlinks, opens up directories left unreadable (overlayfs's work/work is mode 0 when
+/// rootless) and holds a bounded number of descriptors whatever the depth.
 pub fn remove_tree(d: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(d) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            open_up(d);
-            std::fs::remove_dir_all(d).ctx(|| format!("remove {}", d.display()))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
-            sys::raise_nofile_limit();
-            std::fs::remove_dir_all(d).ctx(|| format!("remove {}", d.display()))
-        }
-        Err(e) => Err(e).ctx(|| format!("remove {}", d.display())),
-    }
+    rbuild::util::remove_tree(d).ctx(|| format!("remove {}", d.display()))
 }
 
 /// A new random container id: 64 hex digits.
@@ -474,23 +461,6 @@ pub fn check_name(n: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::User(format!("bad container name {n:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")))
-    }
-}
-
-/// Gives the owner rwx on every directory below `dir` (never following symlinks).
-fn open_up(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(m) = std::fs::symlink_metadata(dir) else { return };
-    if !m.is_dir() {
-        return;
-    }
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.permissions().mode() | 0o700) & 0o7777));
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                open_up(&e.path());
-            }
-        }
     }
 }
 

@@ -329,18 +329,6 @@ pub fn is_child_ns_init(pid: i32) -> bool {
     ids.len() > 1 && ids.last() == Some(&"1")
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit (setrlimit(2)); best effort.
-pub fn raise_nofile_limit() {
-    // SAFETY: getrlimit/setrlimit fill and read a plain struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
 /// Blocks `sigs` in this thread and returns the previous mask.
 pub fn block_signals(sigs: &[i32]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data initialised by sigemptyset before use.

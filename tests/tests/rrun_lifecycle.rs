@@ -599,3 +599,16 @@ fn an_image_added_without_privileges_is_refused_by_root_rrun_in_one_line() {
     let left = std::fs::read_dir(store.join("containers")).map(|rd| rd.count()).unwrap_or(0);
     assert_eq!(left, 0, "a refused run leaves no container");
 }
+
+#[test]
+fn rm_removes_a_container_that_made_a_tree_deeper_than_the_descriptor_limit() {
+    let lab = Lab::new("life");
+    let name = unique("deep");
+    let script = "i=0; while [ $i -lt 1500 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done";
+    assert!(lab.run(&["--name", &name], &["sh", "-c", script]).status.success());
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", "ulimit -n 256 && exec \"$0\" rm \"$1\""]).arg(rbox_tests::bin("rrun")).arg(&name).env("RBOX_ROOT", lab.store.path());
+    let o = output(c, 60);
+    assert!(o.status.success(), "rm under ulimit -n 256: {}", String::from_utf8_lossy(&o.stderr));
+    lab.assert_clean(&[]);
+}
