@@ -157,7 +157,7 @@ pub fn init_alive(pid: i32, start: u64) -> bool {
 /// One folder of the containers folder.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    Valid(State),
+    Valid(Box<State>),
     /// A folder named like an id whose state is missing or refused; `why` says which.
     Corrupt { id: String, why: String },
 }
@@ -324,7 +324,7 @@ impl Containers {
                 continue;
             };
             out.push(match self.load(id) {
-                Ok(st) => Entry::Valid(st),
+                Ok(st) => Entry::Valid(Box::new(st)),
                 Err(Error::NoSuchContainer(_)) => Entry::Corrupt { id: id.to_string(), why: "no state.json (creation or removal was cut short)".into() },
                 Err(Error::Json { .. }) => Entry::Corrupt { id: id.to_string(), why: "state.json does not parse".into() },
                 Err(Error::BadState { why, .. }) => Entry::Corrupt { id: id.to_string(), why: format!("state.json refused: {why}") },
@@ -341,7 +341,7 @@ impl Containers {
 
     /// Every container with a valid state.
     pub fn list(&self) -> Vec<State> {
-        self.entries().into_iter().filter_map(|e| if let Entry::Valid(s) = e { Some(s) } else { None }).collect()
+        self.entries().into_iter().filter_map(|e| if let Entry::Valid(s) = e { Some(*s) } else { None }).collect()
     }
 
     /// Finds a container by exact name, full id, or unique id prefix (at least 3 digits).
