@@ -44,10 +44,22 @@ pub fn using_image(containers_dir: &Path, image: &str) -> Result<Vec<String>, St
     let rd = match fs::read_dir(containers_dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::Io { path: containers_dir.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: containers_dir.to_path_buf(),
+                source: e,
+            })
+        }
     };
-    let dir = rustix::fs::open(containers_dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| StoreError::Io { path: containers_dir.to_path_buf(), source: e.into() })?;
+    let dir = rustix::fs::open(
+        containers_dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StoreError::Io {
+        path: containers_dir.to_path_buf(),
+        source: e.into(),
+    })?;
     let mut users = Vec::new();
     for e in rd {
         let e = e.map_err(StoreError::io(containers_dir))?;
@@ -55,7 +67,10 @@ pub fn using_image(containers_dir: &Path, image: &str) -> Result<Vec<String>, St
             continue;
         }
         let name = e.file_name();
-        let bytes = match read_state(&dir, std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())) {
+        let bytes = match read_state(
+            &dir,
+            std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
+        ) {
             Some(b) => b,
             None => continue,
         };
@@ -71,14 +86,30 @@ pub fn using_image(containers_dir: &Path, image: &str) -> Result<Vec<String>, St
 /// state.json of sane size; None otherwise (or on any error: a half-made folder is no user).
 fn read_state(dir: &OwnedFd, name: &[u8]) -> Option<Vec<u8>> {
     let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let cdir = rustix::fs::openat(dir, name, flags | OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).ok()?;
-    let fd = rustix::fs::openat(&cdir, STATE_FILE, flags | OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()).ok()?;
+    let cdir = rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::PATH | OFlags::DIRECTORY,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat(
+        &cdir,
+        STATE_FILE,
+        flags | OFlags::RDONLY | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .ok()?;
     let st = rustix::fs::fstat(&fd).ok()?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as u64 > MAX_STATE {
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as u64 > MAX_STATE
+    {
         return None;
     }
     let mut bytes = Vec::new();
-    fs::File::from(fd).take(MAX_STATE).read_to_end(&mut bytes).ok()?;
+    fs::File::from(fd)
+        .take(MAX_STATE)
+        .read_to_end(&mut bytes)
+        .ok()?;
     Some(bytes)
 }
 
@@ -98,13 +129,18 @@ mod tests {
     #[test]
     fn only_a_well_formed_image_field_is_read() {
         let id = format!("sha256:{}", "a".repeat(64));
-        let ok = format!(r#"{{"id":"x","image":"{id}","anything":{{"nested":[1,2]}},"pid":"not a number"}}"#);
+        let ok = format!(
+            r#"{{"id":"x","image":"{id}","anything":{{"nested":[1,2]}},"pid":"not a number"}}"#
+        );
         assert_eq!(image_of(ok.as_bytes()), Some(id.clone()));
         assert_eq!(image_of(br#"{"image":"sha256:../../etc"}"#), None);
         assert_eq!(image_of(br#"{"image":42}"#), None);
         assert_eq!(image_of(br#"{"id":"x"}"#), None);
         assert_eq!(image_of(br#"[1,2,3]"#), None);
         assert_eq!(image_of(b"\xff\xfe not json"), None);
-        assert_eq!(image_of(format!(r#"{{"image":"{}"}}"#, id.to_uppercase()).as_bytes()), None);
+        assert_eq!(
+            image_of(format!(r#"{{"image":"{}"}}"#, id.to_uppercase()).as_bytes()),
+            None
+        );
     }
 }

@@ -14,7 +14,9 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// True when `s` is non-empty and only lowercase hex digits.
 pub fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub struct Digest;
@@ -30,7 +32,10 @@ impl Digest {
 /// Normalises a user-given checksum (`HEX` or `ALGO:HEX`, any case) of `len` hex digits.
 pub fn parse_checksum(s: &str, algo: &str, len: usize) -> Option<String> {
     let s = s.trim();
-    let h = s.strip_prefix(&format!("{algo}:")).unwrap_or(s).to_ascii_lowercase();
+    let h = s
+        .strip_prefix(&format!("{algo}:"))
+        .unwrap_or(s)
+        .to_ascii_lowercase();
     (h.len() == len && is_hex(&h)).then_some(h)
 }
 
@@ -45,9 +50,15 @@ mod tests {
         assert!(!is_hex("00AB"));
         assert!(!is_hex(""));
         let h = "a".repeat(64);
-        assert_eq!(Digest::parse_sha256(&format!("sha256:{h}")), Some(h.clone()));
+        assert_eq!(
+            Digest::parse_sha256(&format!("sha256:{h}")),
+            Some(h.clone())
+        );
         assert_eq!(Digest::parse_sha256(&h), None);
-        assert_eq!(parse_checksum(&format!("sha256:{}", "A".repeat(64)), "sha256", 64), Some(h));
+        assert_eq!(
+            parse_checksum(&format!("sha256:{}", "A".repeat(64)), "sha256", 64),
+            Some(h)
+        );
         assert_eq!(parse_checksum("abc", "sha256", 64), None);
     }
 }

@@ -23,12 +23,18 @@ pub fn spawn(dir: &Path, epoch: Option<i64>) -> io::Result<(fs::File, JoinHandle
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let (r, w) = (fs::File::from(r), fs::File::from(w));
     let dir = dir.to_path_buf();
-    let h = std::thread::Builder::new().name("rbuild-dirtar".into()).spawn(move || {
-        let mut w = io::BufWriter::with_capacity(1 << 20, w);
-        let mut t = DirTar { out: &mut w, epoch, links: HashMap::new() };
-        t.write_tree(&dir)?;
-        w.flush()
-    })?;
+    let h = std::thread::Builder::new()
+        .name("rbuild-dirtar".into())
+        .spawn(move || {
+            let mut w = io::BufWriter::with_capacity(1 << 20, w);
+            let mut t = DirTar {
+                out: &mut w,
+                epoch,
+                links: HashMap::new(),
+            };
+            t.write_tree(&dir)?;
+            w.flush()
+        })?;
     Ok((r, h))
 }
 
@@ -85,60 +91,14 @@ impl<W: Write> DirTar<'_, W> {
         h.set_mtime(self.mtime(md.mtime()));
         h.set_size(0);
         let mut name = rel.to_vec();
-        let mut link: Option<Vec<u8>> = None;
-        let mut content: Option<fs::File> = None;
-        if ft.is_dir() {
-            h.set_entry_type(EntryType::Directory);
-            if !name.ends_with(b"/") {
-                name.push(b'/');
-            }
-        } else if ft.is_symlink() {
-            h.set_entry_type(EntryType::Symlink);
-            link = Some(fs::read_link(p).map_err(|e| ctx(p, e))?.as_os_str().as_bytes().to_vec());
-        } else if ft.is_file() {
-            let key = (md.dev(), md.ino());
-            if md.nlink() > 1 {
-                if let Some(first) = self.links.get(&key) {
-                    h.set_entry_type(EntryType::Link);
-                    link = Some(first.clone());
-                } else {
-                    self.links.insert(key, name.clone());
-                }
-            }
-            if link.is_none() {
-                h.set_entry_type(EntryType::Regular);
-                h.set_size(md.size());
-                content = Some(fs::File::open(p).map_err(|e| ctx(p, e))?);
-            }
-        } else if ft.is_char_device() || ft.is_block_device() {
-            h.set_entry_type(if ft.is_char_device() { EntryType::Char } else { EntryType::Block });
-            let rdev = md.rdev();
-            h.set_device_major(rustix::fs::major(rdev))?;
-            h.set_device_minor(rustix::fs::minor(rdev))?;
-        } else if ft.is_fifo() {
-            h.set_entry_type(EntryType::Fifo);
-        } else {
-            tracing::warn!("{}: sockets cannot be stored in a layer; skipped", p.display());
+        let Some((link, content)) = self.kind(p, &md, &mut name, &mut h)? else {
+            tracing::warn!(
+                "{}: sockets cannot be stored in a layer; skipped",
+                p.display()
+            );
             return Ok(false);
-        }
-
-        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        if name.len() > 100 {
-            pax.push((b"path".to_vec(), name.clone()));
-        }
-        if let Some(l) = &link {
-            if l.len() > 100 {
-                pax.push((b"linkpath".to_vec(), l.clone()));
-            }
-        }
-        let mut xn = crate::tree::list_xattrs(p).map_err(|e| ctx(p, e))?;
-        xn.sort();
-        for n in xn {
-            let v = crate::tree::get_xattr(p, &n).map_err(|e| ctx(p, e))?;
-            let mut k = b"SCHILY.xattr.".to_vec();
-            k.extend_from_slice(&n);
-            pax.push((k, v));
-        }
+        };
+        let pax = pax_records(p, &name, link.as_deref())?;
         if !pax.is_empty() {
             self.write_pax(&pax)?;
         }
@@ -157,6 +117,65 @@ impl<W: Write> DirTar<'_, W> {
             self.pad(size)?;
         }
         Ok(ft.is_dir())
+    }
+
+    /// Sets the entry type (and size or device) of `p` in `h`; returns its link target and the
+    /// open file to copy, or None for a socket (which a layer cannot hold).
+    fn kind(
+        &mut self,
+        p: &Path,
+        md: &fs::Metadata,
+        name: &mut Vec<u8>,
+        h: &mut Header,
+    ) -> io::Result<Option<LinkAndContent>> {
+        let ft = md.file_type();
+        let mut link: Option<Vec<u8>> = None;
+        let mut content: Option<fs::File> = None;
+        if ft.is_dir() {
+            h.set_entry_type(EntryType::Directory);
+            if !name.ends_with(b"/") {
+                name.push(b'/');
+            }
+        } else if ft.is_symlink() {
+            h.set_entry_type(EntryType::Symlink);
+            link = Some(
+                fs::read_link(p)
+                    .map_err(|e| ctx(p, e))?
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            );
+        } else if ft.is_file() {
+            let key = (md.dev(), md.ino());
+            if md.nlink() > 1 {
+                if let Some(first) = self.links.get(&key) {
+                    h.set_entry_type(EntryType::Link);
+                    link = Some(first.clone());
+                } else {
+                    self.links.insert(key, name.clone());
+                }
+            }
+            if link.is_none() {
+                h.set_entry_type(EntryType::Regular);
+                h.set_size(md.size());
+                content = Some(fs::File::open(p).map_err(|e| ctx(p, e))?);
+            }
+        } else if ft.is_char_device() || ft.is_block_device() {
+            h.set_entry_type(if ft.is_char_device() {
+                EntryType::Char
+            } else {
+                EntryType::Block
+            });
+            let rdev = md.rdev();
+            h.set_device_major(rustix::fs::major(rdev))?;
+            h.set_device_minor(rustix::fs::minor(rdev))?;
+        } else if ft.is_fifo() {
+            h.set_entry_type(EntryType::Fifo);
+        } else {
+            return Ok(None);
+        }
+
+        Ok(Some((link, content)))
     }
 
     fn write_pax(&mut self, records: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
@@ -198,6 +217,29 @@ impl<W: Write> DirTar<'_, W> {
 }
 
 /// Copies a name into a fixed header field (truncated when a PAX record carries it whole).
+/// An entry's link target (hardlink or symlink) and the file whose bytes follow its header.
+type LinkAndContent = (Option<Vec<u8>>, Option<fs::File>);
+
+/// PAX records an entry needs: long path and link names, and its xattrs (sorted by name).
+fn pax_records(p: &Path, name: &[u8], link: Option<&[u8]>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    if name.len() > 100 {
+        pax.push((b"path".to_vec(), name.to_vec()));
+    }
+    if let Some(l) = link.filter(|l| l.len() > 100) {
+        pax.push((b"linkpath".to_vec(), l.to_vec()));
+    }
+    let mut xn = crate::tree::list_xattrs(p).map_err(|e| ctx(p, e))?;
+    xn.sort();
+    for n in xn {
+        let v = crate::tree::get_xattr(p, &n).map_err(|e| ctx(p, e))?;
+        let mut k = b"SCHILY.xattr.".to_vec();
+        k.extend_from_slice(&n);
+        pax.push((k, v));
+    }
+    Ok(pax)
+}
+
 fn set_name(field: &mut [u8], name: &[u8]) {
     field.fill(0);
     let n = name.len().min(field.len());

@@ -17,7 +17,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Opens `url` for reading; the body is streamed (never held in memory or on disk whole).
 /// `idle` bounds each read (None: [`IDLE_TIMEOUT`]).
-pub fn open(url: &str, progress: bool, idle: Option<Duration>) -> Result<Box<dyn Read + Send>, AddError> {
+pub fn open(
+    url: &str,
+    progress: bool,
+    idle: Option<Duration>,
+) -> Result<Box<dyn Read + Send>, AddError> {
     let idle = idle.unwrap_or(IDLE_TIMEOUT);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -26,21 +30,29 @@ pub fn open(url: &str, progress: bool, idle: Option<Duration>) -> Result<Box<dyn
         .http_status_as_error(true)
         .build()
         .into();
-    let resp = agent.get(url).call().map_err(|e| AddError::Download(e.to_string()))?;
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| AddError::Download(e.to_string()))?;
     let len = resp
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let body = Idle { inner: resp.into_body().into_reader(), idle };
+    let body = Idle {
+        inner: resp.into_body().into_reader(),
+        idle,
+    };
     if progress && std::io::stderr().is_terminal() {
         let bar = match len {
             Some(n) => indicatif::ProgressBar::new(n),
             None => indicatif::ProgressBar::new_spinner(),
         };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         return Ok(Box::new(Finish(bar.wrap_read(body))));
     }
@@ -58,7 +70,10 @@ impl<R: Read> Read for Idle<R> {
         self.inner.read(buf).map_err(|e| {
             if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
                 let secs = self.idle.as_secs_f64();
-                io::Error::new(io::ErrorKind::TimedOut, format!("no data received for {secs} s: the server stalled; try again later"))
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no data received for {secs} s: the server stalled; try again later"),
+                )
             } else {
                 e
             }

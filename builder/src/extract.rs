@@ -57,9 +57,17 @@ pub enum ExtractError {
     #[error("the input is empty")]
     Empty,
     #[error("member {member}: a sparse file of {} GiB would take the layer's holes past the limit of {} GiB; refused", gib(*size), gib(*limit))]
-    SparseLimit { member: String, size: u64, limit: u64 },
+    SparseLimit {
+        member: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("member {member}: {op}: {source}")]
-    Io { member: String, op: &'static str, source: io::Error },
+    Io {
+        member: String,
+        op: &'static str,
+        source: io::Error,
+    },
 }
 
 /// Bytes as GiB with one decimal, for messages.
@@ -73,7 +81,11 @@ pub fn show(name: &[u8]) -> String {
 }
 
 fn io_err<'a>(member: &'a [u8], op: &'static str) -> impl FnOnce(Errno) -> ExtractError + 'a {
-    move |e| ExtractError::Io { member: show(member), op, source: e.into() }
+    move |e| ExtractError::Io {
+        member: show(member),
+        op,
+        source: e.into(),
+    }
 }
 
 /// Splits a member name into components relative to the layer root, refusing `..`.
@@ -190,7 +202,9 @@ impl Extractor {
             let mut entry = match entry {
                 Ok(e) => e,
                 // nothing parsed yet: this is not a tar stream at all
-                Err(e) if self.stats.entries == 0 => return Err(ExtractError::Tar(sanitize(&e.to_string()))),
+                Err(e) if self.stats.entries == 0 => {
+                    return Err(ExtractError::Tar(sanitize(&e.to_string())))
+                }
                 Err(e) => return Err(tar_error(e)),
             };
             self.entry(&mut entry)?;
@@ -202,14 +216,20 @@ impl Extractor {
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
         use tar::EntryType as T;
         let kind = e.header().entry_type();
-        if matches!(kind, T::XGlobalHeader | T::GNULongName | T::GNULongLink | T::XHeader)
-            || kind.as_byte() == b'V'
+        if matches!(
+            kind,
+            T::XGlobalHeader | T::GNULongName | T::GNULongLink | T::XHeader
+        ) || kind.as_byte() == b'V'
         {
             return Ok(()); // global headers and volume labels carry no file
         }
         let raw = e.path_bytes().into_owned();
         // pre-POSIX archives mark directories only by a trailing slash on a regular entry
-        let kind = if matches!(kind, T::Regular | T::Continuous) && raw.ends_with(b"/") { T::Directory } else { kind };
+        let kind = if matches!(kind, T::Regular | T::Continuous) && raw.ends_with(b"/") {
+            T::Directory
+        } else {
+            kind
+        };
         let comps = split_member(&raw)?;
         let meta = read_meta(e, &raw)?;
         let Some((name, parent)) = comps.split_last() else {
@@ -218,49 +238,73 @@ impl Extractor {
                     self.root_meta = Some(meta);
                     Ok(())
                 }
-                _ => Err(ExtractError::Invalid(show(&raw), "it would replace the layer root")),
+                _ => Err(ExtractError::Invalid(
+                    show(&raw),
+                    "it would replace the layer root",
+                )),
             };
         };
         let path = join(&comps);
-        self.pending.leave_for(self.root.as_fd(), &path).map_err(io_err(&raw, "set directory metadata"))?;
+        self.pending
+            .leave_for(self.root.as_fd(), &path)
+            .map_err(io_err(&raw, "set directory metadata"))?;
         if name.starts_with(b".wh.") {
             return self.whiteout(parent, name, &raw);
         }
         let pfd = self.open_parent(parent, &raw, true)?;
-        self.pending.reopen(&join(parent), pfd.as_fd(), &path, self.rootless()).map_err(io_err(&raw, "reopen parent"))?;
+        self.pending
+            .reopen(&join(parent), pfd.as_fd(), &path, self.rootless())
+            .map_err(io_err(&raw, "reopen parent"))?;
+        self.make(e, kind, &pfd, &comps, meta, &raw)
+    }
+
+    /// Creates the member `comps` (its last component, in its parent `pfd`) by type.
+    fn make<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        kind: tar::EntryType,
+        pfd: &OwnedFd,
+        comps: &[&[u8]],
+        meta: Meta,
+        raw: &[u8],
+    ) -> Result<(), ExtractError> {
+        use tar::EntryType as T;
+        let name = comps.last().copied().unwrap_or_default();
+        let link = |e: &tar::Entry<'_, R>| {
+            e.link_name_bytes()
+                .map(|t| t.into_owned())
+                .unwrap_or_default()
+        };
         match kind {
-            T::Regular | T::Continuous | T::GNUSparse => self.file(&pfd, name, e, meta, &raw),
-            T::Directory => self.dir(&pfd, name, meta, &comps, &raw),
-            T::Symlink => {
-                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                self.symlink(&pfd, name, &target, meta, &raw)
-            }
-            T::Link => {
-                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                self.hardlink(&pfd, name, &target, &comps, &raw)
-            }
+            T::Regular | T::Continuous | T::GNUSparse => self.file(pfd, name, e, meta, raw),
+            T::Directory => self.dir(pfd, name, meta, comps, raw),
+            T::Symlink => self.symlink(pfd, name, &link(e), meta, raw),
+            T::Link => self.hardlink(pfd, name, &link(e), comps, raw),
             T::Char | T::Block | T::Fifo => {
-                let (ft, dev) = match kind {
-                    T::Fifo => (FileType::Fifo, 0),
-                    k => {
-                        let h = e.header();
-                        let maj = h.device_major().ok().flatten().unwrap_or(0);
-                        let min = h.device_minor().ok().flatten().unwrap_or(0);
-                        let ft = if k == T::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
-                        (ft, rustix::fs::makedev(maj, min))
-                    }
-                };
-                self.node(&pfd, name, ft, dev, meta, &raw)
+                let (ft, dev) = device_of(e.header(), kind);
+                self.node(pfd, name, ft, dev, meta, raw)
             }
-            k => Err(ExtractError::Unsupported { member: show(&raw), kind: k.as_byte() as char }),
+            k => Err(ExtractError::Unsupported {
+                member: show(raw),
+                kind: k.as_byte() as char,
+            }),
         }
     }
 
     /// Opens the directory `comps` (relative to the root) as O_PATH, resolving beneath the root.
     /// Missing directories are created (0755) when `create` is set.
-    fn open_parent(&mut self, comps: &[&[u8]], member: &[u8], create: bool) -> Result<OwnedFd, ExtractError> {
+    fn open_parent(
+        &mut self,
+        comps: &[&[u8]],
+        member: &[u8],
+        create: bool,
+    ) -> Result<OwnedFd, ExtractError> {
         if comps.is_empty() {
-            return self.root.try_clone().map_err(|e| ExtractError::Io { member: show(member), op: "dup", source: e });
+            return self.root.try_clone().map_err(|e| ExtractError::Io {
+                member: show(member),
+                op: "dup",
+                source: e,
+            });
         }
         let mut found = resolve(self.root.as_fd(), &join(comps));
         if matches!(found, Err(Errno::ACCESS)) && self.rootless() && create {
@@ -273,24 +317,43 @@ impl Extractor {
             Err(Errno::NOENT) if create => {}
             Err(e) => return Err(map_resolve(e, member)),
         }
-        // create what is missing, one component at a time, each step resolved beneath the root
-        let mut cur = self.root.try_clone().map_err(|e| ExtractError::Io { member: show(member), op: "dup", source: e })?;
+        self.create_parents(comps, member)
+    }
+
+    /// Creates what is missing of `comps`, one component at a time (0700 while pending, 0755
+    /// in the end), each step resolved beneath the root; returns the last one as O_PATH.
+    fn create_parents(&mut self, comps: &[&[u8]], member: &[u8]) -> Result<OwnedFd, ExtractError> {
+        let dup_err = |e| ExtractError::Io {
+            member: show(member),
+            op: "dup",
+            source: e,
+        };
+        let mut cur = self.root.try_clone().map_err(dup_err)?;
         for i in 0..comps.len() {
             let prefix = join(&comps[..=i]);
             match resolve(self.root.as_fd(), &prefix) {
                 Ok(fd) => cur = fd,
                 Err(Errno::NOENT) => {
                     let rootless = self.rootless();
-                    self.pending.reopen(&join(&comps[..i]), cur.as_fd(), member, rootless).map_err(io_err(member, "reopen parent"))?;
-                    let made = match rustix::fs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o700)) {
+                    self.pending
+                        .reopen(&join(&comps[..i]), cur.as_fd(), member, rootless)
+                        .map_err(io_err(member, "reopen parent"))?;
+                    let made = match rustix::fs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o700))
+                    {
                         Ok(()) => true,
                         Err(Errno::EXIST) => false,
                         Err(e) => return Err(io_err(member, "mkdir")(e)),
                     };
-                    cur = resolve(self.root.as_fd(), &prefix).map_err(|e| map_resolve(e, member))?;
+                    cur =
+                        resolve(self.root.as_fd(), &prefix).map_err(|e| map_resolve(e, member))?;
                     if made {
-                        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
-                        self.pending.defer(prefix, cur.as_fd(), 0o755, zero).map_err(io_err(member, "fstat"))?;
+                        let zero = Timespec {
+                            tv_sec: 0,
+                            tv_nsec: 0,
+                        };
+                        self.pending
+                            .defer(prefix, cur.as_fd(), 0o755, zero)
+                            .map_err(io_err(member, "fstat"))?;
                     }
                 }
                 Err(e) => return Err(map_resolve(e, member)),
@@ -304,15 +367,23 @@ impl Extractor {
     fn unlock_path(&mut self, comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
         for i in 1..=comps.len() {
             let prefix = join(&comps[..i]);
-            let Ok(fd) = resolve(self.root.as_fd(), &prefix) else { break };
-            self.pending.reopen(&prefix, fd.as_fd(), member, true).map_err(io_err(member, "reopen directory"))?;
+            let Ok(fd) = resolve(self.root.as_fd(), &prefix) else {
+                break;
+            };
+            self.pending
+                .reopen(&prefix, fd.as_fd(), member, true)
+                .map_err(io_err(member, "reopen directory"))?;
         }
         Ok(())
     }
 
     /// Removes whatever holds `name` in `pfd` (the later entry wins).
     fn clear(&self, pfd: &OwnedFd, name: &[u8], member: &[u8]) -> Result<(), ExtractError> {
-        crate::util::remove_at(pfd, name).map_err(|e| ExtractError::Io { member: show(member), op: "replace", source: e })
+        crate::util::remove_at(pfd, name).map_err(|e| ExtractError::Io {
+            member: show(member),
+            op: "replace",
+            source: e,
+        })
     }
 
     fn file<R: Read>(
@@ -328,12 +399,19 @@ impl Extractor {
         let sparse = e.header().entry_type() == tar::EntryType::GNUSparse;
         if sparse {
             let stored = e.header().entry_size().unwrap_or(0);
-            self.sparse_holes = self.sparse_holes.saturating_add(want.saturating_sub(stored));
+            self.sparse_holes = self
+                .sparse_holes
+                .saturating_add(want.saturating_sub(stored));
             if self.sparse_holes > MAX_SPARSE_HOLES {
-                return Err(ExtractError::SparseLimit { member: show(member), size: want, limit: MAX_SPARSE_HOLES });
+                return Err(ExtractError::SparseLimit {
+                    member: show(member),
+                    size: want,
+                    limit: MAX_SPARSE_HOLES,
+                });
             }
         }
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let create = || rustix::fs::openat(pfd, name, flags, Mode::from_raw_mode(0o600));
         let fd = match create() {
             Err(Errno::EXIST) => {
@@ -369,7 +447,13 @@ impl Extractor {
         hash: bool,
         member: &[u8],
     ) -> Result<(u64, Option<[u8; 32]>), ExtractError> {
-        let write_err = |op| move |err| ExtractError::Io { member: show(member), op, source: err };
+        let write_err = |op| {
+            move |err| ExtractError::Io {
+                member: show(member),
+                op,
+                source: err,
+            }
+        };
         let mut h = Sha256::new();
         let mut n = 0u64;
         loop {
@@ -384,7 +468,8 @@ impl Extractor {
                 h.update(data);
             }
             if sparse && all_zero(data) {
-                f.seek(io::SeekFrom::Current(k as i64)).map_err(write_err("seek over a hole"))?;
+                f.seek(io::SeekFrom::Current(k as i64))
+                    .map_err(write_err("seek over a hole"))?;
             } else {
                 f.write_all(data).map_err(write_err("write"))?;
             }
@@ -396,7 +481,14 @@ impl Extractor {
         Ok((n, hash.then(|| h.finalize().into())))
     }
 
-    fn dir(&mut self, pfd: &OwnedFd, name: &[u8], meta: Meta, comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
+    fn dir(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        meta: Meta,
+        comps: &[&[u8]],
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
         match rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
             Ok(_) => self.clear(pfd, name, member)?,
@@ -407,17 +499,42 @@ impl Extractor {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(io_err(member, "mkdir")(e)),
         }
-        let fd = rustix::fs::openat(pfd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(io_err(member, "open directory"))?;
+        let fd = rustix::fs::openat(
+            pfd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err(member, "open directory"))?;
         // mode and mtime are applied at the end, once nothing more is created inside
-        self.apply_fd(fd.as_fd(), &Meta { mode: 0o700, ..meta.clone() }, member, false)?;
-        self.pending.defer(join(comps), fd.as_fd(), meta.mode, meta.mtime).map_err(io_err(member, "fstat"))?;
+        self.apply_fd(
+            fd.as_fd(),
+            &Meta {
+                mode: 0o700,
+                ..meta.clone()
+            },
+            member,
+            false,
+        )?;
+        self.pending
+            .defer(join(comps), fd.as_fd(), meta.mode, meta.mtime)
+            .map_err(io_err(member, "fstat"))?;
         Ok(())
     }
 
-    fn symlink(&mut self, pfd: &OwnedFd, name: &[u8], target: &[u8], meta: Meta, member: &[u8]) -> Result<(), ExtractError> {
+    fn symlink(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        target: &[u8],
+        meta: Meta,
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
         if target.is_empty() {
-            return Err(ExtractError::Invalid(show(member), "symlink with an empty target"));
+            return Err(ExtractError::Invalid(
+                show(member),
+                "symlink with an empty target",
+            ));
         }
         match rustix::fs::symlinkat(target, pfd, name) {
             Err(Errno::EXIST) => {
@@ -430,9 +547,22 @@ impl Extractor {
         self.apply_at(pfd, name, &meta, member, false)
     }
 
-    fn hardlink(&mut self, pfd: &OwnedFd, name: &[u8], target: &[u8], comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
-        let esc = || ExtractError::HardlinkEscape { member: show(member), target: show(target) };
-        let missing = || ExtractError::HardlinkMissing { member: show(member), target: show(target) };
+    fn hardlink(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        target: &[u8],
+        comps: &[&[u8]],
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
+        let esc = || ExtractError::HardlinkEscape {
+            member: show(member),
+            target: show(target),
+        };
+        let missing = || ExtractError::HardlinkMissing {
+            member: show(member),
+            target: show(target),
+        };
         let tcomps = split_member(target).map_err(|_| esc())?;
         let Some((tname, tparent)) = tcomps.split_last() else {
             return Err(esc());
@@ -443,55 +573,87 @@ impl Extractor {
         let tpfd = match self.open_parent(tparent, member, false) {
             Ok(fd) => fd,
             Err(ExtractError::SymlinkEscape(_)) => return Err(esc()),
-            Err(ExtractError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(ExtractError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(missing())
+            }
             Err(ExtractError::NotADirectory(_)) => return Err(missing()),
             Err(e) => return Err(e),
         };
         match rustix::fs::statat(&tpfd, *tname, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                return Err(ExtractError::HardlinkToDir { member: show(member), target: show(target) })
+                return Err(ExtractError::HardlinkToDir {
+                    member: show(member),
+                    target: show(target),
+                })
             }
             Ok(_) => {}
             Err(Errno::NOENT) => return Err(missing()),
             Err(e) => return Err(io_err(member, "stat link target")(e)),
         }
         self.clear(pfd, name, member)?;
-        rustix::fs::linkat(&tpfd, *tname, pfd, name, AtFlags::empty()).map_err(io_err(member, "link"))
+        rustix::fs::linkat(&tpfd, *tname, pfd, name, AtFlags::empty())
+            .map_err(io_err(member, "link"))
     }
 
-    fn node(&mut self, pfd: &OwnedFd, name: &[u8], ft: FileType, dev: u64, meta: Meta, member: &[u8]) -> Result<(), ExtractError> {
+    fn node(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        ft: FileType,
+        dev: u64,
+        meta: Meta,
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
         let is_whiteout_dev = ft == FileType::CharacterDevice && dev == 0;
         if self.rootless() && ft != FileType::Fifo && !is_whiteout_dev {
             self.stats.skipped_devices += 1;
             return Ok(());
         }
         self.clear(pfd, name, member)?;
-        rustix::fs::mknodat(pfd, name, ft, Mode::from_raw_mode(0o600), dev).map_err(io_err(member, "mknod"))?;
+        rustix::fs::mknodat(pfd, name, ft, Mode::from_raw_mode(0o600), dev)
+            .map_err(io_err(member, "mknod"))?;
         self.apply_at(pfd, name, &meta, member, true)
     }
 
     /// `.wh..wh..opq` marks the parent opaque; `.wh.NAME` becomes an overlayfs whiteout NAME.
-    fn whiteout(&mut self, parent: &[&[u8]], name: &[u8], member: &[u8]) -> Result<(), ExtractError> {
+    fn whiteout(
+        &mut self,
+        parent: &[&[u8]],
+        name: &[u8],
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
         let pfd = self.open_parent(parent, member, true)?;
         let mut path = join(parent);
         path.extend_from_slice(if path.is_empty() { &b""[..] } else { &b"/"[..] });
         path.extend_from_slice(name);
-        self.pending.reopen(&join(parent), pfd.as_fd(), &path, self.rootless()).map_err(io_err(member, "reopen parent"))?;
+        self.pending
+            .reopen(&join(parent), pfd.as_fd(), &path, self.rootless())
+            .map_err(io_err(member, "reopen parent"))?;
         if name == b".wh..wh..opq" {
             let d = open_dir(&pfd, member)?;
-            return set_xattr_fd(d.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"));
+            return set_xattr_fd(d.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y")
+                .map_err(io_err(member, "set opaque xattr"));
         }
         let target = &name[4..];
         if target.is_empty() || target == b"." || target == b".." {
-            return Err(ExtractError::Invalid(show(member), "not a valid whiteout name"));
+            return Err(ExtractError::Invalid(
+                show(member),
+                "not a valid whiteout name",
+            ));
         }
         // a whiteout hides lower layers only: a same-layer entry already shadows them
         match rustix::fs::statat(&pfd, target, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    let fd = rustix::fs::openat(&pfd, target, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(io_err(member, "open directory"))?;
-                    set_xattr_fd(fd.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y").map_err(io_err(member, "set opaque xattr"))?;
+                    let fd = rustix::fs::openat(
+                        &pfd,
+                        target,
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(io_err(member, "open directory"))?;
+                    set_xattr_fd(fd.as_fd(), opaque_xattr(self.rootless()).as_bytes(), b"y")
+                        .map_err(io_err(member, "set opaque xattr"))?;
                 }
                 return Ok(());
             }
@@ -507,25 +669,45 @@ impl Extractor {
 
     /// Rootless fallback where a 0/0 device cannot be made: a zero-size file with
     /// `user.overlay.whiteout`, its parent marked `user.overlay.opaque=x` (overlayfs >= 6.7).
-    fn xattr_whiteout(&mut self, pfd: &OwnedFd, target: &[u8], member: &[u8]) -> Result<(), ExtractError> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(pfd, target, flags, Mode::from_raw_mode(0o644)).map_err(io_err(member, "create whiteout"))?;
-        set_xattr_fd(fd.as_fd(), b"user.overlay.whiteout", b"").map_err(io_err(member, "set whiteout xattr"))?;
+    fn xattr_whiteout(
+        &mut self,
+        pfd: &OwnedFd,
+        target: &[u8],
+        member: &[u8],
+    ) -> Result<(), ExtractError> {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(pfd, target, flags, Mode::from_raw_mode(0o644))
+            .map_err(io_err(member, "create whiteout"))?;
+        set_xattr_fd(fd.as_fd(), b"user.overlay.whiteout", b"")
+            .map_err(io_err(member, "set whiteout xattr"))?;
         let st = rustix::fs::fstat(&fd).map_err(io_err(member, "fstat"))?;
-        self.contents.insert((st.st_dev, st.st_ino), Sha256::digest(b"").into());
+        self.contents
+            .insert((st.st_dev, st.st_ino), Sha256::digest(b"").into());
         let d = open_dir(pfd, member)?;
         let mut cur = [0u8; 8];
         let is_y = matches!(rustix::fs::fgetxattr(&d, "user.overlay.opaque", &mut cur[..]), Ok(1) if cur[0] == b'y');
         if !is_y {
-            set_xattr_fd(d.as_fd(), b"user.overlay.opaque", b"x").map_err(io_err(member, "set opaque xattr"))?;
+            set_xattr_fd(d.as_fd(), b"user.overlay.opaque", b"x")
+                .map_err(io_err(member, "set opaque xattr"))?;
         }
         Ok(())
     }
 
     /// Owner, mode, xattrs and (unless `is_dir`) mtime, on an open fd of what was just made.
-    fn apply_fd(&mut self, fd: BorrowedFd<'_>, meta: &Meta, member: &[u8], with_times: bool) -> Result<(), ExtractError> {
+    fn apply_fd(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        member: &[u8],
+        with_times: bool,
+    ) -> Result<(), ExtractError> {
         if self.may_chown() {
-            let r = rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)));
+            let r = rustix::fs::fchown(
+                fd,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            );
             self.chown_result(r, member)?;
         }
         // after chown, which clears set-id bits and security.capability; xattrs before chmod,
@@ -538,38 +720,68 @@ impl Extractor {
                 self.xattr_failed(n, e, member)?;
             }
         }
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(io_err(member, "chmod"))?;
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(io_err(member, "chmod"))?;
         if with_times {
-            let ts = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
+            let ts = Timestamps {
+                last_access: meta.mtime,
+                last_modification: meta.mtime,
+            };
             rustix::fs::futimens(fd, &ts).map_err(io_err(member, "set times"))?;
         }
         Ok(())
     }
 
     /// The same for objects that cannot be opened (symlinks, devices, fifos): by name.
-    fn apply_at(&mut self, pfd: &OwnedFd, name: &[u8], meta: &Meta, member: &[u8], chmod: bool) -> Result<(), ExtractError> {
+    fn apply_at(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        meta: &Meta,
+        member: &[u8],
+        chmod: bool,
+    ) -> Result<(), ExtractError> {
         if self.may_chown() {
-            let r = rustix::fs::chownat(pfd, name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW);
+            let r = rustix::fs::chownat(
+                pfd,
+                name,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
             self.chown_result(r, member)?;
         }
         if chmod {
             // not a symlink (we just made it with mknodat), so following is moot
-            rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(meta.mode & 0o7777), AtFlags::empty()).map_err(io_err(member, "chmod"))?;
+            rustix::fs::chmodat(
+                pfd,
+                name,
+                Mode::from_raw_mode(meta.mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(io_err(member, "chmod"))?;
         }
         if !meta.xattrs.is_empty() {
-            let mut p = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(pfd)).into_bytes();
+            let mut p =
+                format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(pfd)).into_bytes();
             p.extend_from_slice(name);
             for (n, v) in &meta.xattrs {
                 if !self.xattr_allowed(n) {
                     continue;
                 }
-                if let Err(e) = rustix::fs::lsetxattr(p.as_slice(), n.as_slice(), v, XattrFlags::empty()) {
+                if let Err(e) =
+                    rustix::fs::lsetxattr(p.as_slice(), n.as_slice(), v, XattrFlags::empty())
+                {
                     self.xattr_failed(n, e, member)?;
                 }
             }
         }
-        let ts = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
-        rustix::fs::utimensat(pfd, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err(member, "set times"))
+        let ts = Timestamps {
+            last_access: meta.mtime,
+            last_modification: meta.mtime,
+        };
+        rustix::fs::utimensat(pfd, name, &ts, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_err(member, "set times"))
     }
 
     /// In a user namespace an owner outside the subordinate range cannot be set (EINVAL): the
@@ -607,20 +819,34 @@ impl Extractor {
         match e {
             // the filesystem or the object type cannot hold it (e.g. user.* on a symlink)
             Errno::NOTSUP | Errno::PERM => {
-                tracing::debug!("member {}: xattr {} not kept: {e}", show(member), show(name));
+                tracing::debug!(
+                    "member {}: xattr {} not kept: {e}",
+                    show(member),
+                    show(name)
+                );
                 self.stats.skipped_xattrs += 1;
                 Ok(())
             }
-            e => Err(ExtractError::Io { member: show(member), op: "set xattr", source: e.into() }),
+            e => Err(ExtractError::Io {
+                member: show(member),
+                op: "set xattr",
+                source: e.into(),
+            }),
         }
     }
 
     /// Applies the deferred directory modes and mtimes (deepest first) and the root's metadata.
     pub fn finish(&mut self) -> Result<(), ExtractError> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        self.pending.finish(self.root.as_fd()).map_err(|(path, e)| io_err(&path, "set directory metadata")(e))?;
-        let root = rustix::fs::openat(&self.root, ".", flags, Mode::empty()).map_err(io_err(b".", "open root"))?;
-        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        self.pending
+            .finish(self.root.as_fd())
+            .map_err(|(path, e)| io_err(&path, "set directory metadata")(e))?;
+        let root = rustix::fs::openat(&self.root, ".", flags, Mode::empty())
+            .map_err(io_err(b".", "open root"))?;
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         let meta = self.root_meta.take().unwrap_or(Meta {
             mode: 0o755,
             uid: rustix::process::geteuid().as_raw(),
@@ -629,6 +855,20 @@ impl Extractor {
             xattrs: Vec::new(),
         });
         self.apply_fd(root.as_fd(), &meta, b".", true)
+    }
+}
+
+/// The node type and device number of a character, block or FIFO member.
+fn device_of(h: &tar::Header, kind: tar::EntryType) -> (FileType, u64) {
+    let dev = || {
+        let maj = h.device_major().ok().flatten().unwrap_or(0);
+        let min = h.device_minor().ok().flatten().unwrap_or(0);
+        rustix::fs::makedev(maj, min)
+    };
+    match kind {
+        tar::EntryType::Char => (FileType::CharacterDevice, dev()),
+        tar::EntryType::Block => (FileType::BlockDevice, dev()),
+        _ => (FileType::Fifo, 0),
     }
 }
 
@@ -643,7 +883,13 @@ fn all_zero(b: &[u8]) -> bool {
 fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Result<OwnedFd, Errno> {
     let mut tries = 0;
     loop {
-        match rustix::fs::openat2(root, path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), PARENT_FLAGS) {
+        match rustix::fs::openat2(
+            root,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            PARENT_FLAGS,
+        ) {
             Err(Errno::AGAIN) if tries < 16 => tries += 1,
             r => return r,
         }
@@ -655,12 +901,22 @@ fn map_resolve(e: Errno, member: &[u8]) -> ExtractError {
         Errno::XDEV | Errno::LOOP => ExtractError::SymlinkEscape(show(member)),
         Errno::NOTDIR => ExtractError::NotADirectory(show(member)),
         Errno::NOENT => ExtractError::NotADirectory(show(member)),
-        e => ExtractError::Io { member: show(member), op: "resolve parent", source: e.into() },
+        e => ExtractError::Io {
+            member: show(member),
+            op: "resolve parent",
+            source: e.into(),
+        },
     }
 }
 
 fn open_dir(pfd: &OwnedFd, member: &[u8]) -> Result<OwnedFd, ExtractError> {
-    rustix::fs::openat(pfd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(io_err(member, "open directory"))
+    rustix::fs::openat(
+        pfd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err(member, "open directory"))
 }
 
 fn set_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Errno> {
@@ -669,7 +925,16 @@ fn set_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Err
 
 /// A tar-crate message made printable and short (it may quote raw header bytes).
 fn sanitize(s: &str) -> String {
-    let s: String = s.chars().map(|c| if c.is_control() || c == '\u{fffd}' { '?' } else { c }).collect();
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{fffd}' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
     let s = if s.contains("cksum") || s.contains("checksum") || s.contains("numeric field") {
         "a header is not a tar header (bad checksum or numeric field)".to_string()
     } else if s.contains("failed to read entire block") {
@@ -700,9 +965,14 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, member: &[u8]) -> Result<Meta, 
     let h = e.header();
     let bad = |what: &'static str| ExtractError::Invalid(show(member), what);
     let mode = h.mode().map_err(|_| bad("bad mode field"))?;
-    let uid = u32::try_from(h.uid().map_err(|_| bad("bad uid field"))?).map_err(|_| bad("uid out of range"))?;
-    let gid = u32::try_from(h.gid().map_err(|_| bad("bad gid field"))?).map_err(|_| bad("gid out of range"))?;
-    let mut mtime = Timespec { tv_sec: h.mtime().unwrap_or(0).min(i64::MAX as u64) as i64, tv_nsec: 0 };
+    let uid = u32::try_from(h.uid().map_err(|_| bad("bad uid field"))?)
+        .map_err(|_| bad("uid out of range"))?;
+    let gid = u32::try_from(h.gid().map_err(|_| bad("bad gid field"))?)
+        .map_err(|_| bad("gid out of range"))?;
+    let mut mtime = Timespec {
+        tv_sec: h.mtime().unwrap_or(0).min(i64::MAX as u64) as i64,
+        tv_nsec: 0,
+    };
     let mut xattrs = Vec::new();
     if let Some(exts) = e.pax_extensions().map_err(tar_error)? {
         for ext in exts {
@@ -717,7 +987,13 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, member: &[u8]) -> Result<Meta, 
             }
         }
     }
-    Ok(Meta { mode, uid, gid, mtime, xattrs })
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        xattrs,
+    })
 }
 
 /// A PAX time: `[-]SECONDS[.FRACTION]`.
@@ -739,12 +1015,21 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     }
     if neg {
         if nsec > 0 {
-            Some(Timespec { tv_sec: -secs - 1, tv_nsec: 1_000_000_000 - nsec })
+            Some(Timespec {
+                tv_sec: -secs - 1,
+                tv_nsec: 1_000_000_000 - nsec,
+            })
         } else {
-            Some(Timespec { tv_sec: -secs, tv_nsec: 0 })
+            Some(Timespec {
+                tv_sec: -secs,
+                tv_nsec: 0,
+            })
         }
     } else {
-        Some(Timespec { tv_sec: secs, tv_nsec: nsec })
+        Some(Timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        })
     }
 }
 
@@ -754,19 +1039,35 @@ mod tests {
 
     #[test]
     fn member_names_are_relative_and_dotdot_is_refused() {
-        assert_eq!(split_member(b"/etc//passwd").unwrap(), vec![&b"etc"[..], b"passwd"]);
+        assert_eq!(
+            split_member(b"/etc//passwd").unwrap(),
+            vec![&b"etc"[..], b"passwd"]
+        );
         assert_eq!(split_member(b"./a/./b/").unwrap(), vec![&b"a"[..], b"b"]);
         assert!(split_member(b"./").unwrap().is_empty());
-        assert!(matches!(split_member(b"../x"), Err(ExtractError::Escape(_))));
-        assert!(matches!(split_member(b"a/../../x"), Err(ExtractError::Escape(_))));
-        assert!(matches!(split_member(b"a/.."), Err(ExtractError::Escape(_))));
+        assert!(matches!(
+            split_member(b"../x"),
+            Err(ExtractError::Escape(_))
+        ));
+        assert!(matches!(
+            split_member(b"a/../../x"),
+            Err(ExtractError::Escape(_))
+        ));
+        assert!(matches!(
+            split_member(b"a/.."),
+            Err(ExtractError::Escape(_))
+        ));
     }
 
     #[test]
     fn xattr_whiteouts_have_the_overlayfs_format() {
         // the rootless fallback where mknod(0/0) is refused: a zero-size file marked
         // user.overlay.whiteout in a directory marked user.overlay.opaque=x (overlayfs.rst)
-        let dir = std::env::temp_dir().join(format!("rbuild-xw-{}-{}", std::process::id(), crate::util::nonce()));
+        let dir = std::env::temp_dir().join(format!(
+            "rbuild-xw-{}-{}",
+            std::process::id(),
+            crate::util::nonce()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let fd = rustix::fs::open(&dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
         let mut ex = Extractor::new(fd.try_clone().unwrap(), Privilege::Unprivileged);

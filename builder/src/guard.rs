@@ -13,7 +13,11 @@ enum State {
     /// collecting a 512-byte header block
     Header { buf: Box<[u8; 512]>, filled: usize },
     /// collecting a GNU sparse extension block
-    SparseExt { buf: Box<[u8; 512]>, filled: usize, data: u64 },
+    SparseExt {
+        buf: Box<[u8; 512]>,
+        filled: usize,
+        data: u64,
+    },
     /// inside member data (padded to 512); PAX records are kept to learn the next size
     Data { left: u64, pax: Option<Vec<u8>> },
     /// after the end-of-archive block, or once the structure could not be followed
@@ -30,12 +34,20 @@ pub struct TarGuard<R> {
 }
 
 fn new_header() -> State {
-    State::Header { buf: Box::new([0u8; 512]), filled: 0 }
+    State::Header {
+        buf: Box::new([0u8; 512]),
+        filled: 0,
+    }
 }
 
 impl<R: Read> TarGuard<R> {
     pub fn new(inner: R) -> TarGuard<R> {
-        TarGuard { inner, state: new_header(), next_size: None, end_seen: false }
+        TarGuard {
+            inner,
+            state: new_header(),
+            next_size: None,
+            end_seen: false,
+        }
     }
 
     /// Whether the end-of-archive marker was read. A stream that stops right after a member
@@ -93,7 +105,9 @@ impl<R: Read> TarGuard<R> {
         }
         let h = tar::Header::from_byte_slice(block);
         let kind = block[156];
-        let Ok(mut size) = h.entry_size() else { return Ok(State::Done) }; // the tar crate reports it
+        let Ok(mut size) = h.entry_size() else {
+            return Ok(State::Done);
+        }; // the tar crate reports it
         let is_ext = matches!(kind, b'L' | b'K' | b'x' | b'g');
         if !is_ext {
             if let Some(s) = self.next_size.take() {
@@ -107,14 +121,22 @@ impl<R: Read> TarGuard<R> {
         }
         let padded = size.div_ceil(512).saturating_mul(512);
         if kind == b'S' && block[482] != 0 {
-            return Ok(State::SparseExt { buf: Box::new([0u8; 512]), filled: 0, data: padded });
+            return Ok(State::SparseExt {
+                buf: Box::new([0u8; 512]),
+                filled: 0,
+                data: padded,
+            });
         }
         Ok(self.data_state(padded, kind == b'x'))
     }
 
     fn after_sparse_ext(&mut self, block: &[u8; 512], data: u64) -> State {
         if block[504] != 0 {
-            return State::SparseExt { buf: Box::new([0u8; 512]), filled: 0, data };
+            return State::SparseExt {
+                buf: Box::new([0u8; 512]),
+                filled: 0,
+                data,
+            };
         }
         self.data_state(data, false)
     }
@@ -123,7 +145,10 @@ impl<R: Read> TarGuard<R> {
         if padded == 0 {
             new_header()
         } else {
-            State::Data { left: padded, pax: keep.then(Vec::new) }
+            State::Data {
+                left: padded,
+                pax: keep.then(Vec::new),
+            }
         }
     }
 }
@@ -185,7 +210,11 @@ mod tests {
         let mut t = header("././@LongLink", b'L', 1 << 30);
         t.extend(vec![b'a'; 4096]);
         let e = read_all_small_chunks(&t).unwrap_err();
-        assert!(e.to_string().contains("extension header claims 1073741824 bytes"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("extension header claims 1073741824 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

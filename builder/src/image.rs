@@ -5,7 +5,9 @@
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 
-use oci_spec::image::{Arch, ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder};
+use oci_spec::image::{
+    Arch, ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
+};
 use rustix::fs::{RenameFlags, CWD};
 use rustix::io::Errno;
 use serde_json::Value;
@@ -96,7 +98,11 @@ pub fn build_config(layers: &[String], o: &ImageOptions) -> Result<ImageConfigur
     if let Some(u) = &o.user {
         let ok = !u.is_empty()
             && u.split(':').count() <= 2
-            && u.split(':').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+            && u.split(':').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
         if !ok {
             return Err(ImageError::BadUser(u.clone()));
         }
@@ -126,7 +132,12 @@ pub fn build_config(layers: &[String], o: &ImageOptions) -> Result<ImageConfigur
     }
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(layers.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>())
+        .diff_ids(
+            layers
+                .iter()
+                .map(|h| format!("sha256:{h}"))
+                .collect::<Vec<_>>(),
+        )
         .build()
         .map_err(cfg_err)?;
     let arch = match o.arch.as_deref() {
@@ -156,7 +167,12 @@ pub fn config_bytes(cfg: &ImageConfiguration) -> Result<(Vec<u8>, String), Image
 /// Returns the ImageID hex.
 /// Refused when the layers were extracted in different modes (root and rootless). Holds the
 /// store lock shared, so no `layer rm` or `gc` removes a layer before the image names it.
-pub fn create(store: &Store, layer_refs: &[String], o: &ImageOptions, tags: &[String]) -> Result<String, ImageError> {
+pub fn create(
+    store: &Store,
+    layer_refs: &[String],
+    o: &ImageOptions,
+    tags: &[String],
+) -> Result<String, ImageError> {
     let _lock = store.lock_shared()?;
     let mut layers = Vec::new();
     for r in layer_refs {
@@ -182,15 +198,25 @@ pub fn store_config(store: &Store, bytes: &[u8], id: &str) -> Result<(), StoreEr
     if dest.join("config.json").is_file() {
         return Ok(());
     }
-    let stage = store.tmp_dir().join(format!("image-{}-{}", std::process::id(), crate::util::nonce()));
+    let stage = store.tmp_dir().join(format!(
+        "image-{}-{}",
+        std::process::id(),
+        crate::util::nonce()
+    ));
     let res = (|| {
-        fs::DirBuilder::new().mode(0o755).create(&stage).map_err(StoreError::io(&stage))?;
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&stage)
+            .map_err(StoreError::io(&stage))?;
         let cfg = stage.join("config.json");
         fs::write(&cfg, bytes).map_err(StoreError::io(&cfg))?;
         match rustix::fs::renameat_with(CWD, &stage, CWD, &dest, RenameFlags::NOREPLACE) {
             Ok(()) => Ok(()),
             Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(()),
-            Err(e) => Err(StoreError::Io { path: dest.clone(), source: e.into() }),
+            Err(e) => Err(StoreError::Io {
+                path: dest.clone(),
+                source: e.into(),
+            }),
         }
     })();
     let _ = crate::util::remove_tree(&stage);
@@ -203,14 +229,18 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_without_spaces() {
-        let v: Value = serde_json::from_str(r#"{"b": [1, {"z": 1, "a": "x"}], "a": null}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"b": [1, {"z": 1, "a": "x"}], "a": null}"#).unwrap();
         assert_eq!(canonical_json(&v), br#"{"a":null,"b":[1,{"a":"x","z":1}]}"#);
     }
 
     #[test]
     fn same_inputs_give_the_same_image_id() {
         let l = vec!["ab".repeat(32)];
-        let o = ImageOptions { cmd: vec!["/bin/sh".into()], ..Default::default() };
+        let o = ImageOptions {
+            cmd: vec!["/bin/sh".into()],
+            ..Default::default()
+        };
         let a = config_bytes(&build_config(&l, &o).unwrap()).unwrap();
         let b = config_bytes(&build_config(&l, &o).unwrap()).unwrap();
         assert_eq!(a, b);
@@ -222,10 +252,22 @@ mod tests {
     #[test]
     fn bad_options_are_refused() {
         let l = vec!["ab".repeat(32)];
-        let env = ImageOptions { env: vec!["NOEQUALS".into()], ..Default::default() };
+        let env = ImageOptions {
+            env: vec!["NOEQUALS".into()],
+            ..Default::default()
+        };
         assert!(matches!(build_config(&l, &env), Err(ImageError::BadEnv(_))));
-        let wd = ImageOptions { workdir: Some("rel".into()), ..Default::default() };
-        assert!(matches!(build_config(&l, &wd), Err(ImageError::BadWorkdir(_))));
-        assert!(matches!(build_config(&[], &ImageOptions::default()), Err(ImageError::NoLayers)));
+        let wd = ImageOptions {
+            workdir: Some("rel".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            build_config(&l, &wd),
+            Err(ImageError::BadWorkdir(_))
+        ));
+        assert!(matches!(
+            build_config(&[], &ImageOptions::default()),
+            Err(ImageError::NoLayers)
+        ));
     }
 }

@@ -39,9 +39,10 @@ impl Source {
 
     fn describe(&self) -> String {
         match self {
-            Source::File(p) | Source::Dir(p) => {
-                fs::canonicalize(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned()
-            }
+            Source::File(p) | Source::Dir(p) => fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .to_string_lossy()
+                .into_owned(),
             Source::Url(u) => u.clone(),
         }
     }
@@ -78,9 +79,17 @@ pub enum AddError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("--{algo} {value:?} is not {len} hex digits")]
-    BadChecksumArg { algo: &'static str, value: String, len: usize },
+    BadChecksumArg {
+        algo: &'static str,
+        value: String,
+        len: usize,
+    },
     #[error("{algo} mismatch: expected {want}, the input has {got}; nothing stored")]
-    ChecksumMismatch { algo: &'static str, want: String, got: String },
+    ChecksumMismatch {
+        algo: &'static str,
+        want: String,
+        got: String,
+    },
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
     #[error("download failed: {0}")]
@@ -104,16 +113,40 @@ struct Staging {
 impl Staging {
     fn new(store: &Store) -> Result<Staging, AddError> {
         let tmp = store.tmp_dir();
-        let tmp_times = rustix::fs::stat(&tmp).ok().map(|st| rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec { tv_sec: st.st_atime as _, tv_nsec: st.st_atime_nsec as _ },
-            last_modification: rustix::fs::Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ },
-        });
-        let path = tmp.join(format!("layer-{}-{}", std::process::id(), crate::util::nonce()));
+        let tmp_times = rustix::fs::stat(&tmp)
+            .ok()
+            .map(|st| rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: st.st_atime as _,
+                    tv_nsec: st.st_atime_nsec as _,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: st.st_mtime as _,
+                    tv_nsec: st.st_mtime_nsec as _,
+                },
+            });
+        let path = tmp.join(format!(
+            "layer-{}-{}",
+            std::process::id(),
+            crate::util::nonce()
+        ));
         let mut b = fs::DirBuilder::new();
         b.mode(0o755);
-        b.create(&path).map_err(|source| AddError::Staging { path: path.clone(), source })?;
-        let s = Staging { path, keep: false, tmp, tmp_times };
-        b.create(s.path.join("rootfs")).map_err(|source| AddError::Staging { path: s.path.clone(), source })?;
+        b.create(&path).map_err(|source| AddError::Staging {
+            path: path.clone(),
+            source,
+        })?;
+        let s = Staging {
+            path,
+            keep: false,
+            tmp,
+            tmp_times,
+        };
+        b.create(s.path.join("rootfs"))
+            .map_err(|source| AddError::Staging {
+                path: s.path.clone(),
+                source,
+            })?;
         Ok(s)
     }
 }
@@ -143,10 +176,17 @@ pub fn lookup_blob(store: &Store, algo: &str, hex: &str) -> Option<String> {
 
 fn record_blob(store: &Store, algo: &str, hex: &str, diff_hex: &str) {
     let p = blob_index_path(store, algo, hex);
-    if fs::read_to_string(&p).map(|s| s.trim() == format!("sha256:{diff_hex}")).unwrap_or(false) {
+    if fs::read_to_string(&p)
+        .map(|s| s.trim() == format!("sha256:{diff_hex}"))
+        .unwrap_or(false)
+    {
         return;
     }
-    if let Err(e) = write_atomic(&store.tmp_dir(), &p, format!("sha256:{diff_hex}\n").as_bytes()) {
+    if let Err(e) = write_atomic(
+        &store.tmp_dir(),
+        &p,
+        format!("sha256:{diff_hex}\n").as_bytes(),
+    ) {
         tracing::warn!("blob index: {e}");
     }
 }
@@ -155,30 +195,56 @@ fn record_blob(store: &Store, algo: &str, hex: &str, diff_hex: &str) {
 fn wanted_checksums(opts: &AddOptions) -> Result<(Option<String>, Option<String>), AddError> {
     let parse = |v: &Option<String>, algo: &'static str, len: usize| {
         v.as_deref()
-            .map(|v| parse_checksum(v, algo, len).ok_or(AddError::BadChecksumArg { algo, value: v.into(), len }))
+            .map(|v| {
+                parse_checksum(v, algo, len).ok_or(AddError::BadChecksumArg {
+                    algo,
+                    value: v.into(),
+                    len,
+                })
+            })
             .transpose()
     };
-    Ok((parse(&opts.sha256, "sha256", 64)?, parse(&opts.sha512, "sha512", 128)?))
+    Ok((
+        parse(&opts.sha256, "sha256", 64)?,
+        parse(&opts.sha512, "sha512", 128)?,
+    ))
 }
 
 /// The bytes of `source` as received; for a directory, also the thread serialising it.
-type Input = (Box<dyn Read + Send>, Option<std::thread::JoinHandle<io::Result<()>>>);
+type Input = (
+    Box<dyn Read + Send>,
+    Option<std::thread::JoinHandle<io::Result<()>>>,
+);
 
 fn open_input(source: &Source, opts: &AddOptions) -> Result<Input, AddError> {
     match source {
         Source::File(p) => {
-            let f = fs::File::open(p).map_err(|source| AddError::Open { path: p.clone(), source })?;
+            let f = fs::File::open(p).map_err(|source| AddError::Open {
+                path: p.clone(),
+                source,
+            })?;
             if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                return Err(AddError::Open { path: p.clone(), source: io::Error::other("is a directory") });
+                return Err(AddError::Open {
+                    path: p.clone(),
+                    source: io::Error::other("is a directory"),
+                });
             }
             Ok((Box::new(f), None))
         }
         Source::Dir(p) => {
-            let (r, handle) = crate::dirtar::spawn(p, opts.source_date_epoch)
-                .map_err(|source| AddError::DirSource { path: p.display().to_string(), source })?;
+            let (r, handle) =
+                crate::dirtar::spawn(p, opts.source_date_epoch).map_err(|source| {
+                    AddError::DirSource {
+                        path: p.display().to_string(),
+                        source,
+                    }
+                })?;
             Ok((Box::new(r), Some(handle)))
         }
-        Source::Url(u) => Ok((crate::download::open(u, opts.progress, opts.idle_timeout)?, None)),
+        Source::Url(u) => Ok((
+            crate::download::open(u, opts.progress, opts.idle_timeout)?,
+            None,
+        )),
     }
 }
 
@@ -193,7 +259,10 @@ fn extract_stream(
 ) -> Result<StreamDigests, AddError> {
     let (input, dir_writer) = input;
     let (mut reader, producer) =
-        pipeline::start(input, true, want512).map_err(|source| AddError::Staging { path: staging.path.clone(), source })?;
+        pipeline::start(input, true, want512).map_err(|source| AddError::Staging {
+            path: staging.path.clone(),
+            source,
+        })?;
     let extracted = (|| {
         let end_seen = {
             let mut ar = tar::Archive::new(crate::guard::TarGuard::new(&mut reader));
@@ -210,7 +279,9 @@ fn extract_stream(
         Ok(())
     })();
     drop(reader); // stops the producer if extraction ended early
-    let produced = producer.join().unwrap_or_else(|_| Err(StreamError::Read(io::Error::other("decoder thread failed"))));
+    let produced = producer
+        .join()
+        .unwrap_or_else(|_| Err(StreamError::Read(io::Error::other("decoder thread failed"))));
     if let Some(h) = dir_writer {
         if let Ok(Err(e)) = h.join() {
             if e.kind() != io::ErrorKind::BrokenPipe || extracted.is_ok() {
@@ -230,15 +301,27 @@ fn extract_stream(
 }
 
 /// Refuses the bytes as received unless they have the expected checksums.
-fn verify(d: &StreamDigests, want256: Option<String>, want512: Option<String>) -> Result<(), AddError> {
+fn verify(
+    d: &StreamDigests,
+    want256: Option<String>,
+    want512: Option<String>,
+) -> Result<(), AddError> {
     if let Some(w) = want256 {
         if w != d.blob_sha256 {
-            return Err(AddError::ChecksumMismatch { algo: "sha256", want: w, got: d.blob_sha256.clone() });
+            return Err(AddError::ChecksumMismatch {
+                algo: "sha256",
+                want: w,
+                got: d.blob_sha256.clone(),
+            });
         }
     }
     if let (Some(w), Some(got)) = (want512, d.blob_sha512.clone()) {
         if w != got {
-            return Err(AddError::ChecksumMismatch { algo: "sha512", want: w, got });
+            return Err(AddError::ChecksumMismatch {
+                algo: "sha512",
+                want: w,
+                got,
+            });
         }
     }
     Ok(())
@@ -246,7 +329,13 @@ fn verify(d: &StreamDigests, want256: Option<String>, want512: Option<String>) -
 
 /// Writes layer.json into the staging folder and renames it to `layers/<DiffID>`; another
 /// writer that published the same layer first wins (ours is dropped with the staging).
-fn publish(store: &Store, mut staging: Staging, ex: &Extractor, d: &StreamDigests, source: &Source) -> Result<(), AddError> {
+fn publish(
+    store: &Store,
+    mut staging: Staging,
+    ex: &Extractor,
+    d: &StreamDigests,
+    source: &Source,
+) -> Result<(), AddError> {
     let hex = &d.diff_id;
     let rootfs = staging.path.join("rootfs");
     let staging_err = |path: &Path| {
@@ -263,7 +352,10 @@ fn publish(store: &Store, mut staging: Staging, ex: &Extractor, d: &StreamDigest
         blob_sha512: d.blob_sha512.clone(),
         compression: match source {
             Source::Dir(_) => "directory".to_string(),
-            _ => d.compression.map(|c| c.name().to_string()).unwrap_or_default(),
+            _ => d
+                .compression
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
         },
         tree_digest: format!("sha256:{tree}"),
         rootless: privilege != crate::userns::Privilege::Root,
@@ -272,7 +364,8 @@ fn publish(store: &Store, mut staging: Staging, ex: &Extractor, d: &StreamDigest
             crate::store::IdMap { uid, gid }
         }),
     };
-    let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| staging_err(&staging.path)(e.into()))?;
+    let mut json =
+        serde_json::to_vec_pretty(&meta).map_err(|e| staging_err(&staging.path)(e.into()))?;
     json.push(b'\n');
     fs::write(staging.path.join("layer.json"), json).map_err(staging_err(&staging.path))?;
     let dest = store.layer_dir(hex);
@@ -282,7 +375,10 @@ fn publish(store: &Store, mut staging: Staging, ex: &Extractor, d: &StreamDigest
             Ok(())
         }
         Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(()),
-        Err(e) => Err(AddError::Staging { path: dest, source: e.into() }),
+        Err(e) => Err(AddError::Staging {
+            path: dest,
+            source: e.into(),
+        }),
     }
 }
 
@@ -295,17 +391,32 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
         let known = want256
             .as_deref()
             .and_then(|h| lookup_blob(store, "sha256", h))
-            .or_else(|| want512.as_deref().and_then(|h| lookup_blob(store, "sha512", h)));
+            .or_else(|| {
+                want512
+                    .as_deref()
+                    .and_then(|h| lookup_blob(store, "sha512", h))
+            });
         if let Some(id) = known {
             tracing::info!("blob already stored as layer sha256:{id}: not downloading");
-            return Ok(Added { diff_id: format!("sha256:{id}"), stats: Stats::default() });
+            return Ok(Added {
+                diff_id: format!("sha256:{id}"),
+                stats: Stats::default(),
+            });
         }
     }
     let input = open_input(source, opts)?;
     let staging = Staging::new(store)?;
     let rootfs = staging.path.join("rootfs");
-    let rootfd = rustix::fs::openat(CWD, &rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| AddError::Staging { path: rootfs.clone(), source: e.into() })?;
+    let rootfd = rustix::fs::openat(
+        CWD,
+        &rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| AddError::Staging {
+        path: rootfs.clone(),
+        source: e.into(),
+    })?;
     let mut ex = Extractor::new(rootfd, crate::userns::privilege());
     let digests = extract_stream(input, &mut ex, &staging, source, want512.is_some())?;
     verify(&digests, want256, want512)?;
@@ -319,5 +430,8 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
             record_blob(store, "sha512", s, &digests.diff_id);
         }
     }
-    Ok(Added { diff_id: format!("sha256:{}", digests.diff_id), stats: ex.stats.clone() })
+    Ok(Added {
+        diff_id: format!("sha256:{}", digests.diff_id),
+        stats: ex.stats.clone(),
+    })
 }

@@ -13,7 +13,10 @@ use crate::store::StoreError;
 
 /// A blocking flock(2) never reports EWOULDBLOCK; should it, it is an I/O error, not a panic.
 fn would_block(path: &Path) -> StoreError {
-    StoreError::Io { path: path.into(), source: Errno::WOULDBLOCK.into() }
+    StoreError::Io {
+        path: path.into(),
+        source: Errno::WOULDBLOCK.into(),
+    }
 }
 
 /// Holds a flock(2) until dropped.
@@ -50,7 +53,12 @@ impl FileLock {
                 Ok(()) => return Ok(Some(FileLock { _file: file })),
                 Err(Errno::INTR) => continue,
                 Err(Errno::WOULDBLOCK) => return Ok(None),
-                Err(e) => return Err(StoreError::Io { path: path.into(), source: e.into() }),
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        path: path.into(),
+                        source: e.into(),
+                    })
+                }
             }
         }
     }

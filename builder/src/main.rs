@@ -2,8 +2,8 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -182,15 +182,22 @@ fn init_logging(verbose: u8) {
 }
 
 fn source_date_epoch() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok())
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// RBUILD_HTTP_IDLE_TIMEOUT in seconds (fractions allowed); unset: the library default.
 fn idle_timeout() -> Result<Option<Duration>> {
-    let Ok(v) = std::env::var(IDLE_ENV) else { return Ok(None) };
-    let secs: f64 = v.trim().parse().ok().filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9).ok_or_else(|| {
-        anyhow::anyhow!("{IDLE_ENV}={v:?} is not a number of seconds above 0")
-    })?;
+    let Ok(v) = std::env::var(IDLE_ENV) else {
+        return Ok(None);
+    };
+    let secs: f64 = v
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .ok_or_else(|| anyhow::anyhow!("{IDLE_ENV}={v:?} is not a number of seconds above 0"))?;
     Ok(Some(Duration::from_secs_f64(secs)))
 }
 
@@ -198,22 +205,51 @@ fn run(cli: Cli) -> Result<()> {
     let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
     let store = Store::open(&root).with_context(|| format!("store {}", root.display()))?;
     match cli.cmd {
-        Cmd::Layer(LayerCmd::Add { source, sha256, sha512 }) => layer_add(&store, &source, sha256, sha512),
-        Cmd::Layer(LayerCmd::Ls) => print_lines(rbuild::maint::layer_lines(&store).context("layer ls")?),
+        Cmd::Layer(LayerCmd::Add {
+            source,
+            sha256,
+            sha512,
+        }) => layer_add(&store, &source, sha256, sha512),
+        Cmd::Layer(LayerCmd::Ls) => {
+            print_lines(rbuild::maint::layer_lines(&store).context("layer ls")?)
+        }
         Cmd::Layer(LayerCmd::Rm { layers }) => layer_rm(&store, &layers),
-        Cmd::Image(ImageCmd::Create { layers, tag, cmd, entrypoint, env, workdir, user, arch }) => {
+        Cmd::Image(ImageCmd::Create {
+            layers,
+            tag,
+            cmd,
+            entrypoint,
+            env,
+            workdir,
+            user,
+            arch,
+        }) => {
             let created = source_date_epoch().and_then(rbuild::maint::rfc3339);
-            let o = ImageOptions { cmd, entrypoint, env, workdir, user, created, arch };
+            let o = ImageOptions {
+                cmd,
+                entrypoint,
+                env,
+                workdir,
+                user,
+                created,
+                arch,
+            };
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
             println!("sha256:{id}");
             Ok(())
         }
-        Cmd::Image(ImageCmd::Ls) => print_lines(rbuild::maint::image_lines(&store).context("image ls")?),
+        Cmd::Image(ImageCmd::Ls) => {
+            print_lines(rbuild::maint::image_lines(&store).context("image ls")?)
+        }
         Cmd::Image(ImageCmd::Inspect { image, raw }) => image_inspect(&store, &image, raw),
         Cmd::Image(ImageCmd::Rm { images }) => image_rm(&store, &images),
         Cmd::Image(ImageCmd::Tag { image, tag }) => {
-            let hex = store.resolve_image_hex(&image).with_context(|| format!("image tag {image}"))?;
-            let t = store.set_tag(&tag, &hex).with_context(|| format!("image tag {image} {tag}"))?;
+            let hex = store
+                .resolve_image_hex(&image)
+                .with_context(|| format!("image tag {image}"))?;
+            let t = store
+                .set_tag(&tag, &hex)
+                .with_context(|| format!("image tag {image} {tag}"))?;
             println!("{t}");
             Ok(())
         }
@@ -229,7 +265,12 @@ fn print_lines(lines: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn layer_add(store: &Store, source: &str, sha256: Option<String>, sha512: Option<String>) -> Result<()> {
+fn layer_add(
+    store: &Store,
+    source: &str,
+    sha256: Option<String>,
+    sha512: Option<String>,
+) -> Result<()> {
     let opts = AddOptions {
         sha256,
         sha512,
@@ -241,7 +282,10 @@ fn layer_add(store: &Store, source: &str, sha256: Option<String>, sha512: Option
         .with_context(|| format!("layer add {source}"))?;
     let s = &added.stats;
     if s.skipped_devices > 0 {
-        eprintln!("rbuild: warning: {} device node(s) skipped: only root can create them", s.skipped_devices);
+        eprintln!(
+            "rbuild: warning: {} device node(s) skipped: only root can create them",
+            s.skipped_devices
+        );
     }
     if s.unmapped_owners > 0 {
         eprintln!(
@@ -250,7 +294,10 @@ fn layer_add(store: &Store, source: &str, sha256: Option<String>, sha512: Option
         );
     }
     if s.skipped_xattrs > 0 {
-        eprintln!("rbuild: warning: {} extended attribute(s) could not be kept", s.skipped_xattrs);
+        eprintln!(
+            "rbuild: warning: {} extended attribute(s) could not be kept",
+            s.skipped_xattrs
+        );
     }
     println!("{}", added.diff_id);
     Ok(())
@@ -265,13 +312,17 @@ fn layer_rm(store: &Store, layers: &[String]) -> Result<()> {
 }
 
 fn image_inspect(store: &Store, image: &str, raw: bool) -> Result<()> {
-    let hex = store.resolve_image_hex(image).with_context(|| format!("image inspect {image}"))?;
-    let bytes = store.image_config_bytes(&hex).with_context(|| format!("image inspect {image}"))?;
+    let hex = store
+        .resolve_image_hex(image)
+        .with_context(|| format!("image inspect {image}"))?;
+    let bytes = store
+        .image_config_bytes(&hex)
+        .with_context(|| format!("image inspect {image}"))?;
     if raw {
         println!("{}", String::from_utf8_lossy(&bytes));
     } else {
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).with_context(|| format!("image inspect {image}: config of sha256:{hex}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("image inspect {image}: config of sha256:{hex}"))?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
@@ -290,7 +341,11 @@ fn gc(store: &Store) -> Result<()> {
     for l in &r.layers {
         println!("sha256:{l}");
     }
-    eprintln!("rbuild: gc: {} layer(s) removed, {} stale staging folder(s) cleaned", r.layers.len(), r.staging);
+    eprintln!(
+        "rbuild: gc: {} layer(s) removed, {} stale staging folder(s) cleaned",
+        r.layers.len(),
+        r.staging
+    );
     Ok(())
 }
 

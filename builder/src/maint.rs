@@ -32,7 +32,9 @@ pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
     }
     let mut out = Vec::new();
     for id in store.image_ids()? {
-        let Ok(cfg) = store.image_config(&id) else { continue };
+        let Ok(cfg) = store.image_config(&id) else {
+            continue;
+        };
         let diff_ids = cfg.rootfs().diff_ids();
         let size: u64 = diff_ids
             .iter()
@@ -40,8 +42,14 @@ pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
             .filter_map(|h| store.layer_meta(&h).ok())
             .map(|m| m.size)
             .sum();
-        let t = by_id.get(&format!("sha256:{id}")).map(|v| v.join(",")).unwrap_or_else(|| "<none>".into());
-        out.push(format!("sha256:{id}  {t}  {} layer(s)  {size}", diff_ids.len()));
+        let t = by_id
+            .get(&format!("sha256:{id}"))
+            .map(|v| v.join(","))
+            .unwrap_or_else(|| "<none>".into());
+        out.push(format!(
+            "sha256:{id}  {t}  {} layer(s)  {size}",
+            diff_ids.len()
+        ));
     }
     Ok(out)
 }
@@ -51,7 +59,10 @@ pub fn remove_layer(store: &Store, reference: &str) -> Result<String, StoreError
     let _lock = store.lock_exclusive()?;
     let id = store.resolve_layer_hex(reference)?;
     if let Some(img) = store.images_using_layer(&id)?.into_iter().next() {
-        return Err(StoreError::LayerInUse { layer: format!("sha256:{id}"), image: format!("sha256:{img}") });
+        return Err(StoreError::LayerInUse {
+            layer: format!("sha256:{id}"),
+            image: format!("sha256:{img}"),
+        });
     }
     store.remove_entry(&store.layer_dir(&id))?;
     Ok(id)
@@ -63,11 +74,18 @@ pub fn remove_image(store: &Store, reference: &str) -> Result<String, StoreError
     let _lock = store.lock_exclusive()?;
     let id = store.resolve_image_hex(reference)?;
     let want = format!("sha256:{id}");
-    let by_tag = normalize_tag(reference)
-        .ok()
-        .filter(|t| store.tags().map(|m| m.get(t) == Some(&want)).unwrap_or(false));
+    let by_tag = normalize_tag(reference).ok().filter(|t| {
+        store
+            .tags()
+            .map(|m| m.get(t) == Some(&want))
+            .unwrap_or(false)
+    });
     if let Some(tag) = by_tag {
-        let others = store.tags_of(&id)?.into_iter().filter(|t| *t != tag).count();
+        let others = store
+            .tags_of(&id)?
+            .into_iter()
+            .filter(|t| *t != tag)
+            .count();
         if others > 0 {
             store.update_tags(|m| {
                 m.remove(&tag);
@@ -77,7 +95,10 @@ pub fn remove_image(store: &Store, reference: &str) -> Result<String, StoreError
         }
     }
     if let Some(c) = store.containers_using(&id)?.into_iter().next() {
-        return Err(StoreError::ImageInUse { image: want, container: c });
+        return Err(StoreError::ImageInUse {
+            image: want,
+            container: c,
+        });
     }
     store.update_tags(|m| {
         m.retain(|_, v| *v != want);
@@ -116,7 +137,9 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
     let blobs = store.blobs_dir();
     for e in fs::read_dir(&blobs).map_err(StoreError::io(&blobs))? {
         let e = e.map_err(StoreError::io(&blobs))?;
-        let target = fs::read_to_string(e.path()).ok().and_then(|s| Digest::parse_sha256(s.trim()));
+        let target = fs::read_to_string(e.path())
+            .ok()
+            .and_then(|s| Digest::parse_sha256(s.trim()));
         if !target.map(|t| store.has_layer(&t)).unwrap_or(false) {
             let _ = fs::remove_file(e.path());
         }
@@ -133,11 +156,15 @@ pub fn clean_stale_staging(store: &Store) -> Result<usize, StoreError> {
         let e = e.map_err(StoreError::io(&tmp))?;
         let name = e.file_name().to_string_lossy().into_owned();
         let mut parts = name.splitn(3, '-');
-        let (Some(kind), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        let (Some(kind), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if !matches!(kind, "layer" | "image" | "w" | "rm") {
             continue;
         }
-        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             crate::util::remove_tree(&e.path()).map_err(StoreError::io(e.path()))?;
             n += 1;
@@ -227,7 +254,12 @@ pub fn rfc3339(secs: i64) -> Option<String> {
     if m <= 2 {
         y += 1;
     }
-    Some(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60))
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ pub struct PendingDirs {
 
 /// `path` is `ancestor` or lies below it (member paths; the root is the empty path).
 fn within(path: &[u8], ancestor: &[u8]) -> bool {
-    ancestor.is_empty() || path == ancestor || (path.starts_with(ancestor) && path.get(ancestor.len()) == Some(&b'/'))
+    ancestor.is_empty()
+        || path == ancestor
+        || (path.starts_with(ancestor) && path.get(ancestor.len()) == Some(&b'/'))
 }
 
 fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
@@ -62,13 +64,29 @@ impl PendingDirs {
 
     /// Records the metadata a directory `path` (open as `fd`) must end with. A member naming
     /// the same directory again replaces it (the later entry wins).
-    pub fn defer(&mut self, path: Vec<u8>, fd: BorrowedFd<'_>, mode: u32, mtime: Timespec) -> Result<(), Errno> {
+    pub fn defer(
+        &mut self,
+        path: Vec<u8>,
+        fd: BorrowedFd<'_>,
+        mode: u32,
+        mtime: Timespec,
+    ) -> Result<(), Errno> {
         let id = identity(&rustix::fs::fstat(fd)?);
         match self.stack.last_mut() {
             Some(top) if top.path == path => {
-                *top = Pending { path, id, mode, mtime };
+                *top = Pending {
+                    path,
+                    id,
+                    mode,
+                    mtime,
+                };
             }
-            _ => self.stack.push(Pending { path, id, mode, mtime }),
+            _ => self.stack.push(Pending {
+                path,
+                id,
+                mode,
+                mtime,
+            }),
         }
         Ok(())
     }
@@ -77,17 +95,31 @@ impl PendingDirs {
     /// possibly O_PATH) on behalf of `member`: makes sure its mtime will be put back. A
     /// directory settled earlier is deferred again with what its inode holds now; without
     /// privileges it is also made writable by its owner meanwhile.
-    pub fn reopen(&mut self, path: &[u8], fd: BorrowedFd<'_>, member: &[u8], rootless: bool) -> Result<(), Errno> {
+    pub fn reopen(
+        &mut self,
+        path: &[u8],
+        fd: BorrowedFd<'_>,
+        member: &[u8],
+        rootless: bool,
+    ) -> Result<(), Errno> {
         if path.is_empty() || self.stack.iter().rev().any(|p| p.path == path) {
             return Ok(()); // the layer root is settled last, by the extractor
         }
         let st = rustix::fs::fstat(fd)?;
         let mode = st.st_mode & 0o7777;
-        let mtime = Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ };
+        let mtime = Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        };
         if rootless && mode & 0o700 != 0o700 {
             chmod_fd(fd, mode | 0o700)?;
         }
-        let p = Pending { path: path.to_vec(), id: identity(&st), mode, mtime };
+        let p = Pending {
+            path: path.to_vec(),
+            id: identity(&st),
+            mode,
+            mtime,
+        };
         // the member itself may be on top (a directory named again): its parent goes below it
         let at = match self.stack.last() {
             Some(top) if top.path == member && member != path => self.stack.len() - 1,
@@ -118,7 +150,10 @@ fn apply(root: BorrowedFd<'_>, p: &Pending) -> Result<(), Errno> {
     if identity(&rustix::fs::fstat(&fd)?) != p.id {
         return Ok(());
     }
-    let ts = Timestamps { last_access: p.mtime, last_modification: p.mtime };
+    let ts = Timestamps {
+        last_access: p.mtime,
+        last_modification: p.mtime,
+    };
     rustix::fs::futimens(fd.as_fd(), &ts)?;
     rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(p.mode & 0o7777))
 }

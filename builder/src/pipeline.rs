@@ -78,7 +78,10 @@ impl<R: Read> Read for HashingReader<R> {
             Ok(n) => n,
             Err(e) => {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    self.hashes.lock().unwrap_or_else(|p| p.into_inner()).source_error = Some(e.to_string());
+                    self.hashes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .source_error = Some(e.to_string());
                 }
                 return Err(e);
             }
@@ -161,13 +164,23 @@ pub fn start(
     input: Box<dyn Read + Send>,
     want_blob_sha256: bool,
     want_sha512: bool,
-) -> io::Result<(ChannelReader, JoinHandle<Result<StreamDigests, StreamError>>)> {
+) -> io::Result<(
+    ChannelReader,
+    JoinHandle<Result<StreamDigests, StreamError>>,
+)> {
     let (tx, rx) = sync_channel::<Vec<u8>>(CHUNKS);
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(CHUNKS + 2);
     let handle = std::thread::Builder::new()
         .name("rbuild-decode".into())
         .spawn(move || produce(input, tx, back_rx, want_blob_sha256, want_sha512))?;
-    let reader = ChannelReader { rx, back: back_tx, cur: Vec::new(), pos: 0, consumed: 0, done: false };
+    let reader = ChannelReader {
+        rx,
+        back: back_tx,
+        cur: Vec::new(),
+        pos: 0,
+        consumed: 0,
+        done: false,
+    };
     Ok((reader, handle))
 }
 
@@ -183,7 +196,13 @@ fn produce(
         sha512: want_sha512.then(Sha512::new),
         source_error: None,
     }));
-    let mut raw = BufReader::with_capacity(256 << 10, HashingReader { inner: input, hashes: hashes.clone() });
+    let mut raw = BufReader::with_capacity(
+        256 << 10,
+        HashingReader {
+            inner: input,
+            hashes: hashes.clone(),
+        },
+    );
     let head = loop {
         match raw.fill_buf() {
             Ok(b) => break b,
@@ -209,7 +228,9 @@ fn produce(
     let mut size = 0u64;
     let mut sender = |data: &mut dyn Read| -> Result<bool, io::Error> {
         loop {
-            let mut chunk = pool.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+            let mut chunk = pool
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
             chunk.resize(CHUNK, 0);
             let mut filled = 0;
             while filled < CHUNK {
@@ -236,18 +257,31 @@ fn produce(
     };
     let source_failed = hashes.clone();
     let corrupt = |e: io::Error| {
-        if let Some(msg) = source_failed.lock().unwrap_or_else(|p| p.into_inner()).source_error.take() {
+        if let Some(msg) = source_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .source_error
+            .take()
+        {
             StreamError::Read(io::Error::other(msg))
         } else if e.kind() == io::ErrorKind::UnexpectedEof {
-            StreamError::Corrupt { kind: kind.name(), msg: "unexpected end of data (truncated)".into() }
+            StreamError::Corrupt {
+                kind: kind.name(),
+                msg: "unexpected end of data (truncated)".into(),
+            }
         } else if kind == Compression::None {
             StreamError::Read(e)
         } else {
-            StreamError::Corrupt { kind: kind.name(), msg: e.to_string() }
+            StreamError::Corrupt {
+                kind: kind.name(),
+                msg: e.to_string(),
+            }
         }
     };
     let completed = match kind {
-        Compression::Gzip => sender(&mut flate2::bufread::MultiGzDecoder::new(&mut raw)).map_err(corrupt)?,
+        Compression::Gzip => {
+            sender(&mut flate2::bufread::MultiGzDecoder::new(&mut raw)).map_err(corrupt)?
+        }
         Compression::Zstd => {
             let mut d = zstd::stream::read::Decoder::with_buffer(&mut raw).map_err(corrupt)?;
             sender(&mut d).map_err(corrupt)?

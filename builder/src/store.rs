@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::time::{Duration, Instant};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
@@ -57,18 +57,26 @@ pub enum StoreError {
     AmbiguousLayer(String),
     #[error("{0:?} is not a valid reference: use sha256:<64 hex>, a hex prefix of at least 12 digits, or NAME[:TAG]")]
     InvalidReference(String),
-    #[error("{0:?} is not a valid tag: use NAME[:TAG] with letters, digits and . _ - / (TAG without /)")]
+    #[error(
+        "{0:?} is not a valid tag: use NAME[:TAG] with letters, digits and . _ - / (TAG without /)"
+    )]
     InvalidTag(String),
     #[error("{path}: corrupt store entry: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("image {image} is used by container {container}: remove the container first (`rrun rm`)")]
+    #[error(
+        "image {image} is used by container {container}: remove the container first (`rrun rm`)"
+    )]
     ImageInUse { image: String, container: String },
     #[error("layer {layer} is used by image {image}: remove the image first (`rbuild image rm`)")]
     LayerInUse { layer: String, image: String },
     #[error("the store is busy: {path} stayed locked for {secs} s by another rbuild or rrun; try again when it has finished")]
     Busy { path: PathBuf, secs: u64 },
     #[error("{image} mixes layers extracted as root ({root}) and without privileges ({rootless}): overlayfs reads the whiteouts of one kind only; use layers added in one mode (all as root, or all rootless)")]
-    MixedLayerModes { image: String, root: String, rootless: String },
+    MixedLayerModes {
+        image: String,
+        root: String,
+        rootless: String,
+    },
 }
 
 impl StoreError {
@@ -87,7 +95,9 @@ pub fn default_root() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| Path::new(x).is_absolute()) {
         return PathBuf::from(x).join("rbox");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
     home.join(".local/share/rbox")
 }
 
@@ -183,7 +193,9 @@ impl Store {
         let root = if root.is_absolute() {
             root.to_path_buf()
         } else {
-            std::env::current_dir().map_err(StoreError::io(root))?.join(root)
+            std::env::current_dir()
+                .map_err(StoreError::io(root))?
+                .join(root)
         };
         let mut b = fs::DirBuilder::new();
         b.recursive(true).mode(0o700);
@@ -195,10 +207,13 @@ impl Store {
             let p = root.join(sub);
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() && m.uid() == euid && m.mode() & 0o077 != 0 => {
-                    fs::set_permissions(&p, fs::Permissions::from_mode(m.mode() & 0o700)).map_err(StoreError::io(&p))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(m.mode() & 0o700))
+                        .map_err(StoreError::io(&p))?;
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => b.create(&p).map_err(StoreError::io(&p))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    b.create(&p).map_err(StoreError::io(&p))?
+                }
                 Err(e) => return Err(StoreError::Io { path: p, source: e }),
             }
         }
@@ -213,7 +228,9 @@ impl Store {
     /// rrun holds it from before `resolve_image` until the container's state.json names the
     /// image (see the module docs).
     pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
-        Ok(StoreLock { _lock: FileLock::shared(&self.lock_path())? })
+        Ok(StoreLock {
+            _lock: FileLock::shared(&self.lock_path())?,
+        })
     }
 
     /// Takes the store lock exclusive (`image rm`, `layer rm`, `gc`), waiting at most
@@ -226,7 +243,10 @@ impl Store {
                 return Ok(StoreLock { _lock: l });
             }
             if started.elapsed() >= LOCK_WAIT {
-                return Err(StoreError::Busy { path, secs: LOCK_WAIT.as_secs() });
+                return Err(StoreError::Busy {
+                    path,
+                    secs: LOCK_WAIT.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -303,7 +323,10 @@ impl Store {
     pub fn layer_meta(&self, hex: &str) -> Result<LayerMeta, StoreError> {
         let p = self.layer_dir(hex).join("layer.json");
         let bytes = fs::read(&p).map_err(StoreError::io(&p))?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: p, reason: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: p,
+            reason: e.to_string(),
+        })
     }
 
     /// The stored config bytes of an image.
@@ -315,7 +338,10 @@ impl Store {
     pub fn image_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
         let bytes = self.image_config_bytes(hex)?;
         let p = self.image_dir(hex).join("config.json");
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: p, reason: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: p,
+            reason: e.to_string(),
+        })
     }
 
     /// Resolves an image reference (`sha256:<64hex>`, a unique hex prefix of >= 12 digits with or
@@ -335,14 +361,21 @@ impl Store {
             if !self.has_layer(&lhex) {
                 return Err(StoreError::Corrupt {
                     path: self.image_dir(&hex),
-                    reason: format!("layer sha256:{lhex} is missing (re-add it with `rbuild layer add`)"),
+                    reason: format!(
+                        "layer sha256:{lhex} is missing (re-add it with `rbuild layer add`)"
+                    ),
                 });
             }
             lowerdirs.push(self.layer_dir(&lhex).join("rootfs"));
             layers.push(lhex);
         }
         let mode = self.common_mode(&format!("image sha256:{hex}"), &layers)?;
-        Ok(ResolvedImage { id: format!("sha256:{hex}"), config, lowerdirs, mode })
+        Ok(ResolvedImage {
+            id: format!("sha256:{hex}"),
+            config,
+            lowerdirs,
+            mode,
+        })
     }
 
     /// The one mode all `layers` (hex DiffIDs) were extracted in; `image` names the image in
@@ -357,7 +390,11 @@ impl Store {
             slot.get_or_insert_with(|| format!("sha256:{l}"));
         }
         match (root, rootless) {
-            (Some(root), Some(rootless)) => Err(StoreError::MixedLayerModes { image: image.to_string(), root, rootless }),
+            (Some(root), Some(rootless)) => Err(StoreError::MixedLayerModes {
+                image: image.to_string(),
+                root,
+                rootless,
+            }),
             (None, Some(_)) => Ok(LayerMode::Rootless),
             _ => Ok(LayerMode::Root),
         }
@@ -371,7 +408,9 @@ impl Store {
             let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(&prefix)).collect();
             match hits.len() {
                 1 => return Ok(hits[0].clone()),
-                0 if r.starts_with("sha256:") => return Err(StoreError::ImageNotFound(r.to_string())),
+                0 if r.starts_with("sha256:") => {
+                    return Err(StoreError::ImageNotFound(r.to_string()))
+                }
                 0 => {} // may still be a name made of hex digits
                 _ => return Err(StoreError::AmbiguousImage(r.to_string())),
             }
@@ -380,7 +419,9 @@ impl Store {
         }
         let tag = normalize_tag(r)?;
         let tags = self.tags()?;
-        let id = tags.get(&tag).ok_or_else(|| StoreError::ImageNotFound(r.to_string()))?;
+        let id = tags
+            .get(&tag)
+            .ok_or_else(|| StoreError::ImageNotFound(r.to_string()))?;
         let hex = Digest::parse_sha256(id).ok_or_else(|| StoreError::Corrupt {
             path: self.tags_path(),
             reason: format!("tag {tag} points at {id:?}"),
@@ -409,7 +450,10 @@ impl Store {
         let p = self.tags_path();
         match fs::read(&p) {
             Ok(b) if b.is_empty() => Ok(BTreeMap::new()),
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt { path: p, reason: e.to_string() }),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                path: p,
+                reason: e.to_string(),
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(StoreError::Io { path: p, source: e }),
         }
@@ -448,7 +492,12 @@ impl Store {
     /// Tags that point at the image `hex`, sorted.
     pub fn tags_of(&self, hex: &str) -> Result<Vec<String>, StoreError> {
         let want = format!("sha256:{hex}");
-        Ok(self.tags()?.into_iter().filter(|(_, v)| *v == want).map(|(k, _)| k).collect())
+        Ok(self
+            .tags()?
+            .into_iter()
+            .filter(|(_, v)| *v == want)
+            .map(|(k, _)| k)
+            .collect())
     }
 
     /// Containers (folder names, sorted) whose state.json names the image `hex`: see
@@ -472,8 +521,16 @@ impl Store {
 
     /// Makes a store entry disappear atomically (rename into tmp/), then deletes it.
     pub(crate) fn remove_entry(&self, path: &Path) -> Result<(), StoreError> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let grave = self.tmp_dir().join(format!("rm-{}-{}-{}", std::process::id(), crate::util::nonce(), name));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let grave = self.tmp_dir().join(format!(
+            "rm-{}-{}-{}",
+            std::process::id(),
+            crate::util::nonce(),
+            name
+        ));
         fs::rename(path, &grave).map_err(StoreError::io(path))?;
         crate::util::remove_tree(&grave).map_err(StoreError::io(&grave))
     }
@@ -499,12 +556,16 @@ pub fn normalize_tag(s: &str) -> Result<String, StoreError> {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 255
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
         && !name.starts_with(['/', '.', '-', ':'])
         && !name.starts_with("sha256");
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !tag.starts_with(['.', '-']);
     if name_ok && tag_ok {
         Ok(format!("{name}:{tag}"))
@@ -519,7 +580,9 @@ pub(crate) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), 
         "w-{}-{}-{}",
         std::process::id(),
         crate::util::nonce(),
-        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     let res = (|| {
         let mut f = fs::File::create(&t)?;
@@ -541,8 +604,14 @@ mod tests {
     fn tags_default_to_latest_and_keep_registry_ports() {
         assert_eq!(normalize_tag("alpine").unwrap(), "alpine:latest");
         assert_eq!(normalize_tag("alpine:3.15").unwrap(), "alpine:3.15");
-        assert_eq!(normalize_tag("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
-        assert_eq!(normalize_tag("localhost:5000/a:v1").unwrap(), "localhost:5000/a:v1");
+        assert_eq!(
+            normalize_tag("localhost:5000/a/b").unwrap(),
+            "localhost:5000/a/b:latest"
+        );
+        assert_eq!(
+            normalize_tag("localhost:5000/a:v1").unwrap(),
+            "localhost:5000/a:v1"
+        );
         assert!(normalize_tag("").is_err());
         assert!(normalize_tag("a:").is_err());
         assert!(normalize_tag("a b").is_err());
@@ -551,26 +620,56 @@ mod tests {
 
     #[test]
     fn resolve_image_gives_config_and_lowerdirs_bottom_first() {
-        let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
+        let dir = std::env::temp_dir().join(format!(
+            "rbuild-unit-{}-{}",
+            std::process::id(),
+            crate::util::nonce()
+        ));
         let store = Store::open(&dir).unwrap();
         let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
         for (l, rootless) in [(&a, false), (&b, false), (&c, true)] {
             fake_layer(&store, l, rootless);
         }
-        let o = crate::image::ImageOptions { cmd: vec!["/bin/sh".into()], ..Default::default() };
-        let id = crate::image::create(&store, &[format!("sha256:{b}"), a[..12].to_string()], &o, &["x:1".into()]).unwrap();
-        for r in [format!("sha256:{id}"), id[..12].to_string(), format!("sha256:{}", &id[..20]), "x:1".into()] {
+        let o = crate::image::ImageOptions {
+            cmd: vec!["/bin/sh".into()],
+            ..Default::default()
+        };
+        let id = crate::image::create(
+            &store,
+            &[format!("sha256:{b}"), a[..12].to_string()],
+            &o,
+            &["x:1".into()],
+        )
+        .unwrap();
+        for r in [
+            format!("sha256:{id}"),
+            id[..12].to_string(),
+            format!("sha256:{}", &id[..20]),
+            "x:1".into(),
+        ] {
             let img = store.resolve_image(&r).unwrap();
             assert_eq!(img.id, format!("sha256:{id}"));
-            assert_eq!(img.lowerdirs, vec![store.layer_dir(&b).join("rootfs"), store.layer_dir(&a).join("rootfs")]);
+            assert_eq!(
+                img.lowerdirs,
+                vec![
+                    store.layer_dir(&b).join("rootfs"),
+                    store.layer_dir(&a).join("rootfs")
+                ]
+            );
             let cmd = img.config.config().as_ref().and_then(|c| c.cmd().clone());
             assert_eq!(cmd, Some(vec!["/bin/sh".to_string()]));
             assert_eq!(img.mode, LayerMode::Root);
         }
         let rl = crate::image::create(&store, &[format!("sha256:{c}")], &o, &[]).unwrap();
         assert_eq!(store.resolve_image(&rl).unwrap().mode, LayerMode::Rootless);
-        assert!(matches!(store.resolve_image("x"), Err(StoreError::ImageNotFound(_))));
-        assert!(matches!(store.resolve_image("sha256:abc"), Err(StoreError::InvalidReference(_))));
+        assert!(matches!(
+            store.resolve_image("x"),
+            Err(StoreError::ImageNotFound(_))
+        ));
+        assert!(matches!(
+            store.resolve_image("sha256:abc"),
+            Err(StoreError::InvalidReference(_))
+        ));
         assert_eq!(store.containers_dir(), dir.join("containers"));
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -588,31 +687,52 @@ mod tests {
             rootless,
             id_map: None,
         };
-        fs::write(store.layer_dir(hex).join("layer.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+        fs::write(
+            store.layer_dir(hex).join("layer.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
     fn images_mixing_root_and_rootless_layers_are_refused() {
-        let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
+        let dir = std::env::temp_dir().join(format!(
+            "rbuild-unit-{}-{}",
+            std::process::id(),
+            crate::util::nonce()
+        ));
         let store = Store::open(&dir).unwrap();
         let (r, u) = ("d".repeat(64), "e".repeat(64));
         fake_layer(&store, &r, false);
         fake_layer(&store, &u, true);
         let o = crate::image::ImageOptions::default();
-        let e = crate::image::create(&store, &[r.clone(), u.clone()], &o, &[]).unwrap_err().to_string();
-        assert!(e.contains("the new image mixes layers extracted as root (sha256:dddd") && e.contains("(sha256:eeee"), "{e}");
+        let e = crate::image::create(&store, &[r.clone(), u.clone()], &o, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the new image mixes layers extracted as root (sha256:dddd")
+                && e.contains("(sha256:eeee"),
+            "{e}"
+        );
         assert!(store.image_ids().unwrap().is_empty(), "nothing was written");
         // an image written by hand (or by an older rbuild) is refused when resolved
         let cfg = crate::image::build_config(&[r, u], &o).unwrap();
         let (bytes, id) = crate::image::config_bytes(&cfg).unwrap();
         crate::image::store_config(&store, &bytes, &id).unwrap();
-        assert!(matches!(store.resolve_image(&id), Err(StoreError::MixedLayerModes { .. })));
+        assert!(matches!(
+            store.resolve_image(&id),
+            Err(StoreError::MixedLayerModes { .. })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_new_store_and_its_folders_are_private() {
-        let dir = std::env::temp_dir().join(format!("rbuild-unit-{}-{}", std::process::id(), crate::util::nonce()));
+        let dir = std::env::temp_dir().join(format!(
+            "rbuild-unit-{}-{}",
+            std::process::id(),
+            crate::util::nonce()
+        ));
         Store::open(&dir).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
         assert_eq!(mode(&dir), 0o700);
@@ -629,7 +749,10 @@ mod tests {
 
     #[test]
     fn hex_prefixes_need_twelve_digits() {
-        assert_eq!(hex_prefix("sha256:0123456789ab").as_deref(), Some("0123456789ab"));
+        assert_eq!(
+            hex_prefix("sha256:0123456789ab").as_deref(),
+            Some("0123456789ab")
+        );
         assert_eq!(hex_prefix("0123456789AB").as_deref(), Some("0123456789ab"));
         assert_eq!(hex_prefix("0123456789a"), None);
         assert_eq!(hex_prefix("alpine"), None);

@@ -32,12 +32,18 @@ pub struct Owner<'a> {
 impl<'a> Owner<'a> {
     /// A user known by name and uid (what newuidmap matches for the calling user).
     pub fn user(name: Option<&'a str>, uid: u32) -> Owner<'a> {
-        Owner { name, uid: Some(uid) }
+        Owner {
+            name,
+            uid: Some(uid),
+        }
     }
 
     /// An owner known by name only (e.g. rrun's `rbox` entry, which need not be an account).
     pub fn name(name: &'a str) -> Owner<'a> {
-        Owner { name: Some(name), uid: None }
+        Owner {
+            name: Some(name),
+            uid: None,
+        }
     }
 
     fn matches(&self, field: &str) -> bool {
@@ -45,7 +51,11 @@ impl<'a> Owner<'a> {
             return true;
         }
         match self.uid {
-            Some(uid) => !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()) && field.parse() == Ok(uid),
+            Some(uid) => {
+                !field.is_empty()
+                    && field.bytes().all(|b| b.is_ascii_digit())
+                    && field.parse() == Ok(uid)
+            }
             None => false,
         }
     }
@@ -66,7 +76,8 @@ pub fn ranges(text: &str, owner: &Owner) -> Vec<SubRange> {
             }
             let start: u32 = start.trim().parse().ok()?;
             let count: u32 = count.trim().parse().ok()?;
-            (count > 0 && u64::from(start) + u64::from(count) <= 1 << 32).then_some(SubRange { start, count })
+            (count > 0 && u64::from(start) + u64::from(count) <= 1 << 32)
+                .then_some(SubRange { start, count })
         })
         .collect()
 }
@@ -78,7 +89,9 @@ pub fn first(text: &str, owner: &Owner) -> Option<SubRange> {
 
 /// The ranges of `owner` in the file at `path` (empty if the file is missing or unreadable).
 pub fn read(path: &Path, owner: &Owner) -> Vec<SubRange> {
-    std::fs::read_to_string(path).map(|t| ranges(&t, owner)).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|t| ranges(&t, owner))
+        .unwrap_or_default()
 }
 
 /// The login name of `uid` from /etc/passwd (no NSS: the files newuidmap's own lookups see on
@@ -96,26 +109,63 @@ pub fn user_name(uid: u32) -> Option<String> {
 mod tests {
     use super::*;
 
-    const T: &str = "alice:100000:65536\n1001:165536:65536\nbob:231072:0\n# carol:1:1\nalice:300000:10\n\
+    const T: &str =
+        "alice:100000:65536\n1001:165536:65536\nbob:231072:0\n# carol:1:1\nalice:300000:10\n\
                      dave:4294967295:2\nerin:x:5\n0100:500:5\n";
 
     #[test]
     fn lines_match_by_name_or_by_uid() {
         let alice = Owner::user(Some("alice"), 1000);
-        assert_eq!(first(T, &alice), Some(SubRange { start: 100000, count: 65536 }));
+        assert_eq!(
+            first(T, &alice),
+            Some(SubRange {
+                start: 100000,
+                count: 65536
+            })
+        );
         // a user whose entry is written as a uid
-        assert_eq!(first(T, &Owner::user(Some("carol"), 1001)), Some(SubRange { start: 165536, count: 65536 }));
+        assert_eq!(
+            first(T, &Owner::user(Some("carol"), 1001)),
+            Some(SubRange {
+                start: 165536,
+                count: 65536
+            })
+        );
         // names compare as strings; a uid matches numeric owners only, never a name
-        assert_eq!(first(T, &Owner::name("1001")), Some(SubRange { start: 165536, count: 65536 }));
+        assert_eq!(
+            first(T, &Owner::name("1001")),
+            Some(SubRange {
+                start: 165536,
+                count: 65536
+            })
+        );
         assert_eq!(first(T, &Owner::user(None, 1000)), None);
         // "0100" is the uid 100 written with a leading zero: still uid 100
-        assert_eq!(first(T, &Owner::user(None, 100)), Some(SubRange { start: 500, count: 5 }));
+        assert_eq!(
+            first(T, &Owner::user(None, 100)),
+            Some(SubRange {
+                start: 500,
+                count: 5
+            })
+        );
     }
 
     #[test]
     fn every_range_of_a_user_in_file_order_and_bad_lines_skipped() {
         let alice = Owner::user(Some("alice"), 1000);
-        assert_eq!(ranges(T, &alice), vec![SubRange { start: 100000, count: 65536 }, SubRange { start: 300000, count: 10 }]);
+        assert_eq!(
+            ranges(T, &alice),
+            vec![
+                SubRange {
+                    start: 100000,
+                    count: 65536
+                },
+                SubRange {
+                    start: 300000,
+                    count: 10
+                }
+            ]
+        );
         assert_eq!(ranges(T, &Owner::name("bob")), vec![], "a count of 0");
         assert_eq!(ranges(T, &Owner::name("carol")), vec![], "a comment");
         assert_eq!(ranges(T, &Owner::name("dave")), vec![], "past the last id");

@@ -66,7 +66,11 @@ fn record(
     let md = fs::symlink_metadata(p)?;
     let ft = md.file_type();
     // xattrs and contents of a mode-0000 file of our own need read access (rootless layers)
-    let _access = if ft.is_file() || ft.is_dir() { Access::grant(p, 0o400)? } else { None };
+    let _access = if ft.is_file() || ft.is_dir() {
+        Access::grant(p, 0o400)?
+    } else {
+        None
+    };
     let kind: u8 = if ft.is_dir() {
         b'd'
     } else if ft.is_file() {
@@ -145,7 +149,10 @@ fn content_digest(p: &Path, buf: &mut [u8]) -> io::Result<[u8; 32]> {
             let want = (hole - at).min(buf.len() as u64) as usize;
             let n = f.read_at(&mut buf[..want], at)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{}: changed while read", p.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{}: changed while read", p.display()),
+                ));
             }
             c.update(&buf[..n]);
             at += n as u64;
@@ -175,13 +182,19 @@ impl Access {
             return Ok(None);
         }
         fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode | bits))?;
-        Ok(Some(Access { path: p.to_path_buf(), mode }))
+        Ok(Some(Access {
+            path: p.to_path_buf(),
+            mode,
+        }))
     }
 }
 
 impl Drop for Access {
     fn drop(&mut self) {
-        let _ = fs::set_permissions(&self.path, std::os::unix::fs::PermissionsExt::from_mode(self.mode));
+        let _ = fs::set_permissions(
+            &self.path,
+            std::os::unix::fs::PermissionsExt::from_mode(self.mode),
+        );
     }
 }
 
@@ -193,7 +206,11 @@ pub fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
         match rustix::fs::llistxattr(p, &mut v[..]) {
             Ok(n) => {
                 v.truncate(n);
-                return Ok(v.split(|b| *b == 0).filter(|s| !s.is_empty()).map(<[u8]>::to_vec).collect());
+                return Ok(v
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
             }
             Err(rustix::io::Errno::RANGE) if size < (1 << 24) => size *= 4,
             Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),

@@ -61,7 +61,10 @@ pub fn id_maps() -> (String, String) {
 
 fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Everything needed to map a child: the tools and both ranges; None when not applicable.
@@ -115,7 +118,15 @@ pub fn reexec(root: &Path) -> Option<i32> {
     let gid = rustix::process::getegid().as_raw().to_string();
     let map = |tool: &Path, id: &str, r: SubRange| {
         Command::new(tool)
-            .args([pid.as_str(), "0", id, "1", "1", &r.start.to_string(), &r.count.to_string()])
+            .args([
+                pid.as_str(),
+                "0",
+                id,
+                "1",
+                "1",
+                &r.start.to_string(),
+                &r.count.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()

@@ -28,9 +28,17 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
         _ => Path::new("."),
     };
     let Some(name) = path.file_name() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name to remove"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no file name to remove",
+        ));
     };
-    let dir = match rustix::fs::openat(CWD, parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    let dir = match rustix::fs::openat(
+        CWD,
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -84,16 +92,24 @@ fn empty_tree(top: OwnedFd) -> io::Result<()> {
             Some((sub, resume)) => {
                 // descend: the child becomes the current directory, the parent fd is closed
                 let child = open_dir_nofollow(&cur, sub.as_slice())?;
-                stack.push(Level { name: sub, parent: identity(&cur)?, resume });
+                stack.push(Level {
+                    name: sub,
+                    parent: identity(&cur)?,
+                    resume,
+                });
                 cur = child;
                 pos = 0;
             }
             None => {
-                let Some(level) = stack.pop() else { return Ok(()) };
+                let Some(level) = stack.pop() else {
+                    return Ok(());
+                };
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
                 let parent = rustix::fs::openat(&cur, "..", flags, Mode::empty())?;
                 if identity(&parent)? != level.parent {
-                    return Err(io::Error::other("a directory was moved while its tree was being removed"));
+                    return Err(io::Error::other(
+                        "a directory was moved while its tree was being removed",
+                    ));
                 }
                 drop(cur);
                 match rustix::fs::unlinkat(&parent, level.name.as_slice(), AtFlags::REMOVEDIR) {
@@ -157,13 +173,21 @@ fn remove_entries(dir: &OwnedFd, mut pos: i64) -> io::Result<Option<(Vec<u8>, i6
     }
 }
 
-fn open_dir_nofollow<P: rustix::path::Arg + Copy>(dirfd: impl AsFd, name: P) -> io::Result<OwnedFd> {
+fn open_dir_nofollow<P: rustix::path::Arg + Copy>(
+    dirfd: impl AsFd,
+    name: P,
+) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     match rustix::fs::openat(dirfd.as_fd(), name, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
         Err(Errno::ACCESS) => {
             // a directory extracted without privileges may be mode 0 or 0500: make it ours to empty
-            rustix::fs::chmodat(dirfd.as_fd(), name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
+            rustix::fs::chmodat(
+                dirfd.as_fd(),
+                name,
+                Mode::from_raw_mode(0o700),
+                AtFlags::empty(),
+            )?;
             Ok(rustix::fs::openat(dirfd, name, flags, Mode::empty())?)
         }
         Err(e) => Err(e.into()),
@@ -201,7 +225,8 @@ mod tests {
 
     #[test]
     fn remove_tree_takes_wide_deep_and_read_only_trees_but_never_follows_symlinks() {
-        let base = std::env::temp_dir().join(format!("rbuild-rm-{}-{}", std::process::id(), nonce()));
+        let base =
+            std::env::temp_dir().join(format!("rbuild-rm-{}-{}", std::process::id(), nonce()));
         let (tree, outside) = (base.join("tree"), base.join("outside"));
         fs::create_dir_all(&outside).unwrap();
         fs::write(outside.join("keep"), "keep").unwrap();

@@ -22,17 +22,37 @@ fn describe(root: &Path) -> BTreeMap<Vec<u8>, String> {
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
         let md = fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let ft = md.file_type();
         let what = if ft.is_symlink() {
             format!("link->{}", fs::read_link(&p).unwrap().display())
         } else if ft.is_file() {
             // hardlinked files: name the first path of the inode, so link structure is compared
-            let first = inode_names.entry((md.dev(), md.ino())).or_insert_with(|| rel.clone()).clone();
-            format!("file {} nlink {} sha256 {}", md.size(), md.nlink(), sha256_hex(&fs::read(&p).unwrap()))
-                + if md.nlink() > 1 { format!(" inode-of {}", String::from_utf8_lossy(&first)) } else { String::new() }.as_str()
+            let first = inode_names
+                .entry((md.dev(), md.ino()))
+                .or_insert_with(|| rel.clone())
+                .clone();
+            format!(
+                "file {} nlink {} sha256 {}",
+                md.size(),
+                md.nlink(),
+                sha256_hex(&fs::read(&p).unwrap())
+            ) + if md.nlink() > 1 {
+                format!(" inode-of {}", String::from_utf8_lossy(&first))
+            } else {
+                String::new()
+            }
+            .as_str()
         } else if ft.is_dir() {
-            let mut kids: Vec<_> = fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut kids: Vec<_> = fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             kids.sort();
             stack.extend(kids.into_iter().rev());
             "dir".to_string()
@@ -51,7 +71,14 @@ fn describe(root: &Path) -> BTreeMap<Vec<u8>, String> {
         xattrs.sort();
         out.insert(
             rel,
-            format!("{what} mode {:o} owner {}:{} mtime {} xattrs {:?}", md.mode(), md.uid(), md.gid(), md.mtime(), xattrs),
+            format!(
+                "{what} mode {:o} owner {}:{} mtime {} xattrs {:?}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                xattrs
+            ),
         );
     }
     out
@@ -63,13 +90,33 @@ fn compare_with_tar_x(version: &str) {
     let tgz = alpine_fixture(version);
     let sums = fs::read_to_string(tgz.parent().unwrap().join("SHA256SUMS")).unwrap();
     let name = tgz.file_name().unwrap().to_str().unwrap();
-    let sum = sums.lines().find(|l| l.contains(name)).and_then(|l| l.split_whitespace().next()).unwrap().to_string();
+    let sum = sums
+        .lines()
+        .find(|l| l.contains(name))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
     let root = s.join("store");
-    let id = ok_line(&rbuild(&root, &["layer", "add", tgz.to_str().unwrap(), "--sha256", &sum]));
+    let id = ok_line(&rbuild(
+        &root,
+        &["layer", "add", tgz.to_str().unwrap(), "--sha256", &sum],
+    ));
 
-    let gz = Command::new("sh").arg("-c").arg(format!("gzip -dc '{}' | sha256sum", tgz.display())).output().unwrap();
-    let want = String::from_utf8_lossy(&gz.stdout).split_whitespace().next().unwrap().to_string();
-    assert_eq!(id, format!("sha256:{want}"), "the DiffID is sha256 of gzip -dc");
+    let gz = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -dc '{}' | sha256sum", tgz.display()))
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&gz.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        id,
+        format!("sha256:{want}"),
+        "the DiffID is sha256 of gzip -dc"
+    );
 
     let x = s.join("tar-x");
     fs::create_dir_all(&x).unwrap();
@@ -86,9 +133,20 @@ fn compare_with_tar_x(version: &str) {
     let a = describe(&x);
     let b = describe(&rootfs(&root, &id));
     assert!(a.len() > 400, "the fixture has many entries ({})", a.len());
-    let only_tar: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).map(|k| String::from_utf8_lossy(k)).collect();
-    let only_rbuild: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).map(|k| String::from_utf8_lossy(k)).collect();
-    assert!(only_tar.is_empty() && only_rbuild.is_empty(), "names differ: tar only {only_tar:?}, rbuild only {only_rbuild:?}");
+    let only_tar: Vec<_> = a
+        .keys()
+        .filter(|k| !b.contains_key(*k))
+        .map(|k| String::from_utf8_lossy(k))
+        .collect();
+    let only_rbuild: Vec<_> = b
+        .keys()
+        .filter(|k| !a.contains_key(*k))
+        .map(|k| String::from_utf8_lossy(k))
+        .collect();
+    assert!(
+        only_tar.is_empty() && only_rbuild.is_empty(),
+        "names differ: tar only {only_tar:?}, rbuild only {only_rbuild:?}"
+    );
     for (k, v) in &a {
         assert_eq!(&b[k], v, "{} differs", String::from_utf8_lossy(k));
     }

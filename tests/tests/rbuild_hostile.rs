@@ -32,7 +32,13 @@ impl Lab {
         add_ok(&root, &seed);
         let before_store = snapshot(&root);
         let before_victim = snapshot(&victim);
-        Lab { s, root, victim, before_store, before_victim }
+        Lab {
+            s,
+            root,
+            victim,
+            before_store,
+            before_victim,
+        }
     }
 
     fn victim_abs(&self) -> Vec<u8> {
@@ -56,7 +62,11 @@ impl Lab {
 
     fn assert_untouched(&self) {
         assert_eq!(snapshot(&self.root), self.before_store, "the store changed");
-        assert_eq!(snapshot(&self.victim), self.before_victim, "a file outside the store changed");
+        assert_eq!(
+            snapshot(&self.victim),
+            self.before_victim,
+            "a file outside the store changed"
+        );
         let tmp: Vec<_> = fs::read_dir(self.root.join("tmp")).unwrap().collect();
         assert!(tmp.is_empty(), "staging left behind: {tmp:?}");
     }
@@ -70,9 +80,15 @@ fn path_with(mut a: Vec<u8>, tail: &[u8]) -> Vec<u8> {
 #[test]
 fn layer_add_refuses_dotdot_member() {
     let lab = Lab::new();
-    let t = RawTar::new().file(b"ok.txt", b"fine").file(b"../escaped.txt", b"x").finish();
+    let t = RawTar::new()
+        .file(b"ok.txt", b"fine")
+        .file(b"../escaped.txt", b"x")
+        .finish();
     let o = lab.add_bytes("dotdot.tar", &t, &[]);
-    assert_refused(&o, "member \"../escaped.txt\" escapes the layer root; refused");
+    assert_refused(
+        &o,
+        "member \"../escaped.txt\" escapes the layer root; refused",
+    );
     lab.assert_untouched();
     assert!(!lab.s.join("escaped.txt").exists());
 }
@@ -80,7 +96,10 @@ fn layer_add_refuses_dotdot_member() {
 #[test]
 fn layer_add_refuses_dotdot_inside_a_member_path() {
     let lab = Lab::new();
-    let t = RawTar::new().dir(b"a/").file(b"a/../../../../x", b"x").finish();
+    let t = RawTar::new()
+        .dir(b"a/")
+        .file(b"a/../../../../x", b"x")
+        .finish();
     let o = lab.add_bytes("inner-dotdot.tar.gz", &gzip(&t), &[]);
     assert_refused(&o, "escapes the layer root; refused");
     lab.assert_untouched();
@@ -90,9 +109,15 @@ fn layer_add_refuses_dotdot_inside_a_member_path() {
 fn layer_add_refuses_write_through_absolute_symlink() {
     let lab = Lab::new();
     let target = path_with(lab.victim_abs(), b"/etc");
-    let t = RawTar::new().symlink(b"evil", &target).file(b"evil/passwd", b"pwned\n").finish();
+    let t = RawTar::new()
+        .symlink(b"evil", &target)
+        .file(b"evil/passwd", b"pwned\n")
+        .finish();
     let o = lab.add_bytes("abs-symlink.tar", &t, &[]);
-    assert_refused(&o, "member \"evil/passwd\" is written through a symlink that leaves the layer root; refused");
+    assert_refused(
+        &o,
+        "member \"evil/passwd\" is written through a symlink that leaves the layer root; refused",
+    );
     lab.assert_untouched();
 }
 
@@ -100,9 +125,16 @@ fn layer_add_refuses_write_through_absolute_symlink() {
 fn layer_add_refuses_write_through_relative_symlink_escape() {
     let lab = Lab::new();
     let target = path_with(lab.victim_rel(), b"/etc");
-    let t = RawTar::new().dir(b"usr/").symlink(b"usr/evil", &target).file(b"usr/evil/passwd", b"pwned\n").finish();
+    let t = RawTar::new()
+        .dir(b"usr/")
+        .symlink(b"usr/evil", &target)
+        .file(b"usr/evil/passwd", b"pwned\n")
+        .finish();
     let o = lab.add_bytes("rel-symlink.tar", &t, &[]);
-    assert_refused(&o, "is written through a symlink that leaves the layer root; refused");
+    assert_refused(
+        &o,
+        "is written through a symlink that leaves the layer root; refused",
+    );
     lab.assert_untouched();
 }
 
@@ -118,27 +150,40 @@ fn layer_add_refuses_write_through_chained_symlinks() {
         .file(b"a/etc/passwd", b"pwned\n")
         .finish();
     let o = lab.add_bytes("chain.tar", &t, &[]);
-    assert_refused(&o, "member \"a/etc/passwd\" is written through a symlink that leaves the layer root; refused");
+    assert_refused(
+        &o,
+        "member \"a/etc/passwd\" is written through a symlink that leaves the layer root; refused",
+    );
     lab.assert_untouched();
 }
 
 #[test]
 fn layer_add_refuses_directory_member_through_escaping_symlink() {
     let lab = Lab::new();
-    let t = RawTar::new().symlink(b"s", &lab.victim_abs()).dir(b"s/newdir/").finish();
+    let t = RawTar::new()
+        .symlink(b"s", &lab.victim_abs())
+        .dir(b"s/newdir/")
+        .finish();
     let o = lab.add_bytes("dir-through-symlink.tar", &t, &[]);
-    assert_refused(&o, "is written through a symlink that leaves the layer root; refused");
+    assert_refused(
+        &o,
+        "is written through a symlink that leaves the layer root; refused",
+    );
     lab.assert_untouched();
 }
 
 #[test]
 fn layer_add_refuses_hardlink_with_dotdot_target() {
     let lab = Lab::new();
-    let t = RawTar::new().hardlink(b"h", &path_with(lab.victim_rel(), b"/etc/passwd")).finish();
+    let t = RawTar::new()
+        .hardlink(b"h", &path_with(lab.victim_rel(), b"/etc/passwd"))
+        .finish();
     let o = lab.add_bytes("hardlink-dotdot.tar", &t, &[]);
     assert_refused(&o, "leaves the layer root; refused");
     lab.assert_untouched();
-    let nlink = std::os::unix::fs::MetadataExt::nlink(&fs::metadata(lab.victim.join("etc/passwd")).unwrap());
+    let nlink = std::os::unix::fs::MetadataExt::nlink(
+        &fs::metadata(lab.victim.join("etc/passwd")).unwrap(),
+    );
     assert_eq!(nlink, 1, "the host file gained a link");
 }
 
@@ -151,7 +196,10 @@ fn layer_add_refuses_hardlink_through_escaping_symlink() {
         .file(b"h", b"overwrite through the link\n")
         .finish();
     let o = lab.add_bytes("hardlink-symlink.tar", &t, &[]);
-    assert_refused(&o, "hardlink \"h\" -> \"s/passwd\" leaves the layer root; refused");
+    assert_refused(
+        &o,
+        "hardlink \"h\" -> \"s/passwd\" leaves the layer root; refused",
+    );
     lab.assert_untouched();
 }
 
@@ -169,7 +217,10 @@ fn layer_add_refuses_hardlink_to_absolute_path_outside_the_layer() {
 #[test]
 fn layer_add_refuses_truncated_gzip() {
     let lab = Lab::new();
-    let t = RawTar::new().file(b"big.bin", &vec![7u8; 300_000]).file(b"b", b"b").finish();
+    let t = RawTar::new()
+        .file(b"big.bin", &vec![7u8; 300_000])
+        .file(b"b", b"b")
+        .finish();
     let gz = gzip(&t);
     let o = lab.add_bytes("trunc.tar.gz", &gz[..gz.len() / 2], &[]);
     assert_refused(&o, "gzip");
@@ -180,7 +231,9 @@ fn layer_add_refuses_truncated_gzip() {
 #[test]
 fn layer_add_refuses_corrupt_gzip() {
     let lab = Lab::new();
-    let t = RawTar::new().file(b"a.txt", &b"hello world ".repeat(5000)).finish();
+    let t = RawTar::new()
+        .file(b"a.txt", &b"hello world ".repeat(5000))
+        .finish();
     let mut gz = gzip(&t);
     let mid = gz.len() / 2;
     for b in &mut gz[mid..mid + 16] {
@@ -194,7 +247,9 @@ fn layer_add_refuses_corrupt_gzip() {
 #[test]
 fn layer_add_refuses_corrupt_zstd() {
     let lab = Lab::new();
-    let t = RawTar::new().file(b"a.txt", &b"zstd data ".repeat(20000)).finish();
+    let t = RawTar::new()
+        .file(b"a.txt", &b"zstd data ".repeat(20000))
+        .finish();
     let mut z = zstd(&t);
     let mid = z.len() / 2;
     for b in &mut z[mid..mid + 8] {
@@ -208,7 +263,14 @@ fn layer_add_refuses_corrupt_zstd() {
 #[test]
 fn layer_add_refuses_truncated_zstd() {
     let lab = Lab::new();
-    let t = RawTar::new().file(b"a.bin", &(0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>()).finish();
+    let t = RawTar::new()
+        .file(
+            b"a.bin",
+            &(0..200_000u32)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect::<Vec<_>>(),
+        )
+        .finish();
     let z = zstd(&t);
     let o = lab.add_bytes("trunc.tar.zst", &z[..z.len() - 100], &[]);
     assert_refused(&o, "zstd");
@@ -235,7 +297,9 @@ fn layer_add_refuses_gzip_of_non_tar_content() {
 #[test]
 fn layer_add_refuses_random_bytes() {
     let lab = Lab::new();
-    let junk: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let junk: Vec<u8> = (0..3000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let o = lab.add_bytes("junk.tar.gz", &junk, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
@@ -267,7 +331,13 @@ fn layer_add_refuses_wrong_sha256() {
     let t = gzip(&RawTar::new().file(b"a.txt", b"a").finish());
     let wrong = "0".repeat(64);
     let o = lab.add_bytes("wrong-sum.tar.gz", &t, &["--sha256", &wrong]);
-    assert_refused(&o, &format!("sha256 mismatch: expected {wrong}, the input has {}", sha256_hex(&t)));
+    assert_refused(
+        &o,
+        &format!(
+            "sha256 mismatch: expected {wrong}, the input has {}",
+            sha256_hex(&t)
+        ),
+    );
     lab.assert_untouched();
 }
 
@@ -320,11 +390,18 @@ fn layer_add_replaces_a_symlink_instead_of_writing_through_it() {
     // contained, not refused: a later member of the same name replaces the symlink itself
     let lab = Lab::new();
     let target = path_with(lab.victim_abs(), b"/etc/passwd");
-    let t = RawTar::new().symlink(b"passwd", &target).file(b"passwd", b"inside\n").finish();
+    let t = RawTar::new()
+        .symlink(b"passwd", &target)
+        .file(b"passwd", b"inside\n")
+        .finish();
     let f = lab.s.join("replace.tar");
     fs::write(&f, t).unwrap();
     let id = add_ok(&lab.root, &f);
-    assert_eq!(snapshot(&lab.victim), lab.before_victim, "a file outside the store changed");
+    assert_eq!(
+        snapshot(&lab.victim),
+        lab.before_victim,
+        "a file outside the store changed"
+    );
     let p = rootfs(&lab.root, &id).join("passwd");
     assert!(fs::symlink_metadata(&p).unwrap().is_file());
     assert_eq!(fs::read(&p).unwrap(), b"inside\n");
@@ -334,11 +411,18 @@ fn layer_add_replaces_a_symlink_instead_of_writing_through_it() {
 fn layer_add_keeps_absolute_member_paths_inside_the_layer() {
     let lab = Lab::new();
     let abs = path_with(lab.victim_abs(), b"/etc/passwd");
-    let t = RawTar::new().file(&abs, b"inside the layer\n").file(b"/etc/motd", b"hi\n").finish();
+    let t = RawTar::new()
+        .file(&abs, b"inside the layer\n")
+        .file(b"/etc/motd", b"hi\n")
+        .finish();
     let f = lab.s.join("absolute.tar");
     fs::write(&f, t).unwrap();
     let id = add_ok(&lab.root, &f);
-    assert_eq!(snapshot(&lab.victim), lab.before_victim, "a file outside the store changed");
+    assert_eq!(
+        snapshot(&lab.victim),
+        lab.before_victim,
+        "a file outside the store changed"
+    );
     let r = rootfs(&lab.root, &id);
     let inside = r.join(Path::new(std::str::from_utf8(&abs[1..]).unwrap()));
     assert_eq!(fs::read(inside).unwrap(), b"inside the layer\n");
@@ -365,9 +449,19 @@ fn layer_add_refuses_an_oversized_long_name_memory_bomb() {
 fn layer_add_never_panics_on_mutated_archives() {
     let lab = Lab::new();
     let mut base = RawTar::new();
-    base.dir(b"d/").file(b"d/f", &[5u8; 700]).symlink(b"l", b"d/f").hardlink(b"h", b"d/f");
-    base.add(&Member { pax: vec![(b"SCHILY.xattr.user.a".to_vec(), b"1".to_vec())], data: b"x", ..Member::new(b"x", b'0') });
-    base.add(&Member { mode: 0o600, ..Member::new(b"p", b'6') });
+    base.dir(b"d/")
+        .file(b"d/f", &[5u8; 700])
+        .symlink(b"l", b"d/f")
+        .hardlink(b"h", b"d/f");
+    base.add(&Member {
+        pax: vec![(b"SCHILY.xattr.user.a".to_vec(), b"1".to_vec())],
+        data: b"x",
+        ..Member::new(b"x", b'0')
+    });
+    base.add(&Member {
+        mode: 0o600,
+        ..Member::new(b"p", b'6')
+    });
     let base = base.finish();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -389,10 +483,18 @@ fn layer_add_never_panics_on_mutated_archives() {
         fs::write(&f, &t).unwrap();
         let o = rbuild(&lab.root, &["layer", "add", f.to_str().unwrap()]);
         let err = stderr(&o);
-        assert!(matches!(o.status.code(), Some(0) | Some(1)), "round {round}: exit {:?}: {err}", o.status);
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(1)),
+            "round {round}: exit {:?}: {err}",
+            o.status
+        );
         assert!(!err.contains("panicked"), "round {round}: {err}");
         assert!(err.lines().count() <= 2, "round {round}: {err}");
     }
     assert_eq!(snapshot(&lab.victim), lab.before_victim);
-    assert_eq!(fs::read_dir(lab.root.join("tmp")).unwrap().count(), 0, "no staging left");
+    assert_eq!(
+        fs::read_dir(lab.root.join("tmp")).unwrap().count(),
+        0,
+        "no staging left"
+    );
 }

@@ -49,27 +49,43 @@ fn layer_add_keeps_gnu_sparse_members_as_holes_including_a_sparse_last_member() 
     let src = s.join("src");
     fs::create_dir(&src).unwrap();
     // six data regions: more than the four a GNU header holds, so extension headers follow
-    let regions: Vec<(u64, Vec<u8>)> = (0..6u64).map(|i| (i * (10 << 20) + 4096, vec![b'a' + i as u8; 5000])).collect();
+    let regions: Vec<(u64, Vec<u8>)> = (0..6u64)
+        .map(|i| (i * (10 << 20) + 4096, vec![b'a' + i as u8; 5000]))
+        .collect();
     let refs: Vec<(u64, &[u8])> = regions.iter().map(|(o, d)| (*o, d.as_slice())).collect();
     sparse_file(&src.join("mid.img"), 64 << 20, &refs);
     fs::write(src.join("plain.txt"), "plain\n").unwrap();
     // the last member ends in a hole: its real size is far beyond its data on the archive
-    sparse_file(&src.join("last.img"), 256 << 20, &[(0, b"head"), (100 << 20, b"middle")]);
+    sparse_file(
+        &src.join("last.img"),
+        256 << 20,
+        &[(0, b"head"), (100 << 20, b"middle")],
+    );
     let t = s.join("sparse.tar");
     gnu_sparse_tar(&src, &t, &["mid.img", "plain.txt", "last.img"]);
-    assert!(fs::metadata(&t).unwrap().len() < 1 << 20, "tar stored the holes: not a sparse archive");
+    assert!(
+        fs::metadata(&t).unwrap().len() < 1 << 20,
+        "tar stored the holes: not a sparse archive"
+    );
 
     let root = s.join("store");
     let id = add_ok(&root, &t);
     let r = rootfs(&root, &id);
     for name in ["mid.img", "plain.txt", "last.img"] {
         let (a, b) = (src.join(name), r.join(name));
-        assert_eq!(fs::metadata(&b).unwrap().len(), fs::metadata(&a).unwrap().len(), "{name}: size");
+        assert_eq!(
+            fs::metadata(&b).unwrap().len(),
+            fs::metadata(&a).unwrap().len(),
+            "{name}: size"
+        );
         assert_eq!(file_sha256(&b), file_sha256(&a), "{name}: contents");
     }
     for name in ["mid.img", "last.img"] {
         let used = allocated(&r.join(name));
-        assert!(used < 1 << 20, "{name}: holes were written as zeros ({used} bytes allocated)");
+        assert!(
+            used < 1 << 20,
+            "{name}: holes were written as zeros ({used} bytes allocated)"
+        );
     }
     // the same archive compressed: same layer, still accepted
     let gz = s.join("sparse.tar.gz");
@@ -90,7 +106,10 @@ fn layer_add_refuses_a_tiny_sparse_archive_claiming_a_huge_file() {
     let t = s.join("huge.tar");
     gnu_sparse_tar(&src, &t, &["huge.img"]);
     fs::remove_file(src.join("huge.img")).unwrap();
-    assert!(fs::metadata(&t).unwrap().len() < 64 << 10, "not a tiny archive");
+    assert!(
+        fs::metadata(&t).unwrap().len() < 64 << 10,
+        "not a tiny archive"
+    );
 
     let root = s.join("store");
     let seed = s.join("seed.tar");
@@ -103,8 +122,15 @@ fn layer_add_refuses_a_tiny_sparse_archive_claiming_a_huge_file() {
     let o = output_within(c, Duration::from_secs(120));
     assert_refused(&o, "member \"huge.img\"");
     let err = stderr(&o);
-    assert!(err.contains("sparse") && err.contains("limit"), "names the limit: {err}");
-    assert!(started.elapsed() < Duration::from_secs(30), "refused before expanding: {:?}", started.elapsed());
+    assert!(
+        err.contains("sparse") && err.contains("limit"),
+        "names the limit: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "refused before expanding: {:?}",
+        started.elapsed()
+    );
     assert_eq!(snapshot(&root), before, "the store changed");
     assert_tmp_empty(&root);
 }
@@ -124,18 +150,41 @@ fn a_1500_deep_layer_is_added_removed_and_gcd_under_ulimit_n_256() {
     let s = Scratch::new("rbl");
     let root = s.join("store");
     let t = s.join("deep.tar");
-    fs::write(&t, RawTar::new().file(&deep_name(1500, "f"), b"deep").file(b"top", b"top").finish()).unwrap();
+    fs::write(
+        &t,
+        RawTar::new()
+            .file(&deep_name(1500, "f"), b"deep")
+            .file(b"top", b"top")
+            .finish(),
+    )
+    .unwrap();
     let tp = t.to_str().unwrap();
 
     let id = ok_line(&rbuild_sh(&root, LOW_FDS, &["layer", "add", tp]));
     let leaf = rootfs(&root, &id).join(String::from_utf8(deep_name(1500, "f")).unwrap());
     assert_eq!(fs::read(&leaf).unwrap(), b"deep");
-    assert_eq!(ok_line(&rbuild_sh(&root, LOW_FDS, &["layer", "rm", &id])), id);
-    assert!(!root.join("layers").join(id.trim_start_matches("sha256:")).exists(), "layer still there");
+    assert_eq!(
+        ok_line(&rbuild_sh(&root, LOW_FDS, &["layer", "rm", &id])),
+        id
+    );
+    assert!(
+        !root
+            .join("layers")
+            .join(id.trim_start_matches("sha256:"))
+            .exists(),
+        "layer still there"
+    );
     assert_tmp_empty(&root);
 
-    assert_eq!(ok_line(&rbuild_sh(&root, LOW_FDS, &["layer", "add", tp])), id);
-    assert_eq!(ok_line(&rbuild_sh(&root, LOW_FDS, &["gc"])), id, "gc removes the unreferenced deep layer");
+    assert_eq!(
+        ok_line(&rbuild_sh(&root, LOW_FDS, &["layer", "add", tp])),
+        id
+    );
+    assert_eq!(
+        ok_line(&rbuild_sh(&root, LOW_FDS, &["gc"])),
+        id,
+        "gc removes the unreferenced deep layer"
+    );
     assert_eq!(fs::read_dir(root.join("layers")).unwrap().count(), 0);
     assert_tmp_empty(&root);
 }
@@ -150,7 +199,14 @@ fn a_1500_deep_archive_refused_late_leaves_the_store_unchanged_under_ulimit_n_25
     add_ok(&root, &seed);
     let before = snapshot(&root);
     let t = s.join("deep-bad.tar");
-    fs::write(&t, RawTar::new().file(&deep_name(1500, "f"), b"deep").file(b"../escape", b"x").finish()).unwrap();
+    fs::write(
+        &t,
+        RawTar::new()
+            .file(&deep_name(1500, "f"), b"deep")
+            .file(b"../escape", b"x")
+            .finish(),
+    )
+    .unwrap();
     let o = rbuild_sh(&root, LOW_FDS, &["layer", "add", t.to_str().unwrap()]);
     assert_refused(&o, "member \"../escape\" escapes the layer root; refused");
     assert_eq!(snapshot(&root), before, "the store changed");
@@ -160,7 +216,8 @@ fn a_1500_deep_archive_refused_late_leaves_the_store_unchanged_under_ulimit_n_25
 /// Streams a gzip'd tar of 400 x 1000 directories with long names to `out` (about 6 MB).
 fn many_dirs_tgz(out: &Path) {
     let f = fs::File::create(out).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::fast());
+    let mut gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::fast());
     let mut dir = |name: &str| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
@@ -192,7 +249,11 @@ struct Tmpfs(std::path::PathBuf);
 impl Tmpfs {
     fn mount(at: &Path) -> Tmpfs {
         fs::create_dir_all(at).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1g,mode=0700", "tmpfs"]).arg(at).status().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1g,mode=0700", "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
         assert!(st.success(), "mount tmpfs on {}", at.display());
         Tmpfs(at.to_path_buf())
     }
@@ -214,13 +275,30 @@ fn layer_add_of_400k_directories_peaks_below_64_mib() {
     let root = mnt.0.join("store");
     let rss = s.join("rss");
     let mut c = Command::new("/usr/bin/time");
-    c.arg("-f").arg("%M").arg("-o").arg(&rss).arg(rbox_tests::bin("rbuild"));
-    c.arg("--root").arg(&root).args(["layer", "add"]).arg(&tgz).env_remove("RBOX_ROOT");
+    c.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss)
+        .arg(rbox_tests::bin("rbuild"));
+    c.arg("--root")
+        .arg(&root)
+        .args(["layer", "add"])
+        .arg(&tgz)
+        .env_remove("RBOX_ROOT");
     let o = output_within(c, Duration::from_secs(600));
     let id = ok_line(&o);
-    let kib: u64 = fs::read_to_string(&rss).unwrap().trim().lines().last().unwrap().parse().unwrap();
+    let kib: u64 = fs::read_to_string(&rss)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(kib < 64 << 10, "peak RSS {} MiB (goal < 64 MiB)", kib >> 10);
     let r = rootfs(&root, &id);
-    assert!(r.join("usr/share/a-rather-long-directory-name-0399/another-long-subdirectory-0999").is_dir());
+    assert!(r
+        .join("usr/share/a-rather-long-directory-name-0399/another-long-subdirectory-0999")
+        .is_dir());
     assert_eq!(fs::read_dir(r.join("usr/share")).unwrap().count(), 400);
 }

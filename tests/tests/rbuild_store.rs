@@ -25,13 +25,33 @@ impl Lab {
         let s = Scratch::new("rbs");
         let root = s.join("store");
         let f1 = s.join("base.tar.gz");
-        fs::write(&f1, gzip(&RawTar::new().file(b"etc/hostname", b"base\n").file(b"bin/tool", b"tool").finish())).unwrap();
+        fs::write(
+            &f1,
+            gzip(
+                &RawTar::new()
+                    .file(b"etc/hostname", b"base\n")
+                    .file(b"bin/tool", b"tool")
+                    .finish(),
+            ),
+        )
+        .unwrap();
         let f2 = s.join("app.tar");
         fs::write(&f2, RawTar::new().file(b"srv/app", b"app").finish()).unwrap();
         let l1 = add_ok(&root, &f1);
         let l2 = add_ok(&root, &f2);
-        let img = ok_line(&rbuild(&root, &["image", "create", &l1, &l2, "--tag", "demo:1", "--cmd", "/srv/app"]));
-        Lab { _s: s, root, l1, l2, img }
+        let img = ok_line(&rbuild(
+            &root,
+            &[
+                "image", "create", &l1, &l2, "--tag", "demo:1", "--cmd", "/srv/app",
+            ],
+        ));
+        Lab {
+            _s: s,
+            root,
+            l1,
+            l2,
+            img,
+        }
     }
 
     fn rb(&self, args: &[&str]) -> std::process::Output {
@@ -43,7 +63,10 @@ impl Lab {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("rbuild: ") && err.contains(phrase), "{args:?}: want {phrase:?} in {err}");
+        assert!(
+            err.starts_with("rbuild: ") && err.contains(phrase),
+            "{args:?}: want {phrase:?} in {err}"
+        );
     }
 }
 
@@ -56,7 +79,10 @@ fn image_create_lists_layers_bottom_first_and_image_ls_shows_the_tag() {
     let lab = Lab::new();
     let ls = stdout(&lab.rb(&["image", "ls"]));
     assert_eq!(ls.lines().count(), 1, "{ls}");
-    assert!(ls.starts_with(&lab.img) && ls.contains("demo:1") && ls.contains("2 layer(s)"), "{ls}");
+    assert!(
+        ls.starts_with(&lab.img) && ls.contains("demo:1") && ls.contains("2 layer(s)"),
+        "{ls}"
+    );
     let cfg: String = stdout(&lab.rb(&["image", "inspect", "demo:1"]));
     let i1 = cfg.find(&lab.l1).unwrap();
     let i2 = cfg.find(&lab.l2).unwrap();
@@ -64,41 +90,73 @@ fn image_create_lists_layers_bottom_first_and_image_ls_shows_the_tag() {
     assert!(cfg.contains("\"Cmd\"") && cfg.contains("/srv/app"), "{cfg}");
     let layers = stdout(&lab.rb(&["layer", "ls"]));
     assert_eq!(layers.lines().count(), 2, "{layers}");
-    assert!(layers.contains(&lab.l1) && layers.contains("base.tar.gz"), "id and source: {layers}");
+    assert!(
+        layers.contains(&lab.l1) && layers.contains("base.tar.gz"),
+        "id and source: {layers}"
+    );
 }
 
 #[test]
 fn images_resolve_by_id_prefix_and_tag() {
     let lab = Lab::new();
     let h = hex(&lab.img);
-    for r in [lab.img.clone(), h.to_string(), h[..12].to_string(), format!("sha256:{}", &h[..12]), "demo:1".into()] {
+    for r in [
+        lab.img.clone(),
+        h.to_string(),
+        h[..12].to_string(),
+        format!("sha256:{}", &h[..12]),
+        "demo:1".into(),
+    ] {
         let o = lab.rb(&["image", "inspect", "--raw", &r]);
-        assert_eq!(format!("sha256:{}", sha256_hex(stdout(&o).as_bytes())), lab.img, "reference {r}");
+        assert_eq!(
+            format!("sha256:{}", sha256_hex(stdout(&o).as_bytes())),
+            lab.img,
+            "reference {r}"
+        );
     }
     lab.fails_with(&["image", "inspect", "demo"], "image \"demo\" not found");
     lab.fails_with(&["image", "inspect", &h[..11]], "not found");
-    lab.fails_with(&["image", "inspect", "sha256:0123"], "not a valid reference");
+    lab.fails_with(
+        &["image", "inspect", "sha256:0123"],
+        "not a valid reference",
+    );
 }
 
 #[test]
 fn image_tag_points_another_name_at_an_image() {
     let lab = Lab::new();
-    assert_eq!(ok_line(&lab.rb(&["image", "tag", &lab.img[..19], "other"])), "other:latest");
+    assert_eq!(
+        ok_line(&lab.rb(&["image", "tag", &lab.img[..19], "other"])),
+        "other:latest"
+    );
     let o = lab.rb(&["image", "inspect", "--raw", "other:latest"]);
-    assert_eq!(format!("sha256:{}", sha256_hex(stdout(&o).as_bytes())), lab.img);
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(stdout(&o).as_bytes())),
+        lab.img
+    );
     let tags: serde_json_lite::Tags = serde_json_lite::read(&lab.root.join("tags.json"));
     assert_eq!(tags.get("other:latest"), Some(&lab.img));
     assert_eq!(tags.get("demo:1"), Some(&lab.img));
-    lab.fails_with(&["image", "tag", &lab.img, "Bad Name"], "is not a valid tag");
+    lab.fails_with(
+        &["image", "tag", &lab.img, "Bad Name"],
+        "is not a valid tag",
+    );
 }
 
 #[test]
 fn image_rm_of_a_tag_keeps_the_image_while_another_tag_remains() {
     let lab = Lab::new();
     ok_line(&lab.rb(&["image", "tag", "demo:1", "demo:2"]));
-    assert_eq!(ok_line(&lab.rb(&["image", "rm", "demo:1"])), "untagged demo:1");
+    assert_eq!(
+        ok_line(&lab.rb(&["image", "rm", "demo:1"])),
+        "untagged demo:1"
+    );
     assert!(lab.root.join("images").join(hex(&lab.img)).is_dir());
-    assert_eq!(ok_line(&lab.rb(&["image", "rm", "demo:2"])), lab.img, "the last tag takes the image with it");
+    assert_eq!(
+        ok_line(&lab.rb(&["image", "rm", "demo:2"])),
+        lab.img,
+        "the last tag takes the image with it"
+    );
     assert!(!lab.root.join("images").join(hex(&lab.img)).exists());
     assert_eq!(stdout(&lab.rb(&["image", "ls"])), "");
 }
@@ -108,18 +166,31 @@ fn image_rm_refuses_while_a_container_uses_the_image() {
     let lab = Lab::new();
     let c = lab.root.join("containers/c0ffee");
     fs::create_dir_all(&c).unwrap();
-    fs::write(c.join("state.json"), format!("{{\"id\":\"c0ffee\",\"image\":\"{}\"}}", lab.img)).unwrap();
+    fs::write(
+        c.join("state.json"),
+        format!("{{\"id\":\"c0ffee\",\"image\":\"{}\"}}", lab.img),
+    )
+    .unwrap();
     lab.fails_with(&["image", "rm", &lab.img], "is used by container c0ffee");
     assert!(lab.root.join("images").join(hex(&lab.img)).is_dir());
     fs::remove_dir_all(&c).unwrap();
     assert_eq!(ok_line(&lab.rb(&["image", "rm", &lab.img])), lab.img);
-    assert_eq!(fs::read_to_string(lab.root.join("tags.json")).unwrap().trim(), "{}", "its tags went with it");
+    assert_eq!(
+        fs::read_to_string(lab.root.join("tags.json"))
+            .unwrap()
+            .trim(),
+        "{}",
+        "its tags went with it"
+    );
 }
 
 #[test]
 fn layer_rm_refuses_while_an_image_uses_the_layer() {
     let lab = Lab::new();
-    lab.fails_with(&["layer", "rm", &lab.l1], &format!("is used by image {}", lab.img));
+    lab.fails_with(
+        &["layer", "rm", &lab.l1],
+        &format!("is used by image {}", lab.img),
+    );
     assert!(rootfs(&lab.root, &lab.l1).is_dir());
     ok_line(&lab.rb(&["image", "rm", "demo:1"]));
     assert_eq!(ok_line(&lab.rb(&["layer", "rm", &lab.l1[..19]])), lab.l1);
@@ -140,7 +211,10 @@ fn gc_drops_only_unreferenced_layers_and_stale_staging() {
     let o = lab.rb(&["gc"]);
     assert_eq!(ok_line(&o), loose, "gc prints what it removed");
     assert!(!lab.root.join("layers").join(hex(&loose)).exists());
-    assert!(rootfs(&lab.root, &lab.l1).is_dir() && rootfs(&lab.root, &lab.l2).is_dir(), "used layers stay");
+    assert!(
+        rootfs(&lab.root, &lab.l1).is_dir() && rootfs(&lab.root, &lab.l2).is_dir(),
+        "used layers stay"
+    );
     assert!(!lab.root.join("tmp/layer-4194999-dead").exists());
     assert_eq!(stdout(&lab.rb(&["gc"])), "", "nothing more to do");
 }
@@ -159,24 +233,52 @@ fn fsck_detects_a_corrupted_file_in_a_layer() {
     let f = rootfs(&lab.root, &lab.l1).join("etc/hostname");
     let md = fs::metadata(&f).unwrap();
     fs::write(&f, "evil\n").unwrap(); // same size, other bytes
-    // put the mtime back: only the contents differ
+                                      // put the mtime back: only the contents differ
     let ts = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: std::os::unix::fs::MetadataExt::mtime(&md), tv_nsec: 0 },
-        last_modification: rustix::fs::Timespec { tv_sec: std::os::unix::fs::MetadataExt::mtime(&md), tv_nsec: 0 },
+        last_access: rustix::fs::Timespec {
+            tv_sec: std::os::unix::fs::MetadataExt::mtime(&md),
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: std::os::unix::fs::MetadataExt::mtime(&md),
+            tv_nsec: 0,
+        },
     };
-    rustix::fs::utimensat(rustix::fs::CWD, f.as_path(), &ts, rustix::fs::AtFlags::empty()).unwrap();
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        f.as_path(),
+        &ts,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
     let o = lab.rb(&["fsck"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains(&format!("layer {}: the extracted tree changed", lab.l1)), "{}", stdout(&o));
-    assert!(!stdout(&o).contains(&lab.l2), "the healthy layer is not blamed: {}", stdout(&o));
-    assert!(stderr(&o).contains("fsck: 1 problem(s) found"), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("layer {}: the extracted tree changed", lab.l1)),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !stdout(&o).contains(&lab.l2),
+        "the healthy layer is not blamed: {}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("fsck: 1 problem(s) found"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn fsck_detects_a_changed_mode_and_an_added_file() {
     let lab = Lab::new();
     let r = rootfs(&lab.root, &lab.l2);
-    fs::set_permissions(r.join("srv/app"), std::os::unix::fs::PermissionsExt::from_mode(0o4777)).unwrap();
+    fs::set_permissions(
+        r.join("srv/app"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4777),
+    )
+    .unwrap();
     assert_eq!(lab.rb(&["fsck"]).status.code(), Some(1));
     let r1 = rootfs(&lab.root, &lab.l1);
     fs::write(r1.join("planted"), "x").unwrap();
@@ -187,32 +289,65 @@ fn fsck_detects_a_changed_mode_and_an_added_file() {
 #[test]
 fn fsck_detects_a_tampered_image_config_and_a_dangling_tag() {
     let lab = Lab::new();
-    let cfg = lab.root.join("images").join(hex(&lab.img)).join("config.json");
-    let text = fs::read_to_string(&cfg).unwrap().replace("/srv/app", "/bin/evil");
+    let cfg = lab
+        .root
+        .join("images")
+        .join(hex(&lab.img))
+        .join("config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("/srv/app", "/bin/evil");
     fs::write(&cfg, text).unwrap();
     let out = stdout(&lab.rb(&["fsck"]));
-    assert!(out.contains(&format!("image {}: config.json has sha256:", lab.img)), "{out}");
+    assert!(
+        out.contains(&format!("image {}: config.json has sha256:", lab.img)),
+        "{out}"
+    );
     let tags = lab.root.join("tags.json");
-    fs::write(&tags, format!("{{\"ghost:1\": \"sha256:{}\"}}", "e".repeat(64))).unwrap();
+    fs::write(
+        &tags,
+        format!("{{\"ghost:1\": \"sha256:{}\"}}", "e".repeat(64)),
+    )
+    .unwrap();
     let out = stdout(&lab.rb(&["fsck"]));
-    assert!(out.contains("tag ghost:1: points at missing image"), "{out}");
+    assert!(
+        out.contains("tag ghost:1: points at missing image"),
+        "{out}"
+    );
 }
 
 #[test]
 fn image_create_refuses_bad_options_with_one_line() {
     let lab = Lab::new();
-    lab.fails_with(&["image", "create", &lab.l1, "--env", "NOVALUE"], "--env \"NOVALUE\" is not KEY=VALUE");
-    lab.fails_with(&["image", "create", &lab.l1, "--workdir", "relative"], "must be an absolute path");
+    lab.fails_with(
+        &["image", "create", &lab.l1, "--env", "NOVALUE"],
+        "--env \"NOVALUE\" is not KEY=VALUE",
+    );
+    lab.fails_with(
+        &["image", "create", &lab.l1, "--workdir", "relative"],
+        "must be an absolute path",
+    );
     lab.fails_with(&["image", "create", &lab.l1, "--user", "a:b:c"], "--user");
-    lab.fails_with(&["image", "create", &format!("sha256:{}", "0".repeat(64))], "not found");
+    lab.fails_with(
+        &["image", "create", &format!("sha256:{}", "0".repeat(64))],
+        "not found",
+    );
     lab.fails_with(&["image", "create", "nonsense"], "not a valid reference");
-    assert_eq!(stdout(&lab.rb(&["image", "ls"])).lines().count(), 1, "nothing was created");
+    assert_eq!(
+        stdout(&lab.rb(&["image", "ls"])).lines().count(),
+        1,
+        "nothing was created"
+    );
 }
 
 #[test]
 fn rbox_root_environment_selects_the_store() {
     let lab = Lab::new();
-    let o = rbox_tests::cmd("rbuild").args(["image", "ls"]).env("RBOX_ROOT", &lab.root).output().unwrap();
+    let o = rbox_tests::cmd("rbuild")
+        .args(["image", "ls"])
+        .env("RBOX_ROOT", &lab.root)
+        .output()
+        .unwrap();
     assert!(stdout(&o).contains("demo:1"), "{}", stderr(&o));
     assert!(Path::new(&lab.root).join("layers").is_dir());
 }
@@ -273,12 +408,24 @@ fn a_killed_layer_add_leaves_no_layer_and_the_next_add_cleans_its_staging() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(stdout(&lab.rb(&["layer", "ls"])), layers_before, "no half layer under its final name");
-    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1, "the killed run's staging is there");
+    assert_eq!(
+        stdout(&lab.rb(&["layer", "ls"])),
+        layers_before,
+        "no half layer under its final name"
+    );
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "the killed run's staging is there"
+    );
     let small = s.join("small.tar");
     fs::write(&small, RawTar::new().file(b"s", b"s").finish()).unwrap();
     add_ok(&lab.root, &small);
-    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "the next add removed the dead run's staging");
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the next add removed the dead run's staging"
+    );
 }
 
 #[test]
@@ -286,24 +433,47 @@ fn the_store_and_its_folders_are_private_to_root() {
     let lab = Lab::new();
     use std::os::unix::fs::PermissionsExt;
     for sub in ["", "layers", "images", "containers", "blobs", "tmp"] {
-        let mode = fs::metadata(lab.root.join(sub)).unwrap().permissions().mode() & 0o7777;
+        let mode = fs::metadata(lab.root.join(sub))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
         assert_eq!(mode, 0o700, "{}/{sub}", lab.root.display());
     }
     // even with every folder above it open, another user reaches nothing in a layer
-    fs::set_permissions(lab.root.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        lab.root.parent().unwrap(),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let tool = rootfs(&lab.root, &lab.l1).join("bin/tool");
     let o = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "cat",
+        ])
         .arg(&tool)
         .output()
         .unwrap();
-    assert!(!o.status.success(), "nobody read a layer's file: {}", stdout(&o));
+    assert!(
+        !o.status.success(),
+        "nobody read a layer's file: {}",
+        stdout(&o)
+    );
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
 }
 
 /// Holds `<root>/store.lock` shared, as rrun does while it resolves an image and mounts it.
 fn hold_store_lock_shared(root: &Path) -> fs::File {
-    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("store.lock")).unwrap();
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("store.lock"))
+        .unwrap();
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).unwrap();
     f
 }
@@ -316,7 +486,10 @@ fn spawn_waiting(root: &Path, args: &[&str]) -> std::process::Child {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(child.try_wait().unwrap().is_none(), "{args:?} did not wait for the store lock");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{args:?} did not wait for the store lock"
+    );
     child
 }
 
@@ -332,12 +505,23 @@ fn image_rm_waits_for_a_starting_container_and_then_refuses() {
     let lock = hold_store_lock_shared(&lab.root);
     let child = spawn_waiting(&lab.root, &["image", "rm", &lab.img]);
     // rrun writes the container's state naming the image before it lets the lock go
-    write_state(&lab.root, &"c".repeat(64), &format!("{{\"image\":\"{}\"}}", lab.img));
+    write_state(
+        &lab.root,
+        &"c".repeat(64),
+        &format!("{{\"image\":\"{}\"}}", lab.img),
+    );
     drop(lock);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("is used by container {}", "c".repeat(64))), "{}", stderr(&o));
-    assert!(lab.root.join("images").join(hex(&lab.img)).is_dir(), "the image is still there");
+    assert!(
+        stderr(&o).contains(&format!("is used by container {}", "c".repeat(64))),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        lab.root.join("images").join(hex(&lab.img)).is_dir(),
+        "the image is still there"
+    );
 }
 
 #[test]
@@ -348,10 +532,16 @@ fn layer_rm_and_gc_wait_for_the_store_lock() {
     fs::write(&f, RawTar::new().file(b"loose", b"l").finish()).unwrap();
     for args in [vec!["gc"], vec!["layer", "rm", "LOOSE"]] {
         let loose = add_ok(&lab.root, &f);
-        let args: Vec<&str> = args.iter().map(|a| if *a == "LOOSE" { loose.as_str() } else { a }).collect();
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "LOOSE" { loose.as_str() } else { a })
+            .collect();
         let lock = hold_store_lock_shared(&lab.root);
         let child = spawn_waiting(&lab.root, &args);
-        assert!(lab.root.join("layers").join(hex(&loose)).is_dir(), "{args:?} removed the layer under the lock");
+        assert!(
+            lab.root.join("layers").join(hex(&loose)).is_dir(),
+            "{args:?} removed the layer under the lock"
+        );
         drop(lock);
         let o = child.wait_with_output().unwrap();
         assert_eq!(ok_line(&o), loose, "{args:?}");
@@ -372,12 +562,22 @@ fn image_rm_reads_only_a_valid_image_field_of_container_states() {
     fs::create_dir(lab.root.join("containers/a3-dir-state/state.json")).unwrap();
     let fifo = lab.root.join("containers/a4-fifo/state.json");
     fs::create_dir_all(fifo.parent().unwrap()).unwrap();
-    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
-        .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
     let elsewhere = lab._s.path().join("elsewhere.json");
     fs::write(&elsewhere, format!("{{\"image\":\"{img}\"}}")).unwrap();
     fs::create_dir_all(lab.root.join("containers/a5-symlink")).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, lab.root.join("containers/a5-symlink/state.json")).unwrap();
+    std::os::unix::fs::symlink(
+        &elsewhere,
+        lab.root.join("containers/a5-symlink/state.json"),
+    )
+    .unwrap();
     // rrun's own fields, whatever they hold, do not matter: only "image" is read
     let user = "f".repeat(64);
     write_state(&lab.root, &user, &format!("{{\"id\":\"/etc\",\"name\":\"\u{7f}x\",\"pid\":\"?\",\"image\":\"{img}\",\"config\":[1]}}"));
@@ -389,7 +589,11 @@ fn image_rm_reads_only_a_valid_image_field_of_container_states() {
     let o = rm();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("is used by container {user}")), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("is used by container {user}")),
+        "{}",
+        stderr(&o)
+    );
     fs::remove_dir_all(lab.root.join("containers").join(&user)).unwrap();
     assert_eq!(ok_line(&rm()), *img, "no other state names the image");
 }

@@ -50,9 +50,15 @@ impl Server {
                         Ok(n) => req.extend_from_slice(&b[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string();
+                let line = String::from_utf8_lossy(&req)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let head = |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+                let head = |len: usize| {
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+                };
                 let _ = match path.as_str() {
                     "/layer.tar.gz" => c.write_all(head(body.len()).as_bytes()).and_then(|_| c.write_all(&body)),
                     "/cut.tar.gz" => c.write_all(head(body.len()).as_bytes()).and_then(|_| c.write_all(&body[..body.len() / 2])),
@@ -81,7 +87,12 @@ impl Server {
                 let _ = c.shutdown(std::net::Shutdown::Both);
             }
         });
-        Server { port, hits, stop, thread: Some(thread) }
+        Server {
+            port,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -118,13 +129,24 @@ impl Lab {
         let root = s.join("store");
         let mut t = RawTar::new();
         for i in 0..50 {
-            t.file(format!("usr/share/f{i}").as_bytes(), &(0..20_000u32).map(|j| ((j * 31 + i) % 251) as u8).collect::<Vec<_>>());
+            t.file(
+                format!("usr/share/f{i}").as_bytes(),
+                &(0..20_000u32)
+                    .map(|j| ((j * 31 + i) % 251) as u8)
+                    .collect::<Vec<_>>(),
+            );
         }
         let tar = t.finish();
         let gz = gzip(&tar);
         ok_line(&rbuild(&root, &["layer", "ls"])); // an existing, empty store
         let server = Server::start(gz.clone());
-        Lab { _s: s, root, tar, gz, server }
+        Lab {
+            _s: s,
+            root,
+            tar,
+            gz,
+            server,
+        }
     }
 }
 
@@ -132,12 +154,29 @@ impl Lab {
 fn layer_add_imports_a_url_and_checks_its_sha256() {
     let lab = Lab::new();
     let sum = sha256_hex(&lab.gz);
-    let id = ok_line(&rbuild(&lab.root, &["layer", "add", &lab.server.url("/layer.tar.gz"), "--sha256", &sum]));
+    let id = ok_line(&rbuild(
+        &lab.root,
+        &[
+            "layer",
+            "add",
+            &lab.server.url("/layer.tar.gz"),
+            "--sha256",
+            &sum,
+        ],
+    ));
     assert_eq!(id, format!("sha256:{}", sha256_hex(&lab.tar)));
     assert_eq!(lab.server.hits(), 1);
     let ls = stdout(&rbuild(&lab.root, &["layer", "ls"]));
-    assert!(ls.contains(&lab.server.url("/layer.tar.gz")), "the URL is the source: {ls}");
-    assert_eq!(fs::read(rootfs(&lab.root, &id).join("usr/share/f3")).unwrap().len(), 20_000);
+    assert!(
+        ls.contains(&lab.server.url("/layer.tar.gz")),
+        "the URL is the source: {ls}"
+    );
+    assert_eq!(
+        fs::read(rootfs(&lab.root, &id).join("usr/share/f3"))
+            .unwrap()
+            .len(),
+        20_000
+    );
 }
 
 #[test]
@@ -146,14 +185,36 @@ fn layer_add_does_not_download_a_blob_already_stored() {
     let sum = sha256_hex(&lab.gz);
     let sum512 = {
         use sha2::Digest;
-        sha2::Sha512::digest(&lab.gz).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        sha2::Sha512::digest(&lab.gz)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     let url = lab.server.url("/layer.tar.gz");
-    let id = ok_line(&rbuild(&lab.root, &["layer", "add", &url, "--sha256", &sum, "--sha512", &sum512]));
+    let id = ok_line(&rbuild(
+        &lab.root,
+        &["layer", "add", &url, "--sha256", &sum, "--sha512", &sum512],
+    ));
     assert_eq!(lab.server.hits(), 1);
-    assert_eq!(ok_line(&rbuild(&lab.root, &["layer", "add", &url, "--sha256", &sum])), id);
-    assert_eq!(ok_line(&rbuild(&lab.root, &["layer", "add", &url, "--sha512", &sum512])), id);
-    assert_eq!(lab.server.hits(), 1, "the blob was known: no second download");
+    assert_eq!(
+        ok_line(&rbuild(
+            &lab.root,
+            &["layer", "add", &url, "--sha256", &sum]
+        )),
+        id
+    );
+    assert_eq!(
+        ok_line(&rbuild(
+            &lab.root,
+            &["layer", "add", &url, "--sha512", &sum512]
+        )),
+        id
+    );
+    assert_eq!(
+        lab.server.hits(),
+        1,
+        "the blob was known: no second download"
+    );
     // without a checksum there is nothing to recognise the blob by: it is fetched (and idempotent)
     assert_eq!(ok_line(&rbuild(&lab.root, &["layer", "add", &url])), id);
     assert_eq!(lab.server.hits(), 2);
@@ -173,7 +234,16 @@ fn layer_add_leaves_nothing_after_an_interrupted_download() {
 fn layer_add_of_a_url_with_a_wrong_checksum_stores_nothing() {
     let lab = Lab::new();
     let before = snapshot(&lab.root);
-    let o = rbuild(&lab.root, &["layer", "add", &lab.server.url("/layer.tar.gz"), "--sha256", &"1".repeat(64)]);
+    let o = rbuild(
+        &lab.root,
+        &[
+            "layer",
+            "add",
+            &lab.server.url("/layer.tar.gz"),
+            "--sha256",
+            &"1".repeat(64),
+        ],
+    );
     assert_refused(&o, "sha256 mismatch");
     assert_eq!(snapshot(&lab.root), before, "the store changed");
 }
@@ -182,7 +252,10 @@ fn layer_add_of_a_url_with_a_wrong_checksum_stores_nothing() {
 fn layer_add_reports_an_http_error() {
     let lab = Lab::new();
     let before = snapshot(&lab.root);
-    let o = rbuild(&lab.root, &["layer", "add", &lab.server.url("/missing.tar.gz")]);
+    let o = rbuild(
+        &lab.root,
+        &["layer", "add", &lab.server.url("/missing.tar.gz")],
+    );
     assert_refused(&o, "download failed");
     assert!(stderr(&o).contains("404"), "{}", stderr(&o));
     assert_eq!(snapshot(&lab.root), before);
@@ -193,8 +266,15 @@ fn layer_add_reports_a_refused_connection() {
     require_root();
     let s = Scratch::new("rbu");
     // a port nobody listens on: bind, learn the port, close
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let o = rbuild(&s.join("store"), &["layer", "add", &format!("http://127.0.0.1:{port}/x.tar.gz")]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = rbuild(
+        &s.join("store"),
+        &["layer", "add", &format!("http://127.0.0.1:{port}/x.tar.gz")],
+    );
     assert_refused(&o, "download failed");
 }
 
@@ -204,9 +284,18 @@ const IDLE: &str = "RBUILD_HTTP_IDLE_TIMEOUT";
 fn a_download_longer_than_the_idle_timeout_but_never_silent_succeeds() {
     let lab = Lab::new();
     let started = Instant::now();
-    let o = rbuild_command(&lab.root, &["layer", "add", &lab.server.url("/slow.tar.gz")]).env(IDLE, "1").output().unwrap();
+    let o = rbuild_command(
+        &lab.root,
+        &["layer", "add", &lab.server.url("/slow.tar.gz")],
+    )
+    .env(IDLE, "1")
+    .output()
+    .unwrap();
     assert_eq!(ok_line(&o), format!("sha256:{}", sha256_hex(&lab.tar)));
-    assert!(started.elapsed() > Duration::from_secs(3), "the body took longer than the idle timeout in total");
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the body took longer than the idle timeout in total"
+    );
 }
 
 #[test]
@@ -214,11 +303,21 @@ fn a_stalled_download_fails_after_the_idle_timeout_with_one_line() {
     let lab = Lab::new();
     let before = snapshot(&lab.root);
     let started = Instant::now();
-    let mut c = rbuild_command(&lab.root, &["layer", "add", &lab.server.url("/stall.tar.gz")]);
+    let mut c = rbuild_command(
+        &lab.root,
+        &["layer", "add", &lab.server.url("/stall.tar.gz")],
+    );
     c.env(IDLE, "1");
     let o = output_within(c, Duration::from_secs(120));
-    assert_refused(&o, "no data received for 1 s: the server stalled; try again later");
-    assert!(started.elapsed() < Duration::from_secs(15), "gave up after {:?}", started.elapsed());
+    assert_refused(
+        &o,
+        "no data received for 1 s: the server stalled; try again later",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "gave up after {:?}",
+        started.elapsed()
+    );
     assert_eq!(snapshot(&lab.root), before, "the store changed");
 }
 
@@ -227,9 +326,19 @@ fn rbuild_raises_its_open_file_soft_limit_to_the_hard_limit() {
     let lab = Lab::new();
     // started with a soft limit of 64 (hard limit unchanged), then kept waiting on a stalled server
     let mut c = std::process::Command::new("sh");
-    c.arg("-c").arg("ulimit -Sn 64; exec \"$0\" \"$@\"").arg(rbox_tests::bin("rbuild")).arg("--root").arg(&lab.root);
-    c.args(["layer", "add", &lab.server.url("/stall.tar.gz")]).env(IDLE, "30").env_remove("RBOX_ROOT");
-    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    c.arg("-c")
+        .arg("ulimit -Sn 64; exec \"$0\" \"$@\"")
+        .arg(rbox_tests::bin("rbuild"))
+        .arg("--root")
+        .arg(&lab.root);
+    c.args(["layer", "add", &lab.server.url("/stall.tar.gz")])
+        .env(IDLE, "30")
+        .env_remove("RBOX_ROOT");
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while lab.server.hits() == 0 && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
@@ -237,7 +346,10 @@ fn rbuild_raises_its_open_file_soft_limit_to_the_hard_limit() {
     let limits = fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
-    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or_else(|| panic!("{limits}"));
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("{limits}"));
     let f: Vec<&str> = line.split_whitespace().collect();
     let (soft, hard) = (f[3], f[4]);
     assert_eq!(soft, hard, "soft limit raised to the hard limit: {line}");

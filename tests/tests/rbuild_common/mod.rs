@@ -33,7 +33,18 @@ impl<'a> Member<'a> {
             b'2' => 0o777,
             _ => 0o644,
         };
-        Member { name, kind, mode, uid: 0, gid: 0, mtime: 1_600_000_000, data: b"", link: b"", dev: (0, 0), pax: Vec::new() }
+        Member {
+            name,
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 1_600_000_000,
+            data: b"",
+            link: b"",
+            dev: (0, 0),
+            pax: Vec::new(),
+        }
     }
 }
 
@@ -71,7 +82,14 @@ impl RawTar {
 
     /// The header of an extension entry (GNU long name/link, PAX records).
     fn ext_header(name: &[u8], kind: u8, size: u64) -> tar::Header {
-        Self::header(&Member { mode: 0o644, mtime: 0, ..Member::new(name, kind) }, size)
+        Self::header(
+            &Member {
+                mode: 0o644,
+                mtime: 0,
+                ..Member::new(name, kind)
+            },
+            size,
+        )
     }
 
     fn block(&mut self, h: &tar::Header, data: &[u8]) {
@@ -111,7 +129,11 @@ impl RawTar {
             let h = Self::ext_header(b"PaxHeaders/x", b'x', body.len() as u64);
             self.block(&h, &body);
         }
-        let size = if matches!(m.kind, b'0' | b'7') { m.data.len() as u64 } else { 0 };
+        let size = if matches!(m.kind, b'0' | b'7') {
+            m.data.len() as u64
+        } else {
+            0
+        };
         let h = Self::header(m, size);
         let data = if size > 0 { m.data } else { &[][..] };
         self.block(&h, data);
@@ -119,7 +141,10 @@ impl RawTar {
     }
 
     pub fn file(&mut self, name: &[u8], data: &[u8]) -> &mut Self {
-        self.add(&Member { data, ..Member::new(name, b'0') })
+        self.add(&Member {
+            data,
+            ..Member::new(name, b'0')
+        })
     }
 
     pub fn dir(&mut self, name: &[u8]) -> &mut Self {
@@ -127,11 +152,17 @@ impl RawTar {
     }
 
     pub fn symlink(&mut self, name: &[u8], target: &[u8]) -> &mut Self {
-        self.add(&Member { link: target, ..Member::new(name, b'2') })
+        self.add(&Member {
+            link: target,
+            ..Member::new(name, b'2')
+        })
     }
 
     pub fn hardlink(&mut self, name: &[u8], target: &[u8]) -> &mut Self {
-        self.add(&Member { link: target, ..Member::new(name, b'1') })
+        self.add(&Member {
+            link: target,
+            ..Member::new(name, b'1')
+        })
     }
 
     /// The end-of-archive marker (two zero blocks).
@@ -157,7 +188,10 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Runs `rbuild --root ROOT ARGS...` with a clean proxy environment.
@@ -191,31 +225,56 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts success and returns stdout's single line.
 pub fn ok_line(o: &Output) -> String {
-    assert!(o.status.success(), "rbuild failed: {:?}\nstderr: {}", o.status, stderr(o));
+    assert!(
+        o.status.success(),
+        "rbuild failed: {:?}\nstderr: {}",
+        o.status,
+        stderr(o)
+    );
     stdout(o)
 }
 
 /// `layer add` of a file that must succeed; returns `sha256:<hex>`.
 pub fn add_ok(root: &Path, file: &Path) -> String {
     let id = ok_line(&rbuild(root, &["layer", "add", file.to_str().unwrap()]));
-    assert!(id.starts_with("sha256:") && id.len() == 71, "not a DiffID: {id}");
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "not a DiffID: {id}"
+    );
     id
 }
 
 /// The extracted rootfs of a layer id (`sha256:<hex>`).
 pub fn rootfs(root: &Path, id: &str) -> PathBuf {
-    root.join("layers").join(id.trim_start_matches("sha256:")).join("rootfs")
+    root.join("layers")
+        .join(id.trim_start_matches("sha256:"))
+        .join("rootfs")
 }
 
 /// Asserts a refusal as a user sees it: exit code 1, one stderr line starting with
 /// `rbuild: layer add`, mentioning `phrase`, no panic.
 pub fn assert_refused(o: &Output, phrase: &str) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "want exit 1, got {:?}; stderr: {err}", o.status);
-    assert!(o.stdout.is_empty(), "nothing on stdout when refused: {:?}", stdout(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "want exit 1, got {:?}; stderr: {err}",
+        o.status
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "nothing on stdout when refused: {:?}",
+        stdout(o)
+    );
     assert_eq!(err.lines().count(), 1, "one line on stderr: {err}");
-    assert!(err.starts_with("rbuild: layer add "), "names the command: {err}");
-    assert!(err.contains(phrase), "stderr should mention {phrase:?}: {err}");
+    assert!(
+        err.starts_with("rbuild: layer add "),
+        "names the command: {err}"
+    );
+    assert!(
+        err.contains(phrase),
+        "stderr should mention {phrase:?}: {err}"
+    );
     assert!(!err.to_lowercase().contains("panick"), "{err}");
 }
 
@@ -233,7 +292,12 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
         Ok(m) => m,
         Err(_) => return,
     };
-    let rel = p.strip_prefix(base).unwrap().as_os_str().as_bytes().to_vec();
+    let rel = p
+        .strip_prefix(base)
+        .unwrap()
+        .as_os_str()
+        .as_bytes()
+        .to_vec();
     let rel = String::from_utf8_lossy(&rel).into_owned();
     let mtime = format!("{}.{:09}", md.mtime(), md.mtime_nsec());
     let extra = if md.file_type().is_symlink() {
@@ -244,9 +308,19 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
         String::new()
     };
     let size = if md.is_dir() { 0 } else { md.size() };
-    out.push(format!("{rel} {:o} {} {} {}:{} {mtime} {extra}", md.mode(), size, md.nlink(), md.uid(), md.gid()));
+    out.push(format!(
+        "{rel} {:o} {} {} {}:{} {mtime} {extra}",
+        md.mode(),
+        size,
+        md.nlink(),
+        md.uid(),
+        md.gid()
+    ));
     if md.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<_> = fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         for n in names {
             walk(base, &n, out);
@@ -258,7 +332,11 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
 /// can set shell limits (`ulimit -n 256`) on the real binary.
 pub fn rbuild_sh(root: &Path, prelude: &str, args: &[&str]) -> Output {
     let mut c = std::process::Command::new("sh");
-    c.arg("-c").arg(format!("{prelude}; exec \"$0\" \"$@\"")).arg(rbox_tests::bin("rbuild")).arg("--root").arg(root);
+    c.arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(rbox_tests::bin("rbuild"))
+        .arg("--root")
+        .arg(root);
     c.args(args).env_remove("RBOX_ROOT");
     output_within(c, std::time::Duration::from_secs(300))
 }
@@ -266,7 +344,12 @@ pub fn rbuild_sh(root: &Path, prelude: &str, args: &[&str]) -> Output {
 /// Runs `c` to completion, killing it (and failing the test) if it takes longer than `limit`.
 pub fn output_within(mut c: std::process::Command, limit: std::time::Duration) -> Output {
     use std::process::Stdio;
-    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let t_out = std::thread::spawn(move || {
         let mut v = Vec::new();
@@ -290,7 +373,11 @@ pub fn output_within(mut c: std::process::Command, limit: std::time::Duration) -
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
 }
 
 /// Writes a file of apparent size `size` holding `data` at the given offsets, holes elsewhere.
@@ -311,7 +398,10 @@ pub fn allocated(p: &Path) -> u64 {
 
 /// The staging folder of a store is empty (nothing left behind).
 pub fn assert_tmp_empty(root: &Path) {
-    let tmp: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let tmp: Vec<_> = fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(tmp.is_empty(), "staging left behind: {tmp:?}");
 }
 
@@ -319,7 +409,11 @@ pub fn assert_tmp_empty(root: &Path) {
 /// parent, goes below a directory its owner cannot search, and names a directory twice: the
 /// cases where a directory's mode and mtime must be put back after it was settled.
 pub fn revisiting_tar() -> Vec<u8> {
-    let d = |name: &'static [u8], mode: u32, mtime: u64| Member { mode, mtime, ..Member::new(name, b'5') };
+    let d = |name: &'static [u8], mode: u32, mtime: u64| Member {
+        mode,
+        mtime,
+        ..Member::new(name, b'5')
+    };
     let mut t = RawTar::new();
     t.add(&d(b"a/", 0o750, 1_000_000_001));
     t.file(b"a/x", b"x");
@@ -346,14 +440,45 @@ pub fn assert_revisited(r: &Path) {
         let md = fs::symlink_metadata(r.join(p)).unwrap();
         (md.mode() & 0o7777, md.mtime())
     };
-    assert_eq!(m("a"), (0o711, 1_000_000_007), "a: named again last, the later entry wins");
-    assert_eq!(m("b"), (0o700, 1_000_000_002), "b: written to after it was left");
-    assert_eq!(m("lib"), (0o755, 1_000_000_003), "lib: written to through lib64");
-    assert_eq!(m("ro"), (0o555, 1_000_000_004), "ro: written to again while read-only");
-    assert_eq!(m("nx"), (0o600, 1_000_000_005), "nx: written below again while unsearchable");
+    assert_eq!(
+        m("a"),
+        (0o711, 1_000_000_007),
+        "a: named again last, the later entry wins"
+    );
+    assert_eq!(
+        m("b"),
+        (0o700, 1_000_000_002),
+        "b: written to after it was left"
+    );
+    assert_eq!(
+        m("lib"),
+        (0o755, 1_000_000_003),
+        "lib: written to through lib64"
+    );
+    assert_eq!(
+        m("ro"),
+        (0o555, 1_000_000_004),
+        "ro: written to again while read-only"
+    );
+    assert_eq!(
+        m("nx"),
+        (0o600, 1_000_000_005),
+        "nx: written below again while unsearchable"
+    );
     assert_eq!(m("nx/sub"), (0o755, 1_000_000_006), "nx/sub");
-    assert_eq!(m("nx/sub/new").0, 0o755, "a parent made for a member is 0755");
-    for (f, want) in [("a/x", "x"), ("a/y", "y"), ("lib/z", "z"), ("ro/g", "g"), ("nx/sub/h", "h"), ("b/later", "l")] {
+    assert_eq!(
+        m("nx/sub/new").0,
+        0o755,
+        "a parent made for a member is 0755"
+    );
+    for (f, want) in [
+        ("a/x", "x"),
+        ("a/y", "y"),
+        ("lib/z", "z"),
+        ("ro/g", "g"),
+        ("nx/sub/h", "h"),
+        ("b/later", "l"),
+    ] {
         assert_eq!(fs::read_to_string(r.join(f)).unwrap(), want, "{f}");
     }
 }
