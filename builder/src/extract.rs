@@ -984,6 +984,10 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, member: &[u8]) -> Result<Meta, 
                 if let Some(t) = parse_pax_time(ext.value_bytes()) {
                     mtime = t;
                 }
+            } else if key.starts_with(b"GNU.sparse.") {
+                // the tar crate would store the sparse map and data as the file, under a
+                // GNUSparseFile.N/ name: refuse rather than extract something else
+                return Err(bad("a PAX-format sparse member (GNU.sparse.*) is not supported: re-create the archive with tar --format=gnu"));
             }
         }
     }

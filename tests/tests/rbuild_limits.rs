@@ -302,3 +302,27 @@ fn layer_add_of_400k_directories_peaks_below_64_mib() {
         .is_dir());
     assert_eq!(fs::read_dir(r.join("usr/share")).unwrap().count(), 400);
 }
+
+#[test]
+fn layer_add_refuses_pax_format_sparse_members_instead_of_storing_their_map() {
+    require_root();
+    let s = Scratch::new("rbl");
+    let src = s.join("src");
+    fs::create_dir(&src).unwrap();
+    sparse_file(&src.join("s.img"), 64 << 20, &[(1 << 20, b"data")]);
+    let t = s.join("posix.tar");
+    let st = Command::new("tar")
+        .args(["--sparse", "--format=posix", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&t)
+        .arg("s.img")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = s.join("store");
+    let o = rbuild(&root, &["layer", "add", t.to_str().unwrap()]);
+    assert_refused(&o, "a PAX-format sparse member (GNU.sparse.*) is not supported: re-create the archive with tar --format=gnu");
+    assert_eq!(fs::read_dir(root.join("layers")).unwrap().count(), 0);
+    assert_tmp_empty(&root);
+}
