@@ -36,6 +36,8 @@ pub enum ExtractError {
     Escape(String),
     #[error("member {0} is written through a symlink that leaves the layer root; refused")]
     SymlinkEscape(String),
+    #[error("member {0}: too many levels of symbolic links on its path (a symlink loop); refused")]
+    SymlinkLoop(String),
     #[error("hardlink {member} -> {target} leaves the layer root; refused")]
     HardlinkEscape { member: String, target: String },
     #[error("hardlink {member} -> {target}: the target is not in the layer; refused")]
@@ -157,6 +159,9 @@ const MAX_KNOWN_CONTENTS: usize = 200_000;
 /// the sparse files real images carry (preallocated databases, disk images, a `lastlog` of
 /// high uids) and hashes in about ten seconds.
 pub const MAX_SPARSE_HOLES: u64 = 16 << 30;
+
+/// Symlinks followed on one path before it is a loop (the kernel's MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
 
 const PARENT_FLAGS: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -307,7 +312,7 @@ impl Extractor {
             });
         }
         let mut found = resolve(self.root.as_fd(), &join(comps));
-        if matches!(found, Err(Errno::ACCESS)) && self.rootless() && create {
+        if matches!(found, Err(Errno::ACCESS)) && self.rootless() {
             // a directory settled earlier on the way lacks search permission for its owner
             self.unlock_path(comps, member)?;
             found = resolve(self.root.as_fd(), &join(comps));
@@ -362,19 +367,58 @@ impl Extractor {
         Ok(cur)
     }
 
-    /// Rootless: re-opens (as pending, writable) every directory along `comps` that its owner
-    /// could not search, so a member below directories settled earlier can be written.
+    /// Rootless: re-opens (as pending, writable and searchable) every directory on the way to
+    /// `comps`, so a member below directories settled earlier can be written. The way is
+    /// walked here one component at a time, following symlinks by their targets (beneath the
+    /// root), since a symlink may lead through a directory its owner cannot search (`lib64 ->
+    /// d/lib` with `d` settled as 0600): the directories unlocked are the real ones, by their
+    /// real paths. Anything odd on the way (missing, not a directory, an absolute or escaping
+    /// target, a loop) ends the walk: the resolution that follows reports it.
     fn unlock_path(&mut self, comps: &[&[u8]], member: &[u8]) -> Result<(), ExtractError> {
-        for i in 1..=comps.len() {
-            let prefix = join(&comps[..i]);
-            let Ok(fd) = resolve(self.root.as_fd(), &prefix) else {
-                break;
+        let mut todo: Vec<Vec<u8>> = comps.iter().rev().map(|c| c.to_vec()).collect();
+        let mut real: Vec<Vec<u8>> = Vec::new();
+        let mut links = 0;
+        loop {
+            let path = join(&real.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let cur = if path.is_empty() {
+                self.root.try_clone().ok()
+            } else {
+                resolve(self.root.as_fd(), &path).ok()
             };
+            let Some(cur) = cur else { return Ok(()) };
             self.pending
-                .reopen(&prefix, fd.as_fd(), member, true)
+                .reopen(&path, cur.as_fd(), member, true)
                 .map_err(io_err(member, "reopen directory"))?;
+            let Some(c) = todo.pop() else { return Ok(()) };
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if real.pop().is_none() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let Ok(st) = rustix::fs::statat(&cur, c.as_slice(), AtFlags::SYMLINK_NOFOLLOW) else {
+                return Ok(());
+            };
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => real.push(c),
+                FileType::Symlink if links < MAX_SYMLINKS => {
+                    links += 1;
+                    let Ok(t) = rustix::fs::readlinkat(&cur, c.as_slice(), Vec::new()) else {
+                        return Ok(());
+                    };
+                    let t = t.into_bytes();
+                    if t.starts_with(b"/") {
+                        return Ok(());
+                    }
+                    todo.extend(t.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+                }
+                _ => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     /// Removes whatever holds `name` in `pfd` (the later entry wins).
@@ -579,7 +623,13 @@ impl Extractor {
             Err(ExtractError::NotADirectory(_)) => return Err(missing()),
             Err(e) => return Err(e),
         };
-        match rustix::fs::statat(&tpfd, *tname, AtFlags::SYMLINK_NOFOLLOW) {
+        let mut target_st = rustix::fs::statat(&tpfd, *tname, AtFlags::SYMLINK_NOFOLLOW);
+        if matches!(target_st, Err(Errno::ACCESS)) && self.rootless() {
+            // the target's directory was settled earlier without search permission
+            self.unlock_path(tparent, member)?;
+            target_st = rustix::fs::statat(&tpfd, *tname, AtFlags::SYMLINK_NOFOLLOW);
+        }
+        match target_st {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 return Err(ExtractError::HardlinkToDir {
                     member: show(member),
@@ -898,7 +948,8 @@ fn resolve(root: BorrowedFd<'_>, path: &[u8]) -> Result<OwnedFd, Errno> {
 
 fn map_resolve(e: Errno, member: &[u8]) -> ExtractError {
     match e {
-        Errno::XDEV | Errno::LOOP => ExtractError::SymlinkEscape(show(member)),
+        Errno::XDEV => ExtractError::SymlinkEscape(show(member)),
+        Errno::LOOP => ExtractError::SymlinkLoop(show(member)),
         Errno::NOTDIR => ExtractError::NotADirectory(show(member)),
         Errno::NOENT => ExtractError::NotADirectory(show(member)),
         e => ExtractError::Io {

@@ -106,6 +106,11 @@ impl PendingDirs {
             return Ok(()); // the layer root is settled last, by the extractor
         }
         let st = rustix::fs::fstat(fd)?;
+        if self.stack.iter().any(|p| p.id == identity(&st)) {
+            // already pending under another path (reached through a symlink): the metadata
+            // recorded first is the directory's own, what it holds now may be our 0700
+            return Ok(());
+        }
         let mode = st.st_mode & 0o7777;
         let mtime = Timespec {
             tv_sec: st.st_mtime as _,

@@ -539,3 +539,59 @@ fn rootless_layer_add_writes_again_into_directories_it_already_made_read_only() 
     let o = as_nobody(&["--root", store.to_str().unwrap(), "fsck"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The previous round's regression: directories are settled as soon as the archive leaves
+/// them, so a rootless extraction meets its own 0600 directory again when a later member is
+/// written through a symlink that leads through it (`lib64 -> d/lib`), or hardlinks a file
+/// inside it. Both are written, and every directory ends with its own mode and mtime.
+#[test]
+fn rootless_layer_add_writes_through_a_symlink_into_a_directory_settled_unsearchable() {
+    require_root();
+    let s = Scratch::new("rbr");
+    let store = user_dir(&s.join("store"));
+    let d = |name: &'static [u8], mode: u32, mtime: u64| Member {
+        mode,
+        mtime,
+        ..Member::new(name, b'5')
+    };
+    let mut t = RawTar::new();
+    t.add(&d(b"d/", 0o600, 1_000_000_001));
+    t.add(&d(b"d/lib/", 0o755, 1_000_000_002));
+    t.file(b"d/lib/first", b"1");
+    t.add(&d(b"z/", 0o755, 1_000_000_003));
+    t.symlink(b"lib64", b"d/lib");
+    t.file(b"lib64/second", b"2");
+    t.symlink(b"up", b"z/../d");
+    t.file(b"up/lib/third", b"3");
+    t.hardlink(b"z/linked", b"d/lib/first");
+    t.file(b"zz", b"end");
+    let f = write_tar(&s, "through.tar", t.finish());
+    let o = as_nobody(
+        &["--root", store.to_str().unwrap(), "layer", "add", &f],
+        &[],
+    );
+    let id = ok_line(&o);
+    let r = rootfs(&store, &id);
+    let m = |p: &str| {
+        let md = fs::symlink_metadata(r.join(p)).unwrap();
+        (md.mode() & 0o7777, md.mtime())
+    };
+    assert_eq!(m("d"), (0o600, 1_000_000_001), "d");
+    assert_eq!(m("d/lib"), (0o755, 1_000_000_002), "d/lib");
+    assert_eq!(m("z"), (0o755, 1_000_000_003), "z");
+    for (p, want) in [
+        ("d/lib/first", "1"),
+        ("d/lib/second", "2"),
+        ("d/lib/third", "3"),
+        ("z/linked", "1"),
+    ] {
+        assert_eq!(fs::read_to_string(r.join(p)).unwrap(), want, "{p}");
+    }
+    assert_eq!(
+        fs::symlink_metadata(r.join("z/linked")).unwrap().ino(),
+        fs::symlink_metadata(r.join("d/lib/first")).unwrap().ino(),
+        "a hardlink, not a copy"
+    );
+    let o = as_nobody(&["--root", store.to_str().unwrap(), "fsck"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
