@@ -9,7 +9,7 @@ use std::fs;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::{hex, Digest};
-use crate::store::{normalize_tag, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// `sha256:<id>  <size>  <source>` per layer, sorted by id.
 pub fn layer_lines(store: &Store) -> Result<Vec<String>, StoreError> {
@@ -72,15 +72,27 @@ pub fn remove_layer(store: &Store, reference: &str) -> Result<String, StoreError
 /// reference removes the image with all its tags. Refused while a container uses the image.
 pub fn remove_image(store: &Store, reference: &str) -> Result<String, StoreError> {
     let _lock = store.lock_exclusive()?;
-    let id = store.resolve_image_hex(reference)?;
+    // a tag first, as resolve_image_hex: an id prefix never shadows a name, nor the reverse
+    let by_tag = if reference.trim().starts_with("sha256:") {
+        None
+    } else {
+        store.lookup_tag(reference.trim())?
+    };
+    let id = match &by_tag {
+        Some((_, hex)) => hex.clone(),
+        None => store.resolve_image_hex(reference)?,
+    };
     let want = format!("sha256:{id}");
-    let by_tag = normalize_tag(reference).ok().filter(|t| {
-        store
-            .tags()
-            .map(|m| m.get(t) == Some(&want))
-            .unwrap_or(false)
-    });
-    if let Some(tag) = by_tag {
+    if let Some((tag, _)) = by_tag.as_ref().filter(|_| !store.image_dir(&id).exists()) {
+        // a tag left pointing at an image that is gone: dropping it is all there is to do
+        let tag = tag.clone();
+        store.update_tags(|m| {
+            m.remove(&tag);
+            Ok(())
+        })?;
+        return Ok(format!("untagged {tag}"));
+    }
+    if let Some((tag, _)) = by_tag {
         let others = store
             .tags_of(&id)?
             .into_iter()

@@ -57,10 +57,10 @@ pub enum StoreError {
     AmbiguousLayer(String),
     #[error("{0:?} is not a valid reference: use sha256:<64 hex>, a hex prefix of at least 12 digits, or NAME[:TAG]")]
     InvalidReference(String),
-    #[error(
-        "{0:?} is not a valid tag: use NAME[:TAG] with letters, digits and . _ - / (TAG without /)"
-    )]
-    InvalidTag(String),
+    #[error("{tag:?} is not a valid tag: {why}")]
+    InvalidTag { tag: String, why: TagProblem },
+    #[error("image {image}: its config.json does not match its id (it hashes to sha256:{got}): the store was modified; see `rbuild fsck`, then remove the image and create it again")]
+    ConfigMismatch { image: String, got: String },
     #[error("{path}: corrupt store entry: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
@@ -335,6 +335,23 @@ impl Store {
         fs::read(&p).map_err(StoreError::io(&p))
     }
 
+    /// The config of image `hex`, parsed only once its bytes are known to hash to `hex`.
+    pub fn verified_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
+        use sha2::Digest as _;
+        let bytes = self.image_config_bytes(hex)?;
+        let got = crate::digest::hex(&sha2::Sha256::digest(&bytes));
+        if got != hex {
+            return Err(StoreError::ConfigMismatch {
+                image: format!("sha256:{hex}"),
+                got,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: self.image_dir(hex).join("config.json"),
+            reason: e.to_string(),
+        })
+    }
+
     pub fn image_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
         let bytes = self.image_config_bytes(hex)?;
         let p = self.image_dir(hex).join("config.json");
@@ -344,13 +361,15 @@ impl Store {
         })
     }
 
-    /// Resolves an image reference (`sha256:<64hex>`, a unique hex prefix of >= 12 digits with or
-    /// without `sha256:`, or `NAME[:TAG]`) to its id, config, lowerdirs and layer mode. An
+    /// Resolves an image reference (`NAME[:TAG]`, looked up first, then `sha256:<64hex>` or a
+    /// unique hex prefix of >= 12 digits with or without `sha256:`) to its id, config, lowerdirs
+    /// and layer mode. The config's bytes must hash to the image id (else
+    /// [`StoreError::ConfigMismatch`]: nothing runs a config changed behind the store's back). An
     /// image whose layers were extracted in both modes is refused ([`StoreError::MixedLayerModes`]).
     /// rrun calls it under [`Store::lock_shared`].
     pub fn resolve_image(&self, reference: &str) -> Result<ResolvedImage, StoreError> {
         let hex = self.resolve_image_hex(reference)?;
-        let config = self.image_config(&hex)?;
+        let config = self.verified_config(&hex)?;
         let mut lowerdirs = Vec::new();
         let mut layers = Vec::new();
         for d in config.rootfs().diff_ids() {
@@ -400,36 +419,60 @@ impl Store {
         }
     }
 
-    /// Resolves an image reference to the hex ImageID of a stored image.
+    /// Resolves an image reference to the hex ImageID of a stored image. A tag is looked up
+    /// first, then an id prefix (as Docker does), so no tag, even one written by an older
+    /// rbuild that would be refused today, can make a name stand for another image's id. A
+    /// reference starting with `sha256:` is an id only.
     pub fn resolve_image_hex(&self, reference: &str) -> Result<String, StoreError> {
         let r = reference.trim();
-        if let Some(prefix) = hex_prefix(r) {
-            let ids = self.image_ids()?;
-            let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(&prefix)).collect();
-            match hits.len() {
-                1 => return Ok(hits[0].clone()),
-                0 if r.starts_with("sha256:") => {
-                    return Err(StoreError::ImageNotFound(r.to_string()))
-                }
-                0 => {} // may still be a name made of hex digits
-                _ => return Err(StoreError::AmbiguousImage(r.to_string())),
-            }
-        } else if r.starts_with("sha256:") {
-            return Err(StoreError::InvalidReference(r.to_string()));
+        if r.starts_with("sha256:") {
+            let prefix =
+                hex_prefix(r).ok_or_else(|| StoreError::InvalidReference(r.to_string()))?;
+            return self.image_by_prefix(r, &prefix);
         }
-        let tag = normalize_tag(r)?;
+        if let Some((key, hex)) = self.lookup_tag(r)? {
+            if !self.image_dir(&hex).join("config.json").is_file() {
+                return Err(StoreError::Corrupt {
+                    path: self.tags_path(),
+                    reason: format!(
+                        "tag {key} points at missing image sha256:{hex} (`rbuild image rm {key}` drops the tag)"
+                    ),
+                });
+            }
+            return Ok(hex);
+        }
+        if let Some(prefix) = hex_prefix(r) {
+            return self.image_by_prefix(r, &prefix);
+        }
+        normalize_tag(r)?; // a malformed reference is told why
+        Err(StoreError::ImageNotFound(r.to_string()))
+    }
+
+    /// The one stored image whose hex id starts with `prefix`.
+    fn image_by_prefix(&self, r: &str, prefix: &str) -> Result<String, StoreError> {
+        let ids = self.image_ids()?;
+        let mut hits = ids.iter().filter(|id| id.starts_with(prefix));
+        match (hits.next(), hits.next()) {
+            (Some(id), None) => Ok(id.clone()),
+            (None, _) => Err(StoreError::ImageNotFound(r.to_string())),
+            (Some(_), Some(_)) => Err(StoreError::AmbiguousImage(r.to_string())),
+        }
+    }
+
+    /// The tag `reference` names, as stored (NAME[:TAG], `:latest` added when TAG is missing;
+    /// looked up as written, not validated, so an old odd tag is still found), and the hex id of
+    /// the image it points at (which may be missing); None when no such tag exists.
+    pub fn lookup_tag(&self, reference: &str) -> Result<Option<(String, String)>, StoreError> {
+        let key = tag_key(reference);
         let tags = self.tags()?;
-        let id = tags
-            .get(&tag)
-            .ok_or_else(|| StoreError::ImageNotFound(r.to_string()))?;
+        let Some(id) = tags.get(&key) else {
+            return Ok(None);
+        };
         let hex = Digest::parse_sha256(id).ok_or_else(|| StoreError::Corrupt {
             path: self.tags_path(),
-            reason: format!("tag {tag} points at {id:?}"),
+            reason: format!("tag {key} points at {id:?}"),
         })?;
-        if !self.image_dir(&hex).join("config.json").is_file() {
-            return Err(StoreError::ImageNotFound(r.to_string()));
-        }
-        Ok(hex)
+        Ok(Some((key, hex)))
     }
 
     /// Resolves a layer reference (`sha256:<64hex>` or a unique hex prefix of >= 12 digits).
@@ -546,32 +589,148 @@ fn hex_prefix(r: &str) -> Option<String> {
     }
 }
 
-/// Validates NAME[:TAG] and adds `:latest` when TAG is missing.
+/// NAME[:TAG] with `:latest` added when TAG is missing, as tags.json keys it. TAG is what
+/// follows the last `:` unless a `/` comes after it (then the `:` was a registry port). No
+/// validation: lookups find whatever tags.json holds.
+pub fn tag_key(s: &str) -> String {
+    match s.rfind(':') {
+        Some(i) if !s[i + 1..].contains('/') => s.to_string(),
+        _ => format!("{s}:latest"),
+    }
+}
+
+/// Why a NAME[:TAG] is refused (the texts list exactly what the check allows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagProblem {
+    EmptyName,
+    NameTooLong,
+    BadComponent(String),
+    BadHost(String),
+    BadTag(String),
+    LooksLikeId,
+    DigestName,
+}
+
+impl std::fmt::Display for TagProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TagProblem::EmptyName => write!(f, "the NAME is empty"),
+            TagProblem::NameTooLong => write!(f, "the NAME is longer than {MAX_NAME} characters"),
+            TagProblem::BadComponent(c) => write!(
+                f,
+                "NAME component {c:?} must be lowercase letters a-z and digits, with one . _ __ or a run of - between them (components are separated by /)"
+            ),
+            TagProblem::BadHost(h) => write!(
+                f,
+                "registry {h:?} must be letters, digits and - in dot-separated parts, with an optional :PORT"
+            ),
+            TagProblem::BadTag(t) => write!(
+                f,
+                "TAG {t:?} must be 1 to {MAX_TAG} letters, digits, _ . and -, not starting with . or -"
+            ),
+            TagProblem::LooksLikeId => write!(
+                f,
+                "a NAME of 12 to 64 hex digits would read as an image id prefix: add a letter beyond f, or a separator"
+            ),
+            TagProblem::DigestName => write!(
+                f,
+                "the NAME sha256 would read as an image id (sha256:<hex>)"
+            ),
+        }
+    }
+}
+
+/// Longest NAME (Docker's limit) and TAG.
+const MAX_NAME: usize = 255;
+const MAX_TAG: usize = 128;
+
+/// `[a-z0-9]+` runs separated by one `.`, `_`, `__` or a run of `-` (Docker's path component).
+fn path_component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// A registry host: dot-separated parts of letters, digits and inner `-`, then `:PORT`.
+fn host_ok(h: &str) -> bool {
+    let (host, port) = match h.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (h, None),
+    };
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    host.split('.').all(part_ok)
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|x| x.is_ascii_digit()))
+}
+
+/// Validates NAME[:TAG] (Docker's reference grammar: see [`TagProblem`]) and adds `:latest`
+/// when TAG is missing. NAME may start with a registry `HOST[:PORT]/` (a first component with
+/// a `.` or a `:`, or `localhost`). A NAME of 12 to 64 hex digits is refused: it would read
+/// as an image id prefix.
 pub fn normalize_tag(s: &str) -> Result<String, StoreError> {
-    let bad = || StoreError::InvalidTag(s.to_string());
-    // the tag is what follows the last ':' unless that part has a '/', i.e. was a registry port
+    let bad = |why| StoreError::InvalidTag {
+        tag: s.to_string(),
+        why,
+    };
     let (name, tag) = match s.rfind(':') {
         Some(i) if !s[i + 1..].contains('/') => (&s[..i], &s[i + 1..]),
         _ => (s, "latest"),
     };
-    let name_ok = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
-        && !name.starts_with(['/', '.', '-', ':'])
-        && !name.starts_with("sha256");
-    let tag_ok = !tag.is_empty()
-        && tag.len() <= 128
+    let tag_ok = (1..=MAX_TAG).contains(&tag.len())
         && tag
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         && !tag.starts_with(['.', '-']);
-    if name_ok && tag_ok {
-        Ok(format!("{name}:{tag}"))
-    } else {
-        Err(bad())
+    if name.is_empty() {
+        return Err(bad(TagProblem::EmptyName));
     }
+    if name.len() > MAX_NAME {
+        return Err(bad(TagProblem::NameTooLong));
+    }
+    let mut comps: Vec<&str> = name.split('/').collect();
+    if comps.len() > 1 && (comps[0].contains(['.', ':']) || comps[0] == "localhost") {
+        let host = comps.remove(0);
+        if !host_ok(host) {
+            return Err(bad(TagProblem::BadHost(host.to_string())));
+        }
+    }
+    if let Some(c) = comps.iter().find(|c| !path_component_ok(c)) {
+        return Err(bad(TagProblem::BadComponent(c.to_string())));
+    }
+    if !tag_ok {
+        return Err(bad(TagProblem::BadTag(tag.to_string())));
+    }
+    if (12..=64).contains(&name.len()) && is_hex(name) {
+        return Err(bad(TagProblem::LooksLikeId));
+    }
+    if name == "sha256" {
+        return Err(bad(TagProblem::DigestName));
+    }
+    Ok(format!("{name}:{tag}"))
 }
 
 /// Writes `bytes` to `dest` through a file in `tmp` and rename(2): readers see old or new.
@@ -616,6 +775,73 @@ mod tests {
         assert!(normalize_tag("a:").is_err());
         assert!(normalize_tag("a b").is_err());
         assert!(normalize_tag("sha256:abc").is_err());
+    }
+
+    #[test]
+    fn tags_follow_the_reference_grammar() {
+        for ok in [
+            "a",
+            "a0",
+            "my-app_x/sub__part.y/a---b:V1.0_rc-2",
+            "my.app",
+            "registry.example:5000/team/app:1",
+            "localhost/app",
+            "Registry.Example/app", // a host may have capitals, as in Docker
+            "abcdef01234g",         // not hex: a name
+            "abcdef01234",          // 11 hex digits: shorter than an id prefix
+            "abc/abcdef012345",     // an id-like component below a name is no id
+        ] {
+            assert!(normalize_tag(ok).is_ok(), "{ok}");
+        }
+        let why = |s: &str| match normalize_tag(s) {
+            Err(StoreError::InvalidTag { why, .. }) => why,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(why(""), TagProblem::EmptyName);
+        assert_eq!(why(":v1"), TagProblem::EmptyName);
+        assert_eq!(why(&"a".repeat(256)), TagProblem::NameTooLong);
+        for bad in [
+            "UPPER", "a:b:c", "a/../b", ".a", "a.", "a..b", "a___b", "-a", "a b", "a/", "/a",
+            "a//b", "a.-b", "é",
+        ] {
+            assert!(
+                matches!(why(bad), TagProblem::BadComponent(_)),
+                "{bad}: {:?}",
+                why(bad)
+            );
+        }
+        assert!(matches!(why("bad_host.x:99/a"), TagProblem::BadHost(_)));
+        assert!(
+            matches!(why("../x"), TagProblem::BadHost(_)),
+            "a first part with . is a host"
+        );
+        assert!(matches!(why("h.x:port/a"), TagProblem::BadHost(_)));
+        for bad in ["a:", "a:.x", "a:-x", "a:x!"] {
+            assert!(matches!(why(bad), TagProblem::BadTag(_)), "{bad}");
+        }
+        assert!(matches!(
+            why(&format!("a:{}", "t".repeat(129))),
+            TagProblem::BadTag(_)
+        ));
+        assert!(normalize_tag(&format!("a:{}", "t".repeat(128))).is_ok());
+        for id_like in ["0123456789ab", "2a7a132d0b86:v1", &"f".repeat(64)] {
+            assert_eq!(why(id_like), TagProblem::LooksLikeId, "{id_like}");
+        }
+        assert_eq!(why("sha256:abc"), TagProblem::DigestName);
+        // the message lists what the check allows
+        let msg = normalize_tag("UPPER").unwrap_err().to_string();
+        assert!(
+            msg.contains("lowercase letters a-z and digits, with one . _ __ or a run of -"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn tag_keys_add_latest_unless_a_tag_is_given() {
+        assert_eq!(tag_key("a"), "a:latest");
+        assert_eq!(tag_key("a:b:c"), "a:b:c");
+        assert_eq!(tag_key("h:5000/a"), "h:5000/a:latest");
+        assert_eq!(tag_key("UPPER"), "UPPER:latest");
     }
 
     #[test]
