@@ -22,7 +22,8 @@
 //!   the root, never opened when they are FIFOs, and read with a 1 MiB cap ([`inroot`]).
 //! - Containers removed on exit (unnamed, not detached, or `--rm`) keep their upper dir in
 //!   rrun's tmpfs at /run/rbox/containers/<id>/ (one mount for all, `size=25%`, charged to each
-//!   container's memory cgroup): nothing is written to or freed on disk; named/detached
+//!   container's memory cgroup, unmounted by the removal of the last container in it): nothing
+//!   is written to or freed on disk; named/detached
 //!   containers, and rootless ones, keep it under `<root>/containers/<id>/upper` ([`upper`]).
 //!   `inspect` shows the host path either way.
 //! - A record is saved before anything else of a container exists ([`state`]): rrun killed at

@@ -6,9 +6,12 @@
 //!   {upper,work}`, on the store's filesystem, kept until `rrun rm`.
 //! - Containers removed on exit (unnamed foreground runs, --rm), as root: `/run/rbox/containers/
 //!   <id>/{upper,work}` in one tmpfs that rrun mounts there the first time it needs it (mode
-//!   0700, nosuid, nodev, `size=25%` of RAM for all such containers together) and never
-//!   unmounts: there is no mount per container, so a crash cannot leak one; `rm` removes the
-//!   container's folder there. Why not the disk: an overlay whose upper dir is on a disk
+//!   0700, nosuid, nodev, `size=25%` of RAM for all such containers together). There is no
+//!   mount per container, so a crash cannot leak one; `rm` removes the container's folder there
+//!   and the last removal unmounts the tmpfs (MNT_DETACH), so a host with no such container has
+//!   no rbox mount. Mounting, making a folder there and unmounting are serialised by a flock(2)
+//!   of `/run/rbox`, so the tmpfs is never unmounted while a container's folder is in it. Why not
+//!   the disk: an overlay whose upper dir is on a disk
 //!   filesystem writes and syncs it (ext4 here: about +12 ms per container, three times the
 //!   whole start-up); a tmpfs upper costs two mkdirs. A container's writes there are charged to
 //!   its memory cgroup, so `--memory` also bounds its share of the tmpfs.
@@ -75,8 +78,12 @@ pub fn work_dir(containers: &Containers, id: &str, place: Place) -> PathBuf {
 pub fn prepare(containers: &Containers, id: &str, place: Place, ids: &IdMaps) -> Result<()> {
     let b = base(containers, id, place);
     if place == Place::Run {
+        let _lock = run_lock(true)?;
         ensure_tmpfs()?;
-        fs::DirBuilder::new().mode(0o700).create(&b).ctx(|| format!("create {}", b.display()))?;
+        if let Err(e) = fs::DirBuilder::new().mode(0o700).create(&b) {
+            unmount_if_unused()?;
+            return Err(e).ctx(|| format!("create {}", b.display()));
+        }
     }
     let (upper, work) = (b.join("upper"), b.join("work"));
     for d in [&upper, &work] {
@@ -89,25 +96,52 @@ pub fn prepare(containers: &Containers, id: &str, place: Place, ids: &IdMaps) ->
     Ok(())
 }
 
-/// Removes container `id`'s folder in rrun's tmpfs, if any (only root has one).
+/// Removes container `id`'s folder in rrun's tmpfs, if any (only root has one), then unmounts
+/// the tmpfs when no container's folder is left in it.
 pub fn remove_run_dir(id: &str) -> Result<()> {
     if !state::is_id(id) || !rustix::process::geteuid().is_root() {
         return Ok(());
     }
-    state::remove_tree(&Path::new(RUN_DIR).join(id))
+    let mine = Path::new(RUN_DIR).join(id);
+    if fs::symlink_metadata(&mine).is_err() {
+        return Ok(()); // this container's upper dir was never there (or is gone already)
+    }
+    state::remove_tree(&mine)?;
+    let Some(_lock) = run_lock(false)? else { return Ok(()) };
+    unmount_if_unused()
 }
 
-/// Mounts rrun's tmpfs at [`RUN_DIR`] unless it is there; concurrent rruns serialise on a
-/// flock of its parent folder so that only one mounts it.
+/// Unmounts rrun's tmpfs (MNT_DETACH) when it holds no container's folder. The caller holds
+/// [`run_lock`].
+fn unmount_if_unused() -> Result<()> {
+    let dir = Path::new(RUN_DIR);
+    let empty = fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if empty && is_own_tmpfs(dir) {
+        sys::umount2(dir, libc::MNT_DETACH).ctx(|| format!("unmount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
+        tracing::info!("unmounted the tmpfs on {RUN_DIR}: no container uses it");
+    }
+    Ok(())
+}
+
+/// An exclusive flock(2) of [`RUN_DIR`]'s parent, made first when `create`; None when it does
+/// not exist and `create` is false. Held while the tmpfs is mounted, a folder is made in it, or
+/// it is checked empty and unmounted.
+fn run_lock(create: bool) -> Result<Option<fs::File>> {
+    let parent = Path::new(RUN_DIR).parent().unwrap_or(Path::new("/"));
+    if create {
+        fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).ctx(|| format!("create {}", parent.display()))?;
+    }
+    let lock = match fs::File::open(parent) {
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.ctx(|| format!("open {}", parent.display()))?,
+    };
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from).ctx(|| format!("lock {}", parent.display()))?;
+    Ok(Some(lock))
+}
+
+/// Mounts rrun's tmpfs at [`RUN_DIR`] unless it is there. The caller holds [`run_lock`].
 fn ensure_tmpfs() -> Result<()> {
     let dir = Path::new(RUN_DIR);
-    if is_own_tmpfs(dir) {
-        return Ok(());
-    }
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).ctx(|| format!("create {}", parent.display()))?;
-    let lock = fs::File::open(parent).ctx(|| format!("open {}", parent.display()))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from).ctx(|| format!("lock {}", parent.display()))?;
     if is_own_tmpfs(dir) {
         return Ok(());
     }

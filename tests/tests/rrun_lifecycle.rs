@@ -454,6 +454,42 @@ fn the_upper_dir_of_a_container_removed_on_exit_is_a_host_path_holding_its_write
     lab.assert_clean(&[]);
 }
 
+/// rrun's tmpfs for the upper dirs of containers removed on exit is there while one runs and
+/// unmounted by the last removal: a host with no such container has no rbox mount. Run in a
+/// private mount namespace of the test's own, so containers of tests running at the same time
+/// (in the host's namespace) cannot keep it mounted; the copy of the host's mount it starts
+/// with, if any, is detached there first.
+#[test]
+fn rruns_tmpfs_for_upper_dirs_is_unmounted_when_its_last_container_is_removed() {
+    let lab = Lab::new("life");
+    let rrun = rbox_tests::bin("rrun");
+    let script = format!(
+        r#"umount -l {dir} 2>/dev/null
+count() {{ awk '$5 == "{dir}"' /proc/self/mountinfo | wc -l; }}
+echo before=$(count)
+"$1" --rm --net none --image "$2" -- true
+echo after_run=$(count)
+"$1" -d --rm --name "$3" --net none --image "$2" -- sleep 1000 >/dev/null
+echo while_detached=$(count)
+"$1" rm -f "$3" >/dev/null
+echo after_rm=$(count)
+"#,
+        dir = rrun_common::RUN_DIR
+    );
+    let name = unique("tmpfs");
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&rrun)
+        .args([&lab.image, &name])
+        .env("RBOX_ROOT", lab.store.path())
+        .stdin(Stdio::null());
+    let o = output(c, 60);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(out, "before=0\nafter_run=0\nwhile_detached=1\nafter_rm=0\n");
+    lab.assert_clean(&[]);
+}
+
 #[test]
 fn a_panic_in_a_forked_child_ends_it_with_125_in_one_line_and_leaves_nothing() {
     let lab = Lab::new("life");
