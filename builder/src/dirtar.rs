@@ -185,7 +185,7 @@ impl<W: Write> DirTar<'_, W> {
         h.set_mode(st.st_mode & 0o7777);
         h.set_uid(st.st_uid as u64);
         h.set_gid(st.st_gid as u64);
-        h.set_mtime(self.mtime(st.st_mtime as i64));
+        h.set_mtime(self.mtime(st.st_mtime));
         h.set_size(0);
         let mut name = rel.to_vec();
         let ft = FileType::from_raw_mode(st.st_mode);
