@@ -173,19 +173,19 @@ impl Root {
         let fd = match self.resolve(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY) {
             Ok(f) => f,
             Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
-            Err(e) => return Err(sys_err(format!("open the image's {path}"), e)),
+            Err(e) => return Err(sys_err(format!("open the container's {path}"), e)),
         };
-        let st = rfs::fstat(&fd).map_err(|e| sys_err(format!("stat the image's {path}"), e))?;
+        let st = rfs::fstat(&fd).map_err(|e| sys_err(format!("stat the container's {path}"), e))?;
         let ft = FileType::from_raw_mode(st.st_mode);
         if ft != FileType::RegularFile {
-            return Err(user(format!("the image's {path} is {}, not a regular file: fix the image", describe(ft))));
+            return Err(user(format!("the container's {path} is {}, not a regular file", describe(ft))));
         }
-        let too_big = || user(format!("the image's {path} is larger than {} KiB, the most rrun reads: fix the image", MAX_FILE / 1024));
+        let too_big = || user(format!("the container's {path} is larger than {} KiB, the most rrun reads", MAX_FILE / 1024));
         if st.st_size as u64 > MAX_FILE {
             return Err(too_big());
         }
         let mut data = Vec::with_capacity(st.st_size as usize);
-        std::fs::File::from(fd).take(MAX_FILE + 1).read_to_end(&mut data).map_err(|e| Error::Sys { what: format!("read the image's {path}"), source: e })?;
+        std::fs::File::from(fd).take(MAX_FILE + 1).read_to_end(&mut data).map_err(|e| Error::Sys { what: format!("read the container's {path}"), source: e })?;
         if data.len() as u64 > MAX_FILE {
             return Err(too_big());
         }

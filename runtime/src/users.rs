@@ -11,9 +11,16 @@ use crate::inroot::Root;
 /// container's /etc/passwd and /etc/group, refused when its uid or gid is not mapped in the
 /// container's user namespace. Supplementary groups the namespace does not map are left out
 /// (as are all of them where setgroups is denied, rootless).
+///
+/// A file rrun will not read (not a regular file, over the size cap) is an error only when
+/// `spec` names a user or group that must be looked up in it; otherwise it is left out with a
+/// one-line warning on stderr, as if missing: a container that replaced its /etc/passwd with a
+/// FIFO can still be entered with `exec -u UID:GID`, and an image shipping one runs as root.
 pub fn in_container(root: &Root, spec: &str, maps: &IdMaps) -> Result<User> {
-    let passwd = root.read_small("/etc/passwd")?.map(|b| String::from_utf8_lossy(&b).into_owned());
-    let group = root.read_small("/etc/group")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let (u_part, g_part) = spec.split_once(':').unwrap_or((spec, ""));
+    let by_name = |s: &str| !s.is_empty() && !s.bytes().all(|c| c.is_ascii_digit());
+    let passwd = table(root, "/etc/passwd", by_name(u_part), spec)?;
+    let group = table(root, "/etc/group", by_name(g_part), spec)?;
     let mut u = resolve(spec, passwd.as_deref(), group.as_deref())?;
     maps.check_mapped(u.uid, u.gid)?;
     if maps.deny_setgroups {
@@ -22,6 +29,19 @@ pub fn in_container(root: &Root, spec: &str, maps: &IdMaps) -> Result<User> {
         u.groups.retain(|g| maps.host_gid(*g).is_some());
     }
     Ok(u)
+}
+
+/// The text of `path` in the container (None when missing). When rrun will not read it: an
+/// error naming `spec` if `needed` (a name must be looked up there), else a warning and None.
+fn table(root: &Root, path: &str, needed: bool, spec: &str) -> Result<Option<String>> {
+    match root.read_small(path) {
+        Ok(b) => Ok(b.map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if needed => Err(user(format!("-u {spec}: {e}: fix the file, or use a numeric -u UID:GID"))),
+        Err(e) => {
+            eprintln!("rrun: warning: {e}: ignored (no supplementary groups or home from it)");
+            Ok(None)
+        }
+    }
 }
 
 /// A numeric id: None for a name; digits that do not fit 32 bits are an error.
@@ -55,8 +75,8 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     let (uid, pw) = match numeric(u, "uid")? {
         Some(id) => (id, by_uid(id)),
         None => {
-            let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| user(format!("no user {u:?} in the image's /etc/passwd: use a numeric UID")))?;
-            (f[2].parse().map_err(|_| user(format!("bad uid for {u:?} in the image's /etc/passwd")))?, Some(f))
+            let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| user(format!("no user {u:?} in the container's /etc/passwd: use a numeric UID")))?;
+            (f[2].parse().map_err(|_| user(format!("bad uid for {u:?} in the container's /etc/passwd")))?, Some(f))
         }
     };
     let groups_tbl: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
@@ -67,7 +87,7 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| user(format!("no group {g:?} in the image's /etc/group: use a numeric GID")))?,
+                .ok_or_else(|| user(format!("no group {g:?} in the container's /etc/group: use a numeric GID")))?,
         },
         None => pw.and_then(|f| f[3].parse().ok()).unwrap_or(0),
     };
