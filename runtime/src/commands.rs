@@ -87,7 +87,8 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "tmpfs": s.config.tmpfs,
         "read_only": s.config.read_only,
         "limits": s.config.limits,
-        "cgroup_paths": s.cgroup_paths,
+        // the cgroups that exist: the record also names every one creation may have made
+        "cgroup_paths": s.cgroup_paths.iter().filter(|p| p.is_dir()).collect::<Vec<_>>(),
         "log_path": dir.join(crate::detach::LOG_FILE),
     });
     let text = serde_json::to_string_pretty(&v).map_err(|source| Error::Json { what: "serialize inspect".into(), source })?;

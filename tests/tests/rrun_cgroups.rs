@@ -411,6 +411,18 @@ fn a_container_lives_in_every_limited_hierarchy_and_rm_leaves_none() {
         dirs.len(),
         "PID 1 is in every cgroup made for it:\n{lines}{dirs:?}"
     );
+    // inspect lists those cgroups, no other (none that creation only might have made)
+    let v: serde_json::Value = serde_json::from_str(&lab.inspect(&name)).unwrap();
+    let mut listed: Vec<PathBuf> = v["cgroup_paths"]
+        .as_array()
+        .expect("cgroup_paths")
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect();
+    listed.sort();
+    let mut want = dirs.clone();
+    want.sort();
+    assert_eq!(listed, want, "inspect's cgroup_paths");
     let out = lab.rm_f(&name);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
