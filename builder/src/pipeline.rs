@@ -3,7 +3,7 @@
 //! the uncompressed stream (the DiffID) -> fixed-size chunks over a bounded channel to the
 //! extracting thread. No kernel interface beyond read(2); memory is bounded by the chunk pool.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -33,6 +33,63 @@ impl Compression {
     }
 }
 
+/// A tar header block.
+const TAR_BLOCK: usize = 512;
+
+/// Compressed formats recognised only to be refused: name and magic bytes (bzip2's `BZh` is
+/// followed by a block-size digit; lz4 has a frame and a legacy magic).
+const UNSUPPORTED: [(&str, &[u8]); 5] = [
+    ("xz", &[0xfd, b'7', b'z', b'X', b'Z', 0x00]),
+    ("bzip2", b"BZh"),
+    ("lz4", &[0x04, 0x22, 0x4d, 0x18]),
+    ("lz4", &[0x02, 0x21, 0x4c, 0x18]),
+    ("lzip", b"LZIP"),
+];
+
+/// The name of a compression rbuild does not read, told by the magic at the start of `head`
+/// (the first block of the input). A first block that is a valid tar header is a tar whatever
+/// its first member is named (`BZh9...` is a valid file name).
+fn unsupported_compression(head: &[u8]) -> Option<&'static str> {
+    let (name, _) = UNSUPPORTED.iter().find(|(_, m)| head.starts_with(m))?;
+    if *name == "bzip2" && !matches!(head.get(3), Some(b'1'..=b'9')) {
+        return None;
+    }
+    if is_tar_header(head) {
+        return None;
+    }
+    Some(name)
+}
+
+/// Whether `b` starts with a 512-byte block whose checksum field (octal, bytes 148..156)
+/// matches its bytes summed with that field as spaces, unsigned or signed (old tars).
+fn is_tar_header(b: &[u8]) -> bool {
+    let Some(block) = b.get(..TAR_BLOCK) else {
+        return false;
+    };
+    let field = &block[148..156];
+    let digits: Vec<u8> = field
+        .iter()
+        .copied()
+        .skip_while(|c| *c == b' ')
+        .take_while(|c| (b'0'..=b'7').contains(c))
+        .collect();
+    if digits.is_empty() {
+        return false;
+    }
+    let Some(want) = digits.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(8)?.checked_add(u64::from(d - b'0'))
+    }) else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, &c) in block.iter().enumerate() {
+        let c = if (148..156).contains(&i) { b' ' } else { c };
+        unsigned += u64::from(c);
+        signed += i64::from(c as i8);
+    }
+    want == unsigned || i64::try_from(want).is_ok_and(|w| w == signed)
+}
+
 /// Errors of the reading/decompressing half.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -40,6 +97,8 @@ pub enum StreamError {
     Empty,
     #[error("reading the input: {0}")]
     Read(io::Error),
+    #[error("{0}-compressed input is not supported: use .tar, .tar.gz/.tgz or .tar.zst")]
+    Unsupported(&'static str),
     #[error("corrupt or truncated {kind} data: {msg}")]
     Corrupt { kind: &'static str, msg: String },
 }
@@ -196,20 +255,22 @@ fn produce(
         sha512: want_sha512.then(Sha512::new),
         source_error: None,
     }));
-    let mut raw = BufReader::with_capacity(
-        256 << 10,
-        HashingReader {
-            inner: input,
-            hashes: hashes.clone(),
-        },
-    );
-    let head = loop {
-        match raw.fill_buf() {
-            Ok(b) => break b,
+    let mut hashing = HashingReader {
+        inner: input,
+        hashes: hashes.clone(),
+    };
+    // the first block (or all of a shorter input), however the source delivers it, then the rest
+    let mut head = vec![0u8; TAR_BLOCK];
+    let mut got = 0;
+    while got < head.len() {
+        match hashing.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(StreamError::Read(e)),
         }
-    };
+    }
+    head.truncate(got);
     if head.is_empty() {
         return Err(StreamError::Empty);
     }
@@ -217,9 +278,12 @@ fn produce(
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
+    } else if let Some(name) = unsupported_compression(&head) {
+        return Err(StreamError::Unsupported(name));
     } else {
         Compression::None
     };
+    let mut raw = BufReader::with_capacity(256 << 10, io::Cursor::new(head).chain(hashing));
     if kind == Compression::None {
         // an uncompressed input is its own tar stream: its sha256 is the DiffID, hashed once
         hashes.lock().unwrap_or_else(|p| p.into_inner()).sha256 = None;
@@ -306,4 +370,51 @@ fn produce(
         size,
         compression: Some(kind),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ustar-like header block for a member `name`, with a correct checksum.
+    fn header(name: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; TAR_BLOCK];
+        b[..name.len()].copy_from_slice(name);
+        b[100..107].copy_from_slice(b"0000644");
+        b[156] = b'0';
+        b[257..263].copy_from_slice(b"ustar\0");
+        b[148..156].copy_from_slice(b"        ");
+        let sum: u32 = b.iter().map(|c| u32::from(*c)).sum();
+        b[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        b
+    }
+
+    #[test]
+    fn magic_of_unsupported_compressions_is_named() {
+        let pad = |m: &[u8]| [m, &[0x55u8; 600][..]].concat();
+        assert_eq!(
+            unsupported_compression(&pad(&[0xfd, b'7', b'z', b'X', b'Z', 0])),
+            Some("xz")
+        );
+        assert_eq!(unsupported_compression(&pad(b"BZh91AY&SY")), Some("bzip2"));
+        assert_eq!(
+            unsupported_compression(&pad(&[0x04, 0x22, 0x4d, 0x18])),
+            Some("lz4")
+        );
+        assert_eq!(unsupported_compression(b"LZIP\x01"), Some("lzip"));
+        assert_eq!(unsupported_compression(b"BZh"), None, "no block size digit");
+        assert_eq!(unsupported_compression(&pad(b"plain text")), None);
+    }
+
+    #[test]
+    fn a_tar_whose_first_member_looks_like_magic_is_a_tar() {
+        let h = header(b"BZh91AY&SY");
+        assert!(is_tar_header(&h));
+        assert_eq!(unsupported_compression(&h), None);
+        assert_eq!(unsupported_compression(&header(b"LZIP-notes")), None);
+        let mut broken = header(b"LZIP-notes");
+        broken[0x60] ^= 1;
+        assert!(!is_tar_header(&broken));
+        assert_eq!(unsupported_compression(&broken), Some("lzip"));
+    }
 }

@@ -498,3 +498,64 @@ fn layer_add_never_panics_on_mutated_archives() {
         "no staging left"
     );
 }
+
+/// `tool -c` of `data`, as the command line writes it (xz and bzip2 are in every Debian).
+fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut c = std::process::Command::new(tool)
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let mut stdin = c.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let o = c.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(o.status.success(), "{tool} failed");
+    o.stdout
+}
+
+#[test]
+fn layer_add_refuses_xz_bzip2_lz4_and_lzip_naming_the_format() {
+    let lab = Lab::new();
+    let tar = RawTar::new().file(b"etc/os-release", b"x\n").finish();
+    let mut lz4 = vec![0x04, 0x22, 0x4d, 0x18, 0x64, 0x40, 0xa7];
+    lz4.extend_from_slice(&[0u8; 64]);
+    let mut lzip = b"LZIP\x01\x0c".to_vec();
+    lzip.extend_from_slice(&[0x55u8; 64]);
+    let cases = [
+        ("xz", "layer.tar.xz", compress_with("xz", &tar)),
+        ("bzip2", "layer.tar.bz2", compress_with("bzip2", &tar)),
+        ("lz4", "layer.tar.lz4", lz4),
+        ("lzip", "layer.tar.lz", lzip),
+    ];
+    for (name, file, bytes) in &cases {
+        let o = lab.add_bytes(file, bytes, &[]);
+        assert_refused(
+            &o,
+            &format!(
+                "{file}: {name}-compressed input is not supported: use .tar, .tar.gz/.tgz or .tar.zst"
+            ),
+        );
+        lab.assert_untouched();
+    }
+    // with a checksum of the bytes as received the refusal is the same
+    let (_, file, bytes) = &cases[0];
+    let o = lab.add_bytes(file, bytes, &["--sha256", &sha256_hex(bytes)]);
+    assert_refused(&o, "xz-compressed input is not supported");
+    lab.assert_untouched();
+}
+
+#[test]
+fn layer_add_keeps_a_tar_whose_first_member_is_named_like_a_compression_magic() {
+    let lab = Lab::new();
+    for name in [&b"BZh91AY&SY"[..], b"LZIP-notes"] {
+        let f = lab.s.join("magic-name.tar");
+        fs::write(&f, RawTar::new().file(name, b"data").finish()).unwrap();
+        let id = add_ok(&lab.root, &f);
+        let p = rootfs(&lab.root, &id).join(std::str::from_utf8(name).unwrap());
+        assert_eq!(fs::read(p).unwrap(), b"data");
+    }
+}
