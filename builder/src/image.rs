@@ -192,11 +192,12 @@ pub fn create(
     Ok(id)
 }
 
-/// Writes `images/<id>/config.json` through a staging folder; an existing image is kept.
+/// Writes `images/<id>/config.json` through a staging folder; an existing image is kept once
+/// its config is known to hash to `id` (a tampered one is refused, never handed out as new).
 pub fn store_config(store: &Store, bytes: &[u8], id: &str) -> Result<(), StoreError> {
     let dest = store.image_dir(id);
     if dest.join("config.json").is_file() {
-        return Ok(());
+        return store.verified_config_bytes(id).map(drop);
     }
     let stage = store.tmp_dir().join(format!(
         "image-{}-{}",

@@ -1,16 +1,54 @@
 //! rbuild command line: a thin clap front end over the rbuild library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use rbuild::image::ImageOptions;
 use rbuild::import::{AddOptions, Source};
 use rbuild::store::Store;
+
+/// Exit status of rbuild's own failures (and of usage errors).
+const FAILURE: u8 = 1;
+/// Exit status when stdout's reader went away (EPIPE): 128 + SIGPIPE, what a shell reports for
+/// a tool killed by SIGPIPE. rbuild keeps SIGPIPE ignored (its internal pipes need EPIPE).
+const BROKEN_PIPE: u8 = 141;
+
+/// A line on stderr. Unlike `eprintln!` it never panics: a message that cannot be written
+/// (stderr closed or its reader gone) is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// Writing to stdout failed; `main` turns it into an exit status (see [`stdout_failure`]).
+#[derive(Debug, thiserror::Error)]
+#[error("write to stdout: {0}")]
+struct StdoutError(std::io::Error);
+
+/// Writes `text` and a newline to stdout and flushes it, checked: a reader that went away or a
+/// full disk is an error (never the panic of `println!`).
+fn out(text: impl std::fmt::Display) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{text}")
+        .and_then(|()| o.flush())
+        .map_err(|e| StdoutError(e).into())
+}
+
+/// The exit status for an error of stdout: EPIPE exits quietly with 141, anything else says
+/// one line and exits 1.
+fn stdout_failure(e: &std::io::Error) -> ExitCode {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return ExitCode::from(BROKEN_PIPE);
+    }
+    say!("rbuild: write to stdout: {e}");
+    ExitCode::from(FAILURE)
+}
 
 /// Seconds of silence after which a download is abandoned (see `download::IDLE_TIMEOUT`).
 const IDLE_ENV: &str = "RBUILD_HTTP_IDLE_TIMEOUT";
@@ -126,27 +164,118 @@ enum ImageCmd {
 }
 
 fn main() -> ExitCode {
+    // a panic is a bug: one line, no backtrace, and never a second panic on a closed stderr
+    std::panic::set_hook(Box::new(|info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        say!("rbuild: internal error: {msg}{at}");
+    }));
     // a re-executed rootless child: enter its user namespace while still single-threaded
     if std::env::var_os(rbuild::userns::CHILD_ENV).is_some() {
         if let Err(e) = rbuild::userns::enter_child() {
-            eprintln!("rbuild: {e}");
-            return ExitCode::from(1);
+            say!("rbuild: {e}");
+            return ExitCode::from(FAILURE);
         }
     }
     rbuild::util::raise_nofile_limit();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_exit(&e),
+    };
     init_logging(cli.verbose);
     // a user with subordinate ids: run again inside a mapped user namespace, keeping owners
     let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
     if let Some(code) = rbuild::userns::reexec(&root) {
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        return ExitCode::from(u8::try_from(code).unwrap_or(FAILURE));
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rbuild: {}", one_line(&e));
-            ExitCode::from(1)
+            if let Some(StdoutError(io)) = e.chain().find_map(|c| c.downcast_ref::<StdoutError>()) {
+                return stdout_failure(io);
+            }
+            say!("rbuild: {}", one_line(&e));
+            ExitCode::from(FAILURE)
         }
+    }
+}
+
+/// `--help` and `--version` print in full (exit 0); a usage error is one line, exit 1 like
+/// every other failure of rbuild, naming the command whose `--help` tells more (as rrun does).
+fn usage_exit(e: &clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        return match e.print() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(io) => stdout_failure(&io),
+        };
+    }
+    say!("rbuild: {}", one_line_usage_error(e));
+    ExitCode::from(FAILURE)
+}
+
+/// A clap error as one line: its first paragraph without `error: `, then the command to ask
+/// for help, e.g. `unrecognized subcommand 'bogus' (see `rbuild image --help`)`.
+fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let command: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| {
+                    !w.starts_with('-') && w.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                })
+                .collect()
+        })
+        .filter(|c: &Vec<&str>| !c.is_empty())
+        .unwrap_or_else(|| vec!["rbuild"]);
+    use clap::error::ErrorKind;
+    let first = if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+    ) {
+        missing_subcommand(&command)
+    } else {
+        let first = text
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| l.is_empty())
+            .take_while(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        first.strip_prefix("error: ").unwrap_or(&first).to_string()
+    };
+    format!("{first} (see `{} --help`)", command.join(" "))
+}
+
+/// `a subcommand is required: layer, image, gc or fsck` for the command path `words`.
+fn missing_subcommand(words: &[&str]) -> String {
+    let mut c = Cli::command();
+    for w in words.iter().skip(1) {
+        match c.find_subcommand(w) {
+            Some(sub) => c = sub.clone(),
+            None => break,
+        }
+    }
+    let names: Vec<String> = c
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .filter(|n| n != "help")
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("a subcommand is required: {} or {last}", rest.join(", "))
+        }
+        Some((last, _)) => format!("a subcommand is required: {last}"),
+        None => "a subcommand is required".into(),
     }
 }
 
@@ -235,8 +364,7 @@ fn run(cli: Cli) -> Result<()> {
                 arch,
             };
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
-            println!("sha256:{id}");
-            Ok(())
+            out(format_args!("sha256:{id}"))
         }
         Cmd::Image(ImageCmd::Ls) => {
             print_lines(rbuild::maint::image_lines(&store).context("image ls")?)
@@ -250,8 +378,7 @@ fn run(cli: Cli) -> Result<()> {
             let t = store
                 .set_tag(&tag, &hex)
                 .with_context(|| format!("image tag {image} {tag}"))?;
-            println!("{t}");
-            Ok(())
+            out(t)
         }
         Cmd::Gc => gc(&store),
         Cmd::Fsck => fsck(&store),
@@ -260,7 +387,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn print_lines(lines: Vec<String>) -> Result<()> {
     for line in lines {
-        println!("{line}");
+        out(line)?;
     }
     Ok(())
 }
@@ -282,31 +409,30 @@ fn layer_add(
         .with_context(|| format!("layer add {source}"))?;
     let s = &added.stats;
     if s.skipped_devices > 0 {
-        eprintln!(
+        say!(
             "rbuild: warning: {} device node(s) skipped: only root can create them",
             s.skipped_devices
         );
     }
     if s.unmapped_owners > 0 {
-        eprintln!(
+        say!(
             "rbuild: warning: {} member(s) owned by ids outside your subordinate range: owned by you instead",
             s.unmapped_owners
         );
     }
     if s.skipped_xattrs > 0 {
-        eprintln!(
+        say!(
             "rbuild: warning: {} extended attribute(s) could not be kept",
             s.skipped_xattrs
         );
     }
-    println!("{}", added.diff_id);
-    Ok(())
+    out(&added.diff_id)
 }
 
 fn layer_rm(store: &Store, layers: &[String]) -> Result<()> {
     for l in layers {
         let id = rbuild::maint::remove_layer(store, l).with_context(|| format!("layer rm {l}"))?;
-        println!("sha256:{id}");
+        out(format_args!("sha256:{id}"))?;
     }
     Ok(())
 }
@@ -315,23 +441,25 @@ fn image_inspect(store: &Store, image: &str, raw: bool) -> Result<()> {
     let hex = store
         .resolve_image_hex(image)
         .with_context(|| format!("image inspect {image}"))?;
+    // only bytes that hash to the id: a config changed behind the store's back is refused here
+    // as rrun refuses to run it
     let bytes = store
-        .image_config_bytes(&hex)
+        .verified_config_bytes(&hex)
         .with_context(|| format!("image inspect {image}"))?;
     if raw {
-        println!("{}", String::from_utf8_lossy(&bytes));
+        out(String::from_utf8_lossy(&bytes))
     } else {
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("image inspect {image}: config of sha256:{hex}"))?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out(serde_json::to_string_pretty(&v)?)
     }
-    Ok(())
 }
 
 fn image_rm(store: &Store, images: &[String]) -> Result<()> {
     for i in images {
-        let out = rbuild::maint::remove_image(store, i).with_context(|| format!("image rm {i}"))?;
-        println!("{out}");
+        let line =
+            rbuild::maint::remove_image(store, i).with_context(|| format!("image rm {i}"))?;
+        out(line)?;
     }
     Ok(())
 }
@@ -339,9 +467,9 @@ fn image_rm(store: &Store, images: &[String]) -> Result<()> {
 fn gc(store: &Store) -> Result<()> {
     let r = rbuild::maint::gc(store).context("gc")?;
     for l in &r.layers {
-        println!("sha256:{l}");
+        out(format_args!("sha256:{l}"))?;
     }
-    eprintln!(
+    say!(
         "rbuild: gc: {} layer(s) removed, {} stale staging folder(s) cleaned",
         r.layers.len(),
         r.staging
@@ -352,11 +480,11 @@ fn gc(store: &Store) -> Result<()> {
 fn fsck(store: &Store) -> Result<()> {
     let problems = rbuild::maint::fsck(store).context("fsck")?;
     if problems.is_empty() {
-        eprintln!("rbuild: fsck: every digest verified");
+        say!("rbuild: fsck: every digest verified");
         return Ok(());
     }
     for p in &problems {
-        println!("{p}");
+        out(p)?;
     }
     anyhow::bail!("fsck: {} problem(s) found", problems.len())
 }

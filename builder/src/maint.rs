@@ -131,7 +131,8 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
     let _lock = store.lock_exclusive()?;
     let mut used = std::collections::HashSet::new();
     for img in store.image_ids()? {
-        let cfg = store.image_config(&img)?;
+        // a config changed behind the store's back cannot say which layers are in use
+        let cfg = store.verified_config(&img)?;
         for d in cfg.rootfs().diff_ids() {
             if let Some(h) = Digest::parse_sha256(d) {
                 used.insert(h);

@@ -335,8 +335,9 @@ impl Store {
         fs::read(&p).map_err(StoreError::io(&p))
     }
 
-    /// The config of image `hex`, parsed only once its bytes are known to hash to `hex`.
-    pub fn verified_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
+    /// The stored config bytes of image `hex`, once they are known to hash to `hex` (else
+    /// [`StoreError::ConfigMismatch`]).
+    pub fn verified_config_bytes(&self, hex: &str) -> Result<Vec<u8>, StoreError> {
         use sha2::Digest as _;
         let bytes = self.image_config_bytes(hex)?;
         let got = crate::digest::hex(&sha2::Sha256::digest(&bytes));
@@ -346,12 +347,20 @@ impl Store {
                 got,
             });
         }
+        Ok(bytes)
+    }
+
+    /// The config of image `hex`, parsed only once its bytes are known to hash to `hex`.
+    pub fn verified_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
+        let bytes = self.verified_config_bytes(hex)?;
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: self.image_dir(hex).join("config.json"),
             reason: e.to_string(),
         })
     }
 
+    /// The config of image `hex` as stored, NOT checked against its id: for listings and fsck
+    /// only; anything that acts on a config or hands it on uses [`Store::verified_config`].
     pub fn image_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
         let bytes = self.image_config_bytes(hex)?;
         let p = self.image_dir(hex).join("config.json");
@@ -549,12 +558,13 @@ impl Store {
         crate::containers::using_image(&self.containers_dir(), &format!("sha256:{hex}"))
     }
 
-    /// Images (hex, sorted) whose rootfs lists the layer `hex`.
+    /// Images (hex, sorted) whose rootfs lists the layer `hex`. A config that does not hash to
+    /// its id is refused ([`StoreError::ConfigMismatch`]): it cannot tell which layers are used.
     pub fn images_using_layer(&self, hex: &str) -> Result<Vec<String>, StoreError> {
         let want = format!("sha256:{hex}");
         let mut out = Vec::new();
         for id in self.image_ids()? {
-            let cfg = self.image_config(&id)?;
+            let cfg = self.verified_config(&id)?;
             if cfg.rootfs().diff_ids().contains(&want) {
                 out.push(id);
             }
