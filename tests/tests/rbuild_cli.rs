@@ -54,8 +54,7 @@ impl Lab {
 
     /// rbuild with its stdout (or stderr) on the write end of a pipe whose reader is gone.
     fn rb_reader_gone(&self, args: &[&str], on_stderr: bool) -> Output {
-        let (r, w) = std::io::pipe().unwrap();
-        drop(r);
+        let w = pipe_without_reader();
         let mut c = rbuild_command(&self.root, args);
         if on_stderr {
             c.stderr(w).stdout(Stdio::piped());
@@ -84,6 +83,26 @@ impl Lab {
             .join(self.img.trim_start_matches("sha256:"))
             .join("config.json")
     }
+}
+
+/// The write end of a pipe whose read end is already closed: a write gets EPIPE (rbuild keeps
+/// SIGPIPE ignored, as every Rust program starts).
+fn pipe_without_reader() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array it is given, which has room for
+    // them; on success this function owns both.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created by pipe2 and are owned by nothing else.
+    let (r, w) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(r);
+    w
 }
 
 /// A fresh tar file in the lab (so `layer add` stores something new, then prints).
