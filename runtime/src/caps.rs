@@ -62,10 +62,20 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// Lowers the effective and permitted sets to [`DEFAULT_SET`], empties the inheritable and
 /// ambient sets (as Docker does since CVE-2022-24769). Only ever lowers, so it works as any user.
 pub fn limit_sets() -> io::Result<()> {
-    let mut hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: version-3 header and a two-element data array, as capget(2) requires.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) } < 0 {
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     let keep = default_mask();
@@ -80,7 +90,16 @@ pub fn limit_sets() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) } < 0 {
+    if unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(())

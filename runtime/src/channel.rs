@@ -33,9 +33,17 @@ pub struct Channel {
 pub fn pair() -> Result<(Channel, Channel)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
     if r < 0 {
-        return Err(io::Error::last_os_error()).ctx(|| "socketpair for the container handshake".into());
+        return Err(io::Error::last_os_error())
+            .ctx(|| "socketpair for the container handshake".into());
     }
     // SAFETY: both descriptors were just created and are owned by nobody else.
     let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -50,23 +58,38 @@ impl Channel {
             Msg::Failed(s) => (TAG_FAILED, s.as_bytes(), vec![]),
         };
         if fds.len() > MAX_FDS {
-            return Err(Error::User(format!("too many mounts to pass ({}); at most {MAX_FDS}", fds.len())));
+            return Err(Error::User(format!(
+                "too many mounts to pass ({}); at most {MAX_FDS}",
+                fds.len()
+            )));
         }
         let mut buf = Vec::with_capacity(1 + payload.len());
         buf.push(tag);
         buf.extend_from_slice(payload);
-        send_with_fds(self.fd.as_fd(), &buf, &fds).ctx(|| "send on the container handshake socket".into())
+        send_with_fds(self.fd.as_fd(), &buf, &fds)
+            .ctx(|| "send on the container handshake socket".into())
     }
 
     /// Receives one message; Ok(None) at end of stream (the peer exec'd or exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let (data, mut fds) = recv_with_fds(self.fd.as_fd()).ctx(|| "receive on the container handshake socket".into())?;
-        let Some((&tag, payload)) = data.split_first() else { return Ok(None) };
+        let (data, mut fds) = recv_with_fds(self.fd.as_fd())
+            .ctx(|| "receive on the container handshake socket".into())?;
+        let Some((&tag, payload)) = data.split_first() else {
+            return Ok(None);
+        };
         Ok(Some(match tag {
             TAG_SETUP => Msg::Setup(fds),
-            TAG_READY => Msg::Ready(if fds.is_empty() { None } else { Some(fds.remove(0)) }),
+            TAG_READY => Msg::Ready(if fds.is_empty() {
+                None
+            } else {
+                Some(fds.remove(0))
+            }),
             TAG_FAILED => Msg::Failed(String::from_utf8_lossy(payload).into_owned()),
-            other => return Err(Error::Child(format!("unexpected handshake message tag {other}"))),
+            other => {
+                return Err(Error::Child(format!(
+                    "unexpected handshake message tag {other}"
+                )))
+            }
         }))
     }
 
@@ -74,7 +97,10 @@ impl Channel {
     pub fn wait_for_setup(&self) -> Result<Vec<OwnedFd>> {
         match self.recv()? {
             Some(Msg::Setup(fds)) => Ok(fds),
-            other => Err(Error::Child(format!("expected the setup message from rrun, got {}", describe(&other)))),
+            other => Err(Error::Child(format!(
+                "expected the setup message from rrun, got {}",
+                describe(&other)
+            ))),
         }
     }
 
@@ -83,7 +109,10 @@ impl Channel {
         match self.recv()? {
             Some(Msg::Ready(pty)) => Ok(pty),
             Some(Msg::Failed(why)) => Err(Error::Child(why)),
-            other => Err(Error::Child(format!("the container exited during setup ({})", describe(&other)))),
+            other => Err(Error::Child(format!(
+                "the container exited during setup ({})",
+                describe(&other)
+            ))),
         }
     }
 
@@ -92,7 +121,10 @@ impl Channel {
         match self.recv()? {
             None => Ok(()),
             Some(Msg::Failed(why)) => Err(Error::Child(why)),
-            Some(other) => Err(Error::Child(format!("expected exec, got {}", describe(&Some(other))))),
+            Some(other) => Err(Error::Child(format!(
+                "expected exec, got {}",
+                describe(&Some(other))
+            ))),
         }
     }
 
@@ -113,9 +145,16 @@ fn describe(m: &Option<Msg>) -> &'static str {
 fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let fd_bytes = std::mem::size_of_val(fds);
     // SAFETY: CMSG_SPACE is a pure computation.
-    let space = if fds.is_empty() { 0 } else { (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize };
+    let space = if fds.is_empty() {
+        0
+    } else {
+        (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize
+    };
     let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     // SAFETY: msghdr is plain data; every pointer set below stays valid during sendmsg, and the
     // control buffer is sized with CMSG_SPACE and 8-byte aligned for the cmsghdr.
     unsafe {
@@ -129,7 +168,11 @@ fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
             (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(c).cast::<RawFd>(),
+                fds.len(),
+            );
         }
         loop {
             if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) >= 0 {
@@ -146,9 +189,13 @@ fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result
 fn recv_with_fds(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut data = vec![0u8; 8192];
     // SAFETY: CMSG_SPACE is a pure computation.
-    let space = (unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) }) as usize;
+    let space =
+        (unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) }) as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
     // SAFETY: as in send_with_fds; descriptors found in SCM_RIGHTS are new and owned by us.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
@@ -172,7 +219,8 @@ fn recv_with_fds(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let count =
+                    ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
                 let p = libc::CMSG_DATA(c).cast::<RawFd>();
                 for i in 0..count {
                     fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));

@@ -37,13 +37,21 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
     // First what needs no id map, while rrun writes the maps and builds the overlay.
-    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None).ctx(|| "make / rprivate".into())?;
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .ctx(|| "make / rprivate".into())?;
     if cfg.net == NetMode::None {
         netns::loopback_up()?;
     }
     // SAFETY: the pointer/length pair describes the hostname's bytes.
     if unsafe { libc::sethostname(cfg.hostname.as_ptr().cast(), cfg.hostname.len()) } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("set hostname {:?}", cfg.hostname));
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("set hostname {:?}", cfg.hostname));
     }
     let resolv_conf = match cfg.net {
         NetMode::None | NetMode::Host => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
@@ -55,13 +63,21 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let (root, volume_fds) = if cfg.rootless {
         (None, Vec::new())
     } else {
-        let root = fds.next().ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
+        let root = fds
+            .next()
+            .ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
         (Some(root), fds.collect::<Vec<OwnedFd>>())
     };
     // Still with host root's uid (unmapped here), which owns the store: reach the container's
     // folder now, even below a folder only root may enter; the overlay is attached over it.
-    let dir_fd = sys::openat2(libc::AT_FDCWD, ctx.container_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
-        .ctx(|| format!("open {}", ctx.container_dir.display()))?;
+    let dir_fd = sys::openat2(
+        libc::AT_FDCWD,
+        ctx.container_dir,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )
+    .ctx(|| format!("open {}", ctx.container_dir.display()))?;
     // Become root of the new user namespace now that the maps exist.
     sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
     if ctx.new_cgroupns {
@@ -69,7 +85,10 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     }
     host.add_etc(&rootfs::EtcFiles {
         hostname: format!("{}\n", cfg.hostname),
-        hosts: format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", cfg.hostname),
+        hosts: format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            cfg.hostname
+        ),
         resolv_conf,
     })?;
     let (root, volume_fds) = match root {
@@ -90,7 +109,10 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     rootfs::mount_tmpfs(&croot, &cfg.tmpfs)?;
 
     let user = users::in_container(&croot, &cfg.process.user, &cfg.idmaps)?;
-    croot.dir(&cfg.process.cwd, &format!("working directory {}", cfg.process.cwd))?;
+    croot.dir(
+        &cfg.process.cwd,
+        &format!("working directory {}", cfg.process.cwd),
+    )?;
     drop(croot);
     let as_root = user.uid == 0 && user.gid == 0;
     // --userns host: no user namespace, so container root is host root: it keeps only
@@ -122,10 +144,12 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     };
     drop(host);
     if confine {
-        caps::drop_bounding_set().ctx(|| "drop capabilities outside Docker's default set".into())?;
+        caps::drop_bounding_set()
+            .ctx(|| "drop capabilities outside Docker's default set".into())?;
     }
     // rinit starts as the user (see rootfs::premount_kernel_fs), with the user's groups.
-    sys::set_ids(user.uid, user.gid, &user.groups).ctx(|| format!("switch to user {}", user_arg(&user)))?;
+    sys::set_ids(user.uid, user.gid, &user.groups)
+        .ctx(|| format!("switch to user {}", user_arg(&user)))?;
     if confine {
         caps::limit_sets().ctx(|| "limit the capability sets".into())?;
     }
@@ -149,7 +173,15 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     e.push(std::ptr::null());
     // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call;
     // the memfd is a sealed copy of rinit.
-    unsafe { libc::execveat(ctx.rinit.as_raw_fd(), c"".as_ptr(), a.as_ptr() as *mut _, e.as_ptr() as *mut _, libc::AT_EMPTY_PATH) };
+    unsafe {
+        libc::execveat(
+            ctx.rinit.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr() as *mut _,
+            e.as_ptr() as *mut _,
+            libc::AT_EMPTY_PATH,
+        )
+    };
     Err(std::io::Error::last_os_error()).ctx(|| "exec rinit from its memfd".into())
 }
 
@@ -168,7 +200,13 @@ pub fn user_arg(u: &users::User) -> String {
     let mut s = format!("{}:{}", u.uid, u.gid);
     if !u.groups.is_empty() {
         s.push(':');
-        s.push_str(&u.groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        s.push_str(
+            &u.groups
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
     }
     s
 }
@@ -176,7 +214,14 @@ pub fn user_arg(u: &users::User) -> String {
 /// C strings for execve; any bytes but NUL.
 pub fn to_cstrings(v: &[OsArg]) -> Result<Vec<CString>> {
     v.iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::User(format!("argument or variable {:?} contains a NUL byte", s.to_string_lossy()))))
+        .map(|s| {
+            CString::new(s.as_bytes()).map_err(|_| {
+                Error::User(format!(
+                    "argument or variable {:?} contains a NUL byte",
+                    s.to_string_lossy()
+                ))
+            })
+        })
         .collect()
 }
 
@@ -185,7 +230,8 @@ pub fn to_cstrings(v: &[OsArg]) -> Result<Vec<CString>> {
 /// child is root of the user namespace owning its mounts.
 fn rootless_mounts(cfg: &ContainerConfig, dir: &Path) -> Result<(OwnedFd, Vec<OwnedFd>)> {
     let (upper, work) = (dir.join("upper"), dir.join("work"));
-    let root = mounts::overlay_by_path(&mounts::overlay_layer_order(&cfg.lowerdirs), &upper, &work)?;
+    let root =
+        mounts::overlay_by_path(&mounts::overlay_layer_order(&cfg.lowerdirs), &upper, &work)?;
     let mut vols = Vec::with_capacity(cfg.volumes.len());
     for v in &cfg.volumes {
         vols.push(mounts::clone_volume(v, None)?);

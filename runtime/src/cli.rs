@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rrun", version, about = "Run a command from an image in its own namespaces on an overlay root", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "rrun",
+    version,
+    about = "Run a command from an image in its own namespaces on an overlay root",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// The store (layers, images, containers).
     #[arg(long, env = "RBOX_ROOT", global = true)]
@@ -34,8 +39,13 @@ pub fn hoist_globals(args: Vec<OsString>) -> Vec<OsString> {
             _ => break,
         }
     }
-    let Some(sub) = args.get(i).and_then(|a| a.to_str()) else { return args };
-    let is_sub = i > 1 && Cli::command().get_subcommands().any(|c| c.get_name() == sub || c.get_all_aliases().any(|n| n == sub));
+    let Some(sub) = args.get(i).and_then(|a| a.to_str()) else {
+        return args;
+    };
+    let is_sub = i > 1
+        && Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == sub || c.get_all_aliases().any(|n| n == sub));
     if !is_sub {
         return args;
     }
@@ -51,12 +61,24 @@ pub fn hoist_globals(args: Vec<OsString>) -> Vec<OsString> {
 /// command whose `--help` explains it (clap's own text adds a usage block and a hint).
 pub fn one_line_usage_error(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let first = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let first = first.strip_prefix("error: ").unwrap_or(&first);
     let command = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Usage: "))
-        .map(|u| u.split_whitespace().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-')).collect::<Vec<_>>().join(" "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| {
+                    w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-')
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| "rrun".into());
     format!("{first} (see `{command} --help`)")

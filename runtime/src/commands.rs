@@ -18,7 +18,9 @@ use crate::{sys, upper};
 pub fn ps(root: &Path, all: bool, no_trunc: bool) -> Result<i32> {
     let id_len = if no_trunc { 64 } else { 12 };
     let containers = Containers::open(root)?;
-    let mut out = String::from("CONTAINER ID   NAME                 IMAGE                STATUS              COMMAND\n");
+    let mut out = String::from(
+        "CONTAINER ID   NAME                 IMAGE                STATUS              COMMAND\n",
+    );
     for e in containers.entries_reaped()? {
         let line = match e {
             Entry::Valid(s) => {
@@ -26,16 +28,39 @@ pub fn ps(root: &Path, all: bool, no_trunc: bool) -> Result<i32> {
                 if !all && status != Status::Running {
                     continue;
                 }
-                let image = if s.image_ref.is_empty() { short(s.image.trim_start_matches("sha256:"), 12) } else { s.image_ref.clone() };
+                let image = if s.image_ref.is_empty() {
+                    short(s.image.trim_start_matches("sha256:"), 12)
+                } else {
+                    s.image_ref.clone()
+                };
                 let cmd = crate::spec::display_command(&s.config.process.args);
-                format!("{:<14} {:<20} {:<20} {:<19} {}\n", short(&s.id, id_len), s.name, image, status_text(&s, status), short(&cmd, 40))
+                format!(
+                    "{:<14} {:<20} {:<20} {:<19} {}\n",
+                    short(&s.id, id_len),
+                    s.name,
+                    image,
+                    status_text(&s, status),
+                    short(&cmd, 40)
+                )
             }
-            Entry::Corrupt { id, why } if all => format!("{:<14} {:<20} {:<20} {:<19} {}\n", short(&id, id_len), "-", "-", "corrupt", why),
+            Entry::Corrupt { id, why } if all => format!(
+                "{:<14} {:<20} {:<20} {:<19} {}\n",
+                short(&id, id_len),
+                "-",
+                "-",
+                "corrupt",
+                why
+            ),
             Entry::Corrupt { .. } => continue,
         };
         out.push_str(&line);
     }
-    std::io::stdout().write_all(out.as_bytes()).map_err(|e| Error::Sys { what: "write to stdout".into(), source: e })?;
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::Sys {
+            what: "write to stdout".into(),
+            source: e,
+        })?;
     Ok(0)
 }
 
@@ -91,8 +116,14 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "cgroup_paths": s.cgroup_paths.iter().filter(|p| p.is_dir()).collect::<Vec<_>>(),
         "log_path": dir.join(crate::detach::LOG_FILE),
     });
-    let text = serde_json::to_string_pretty(&v).map_err(|source| Error::Json { what: "serialize inspect".into(), source })?;
-    writeln!(std::io::stdout(), "{text}").map_err(|e| Error::Sys { what: "write to stdout".into(), source: e })?;
+    let text = serde_json::to_string_pretty(&v).map_err(|source| Error::Json {
+        what: "serialize inspect".into(),
+        source,
+    })?;
+    writeln!(std::io::stdout(), "{text}").map_err(|e| Error::Sys {
+        what: "write to stdout".into(),
+        source: e,
+    })?;
     Ok(0)
 }
 
@@ -118,7 +149,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         "STOP" => libc::SIGSTOP,
         "WINCH" => libc::SIGWINCH,
         "PIPE" => libc::SIGPIPE,
-        _ => return Err(user(format!("bad signal {s:?}: use a name like TERM or KILL, or a number"))),
+        _ => {
+            return Err(user(format!(
+                "bad signal {s:?}: use a name like TERM or KILL, or a number"
+            )))
+        }
     };
     Ok(n)
 }
@@ -126,28 +161,39 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 /// Sends `sig` to the container's init if it is still the process we started (checked after
 /// taking the pidfd, so the pid cannot be reused in between).
 fn signal(s: &State, sig: i32) -> Result<bool> {
-    let Ok(fd) = sys::pidfd_open(s.pid) else { return Ok(false) };
+    let Ok(fd) = sys::pidfd_open(s.pid) else {
+        return Ok(false);
+    };
     if !init_alive(s.pid, s.pid_start) {
         return Ok(false);
     }
     match sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig) {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
-        Err(e) => Err(Error::Sys { what: format!("signal container {}", s.name), source: e }),
+        Err(e) => Err(Error::Sys {
+            what: format!("signal container {}", s.name),
+            source: e,
+        }),
     }
 }
 
 /// Waits up to `limit` for the container's init to exit (its pidfd becomes readable then,
 /// whoever reaps it and however late).
 fn wait_dead(s: &State, limit: Duration) -> bool {
-    let Ok(fd) = sys::pidfd_open(s.pid) else { return true };
+    let Ok(fd) = sys::pidfd_open(s.pid) else {
+        return true;
+    };
     if !init_alive(s.pid, s.pid_start) {
         return true;
     }
     let start = Instant::now();
     loop {
         let left = limit.saturating_sub(start.elapsed());
-        let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if n > 0 {
@@ -188,7 +234,10 @@ fn kill_everything(s: &State) -> Result<()> {
     }
     signal(s, libc::SIGKILL)?;
     if !wait_dead(s, Duration::from_secs(10)) {
-        return Err(user(format!("container {} did not die after SIGKILL: see `ps` for pid {}", s.name, s.pid)));
+        return Err(user(format!(
+            "container {} did not die after SIGKILL: see `ps` for pid {}",
+            s.name, s.pid
+        )));
     }
     Ok(())
 }
@@ -196,18 +245,30 @@ fn kill_everything(s: &State) -> Result<()> {
 /// Kills the rrun still creating a container and waits until it is gone, so that it makes
 /// nothing more (a cgroup directory, a process) after `rm -f` removed what it had made.
 fn kill_owner(s: &State) -> Result<()> {
-    let Ok(fd) = sys::pidfd_open(s.owner_pid) else { return Ok(()) };
+    let Ok(fd) = sys::pidfd_open(s.owner_pid) else {
+        return Ok(());
+    };
     if !s.owner_alive() {
         return Ok(());
     }
     let fd = std::os::fd::AsFd::as_fd(&fd);
     match sys::pidfd_send_signal(fd, libc::SIGKILL) {
         Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
-            return Err(Error::Sys { what: format!("kill rrun {} that creates container {}", s.owner_pid, s.name), source: e })
+            return Err(Error::Sys {
+                what: format!(
+                    "kill rrun {} that creates container {}",
+                    s.owner_pid, s.name
+                ),
+                source: e,
+            })
         }
         _ => {}
     }
-    let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd; a pidfd becomes readable when its process has exited.
     unsafe { libc::poll(&mut p, 1, 5000) };
     Ok(())
@@ -250,7 +311,10 @@ pub fn kill(root: &Path, sig: &str, names: &[String]) -> Result<i32> {
     Ok(each(names, |n| {
         let s = containers.find(n)?;
         if s.status() != Status::Running || !signal(&s, sig)? {
-            return Err(user(format!("container {} is not running: see `rrun ps -a`", s.name)));
+            return Err(user(format!(
+                "container {} is not running: see `rrun ps -a`",
+                s.name
+            )));
         }
         Ok(())
     }))
@@ -263,15 +327,36 @@ pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
     Ok(each(names, |n| {
         let found = match containers.find(n) {
             Ok(s) => s,
-            Err(Error::NoSuchContainer(_)) if n.len() >= 12 && n.bytes().all(|b| b.is_ascii_hexdigit()) => return rm_corrupt(&containers, n, force),
+            Err(Error::NoSuchContainer(_))
+                if n.len() >= 12 && n.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                return rm_corrupt(&containers, n, force)
+            }
             Err(e) => return Err(e),
         };
         let gone = || Error::NoSuchContainer(n.to_string());
-        let _l = containers.lock(&found.id).map_err(|e| if matches!(e, Error::NoSuchContainer(_)) { gone() } else { e })?;
-        let s = containers.load_locked(&found.id).map_err(|e| if matches!(e, Error::NoSuchContainer(_)) { gone() } else { e })?;
+        let _l = containers.lock(&found.id).map_err(|e| {
+            if matches!(e, Error::NoSuchContainer(_)) {
+                gone()
+            } else {
+                e
+            }
+        })?;
+        let s = containers.load_locked(&found.id).map_err(|e| {
+            if matches!(e, Error::NoSuchContainer(_)) {
+                gone()
+            } else {
+                e
+            }
+        })?;
         match s.status() {
             Status::Running | Status::Created if !force => {
-                return Err(user(format!("container {} is {}: stop it first or use `rrun rm -f {}`", s.name, s.status().as_str(), s.name)))
+                return Err(user(format!(
+                    "container {} is {}: stop it first or use `rrun rm -f {}`",
+                    s.name,
+                    s.status().as_str(),
+                    s.name
+                )))
             }
             Status::Running | Status::Created => kill_everything(&s)?,
             Status::Exited => {}
@@ -296,10 +381,16 @@ fn rm_corrupt(containers: &Containers, key: &str, force: bool) -> Result<()> {
     let (id, why) = match bad.as_slice() {
         [(id, why)] => (id.as_str(), why.as_str()),
         [] => return Err(Error::NoSuchContainer(key.to_string())),
-        _ => return Err(user(format!("container id prefix {key} is ambiguous: give more digits"))),
+        _ => {
+            return Err(user(format!(
+                "container id prefix {key} is ambiguous: give more digits"
+            )))
+        }
     };
     if !force {
-        return Err(user(format!("container {id} has a bad record ({why}): remove its folder with `rrun rm -f {id}`")));
+        return Err(user(format!(
+            "container {id} has a bad record ({why}): remove its folder with `rrun rm -f {id}`"
+        )));
     }
     containers.remove_dir(id)
 }
@@ -311,17 +402,30 @@ pub fn logs(root: &Path, follow: bool, name: &str) -> Result<i32> {
     let s = containers.find(name)?;
     let p = containers.dir(&s.id).join(crate::detach::LOG_FILE);
     let Ok(mut f) = std::fs::File::open(&p) else {
-        return Err(user(format!("container {} keeps no logs (only detached containers do)", s.name)));
+        return Err(user(format!(
+            "container {} keeps no logs (only detached containers do)",
+            s.name
+        )));
     };
     let mut buf = vec![0u8; 65536];
     loop {
-        let running = follow && containers.load(&s.id).map(|n| n.status() == Status::Running).unwrap_or(false);
+        let running = follow
+            && containers
+                .load(&s.id)
+                .map(|n| n.status() == Status::Running)
+                .unwrap_or(false);
         loop {
-            let n = f.read(&mut buf).map_err(|e| Error::Sys { what: format!("read {}", p.display()), source: e })?;
+            let n = f.read(&mut buf).map_err(|e| Error::Sys {
+                what: format!("read {}", p.display()),
+                source: e,
+            })?;
             if n == 0 {
                 break;
             }
-            crate::tty::write_all(1, &buf[..n]).map_err(|e| Error::Sys { what: "write to stdout".into(), source: e })?;
+            crate::tty::write_all(1, &buf[..n]).map_err(|e| Error::Sys {
+                what: "write to stdout".into(),
+                source: e,
+            })?;
         }
         if !running {
             break;

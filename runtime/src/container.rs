@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::cgroups::{self, Cgroup, Limits};
 use crate::channel::{self, Msg};
 use crate::child::{self, ChildCtx};
-use crate::image::StoreLock;
 use crate::error::{user, Context, Result};
+use crate::image::StoreLock;
 use crate::mounts::{self, OverlayDirs};
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
@@ -60,7 +60,12 @@ impl Drop for Undo<'_> {
 
 /// Creates and starts the container described by `st` (its config is complete). The calling
 /// thread must have blocked the signals it wants to handle; the child resets its mask.
-pub fn create(containers: &Containers, st: State, store_lock: StoreLock, rinit: &Path) -> Result<Created> {
+pub fn create(
+    containers: &Containers,
+    st: State,
+    store_lock: StoreLock,
+    rinit: &Path,
+) -> Result<Created> {
     create_with(containers, st, store_lock, rinit, |_| Ok(()))
 }
 
@@ -91,7 +96,13 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     }
     containers.reserve(&st)?;
     drop(store_lock);
-    let mut undo = Undo { containers, id: st.id.clone(), pid: None, cgroup: None, armed: true };
+    let mut undo = Undo {
+        containers,
+        id: st.id.clone(),
+        pid: None,
+        cgroup: None,
+        armed: true,
+    };
     upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
     share_stdio(&st);
@@ -100,9 +111,19 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     }
     tracing::debug!(us = crate::elapsed_us(), "folder and cgroup ready");
 
-    let cg_paths = undo.cgroup.as_ref().map(|c| c.paths().to_vec()).unwrap_or_default();
+    let cg_paths = undo
+        .cgroup
+        .as_ref()
+        .map(|c| c.paths().to_vec())
+        .unwrap_or_default();
     let (v2, v1): (Vec<PathBuf>, Vec<PathBuf>) = cg_paths.into_iter().partition(|p| is_cgroup2(p));
-    let ctx = ChildCtx { chan: kid, config: &st.config, container_dir: &dir, rinit: rinit_fd.as_fd(), new_cgroupns: true };
+    let ctx = ChildCtx {
+        chan: kid,
+        config: &st.config,
+        container_dir: &dir,
+        rinit: rinit_fd.as_fd(),
+        new_cgroupns: true,
+    };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
@@ -128,7 +149,13 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
     undo.armed = false;
     let cgroup = undo.cgroup.take();
-    Ok(Created { state: st, pid, pidfd, master, cgroup })
+    Ok(Created {
+        state: st,
+        pid,
+        pidfd,
+        master,
+        cgroup,
+    })
 }
 
 /// The container's cgroup limits, or None for a rootless run without limits (there is no
@@ -153,7 +180,11 @@ fn cgroup_limits(st: &State) -> Option<Limits> {
 /// (CLONE_INTO_CGROUP: moving a task later through cgroup.procs waits for an RCU grace period,
 /// milliseconds). The child runs `child::main` and never returns here.
 fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) -> Result<i32> {
-    let mut flags = ctx.config.idmaps.clone_flag() | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags = ctx.config.idmaps.clone_flag()
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC;
     if ctx.config.net != NetMode::Host {
         flags |= libc::CLONE_NEWNET;
     }
@@ -163,7 +194,8 @@ fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) ->
     };
     // SAFETY: rrun starts no thread before creating a container, so it is single-threaded
     // here; the child runs child::main, which ends in exec or _exit, behind a panic catcher.
-    let pid = unsafe { sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())) }.ctx(|| "clone the container's namespaces".into())?;
+    let pid = unsafe { sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())) }
+        .ctx(|| "clone the container's namespaces".into())?;
     if pid == 0 {
         // SAFETY: the parent's end of the socketpair is owned by a Channel in frames of the
         // parent that this child never returns to (child::main never returns and a panic is
@@ -192,7 +224,10 @@ fn share_stdio(st: &State) {
             }
             let kind = sb.st_mode & libc::S_IFMT;
             let anon = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-                .map(|l| l.to_string_lossy().starts_with("pipe:[") || l.to_string_lossy().starts_with("socket:["))
+                .map(|l| {
+                    l.to_string_lossy().starts_with("pipe:[")
+                        || l.to_string_lossy().starts_with("socket:[")
+                })
                 .unwrap_or(false);
             if (kind == libc::S_IFIFO || kind == libc::S_IFSOCK) && sb.st_uid == 0 && anon {
                 libc::fchown(fd, uid, u32::MAX);
@@ -212,20 +247,31 @@ fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<Own
         None
     } else {
         let p = format!("/proc/{pid}/ns/user");
-        Some(OwnedFd::from(fs::File::open(&p).ctx(|| format!("open {p}"))?))
+        Some(OwnedFd::from(
+            fs::File::open(&p).ctx(|| format!("open {p}"))?,
+        ))
     };
     let ns = userns.as_ref().map(|f| f.as_fd());
     let order = mounts::overlay_layer_order(&cfg.lowerdirs);
     let mut layers = Vec::with_capacity(order.len());
     for l in &order {
         if !l.is_dir() {
-            return Err(user(format!("layer folder {} is missing: the image store is damaged (try `rbuild fsck`)", l.display())));
+            return Err(user(format!(
+                "layer folder {} is missing: the image store is damaged (try `rbuild fsck`)",
+                l.display()
+            )));
         }
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
     let upper = upper::upper_dir(containers, &st.id, st.upper_place());
     let work = upper::work_dir(containers, &st.id, st.upper_place());
-    let root = mounts::overlay(&layers, &OverlayDirs::Paths { upper: &upper, work: &work })?;
+    let root = mounts::overlay(
+        &layers,
+        &OverlayDirs::Paths {
+            upper: &upper,
+            work: &work,
+        },
+    )?;
     drop(layers);
     let mut out = vec![root];
     for v in &cfg.volumes {

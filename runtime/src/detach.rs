@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::container;
-use crate::image::StoreLock;
 use crate::error::{Context, Error, Result};
+use crate::image::StoreLock;
 use crate::state::{Containers, State};
 use crate::supervise::{self, Io};
 use crate::{run, sys};
@@ -38,7 +38,12 @@ fn fork() -> Result<i32> {
 }
 
 /// Starts the container under a monitor and returns once it runs (0, id printed) or failed.
-pub fn start(containers: &Containers, st: State, store_lock: StoreLock, rinit: &Path) -> Result<i32> {
+pub fn start(
+    containers: &Containers,
+    st: State,
+    store_lock: StoreLock,
+    rinit: &Path,
+) -> Result<i32> {
     let (mut rd, wr) = pipe()?;
     let id = st.id.clone();
     let pid = fork()?;
@@ -64,13 +69,21 @@ pub fn start(containers: &Containers, st: State, store_lock: StoreLock, rinit: &
             println!("{id}");
             Ok(0)
         }
-        None if msg.is_empty() => Err(Error::Child("the container monitor exited before the container started".into())),
+        None if msg.is_empty() => Err(Error::Child(
+            "the container monitor exited before the container started".into(),
+        )),
         None => Err(Error::User(msg.trim_end().to_string())),
     }
 }
 
 /// The monitor: stdio to the log files, create, report, supervise, finish.
-fn monitor(containers: &Containers, mut st: State, store_lock: StoreLock, rinit: &Path, mut report: File) -> i32 {
+fn monitor(
+    containers: &Containers,
+    mut st: State,
+    store_lock: StoreLock,
+    rinit: &Path,
+    mut report: File,
+) -> i32 {
     let me = std::process::id() as i32;
     st.owner_pid = me;
     st.owner_start = sys::proc_start_time(me).unwrap_or(0);
@@ -91,15 +104,29 @@ fn monitor(containers: &Containers, mut st: State, store_lock: StoreLock, rinit:
     };
     let _ = report.write_all(b"ok");
     drop(report);
-    let Ok(sigfd) = sys::signalfd(&supervise::HANDLED) else { return 125 };
-    let out = OpenOptions::new().append(true).open(dir.join(LOG_FILE)).map(OwnedFd::from).ok();
-    let io = Io { master: c.master.as_ref().map(|m| m.as_fd()), stdin: None, stdout: out.as_ref().map_or(1, |o| o.as_raw_fd()) };
+    let Ok(sigfd) = sys::signalfd(&supervise::HANDLED) else {
+        return 125;
+    };
+    let out = OpenOptions::new()
+        .append(true)
+        .open(dir.join(LOG_FILE))
+        .map(OwnedFd::from)
+        .ok();
+    let io = Io {
+        master: c.master.as_ref().map(|m| m.as_fd()),
+        stdin: None,
+        stdout: out.as_ref().map_or(1, |o| o.as_raw_fd()),
+    };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io).unwrap_or(0);
     run::finish(containers, c, status)
 }
 
 fn redirect_stdio_to_null() -> Result<()> {
-    let null = OpenOptions::new().read(true).write(true).open("/dev/null").ctx(|| "open /dev/null".into())?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ctx(|| "open /dev/null".into())?;
     for n in 0..3 {
         sys::dup2(null.as_raw_fd(), n).ctx(|| format!("redirect fd {n}"))?;
     }
@@ -111,10 +138,15 @@ fn redirect_stdio_to_null() -> Result<()> {
 fn open_logs(dir: &Path, owner: (Option<u32>, Option<u32>)) -> Result<()> {
     let p = dir.join(LOG_FILE);
     {
-        let f = OpenOptions::new().create(true).append(true).open(&p).ctx(|| format!("create {}", p.display()))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .ctx(|| format!("create {}", p.display()))?;
         // The container's root may reopen its stdout (/dev/stdout): the logs are its files.
         if let (Some(u), Some(g)) = (owner.0, owner.1) {
-            std::os::unix::fs::fchown(&f, Some(u), Some(g)).ctx(|| format!("chown {}", p.display()))?;
+            std::os::unix::fs::fchown(&f, Some(u), Some(g))
+                .ctx(|| format!("chown {}", p.display()))?;
         }
         for fd in [1, 2] {
             sys::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;

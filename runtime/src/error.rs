@@ -31,7 +31,10 @@ pub enum Error {
     Cgroup(#[from] crate::cgroups::CgroupError),
     /// A state file parsed but was refused (see `State::validate`).
     #[error("{}: {why}", path.display())]
-    BadState { path: std::path::PathBuf, why: String },
+    BadState {
+        path: std::path::PathBuf,
+        why: String,
+    },
     /// State files could not be parsed.
     #[error("{what}: {source}")]
     Json {
@@ -50,7 +53,10 @@ pub trait Context<T> {
 
 impl<T> Context<T> for io::Result<T> {
     fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T> {
-        self.map_err(|source| Error::Sys { what: what(), source })
+        self.map_err(|source| Error::Sys {
+            what: what(),
+            source,
+        })
     }
 }
 

@@ -32,14 +32,23 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let containers = Containers::open(root)?;
     let st = containers.find(&a.name)?;
     if st.status() != Status::Running {
-        return Err(user(format!("container {} is not running: start a new one with rrun", st.name)));
+        return Err(user(format!(
+            "container {} is not running: start a new one with rrun",
+            st.name
+        )));
     }
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
     }
     let mut env = spec::merge_cli_env(st.config.process.env.clone(), &a.env)?;
-    let cwd = a.workdir.clone().unwrap_or_else(|| st.config.process.cwd.clone());
-    let user_spec = a.user.clone().unwrap_or_else(|| st.config.process.user.clone());
+    let cwd = a
+        .workdir
+        .clone()
+        .unwrap_or_else(|| st.config.process.cwd.clone());
+    let user_spec = a
+        .user
+        .clone()
+        .unwrap_or_else(|| st.config.process.user.clone());
     enter(&st)?;
     // The same user, groups and checks as the container's main process (users.rs), the
     // files read inside the container's root (inroot.rs).
@@ -53,14 +62,24 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let pty = if a.tty { Some(open_pty()?) } else { None };
     let command: Vec<OsArg> = a.command.iter().cloned().map(OsArg).collect();
     let argv = child::to_cstrings(&command)?;
-    let path = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")).unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..]).to_vec();
+    let path = env
+        .iter()
+        .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..])
+        .to_vec();
     let envp = child::to_cstrings(&env)?;
     // --userns host: no user namespace to join, so the process keeps only Docker's default
     // capabilities, as the container's own processes (caps.rs).
     let confine = !st.config.idmaps.own_userns();
     let null_stdin = !a.interactive && !a.tty;
     let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
-        let how = ChildSetup { user: &u, cwd: &cwd, slave, null_stdin, confine };
+        let how = ChildSetup {
+            user: &u,
+            cwd: &cwd,
+            slave,
+            null_stdin,
+            confine,
+        };
         child(&how, &argv, &envp, &path)
     })?;
     Ok(sys::exit_code_of(status))
@@ -68,7 +87,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
 
 /// Forks the process that runs `in_child` (inside the container's pid namespace, which rrun
 /// has joined) and relays its terminal and signals until it ends; returns its wait status.
-fn fork_and_supervise(pty: Option<(OwnedFd, OwnedFd)>, relay_stdin: bool, in_child: impl FnOnce(Option<&OwnedFd>) -> i32) -> Result<i32> {
+fn fork_and_supervise(
+    pty: Option<(OwnedFd, OwnedFd)>,
+    relay_stdin: bool,
+    in_child: impl FnOnce(Option<&OwnedFd>) -> i32,
+) -> Result<i32> {
     let _old = sys::block_signals(&supervise::HANDLED);
     let sigfd = sys::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
     // SAFETY: single-threaded; the child only sets up and execs, ending in _exit otherwise
@@ -84,7 +107,11 @@ fn fork_and_supervise(pty: Option<(OwnedFd, OwnedFd)>, relay_stdin: bool, in_chi
     // Our copy of the pty's slave goes: the master then ends when the process's copies do.
     let master = pty.map(|(m, _slave)| m);
     let _raw = relay_stdin.then(|| tty::RawMode::enter(0));
-    let io = Io { master: master.as_ref().map(|m| m.as_fd()), stdin: relay_stdin.then_some(0), stdout: 1 };
+    let io = Io {
+        master: master.as_ref().map(|m| m.as_fd()),
+        stdin: relay_stdin.then_some(0),
+        stdout: 1,
+    };
     supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)
 }
 
@@ -109,7 +136,8 @@ fn enter(st: &State) -> Result<()> {
     if !st.cgroup_paths.is_empty() {
         Cgroup::from_paths(&st.cgroup_paths)?.add_pid(std::process::id() as i32)?;
     }
-    sys::setns(pidfd.as_fd(), flags).ctx(|| format!("join the namespaces of container {}", st.name))?;
+    sys::setns(pidfd.as_fd(), flags)
+        .ctx(|| format!("join the namespaces of container {}", st.name))?;
     if flags & libc::CLONE_NEWUSER != 0 {
         sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
     }
@@ -156,9 +184,11 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
         }
         std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
         if how.confine {
-            caps::drop_bounding_set().ctx(|| "drop capabilities outside Docker's default set".into())?;
+            caps::drop_bounding_set()
+                .ctx(|| "drop capabilities outside Docker's default set".into())?;
         }
-        sys::set_ids(u.uid, u.gid, &u.groups).ctx(|| format!("switch to user {}", child::user_arg(u)))?;
+        sys::set_ids(u.uid, u.gid, &u.groups)
+            .ctx(|| format!("switch to user {}", child::user_arg(u)))?;
         if how.confine {
             caps::limit_sets().ctx(|| "limit the capability sets".into())?;
         }
@@ -187,14 +217,22 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
     } else {
         eprintln!("rrun: exec {shown}: {err}");
     }
-    if matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) { 127 } else { 126 }
+    if matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
+        127
+    } else {
+        126
+    }
 }
 
 /// execvp(3)'s search, as rinit does it: a name with '/' is executed as is, else each PATH
 /// entry in turn ("" is "."), as the container's user, going on past entries that do not
 /// exist or are not executable (EACCES); EACCES wins over not-found at the end, any other
 /// error stops the search. Returns only on failure.
-fn search_and_exec(name: &[u8], path: &[u8], mut exec: impl FnMut(&std::ffi::CStr) -> std::io::Error) -> std::io::Error {
+fn search_and_exec(
+    name: &[u8],
+    path: &[u8],
+    mut exec: impl FnMut(&std::ffi::CStr) -> std::io::Error,
+) -> std::io::Error {
     let enoent = || std::io::Error::from_raw_os_error(libc::ENOENT);
     if name.is_empty() {
         return enoent();
@@ -208,11 +246,15 @@ fn search_and_exec(name: &[u8], path: &[u8], mut exec: impl FnMut(&std::ffi::CSt
     let mut saw_eacces = false;
     for dir in path.split(|&c| c == b':') {
         let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-        let Ok(candidate) = CString::new([dir, b"/", name].concat()) else { continue };
+        let Ok(candidate) = CString::new([dir, b"/", name].concat()) else {
+            continue;
+        };
         let err = exec(&candidate);
         match err.raw_os_error() {
             Some(libc::EACCES) => saw_eacces = true,
-            Some(libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENAMETOOLONG | libc::ELOOP) => {}
+            Some(
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENAMETOOLONG | libc::ELOOP,
+            ) => {}
             _ => return err,
         }
     }
@@ -232,11 +274,21 @@ mod tests {
         let mut tried = Vec::new();
         let err = search_and_exec(b"ls", b"/a:/b::/c", |p| {
             tried.push(p.to_string_lossy().into_owned());
-            std::io::Error::from_raw_os_error(if p.to_bytes() == b"/a/ls" { libc::EACCES } else { libc::ENOENT })
+            std::io::Error::from_raw_os_error(if p.to_bytes() == b"/a/ls" {
+                libc::EACCES
+            } else {
+                libc::ENOENT
+            })
         });
         assert_eq!(tried, ["/a/ls", "/b/ls", "./ls", "/c/ls"]);
         assert_eq!(err.raw_os_error(), Some(libc::EACCES));
-        let err = search_and_exec(b"ls", b"/a:/b", |p| std::io::Error::from_raw_os_error(if p.to_bytes() == b"/b/ls" { libc::ENOEXEC } else { libc::ENOENT }));
+        let err = search_and_exec(b"ls", b"/a:/b", |p| {
+            std::io::Error::from_raw_os_error(if p.to_bytes() == b"/b/ls" {
+                libc::ENOEXEC
+            } else {
+                libc::ENOENT
+            })
+        });
         assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC));
         let mut tried = Vec::new();
         search_and_exec(b"./x", b"/a", |p| {

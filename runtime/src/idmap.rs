@@ -43,20 +43,40 @@ pub struct IdMaps {
 impl IdMaps {
     /// `--userns host`: a user namespace with the identity map, so host ids are kept.
     pub fn host() -> IdMaps {
-        let all = vec![IdRange { inside: 0, outside: 0, count: u32::MAX }];
-        IdMaps { uid: all.clone(), gid: all, deny_setgroups: false }
+        let all = vec![IdRange {
+            inside: 0,
+            outside: 0,
+            count: u32::MAX,
+        }];
+        IdMaps {
+            uid: all.clone(),
+            gid: all,
+            deny_setgroups: false,
+        }
     }
 
     /// `--userns remap`: container 0..N maps to the `rbox` subordinate range, else the default.
     pub fn remap() -> IdMaps {
         // rbuild's parser (the one rbuild and rrun share): the first `rbox:START:COUNT` line.
         let first = |file: &str| {
-            subid::read(Path::new(file), &subid::Owner::name(REMAP_USER)).first().map_or((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT), |r| (r.start, r.count))
+            subid::read(Path::new(file), &subid::Owner::name(REMAP_USER))
+                .first()
+                .map_or((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT), |r| {
+                    (r.start, r.count)
+                })
         };
         let (uid, gid) = (first(subid::SUBUID), first(subid::SUBGID));
         IdMaps {
-            uid: vec![IdRange { inside: 0, outside: uid.0, count: uid.1 }],
-            gid: vec![IdRange { inside: 0, outside: gid.0, count: gid.1 }],
+            uid: vec![IdRange {
+                inside: 0,
+                outside: uid.0,
+                count: uid.1,
+            }],
+            gid: vec![IdRange {
+                inside: 0,
+                outside: gid.0,
+                count: gid.1,
+            }],
             deny_setgroups: false,
         }
     }
@@ -64,8 +84,16 @@ impl IdMaps {
     /// Rootless: container root is the calling user; nothing else is mapped.
     pub fn single(uid: u32, gid: u32) -> IdMaps {
         IdMaps {
-            uid: vec![IdRange { inside: 0, outside: uid, count: 1 }],
-            gid: vec![IdRange { inside: 0, outside: gid, count: 1 }],
+            uid: vec![IdRange {
+                inside: 0,
+                outside: uid,
+                count: 1,
+            }],
+            gid: vec![IdRange {
+                inside: 0,
+                outside: gid,
+                count: 1,
+            }],
             deny_setgroups: true,
         }
     }
@@ -82,7 +110,8 @@ impl IdMaps {
 
     /// True when the map is the identity over every id (`--userns host`).
     pub fn is_identity(&self) -> bool {
-        self.uid.iter().all(|r| r.inside == r.outside) && self.gid.iter().all(|r| r.inside == r.outside)
+        self.uid.iter().all(|r| r.inside == r.outside)
+            && self.gid.iter().all(|r| r.inside == r.outside)
     }
 
     /// Whether the container gets a user namespace of its own: always but for `--userns host`.
@@ -125,7 +154,8 @@ impl IdMaps {
         }
         for (file, ranges) in [("uid_map", &self.uid), ("gid_map", &self.gid)] {
             let p = format!("/proc/{pid}/{file}");
-            std::fs::write(&p, render(ranges)).ctx(|| format!("write {p} ({})", render(ranges).trim()))?;
+            std::fs::write(&p, render(ranges))
+                .ctx(|| format!("write {p} ({})", render(ranges).trim()))?;
         }
         Ok(())
     }
@@ -152,15 +182,26 @@ fn describe_ranges(ranges: &[IdRange]) -> String {
         .filter(|r| r.count > 0)
         .map(|r| {
             let last = r.inside as u64 + r.count as u64 - 1;
-            if r.count == 1 { r.inside.to_string() } else { format!("{}-{last}", r.inside) }
+            if r.count == 1 {
+                r.inside.to_string()
+            } else {
+                format!("{}-{last}", r.inside)
+            }
         })
         .collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// The text the kernel expects in uid_map/gid_map.
 pub fn render(ranges: &[IdRange]) -> String {
-    ranges.iter().map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count)).collect()
+    ranges
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+        .collect()
 }
 
 #[cfg(test)]
@@ -169,7 +210,15 @@ mod tests {
 
     #[test]
     fn remapped_ids_translate_within_range_only() {
-        let m = IdMaps { uid: vec![IdRange { inside: 0, outside: 100000, count: 65536 }], gid: vec![], deny_setgroups: false };
+        let m = IdMaps {
+            uid: vec![IdRange {
+                inside: 0,
+                outside: 100000,
+                count: 65536,
+            }],
+            gid: vec![],
+            deny_setgroups: false,
+        };
         assert_eq!(m.host_uid(0), Some(100000));
         assert_eq!(m.host_uid(1000), Some(101000));
         assert_eq!(m.host_uid(65536), None);
@@ -179,7 +228,19 @@ mod tests {
 
     #[test]
     fn unmapped_and_minus_one_ids_are_refused_naming_the_range() {
-        let m = IdMaps { uid: vec![IdRange { inside: 0, outside: 100000, count: 65536 }], gid: vec![IdRange { inside: 0, outside: 100000, count: 65536 }], deny_setgroups: false };
+        let m = IdMaps {
+            uid: vec![IdRange {
+                inside: 0,
+                outside: 100000,
+                count: 65536,
+            }],
+            gid: vec![IdRange {
+                inside: 0,
+                outside: 100000,
+                count: 65536,
+            }],
+            deny_setgroups: false,
+        };
         assert!(m.check_mapped(65535, 0).is_ok());
         let e = m.check_mapped(65536, 0).unwrap_err().to_string();
         assert!(e.contains("uid 65536") && e.contains("0-65535"), "{e}");
@@ -189,7 +250,11 @@ mod tests {
         assert!(h.check_mapped(4294967294, 4294967294).is_ok());
         let e = h.check_mapped(u32::MAX, 0).unwrap_err().to_string();
         assert!(e.contains("0-4294967294"), "{e}");
-        assert!(IdMaps::single(1000, 1000).check_mapped(1, 0).unwrap_err().to_string().contains("uids 0)"));
+        assert!(IdMaps::single(1000, 1000)
+            .check_mapped(1, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("uids 0)"));
     }
 
     #[test]

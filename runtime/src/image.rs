@@ -40,9 +40,16 @@ pub struct StoreLock {
 /// `trusted.overlay.*` opaque markers of layers added as root; deleted files would reappear.
 pub fn resolve(root: &Path, reference: &str, rootless: bool) -> Result<(Image, StoreLock)> {
     use rbuild::store::{LayerMode, Store};
-    let store = Store::open(root).map_err(|e| Error::Image(format!("open the image store {}: {e}", root.display())))?;
-    let lock = StoreLock { _lock: store.lock_shared().map_err(|e| Error::Image(e.to_string()))? };
-    let img = store.resolve_image(reference).map_err(|e| Error::Image(e.to_string()))?;
+    let store = Store::open(root)
+        .map_err(|e| Error::Image(format!("open the image store {}: {e}", root.display())))?;
+    let lock = StoreLock {
+        _lock: store
+            .lock_shared()
+            .map_err(|e| Error::Image(e.to_string()))?,
+    };
+    let img = store
+        .resolve_image(reference)
+        .map_err(|e| Error::Image(e.to_string()))?;
     match (img.mode, rootless) {
         (LayerMode::Rootless, false) => {
             return Err(Error::Image(format!(

@@ -30,12 +30,18 @@ pub struct Root {
 }
 
 fn sys_err(what: String, e: Errno) -> Error {
-    Error::Sys { what, source: e.into() }
+    Error::Sys {
+        what,
+        source: e.into(),
+    }
 }
 
 /// The path relative to the root, without empty and "." components.
 fn relative(path: &str) -> String {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn describe(t: FileType) -> &'static str {
@@ -54,8 +60,12 @@ fn describe(t: FileType) -> &'static str {
 impl Root {
     /// The current root directory ("/"), which must be the container's.
     pub fn open() -> Result<Root> {
-        let fd = rfs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| sys_err("open the container's root".into(), e))?;
+        let fd = rfs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| sys_err("open the container's root".into(), e))?;
         Ok(Root { fd })
     }
 
@@ -63,7 +73,13 @@ impl Root {
     pub fn resolve(&self, path: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
         let rel = relative(path);
         let rel = if rel.is_empty() { ".".to_string() } else { rel };
-        rfs::openat2(self.fd.as_fd(), rel.as_str(), flags | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS)
+        rfs::openat2(
+            self.fd.as_fd(),
+            rel.as_str(),
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
     }
 
     /// The root's own descriptor.
@@ -74,7 +90,9 @@ impl Root {
     /// `mkdir -p path` (mode 0755) inside the root; returns an O_PATH descriptor of the
     /// directory. `what` names the option the path came from, for the error line.
     pub fn dir(&self, path: &str, what: &str) -> Result<OwnedFd> {
-        let mut fd = self.resolve("/", OFlags::PATH | OFlags::DIRECTORY).map_err(|e| sys_err("open the container's root".into(), e))?;
+        let mut fd = self
+            .resolve("/", OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| sys_err("open the container's root".into(), e))?;
         let mut cur = String::new();
         for comp in relative(path).split('/').filter(|c| !c.is_empty()) {
             cur.push('/');
@@ -84,7 +102,12 @@ impl Root {
                 Err(Errno::NOENT) => {
                     match rfs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(sys_err(format!("{what}: create directory {cur} in the container"), e)),
+                        Err(e) => {
+                            return Err(sys_err(
+                                format!("{what}: create directory {cur} in the container"),
+                                e,
+                            ))
+                        }
                     }
                     match self.resolve(&cur, OFlags::PATH | OFlags::DIRECTORY) {
                         Ok(f) => f,
@@ -93,7 +116,9 @@ impl Root {
                     }
                 }
                 Err(Errno::NOTDIR) => {
-                    return Err(user(format!("{what}: {cur} is not a directory in the container: use another path")));
+                    return Err(user(format!(
+                        "{what}: {cur} is not a directory in the container: use another path"
+                    )));
                 }
                 Err(e) => return Err(sys_err(format!("{what}: open {cur} in the container"), e)),
             };
@@ -106,8 +131,14 @@ impl Root {
     /// existing target of the other kind is refused with one line.
     pub fn mount_target(&self, path: &str, kind: Kind, what: &str) -> Result<OwnedFd> {
         let rel = relative(path);
-        let Some((parent, name)) = rel.rsplit_once('/').or(Some(("", rel.as_str()))).filter(|(_, n)| !n.is_empty()) else {
-            return Err(user(format!("{what}: / cannot be a mount target: choose a directory below it")));
+        let Some((parent, name)) = rel
+            .rsplit_once('/')
+            .or(Some(("", rel.as_str())))
+            .filter(|(_, n)| !n.is_empty())
+        else {
+            return Err(user(format!(
+                "{what}: / cannot be a mount target: choose a directory below it"
+            )));
         };
         let parent_fd = self.dir(&format!("/{parent}"), what)?;
         let fd = match self.resolve(path, OFlags::PATH) {
@@ -118,7 +149,13 @@ impl Root {
                     Kind::NonDir => rfs::openat(
                         &parent_fd,
                         name,
-                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::NONBLOCK
+                            | OFlags::NOCTTY
+                            | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o644),
                     )
                     .map(drop),
@@ -128,12 +165,21 @@ impl Root {
                     Err(Errno::EXIST) => return Err(user(format!("{what}: {path} is a dangling symbolic link in the container: use another path"))),
                     Err(e) => return Err(sys_err(format!("{what}: create mount point {path} in the container"), e)),
                 }
-                self.resolve(path, OFlags::PATH).map_err(|e| sys_err(format!("{what}: open {path} in the container"), e))?
+                self.resolve(path, OFlags::PATH)
+                    .map_err(|e| sys_err(format!("{what}: open {path} in the container"), e))?
             }
-            Err(Errno::NOTDIR) => return Err(user(format!("{what}: a parent of {path} is not a directory in the container: use another path"))),
+            Err(Errno::NOTDIR) => {
+                return Err(user(format!(
+                "{what}: a parent of {path} is not a directory in the container: use another path"
+            )))
+            }
             Err(e) => return Err(sys_err(format!("{what}: open {path} in the container"), e)),
         };
-        let ft = FileType::from_raw_mode(rfs::fstat(&fd).map_err(|e| sys_err(format!("{what}: stat {path} in the container"), e))?.st_mode);
+        let ft = FileType::from_raw_mode(
+            rfs::fstat(&fd)
+                .map_err(|e| sys_err(format!("{what}: stat {path} in the container"), e))?
+                .st_mode,
+        );
         match (kind, ft) {
             (Kind::Dir, FileType::Directory) => Ok(fd),
             (Kind::Dir, other) => Err(user(format!("{what}: {path} is {} in the container, not a directory: use another path", describe(other)))),
@@ -150,18 +196,38 @@ impl Root {
         let dfd = self.dir(dir, &what)?;
         if let Ok(st) = rfs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-                rfs::unlinkat(&dfd, name, AtFlags::empty()).map_err(|e| sys_err(format!("replace the symbolic link {what}"), e))?;
+                rfs::unlinkat(&dfd, name, AtFlags::empty())
+                    .map_err(|e| sys_err(format!("replace the symbolic link {what}"), e))?;
             }
         }
-        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let flags = OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::WRONLY
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC;
         match rfs::openat(&dfd, name, flags, Mode::from_raw_mode(0o644)) {
             Ok(_) | Err(Errno::EXIST) => {}
             Err(e) => return Err(sys_err(format!("create mount point {what}"), e)),
         }
-        let fd = rfs::openat(&dfd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(|e| sys_err(format!("open {what}"), e))?;
-        let ft = FileType::from_raw_mode(rfs::fstat(&fd).map_err(|e| sys_err(format!("stat {what}"), e))?.st_mode);
+        let fd = rfs::openat(
+            &dfd,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| sys_err(format!("open {what}"), e))?;
+        let ft = FileType::from_raw_mode(
+            rfs::fstat(&fd)
+                .map_err(|e| sys_err(format!("stat {what}"), e))?
+                .st_mode,
+        );
         if matches!(ft, FileType::Directory | FileType::Symlink) {
-            return Err(user(format!("the image's {what} is {}: rrun puts the container's own file there, fix the image", describe(ft))));
+            return Err(user(format!(
+                "the image's {what} is {}: rrun puts the container's own file there, fix the image",
+                describe(ft)
+            )));
         }
         Ok(fd)
     }
@@ -178,14 +244,28 @@ impl Root {
         let st = rfs::fstat(&fd).map_err(|e| sys_err(format!("stat the container's {path}"), e))?;
         let ft = FileType::from_raw_mode(st.st_mode);
         if ft != FileType::RegularFile {
-            return Err(user(format!("the container's {path} is {}, not a regular file", describe(ft))));
+            return Err(user(format!(
+                "the container's {path} is {}, not a regular file",
+                describe(ft)
+            )));
         }
-        let too_big = || user(format!("the container's {path} is larger than {} KiB, the most rrun reads", MAX_FILE / 1024));
+        let too_big = || {
+            user(format!(
+                "the container's {path} is larger than {} KiB, the most rrun reads",
+                MAX_FILE / 1024
+            ))
+        };
         if st.st_size as u64 > MAX_FILE {
             return Err(too_big());
         }
         let mut data = Vec::with_capacity(st.st_size as usize);
-        std::fs::File::from(fd).take(MAX_FILE + 1).read_to_end(&mut data).map_err(|e| Error::Sys { what: format!("read the container's {path}"), source: e })?;
+        std::fs::File::from(fd)
+            .take(MAX_FILE + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::Sys {
+                what: format!("read the container's {path}"),
+                source: e,
+            })?;
         if data.len() as u64 > MAX_FILE {
             return Err(too_big());
         }

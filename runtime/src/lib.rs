@@ -71,5 +71,8 @@ pub use error::{Error, Result};
 /// Microseconds since rrun started, for `--verbose` timing lines of the start-up phases.
 pub fn elapsed_us() -> u128 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_micros()
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros()
 }

@@ -12,16 +12,29 @@ fn main() {
     // A panic is a bug: one line, no backtrace (forked children then _exit(125), see
     // sys::forked_child; rrun itself unwinds its guards and exits 101).
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("rrun: internal error: {}{at}", msg.unwrap_or_else(|| "panic".into()));
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "rrun: internal error: {}{at}",
+            msg.unwrap_or_else(|| "panic".into())
+        );
     }));
-    let cli = parse_or_exit(cli::hoist_globals(std::env::args_os().collect::<Vec<OsString>>()));
+    let cli = parse_or_exit(cli::hoist_globals(
+        std::env::args_os().collect::<Vec<OsString>>(),
+    ));
     // Quiet by default; the subscriber (and its filter parsing) only when asked for, which
     // keeps it off the start-up path of every container. Colour only on a terminal.
     if cli.verbose > 0 || std::env::var_os("RUST_LOG").is_some() {
         let filter = if cli.verbose > 1 { "debug" } else { "info" };
-        let env = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+        let env = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
         tracing_subscriber::fmt()
             .with_env_filter(env)
             .with_writer(std::io::stderr)
@@ -60,7 +73,8 @@ fn parse_or_exit(args: Vec<OsString>) -> Cli {
 /// working directories later, e.g. by the child after chdir).
 fn absolute_root(cli: &Cli) -> rrun::Result<std::path::PathBuf> {
     let root = cli.root.clone().unwrap_or_else(rrun::image::default_root);
-    std::path::absolute(&root).map_err(|e| rrun::Error::User(format!("bad --root {}: {e}", root.display())))
+    std::path::absolute(&root)
+        .map_err(|e| rrun::Error::User(format!("bad --root {}: {e}", root.display())))
 }
 
 fn dispatch(root: &std::path::Path, cli: &Cli) -> rrun::Result<i32> {
@@ -79,7 +93,9 @@ fn dispatch(root: &std::path::Path, cli: &Cli) -> rrun::Result<i32> {
                 NetworkCmd::Ls => "network ls",
                 NetworkCmd::Rm { .. } => "network rm",
             };
-            Err(rrun::Error::User(format!("{what} needs netd, which this rrun cannot use yet")))
+            Err(rrun::Error::User(format!(
+                "{what} needs netd, which this rrun cannot use yet"
+            )))
         }
     }
 }

@@ -19,7 +19,13 @@ use crate::inroot::Root;
 use crate::sys;
 
 /// Made read-only (bind-mounted over themselves): writing there changes the host's kernel.
-pub const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Hidden: files behind /dev/null, directories behind an empty read-only tmpfs.
 pub const MASKED: [&str; 11] = [
@@ -41,21 +47,45 @@ pub const MASKED: [&str; 11] = [
 /// detached bind of a /dev/null to clone over masked files.
 pub fn apply(root: &Root, null: &OwnedFd) -> Result<()> {
     for p in READONLY {
-        let Some(fd) = existing(root, p)? else { continue };
-        let bind = sys::open_tree(fd_raw(&fd), std::path::Path::new(""), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32)
-            .ctx(|| format!("bind {p} to make it read-only"))?;
-        let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        let Some(fd) = existing(root, p)? else {
+            continue;
+        };
+        let bind = sys::open_tree(
+            fd_raw(&fd),
+            std::path::Path::new(""),
+            libc::OPEN_TREE_CLONE
+                | libc::OPEN_TREE_CLOEXEC
+                | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32,
+        )
+        .ctx(|| format!("bind {p} to make it read-only"))?;
+        let attr = libc::mount_attr {
+            attr_set: libc::MOUNT_ATTR_RDONLY
+                | libc::MOUNT_ATTR_NOSUID
+                | libc::MOUNT_ATTR_NODEV
+                | libc::MOUNT_ATTR_NOEXEC,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
         sys::mount_setattr_fd(bind.as_fd(), true, &attr).ctx(|| format!("make {p} read-only"))?;
         sys::move_mount_fd(bind.as_fd(), fd.as_fd()).ctx(|| format!("mount {p} read-only"))?;
     }
     for p in MASKED {
-        let Some(fd) = existing(root, p)? else { continue };
-        let is_dir = rustix::fs::fstat(&fd).map(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory).unwrap_or(false);
+        let Some(fd) = existing(root, p)? else {
+            continue;
+        };
+        let is_dir = rustix::fs::fstat(&fd)
+            .map(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory)
+            .unwrap_or(false);
         let cover = if is_dir {
             empty_tmpfs().ctx(|| format!("an empty tmpfs to mask {p}"))?
         } else {
-            sys::open_tree(fd_raw(null), std::path::Path::new(""), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32)
-                .ctx(|| format!("bind /dev/null to mask {p}"))?
+            sys::open_tree(
+                fd_raw(null),
+                std::path::Path::new(""),
+                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+            )
+            .ctx(|| format!("bind /dev/null to mask {p}"))?
         };
         sys::move_mount_fd(cover.as_fd(), fd.as_fd()).ctx(|| format!("mask {p}"))?;
     }
@@ -71,7 +101,10 @@ fn existing(root: &Root, p: &str) -> Result<Option<OwnedFd>> {
     match root.resolve(p, OFlags::PATH | OFlags::NOFOLLOW) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
-        Err(e) => Err(Error::Sys { what: format!("open {p} in the container"), source: e.into() }),
+        Err(e) => Err(Error::Sys {
+            what: format!("open {p} in the container"),
+            source: e.into(),
+        }),
     }
 }
 
@@ -81,5 +114,11 @@ fn empty_tmpfs() -> std::io::Result<OwnedFd> {
     sys::fsconfig_string(fs.as_fd(), c"size", c"4k")?;
     sys::fsconfig_string(fs.as_fd(), c"mode", c"555")?;
     sys::fsconfig_create(fs.as_fd())?;
-    sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)
+    sys::fsmount(
+        fs.as_fd(),
+        libc::MOUNT_ATTR_RDONLY
+            | libc::MOUNT_ATTR_NOSUID
+            | libc::MOUNT_ATTR_NODEV
+            | libc::MOUNT_ATTR_NOEXEC,
+    )
 }

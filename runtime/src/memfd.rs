@@ -15,9 +15,15 @@ pub fn find_rinit() -> Result<PathBuf> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().ctx(|| "find rrun's own executable".into())?;
-    let p = exe.parent().map(|d| d.join("rinit")).unwrap_or_else(|| PathBuf::from("rinit"));
+    let p = exe
+        .parent()
+        .map(|d| d.join("rinit"))
+        .unwrap_or_else(|| PathBuf::from("rinit"));
     if !p.is_file() {
-        return Err(user(format!("rinit not found at {}: build it next to rrun or set RBOX_RINIT", p.display())));
+        return Err(user(format!(
+            "rinit not found at {}: build it next to rrun or set RBOX_RINIT",
+            p.display()
+        )));
     }
     Ok(p)
 }
@@ -27,7 +33,8 @@ pub fn sealed_copy(path: &Path) -> Result<OwnedFd> {
     let mut src = File::open(path).ctx(|| format!("open rinit at {}", path.display()))?;
     let name = CString::new("rinit").expect("static name has no NUL");
     // SAFETY: `name` is a valid C string; the returned descriptor is new and ours.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "memfd_create for rinit".into());
     }

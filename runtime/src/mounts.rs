@@ -14,8 +14,12 @@ use crate::sys;
 /// A detached copy of the tree at `path` (not its submounts), optionally idmapped to the user
 /// namespace `userns` and/or read-only.
 pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -> Result<OwnedFd> {
-    let fd = sys::open_tree(libc::AT_FDCWD, path, libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC)
-        .ctx(|| format!("open_tree {}", path.display()))?;
+    let fd = sys::open_tree(
+        libc::AT_FDCWD,
+        path,
+        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+    )
+    .ctx(|| format!("open_tree {}", path.display()))?;
     set_attrs(fd, path, userns, readonly)
 }
 
@@ -23,14 +27,30 @@ pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -
 /// opened when the command line was read, so the host path is resolved once; by path only for
 /// a volume read back from state.json.
 pub fn clone_volume(v: &Volume, userns: Option<BorrowedFd<'_>>) -> Result<OwnedFd> {
-    let Some(src) = &v.source_fd else { return clone_tree(&v.source, userns, v.readonly) };
-    let fd = sys::open_tree(src.as_raw_fd(), Path::new(""), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32)
-        .ctx(|| format!("open_tree {}", v.source.display()))?;
+    let Some(src) = &v.source_fd else {
+        return clone_tree(&v.source, userns, v.readonly);
+    };
+    let fd = sys::open_tree(
+        src.as_raw_fd(),
+        Path::new(""),
+        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+    )
+    .ctx(|| format!("open_tree {}", v.source.display()))?;
     set_attrs(fd, &v.source, userns, v.readonly)
 }
 
-fn set_attrs(fd: OwnedFd, path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -> Result<OwnedFd> {
-    let mut attr = libc::mount_attr { attr_set: 0, attr_clr: 0, propagation: 0, userns_fd: 0 };
+fn set_attrs(
+    fd: OwnedFd,
+    path: &Path,
+    userns: Option<BorrowedFd<'_>>,
+    readonly: bool,
+) -> Result<OwnedFd> {
+    let mut attr = libc::mount_attr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     if let Some(ns) = userns {
         attr.attr_set |= libc::MOUNT_ATTR_IDMAP;
         attr.userns_fd = ns.as_raw_fd() as u64;
@@ -41,7 +61,10 @@ fn set_attrs(fd: OwnedFd, path: &Path, userns: Option<BorrowedFd<'_>>, readonly:
     if attr.attr_set != 0 {
         sys::mount_setattr_fd(fd.as_fd(), false, &attr).ctx(|| {
             if userns.is_some() {
-                format!("idmapped mount of {} (the filesystem must support idmapped mounts)", path.display())
+                format!(
+                    "idmapped mount of {} (the filesystem must support idmapped mounts)",
+                    path.display()
+                )
             } else {
                 format!("read-only bind of {}", path.display())
             }
@@ -72,8 +95,14 @@ pub fn overlay_layer_order(bottom_first: &[PathBuf]) -> Vec<PathBuf> {
 /// Where the overlay keeps its writable part: folders by path, or directory fds (e.g. in a
 /// detached tmpfs; "upperdir"/"workdir" take fds since Linux 6.13).
 pub enum OverlayDirs<'a> {
-    Paths { upper: &'a Path, work: &'a Path },
-    Fds { upper: BorrowedFd<'a>, work: BorrowedFd<'a> },
+    Paths {
+        upper: &'a Path,
+        work: &'a Path,
+    },
+    Fds {
+        upper: BorrowedFd<'a>,
+        work: BorrowedFd<'a>,
+    },
 }
 
 /// An overlay superblock over `layers` (top first, as open mount fds, possibly idmapped) and
@@ -83,21 +112,27 @@ pub fn overlay(layers: &[OwnedFd], dirs: &OverlayDirs<'_>) -> Result<OwnedFd> {
     // across layers are left at the kernel's defaults (index=off, metacopy=off).
     let fs = sys::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
     for (i, l) in layers.iter().enumerate() {
-        sys::fsconfig_fd(fs.as_fd(), c"lowerdir+", l.as_fd()).ctx(|| format!("overlay: add lower layer {i}"))?;
+        sys::fsconfig_fd(fs.as_fd(), c"lowerdir+", l.as_fd())
+            .ctx(|| format!("overlay: add lower layer {i}"))?;
     }
     match dirs {
         OverlayDirs::Paths { upper, work } => {
             let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
             let w = sys::cstr(work).ctx(|| work.display().to_string())?;
-            sys::fsconfig_string(fs.as_fd(), c"upperdir", &u).ctx(|| format!("overlay upperdir {}", upper.display()))?;
-            sys::fsconfig_string(fs.as_fd(), c"workdir", &w).ctx(|| format!("overlay workdir {}", work.display()))?;
+            sys::fsconfig_string(fs.as_fd(), c"upperdir", &u)
+                .ctx(|| format!("overlay upperdir {}", upper.display()))?;
+            sys::fsconfig_string(fs.as_fd(), c"workdir", &w)
+                .ctx(|| format!("overlay workdir {}", work.display()))?;
         }
         OverlayDirs::Fds { upper, work } => {
-            sys::fsconfig_fd(fs.as_fd(), c"upperdir", *upper).ctx(|| "overlay upperdir (in memory)".into())?;
-            sys::fsconfig_fd(fs.as_fd(), c"workdir", *work).ctx(|| "overlay workdir (in memory)".into())?;
+            sys::fsconfig_fd(fs.as_fd(), c"upperdir", *upper)
+                .ctx(|| "overlay upperdir (in memory)".into())?;
+            sys::fsconfig_fd(fs.as_fd(), c"workdir", *work)
+                .ctx(|| "overlay workdir (in memory)".into())?;
         }
     }
-    sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the overlay over {} layers", layers.len()))?;
+    sys::fsconfig_create(fs.as_fd())
+        .ctx(|| format!("create the overlay over {} layers", layers.len()))?;
     sys::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
 }
 
@@ -109,13 +144,17 @@ pub fn overlay_by_path(layers_top_first: &[PathBuf], upper: &Path, work: &Path) 
     sys::fsconfig_flag(fs.as_fd(), c"userxattr").ctx(|| "overlay option userxattr".into())?;
     for l in layers_top_first {
         let c = sys::cstr(l).ctx(|| l.display().to_string())?;
-        sys::fsconfig_string(fs.as_fd(), c"lowerdir+", &c).ctx(|| format!("overlay: add lower layer {}", l.display()))?;
+        sys::fsconfig_string(fs.as_fd(), c"lowerdir+", &c)
+            .ctx(|| format!("overlay: add lower layer {}", l.display()))?;
     }
     let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
     let w = sys::cstr(work).ctx(|| work.display().to_string())?;
-    sys::fsconfig_string(fs.as_fd(), c"upperdir", &u).ctx(|| format!("overlay upperdir {}", upper.display()))?;
-    sys::fsconfig_string(fs.as_fd(), c"workdir", &w).ctx(|| format!("overlay workdir {}", work.display()))?;
-    sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the overlay over {} layers", layers_top_first.len()))?;
+    sys::fsconfig_string(fs.as_fd(), c"upperdir", &u)
+        .ctx(|| format!("overlay upperdir {}", upper.display()))?;
+    sys::fsconfig_string(fs.as_fd(), c"workdir", &w)
+        .ctx(|| format!("overlay workdir {}", work.display()))?;
+    sys::fsconfig_create(fs.as_fd())
+        .ctx(|| format!("create the overlay over {} layers", layers_top_first.len()))?;
     sys::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
 }
 

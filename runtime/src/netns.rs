@@ -25,7 +25,11 @@ pub fn loopback_up() -> Result<()> {
         }
         let e = io::Error::last_os_error();
         libc::close(s);
-        if r == 0 { Ok(()) } else { Err(e) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(e)
+        }
     };
     r.ctx(|| "bring up the loopback interface".into())
 }

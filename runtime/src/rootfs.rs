@@ -55,14 +55,32 @@ pub fn capture_host(want_devnull: bool) -> Result<HostHandles> {
         devices.push((d, mounts::clone_tree(&p, None, false)?));
     }
     let etc = Vec::new();
-    let devnull = if want_devnull { Some(File::open("/dev/null").ctx(|| "open /dev/null".into())?) } else { None };
-    let mut kernel_fs = vec![("/proc", new_fs(c"proc", libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)?)];
+    let devnull = if want_devnull {
+        Some(File::open("/dev/null").ctx(|| "open /dev/null".into())?)
+    } else {
+        None
+    };
+    let mut kernel_fs = vec![(
+        "/proc",
+        new_fs(
+            c"proc",
+            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+        )?,
+    )];
     // sysfs needs a network namespace of our own (refused with --net host): then rinit tries.
-    let ro = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    let ro = libc::MOUNT_ATTR_RDONLY
+        | libc::MOUNT_ATTR_NOSUID
+        | libc::MOUNT_ATTR_NODEV
+        | libc::MOUNT_ATTR_NOEXEC;
     if let Ok(fd) = new_fs(c"sysfs", ro) {
         kernel_fs.push(("/sys", fd));
     }
-    Ok(HostHandles { devices, etc, kernel_fs, devnull })
+    Ok(HostHandles {
+        devices,
+        etc,
+        kernel_fs,
+        devnull,
+    })
 }
 
 impl HostHandles {
@@ -80,16 +98,35 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
     sys::fsconfig_string(fs.as_fd(), c"size", c"64k").ctx(|| "tmpfs size".into())?;
     sys::fsconfig_string(fs.as_fd(), c"mode", c"755").ctx(|| "tmpfs mode".into())?;
     sys::fsconfig_create(fs.as_fd()).ctx(|| "create the /etc files tmpfs".into())?;
-    let mnt = sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)
-        .ctx(|| "fsmount the /etc files tmpfs".into())?;
-    let data: [&[u8]; 3] = [files.hostname.as_bytes(), files.hosts.as_bytes(), &files.resolv_conf];
+    let mnt = sys::fsmount(
+        fs.as_fd(),
+        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+    )
+    .ctx(|| "fsmount the /etc files tmpfs".into())?;
+    let data: [&[u8]; 3] = [
+        files.hostname.as_bytes(),
+        files.hosts.as_bytes(),
+        &files.resolv_conf,
+    ];
     let mut out = Vec::with_capacity(3);
     for (name, bytes) in ETC_FILES.iter().zip(data) {
-        let f = sys::openat2(mnt.as_raw_fd(), Path::new(name), libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL, 0o644, libc::RESOLVE_BENEATH)
-            .ctx(|| format!("create {name} in the /etc files tmpfs"))?;
-        File::from(f).write_all(bytes).ctx(|| format!("write {name}"))?;
-        let bind = sys::open_tree(mnt.as_raw_fd(), Path::new(name), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC)
-            .ctx(|| format!("bind {name} from the /etc files tmpfs"))?;
+        let f = sys::openat2(
+            mnt.as_raw_fd(),
+            Path::new(name),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
+            0o644,
+            libc::RESOLVE_BENEATH,
+        )
+        .ctx(|| format!("create {name} in the /etc files tmpfs"))?;
+        File::from(f)
+            .write_all(bytes)
+            .ctx(|| format!("write {name}"))?;
+        let bind = sys::open_tree(
+            mnt.as_raw_fd(),
+            Path::new(name),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+        .ctx(|| format!("bind {name} from the /etc files tmpfs"))?;
         out.push((*name, bind));
     }
     Ok(out)
@@ -117,29 +154,45 @@ pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
 /// Works on descriptors, so no host path has to be reachable by the container's (unprivileged)
 /// root: the store may sit below a folder only host root can enter.
 pub fn enter_root(root: OwnedFd, mountpoint: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-    sys::move_mount_fd(root.as_fd(), mountpoint).ctx(|| "attach the overlay over the container's folder".into())?;
+    sys::move_mount_fd(root.as_fd(), mountpoint)
+        .ctx(|| "attach the overlay over the container's folder".into())?;
     // SAFETY: fchdir on the (now attached) overlay mount's root directory fd.
     if unsafe { libc::fchdir(root.as_raw_fd()) } < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "chdir into the overlay".into());
     }
     drop(root);
-    sys::pivot_root(Path::new("."), Path::new(".")).ctx(|| "pivot_root into the container root".into())?;
+    sys::pivot_root(Path::new("."), Path::new("."))
+        .ctx(|| "pivot_root into the container root".into())?;
     sys::umount2(Path::new("."), libc::MNT_DETACH).ctx(|| "detach the old root".into())?;
     std::env::set_current_dir("/").ctx(|| "chdir /".into())
 }
 
 /// `mkdir -p` (mode 0755) inside the (already pivoted) container root.
 pub fn mkdir_all(p: &Path) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(p).ctx(|| format!("create directory {} in the container", p.display()))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(p)
+        .ctx(|| format!("create directory {} in the container", p.display()))
 }
 
 /// /dev: a tmpfs with the host's device nodes bind-mounted, and with a terminal a devpts
 /// instance of the container's own. Returns (pty master, pty slave) when `tty`.
-pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Result<Option<(OwnedFd, OwnedFd)>> {
+pub fn populate_dev(
+    h: &mut HostHandles,
+    tty: bool,
+    tty_gid: Option<u32>,
+) -> Result<Option<(OwnedFd, OwnedFd)>> {
     let dev = Path::new("/dev");
     mkdir_all(dev)?;
-    sys::mount(Some("tmpfs"), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=755,size=65536k"))
-        .ctx(|| "mount tmpfs on /dev".into())?;
+    sys::mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some("mode=755,size=65536k"),
+    )
+    .ctx(|| "mount tmpfs on /dev".into())?;
     for (name, fd) in h.devices.drain(..) {
         let p = dev.join(name);
         File::create(&p).ctx(|| format!("create {}", p.display()))?;
@@ -154,7 +207,14 @@ pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Res
         Some(g) => format!("newinstance,ptmxmode=0666,mode=0620,gid={g}"),
         None => "newinstance,ptmxmode=0666,mode=0620".to_string(),
     };
-    sys::mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&opts)).ctx(|| "mount devpts on /dev/pts".into())?;
+    sys::mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some(&opts),
+    )
+    .ctx(|| "mount devpts on /dev/pts".into())?;
     std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx")).ctx(|| "link /dev/ptmx".into())?;
     let master = OpenOptions::new()
         .read(true)
@@ -170,7 +230,12 @@ pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Res
 /// Makes /proc/sys and the other host-wide kernel knobs read-only and masks kernel
 /// information files ([`masks`]); needs /dev/null in place.
 pub fn protect_kernel_paths(root: &Root) -> Result<()> {
-    let null = root.resolve("/dev/null", OFlags::PATH).map_err(|e| crate::error::Error::Sys { what: "open the container's /dev/null".into(), source: e.into() })?;
+    let null = root
+        .resolve("/dev/null", OFlags::PATH)
+        .map_err(|e| crate::error::Error::Sys {
+            what: "open the container's /dev/null".into(),
+            source: e.into(),
+        })?;
     masks::apply(root, &null)
 }
 
@@ -199,7 +264,9 @@ fn check_resolved_target(root: &Root, target: &OwnedFd, path: &str, what: &str) 
             return spec::check_mount_target("/dev", what);
         }
     }
-    let on_proc = rustix::fs::fstatfs(target).map(|s| s.f_type == libc::PROC_SUPER_MAGIC).unwrap_or(false);
+    let on_proc = rustix::fs::fstatfs(target)
+        .map(|s| s.f_type == libc::PROC_SUPER_MAGIC)
+        .unwrap_or(false);
     if on_proc && !spec::PROC_TARGETS_ALLOWED.contains(&spec::normalize(path).as_str()) {
         return spec::check_mount_target("/proc", what);
     }
@@ -212,8 +279,15 @@ fn check_resolved_target(root: &Root, target: &OwnedFd, path: &str, what: &str) 
 pub fn attach_volumes(root: &Root, vols: &[Volume], fds: Vec<OwnedFd>) -> Result<()> {
     for (v, fd) in vols.iter().zip(fds) {
         let what = format!("volume {}:{}", v.source.display(), v.target);
-        let st = rustix::fs::fstat(&fd).map_err(|e| crate::error::Error::Sys { what: format!("stat the source of {what}"), source: e.into() })?;
-        let kind = if FileType::from_raw_mode(st.st_mode) == FileType::Directory { Kind::Dir } else { Kind::NonDir };
+        let st = rustix::fs::fstat(&fd).map_err(|e| crate::error::Error::Sys {
+            what: format!("stat the source of {what}"),
+            source: e.into(),
+        })?;
+        let kind = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            Kind::Dir
+        } else {
+            Kind::NonDir
+        };
         let target = root.mount_target(&v.target, kind, &what)?;
         check_resolved_target(root, &target, &v.target, &what)?;
         sys::move_mount_fd(fd.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
@@ -229,9 +303,11 @@ pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
         let target = root.mount_target(d, Kind::Dir, &what)?;
         check_resolved_target(root, &target, d, &what)?;
         let fs = sys::fsopen(c"tmpfs").ctx(|| format!("fsopen tmpfs for {what}"))?;
-        sys::fsconfig_string(fs.as_fd(), c"mode", c"1777").ctx(|| format!("tmpfs mode for {what}"))?;
+        sys::fsconfig_string(fs.as_fd(), c"mode", c"1777")
+            .ctx(|| format!("tmpfs mode for {what}"))?;
         sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the tmpfs of {what}"))?;
-        let mnt = sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV).ctx(|| format!("fsmount the tmpfs of {what}"))?;
+        let mnt = sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV)
+            .ctx(|| format!("fsmount the tmpfs of {what}"))?;
         sys::move_mount_fd(mnt.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
     }
     Ok(())
@@ -239,7 +315,12 @@ pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
 
 /// Makes the root mount (only the root, not the mounts on it) read-only.
 pub fn make_root_readonly() -> Result<()> {
-    let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     sys::mount_setattr_path(Path::new("/"), &attr).ctx(|| "make the root read-only".into())
 }
 
@@ -250,30 +331,71 @@ pub fn make_root_readonly() -> Result<()> {
 /// CAP_SYS_ADMIN; rinit keeps what is already mounted. Mount points already there (a --tmpfs
 /// /tmp of the user) are kept.
 pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
-    let m = |src: &str, path: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>, mode: u32| -> Result<()> {
+    let m = |src: &str,
+             path: &str,
+             fstype: &str,
+             flags: libc::c_ulong,
+             data: Option<&str>,
+             mode: u32|
+     -> Result<()> {
         let p = Path::new(path);
         if is_mount_point(p) {
             // a --tmpfs or volume the user put there
             return Ok(());
         }
         mkdir_all(p)?;
-        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).ctx(|| format!("chmod {path}"))?;
-        sys::mount(Some(src), p, Some(fstype), flags, data).ctx(|| format!("mount {fstype} on {path}"))
+        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .ctx(|| format!("chmod {path}"))?;
+        sys::mount(Some(src), p, Some(fstype), flags, data)
+            .ctx(|| format!("mount {fstype} on {path}"))
     };
     let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
     if !have_pts && !is_mount_point(Path::new("/dev/pts")) {
-        m("devpts", "/dev/pts", "devpts", nosuid | noexec, Some("newinstance,ptmxmode=0666,mode=0620"), 0o755)?;
+        m(
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            nosuid | noexec,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+            0o755,
+        )?;
         std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx").ctx(|| "link /dev/ptmx".into())?;
     }
-    m("shm", "/dev/shm", "tmpfs", nosuid | nodev | noexec, Some("mode=1777,size=65536k"), 0o1777)?;
-    let _ = m("mqueue", "/dev/mqueue", "mqueue", nosuid | nodev | noexec, None, 0o755);
-    for (target, link) in [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")] {
+    m(
+        "shm",
+        "/dev/shm",
+        "tmpfs",
+        nosuid | nodev | noexec,
+        Some("mode=1777,size=65536k"),
+        0o1777,
+    )?;
+    let _ = m(
+        "mqueue",
+        "/dev/mqueue",
+        "mqueue",
+        nosuid | nodev | noexec,
+        None,
+        0o755,
+    );
+    for (target, link) in [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ] {
         match std::os::unix::fs::symlink(target, link) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             other => other.ctx(|| format!("link {link}"))?,
         }
     }
-    m("tmpfs", "/tmp", "tmpfs", nosuid | nodev, Some("mode=1777"), 0o1777)?;
+    m(
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        nosuid | nodev,
+        Some("mode=1777"),
+        0o1777,
+    )?;
     Ok(())
 }
 
@@ -281,6 +403,9 @@ pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
 pub fn is_mount_point(p: &Path) -> bool {
     use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
     rustix::fs::statx(CWD, p, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)
-        .map(|s| s.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) && s.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+        .map(|s| {
+            s.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+                && s.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        })
         .unwrap_or(false)
 }

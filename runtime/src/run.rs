@@ -72,7 +72,10 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
 fn image_reference(a: &RunArgs) -> Result<&str> {
     match (&a.image, a.command.first()) {
         (Some(r), _) => Ok(r.as_str()),
-        (None, Some(w)) if w.as_encoded_bytes().starts_with(b"-") => Err(user(format!("unknown option {} (see `rrun --help`)", w.to_string_lossy()))),
+        (None, Some(w)) if w.as_encoded_bytes().starts_with(b"-") => Err(user(format!(
+            "unknown option {} (see `rrun --help`)",
+            w.to_string_lossy()
+        ))),
         (None, _) => Err(user("--image IMAGE is required (see `rrun --help`)")),
     }
 }
@@ -81,10 +84,15 @@ fn image_reference(a: &RunArgs) -> Result<&str> {
 fn network(a: &RunArgs) -> Result<NetMode> {
     let net = NetMode::parse(&a.net)?;
     if !matches!(net, NetMode::None | NetMode::Host) {
-        return Err(user(format!("--net {} needs netd, which this rrun cannot use yet: use --net none or --net host", net.name())));
+        return Err(user(format!(
+            "--net {} needs netd, which this rrun cannot use yet: use --net none or --net host",
+            net.name()
+        )));
     }
     if !a.publish.is_empty() {
-        return Err(user("-p needs a bridge network (netd): it cannot be used with --net none or --net host"));
+        return Err(user(
+            "-p needs a bridge network (netd): it cannot be used with --net none or --net host",
+        ));
     }
     Ok(net)
 }
@@ -95,7 +103,10 @@ fn id_maps(userns: Option<&str>, root_caller: bool) -> Result<IdMaps> {
         (None | Some("remap"), true) => IdMaps::remap(),
         (Some("host"), true) => IdMaps::host(),
         (None | Some("remap") | Some("host"), false) => {
-            let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+            let (uid, gid) = (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            );
             IdMaps::single(uid, gid)
         }
         (Some(o), _) => return Err(user(format!("bad --userns {o:?}: use remap or host"))),
@@ -106,14 +117,22 @@ fn limits(a: &RunArgs) -> Result<LimitsConfig> {
     Ok(LimitsConfig {
         memory: a.memory.as_deref().map(cgroups::parse_size).transpose()?,
         cpus: a.cpus.as_deref().map(cgroups::parse_cpus).transpose()?,
-        cpuset_cpus: a.cpuset_cpus.as_deref().map(cgroups::check_cpuset).transpose()?,
+        cpuset_cpus: a
+            .cpuset_cpus
+            .as_deref()
+            .map(cgroups::check_cpuset)
+            .transpose()?,
         pids: a.pids_limit,
     })
 }
 
 /// The volumes, and checks of the --tmpfs and -w paths inside the container.
 fn mount_paths(a: &RunArgs) -> Result<Vec<Volume>> {
-    let volumes = a.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>>>()?;
+    let volumes = a
+        .volumes
+        .iter()
+        .map(|v| Volume::parse(v))
+        .collect::<Result<Vec<_>>>()?;
     for t in &a.tmpfs {
         spec::check_container_path(t)?;
         spec::check_mount_target(t, &format!("--tmpfs {t}"))?;
@@ -129,7 +148,11 @@ fn process(img: &image::Image, a: &RunArgs, hostname: &str) -> Result<ProcessCon
     Ok(ProcessConfig {
         args: spec::command_line(img, &a.command)?,
         env: spec::environment(&img.env, &a.env, hostname, a.tty)?,
-        cwd: a.workdir.clone().or(img.workdir.clone()).unwrap_or_else(|| "/".into()),
+        cwd: a
+            .workdir
+            .clone()
+            .or(img.workdir.clone())
+            .unwrap_or_else(|| "/".into()),
         user: a.user.clone().or(img.user.clone()).unwrap_or_default(),
         tty: a.tty,
         stdin: a.interactive,
@@ -148,14 +171,30 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     run_foreground(&containers, st, store_lock, &rinit)
 }
 
-fn run_foreground(containers: &Containers, st: State, store_lock: image::StoreLock, rinit: &Path) -> Result<i32> {
+fn run_foreground(
+    containers: &Containers,
+    st: State,
+    store_lock: image::StoreLock,
+    rinit: &Path,
+) -> Result<i32> {
     let _old = sys::block_signals(&supervise::HANDLED);
-    let sigfd = sys::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys { what: "signalfd".into(), source: e })?;
+    let sigfd = sys::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys {
+        what: "signalfd".into(),
+        source: e,
+    })?;
     let tty_mode = st.config.process.tty;
     let stdin_on = st.config.process.stdin;
     let c = container::create(containers, st, store_lock, rinit)?;
-    let _raw = if tty_mode && stdin_on { Some(tty::RawMode::enter(0)) } else { None };
-    let io = Io { master: c.master.as_ref().map(|m| m.as_fd()), stdin: (tty_mode && stdin_on).then_some(0), stdout: 1 };
+    let _raw = if tty_mode && stdin_on {
+        Some(tty::RawMode::enter(0))
+    } else {
+        None
+    };
+    let io = Io {
+        master: c.master.as_ref().map(|m| m.as_fd()),
+        stdin: (tty_mode && stdin_on).then_some(0),
+        stdout: 1,
+    };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
     drop(_raw);
     let status = status?;
@@ -169,8 +208,16 @@ fn run_foreground(containers: &Containers, st: State, store_lock: image::StoreLo
 pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     let oom = c.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
     let code = if oom {
-        let limit = c.state.config.limits.memory.map_or("none".into(), |m| m.to_string());
-        eprintln!("rrun: container {} was killed by the kernel's OOM killer (memory limit {limit} bytes)", c.state.name);
+        let limit = c
+            .state
+            .config
+            .limits
+            .memory
+            .map_or("none".into(), |m| m.to_string());
+        eprintln!(
+            "rrun: container {} was killed by the kernel's OOM killer (memory limit {limit} bytes)",
+            c.state.name
+        );
         137
     } else {
         sys::exit_code_of(status)

@@ -84,7 +84,10 @@ impl<'de> Deserialize<'de> for OsArg {
 
 /// The command as one line for `rrun ps` (lossy for non-UTF-8 bytes).
 pub fn display_command(args: &[OsArg]) -> String {
-    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A `-v HOSTDIR:DIR[:ro]` volume.
@@ -116,19 +119,40 @@ impl Volume {
             [a, b] => (*a, *b, false),
             [a, b, "ro"] => (*a, *b, true),
             [a, b, "rw"] => (*a, *b, false),
-            _ => return Err(user(format!("bad volume {s:?}: use HOSTDIR:DIR or HOSTDIR:DIR:ro"))),
+            _ => {
+                return Err(user(format!(
+                    "bad volume {s:?}: use HOSTDIR:DIR or HOSTDIR:DIR:ro"
+                )))
+            }
         };
         if !src.starts_with('/') || !dst.starts_with('/') {
-            return Err(user(format!("bad volume {s:?}: both paths must be absolute")));
+            return Err(user(format!(
+                "bad volume {s:?}: both paths must be absolute"
+            )));
         }
         let source = Path::new(src);
         check_container_path(dst)?;
         check_mount_target(dst, &format!("volume {s}"))?;
-        let fd = rustix::fs::open(source, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).map_err(|e| match e {
-            rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => user(format!("volume source {src} does not exist: create it first")),
-            e => user(format!("volume source {src} cannot be opened: {}", std::io::Error::from(e))),
+        let fd = rustix::fs::open(
+            source,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => user(format!(
+                "volume source {src} does not exist: create it first"
+            )),
+            e => user(format!(
+                "volume source {src} cannot be opened: {}",
+                std::io::Error::from(e)
+            )),
         })?;
-        Ok(Volume { source: source.to_path_buf(), target: dst.to_string(), readonly: ro, source_fd: Some(Arc::new(fd)) })
+        Ok(Volume {
+            source: source.to_path_buf(),
+            target: dst.to_string(),
+            readonly: ro,
+            source_fd: Some(Arc::new(fd)),
+        })
     }
 }
 
@@ -149,7 +173,10 @@ pub const PROC_TARGETS_ALLOWED: [&str; 10] = [
 
 /// `path` without empty and "." components, as "/a/b" ("/" for the root).
 pub fn normalize(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -164,7 +191,9 @@ pub fn normalize(path: &str) -> String {
 pub fn check_mount_target(path: &str, what: &str) -> Result<()> {
     let p = normalize(path);
     if p == "/" {
-        return Err(user(format!("{what}: / cannot be a mount target: choose a directory below it (or --read-only)")));
+        return Err(user(format!(
+            "{what}: / cannot be a mount target: choose a directory below it (or --read-only)"
+        )));
     }
     if p == "/dev" {
         return Err(user(format!("{what}: /dev cannot be a mount target: it holds the container's device nodes; mount below it")));
@@ -191,7 +220,10 @@ pub fn check_hostname(h: &str) -> Result<()> {
         if label.is_empty() || label.len() > 63 {
             return Err(bad("each dot-separated part needs 1 to 63 characters"));
         }
-        if !label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        if !label
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        {
             return Err(bad("use only letters, digits, '-' and '.'"));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -204,7 +236,9 @@ pub fn check_hostname(h: &str) -> Result<()> {
 /// Refuses container paths with `..` or NUL, which have no meaning for a mount point.
 pub fn check_container_path(p: &str) -> Result<()> {
     if !p.starts_with('/') || p.split('/').any(|c| c == "..") || p.contains('\0') {
-        return Err(user(format!("bad path {p:?} inside the container: use an absolute path without '..'")));
+        return Err(user(format!(
+            "bad path {p:?} inside the container: use an absolute path without '..'"
+        )));
     }
     Ok(())
 }
@@ -232,7 +266,10 @@ pub struct LimitsConfig {
 
 impl LimitsConfig {
     pub fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.cpus.is_none() && self.cpuset_cpus.is_none() && self.pids.is_none()
+        self.memory.is_none()
+            && self.cpus.is_none()
+            && self.cpuset_cpus.is_none()
+            && self.pids.is_none()
     }
 }
 
@@ -253,9 +290,20 @@ impl NetMode {
             "none" => NetMode::None,
             "host" => NetMode::Host,
             "bridge" | "" => NetMode::Bridge,
-            _ if s.starts_with("container:") => NetMode::Container(s["container:".len()..].to_string()),
-            _ if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => NetMode::Network(s.to_string()),
-            _ => return Err(user(format!("bad --net {s:?}: use none, host, bridge, NETWORK or container:NAME"))),
+            _ if s.starts_with("container:") => {
+                NetMode::Container(s["container:".len()..].to_string())
+            }
+            _ if s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
+                NetMode::Network(s.to_string())
+            }
+            _ => {
+                return Err(user(format!(
+                    "bad --net {s:?}: use none, host, bridge, NETWORK or container:NAME"
+                )))
+            }
         })
     }
 
@@ -291,7 +339,11 @@ pub struct ContainerConfig {
 
 /// The command: explicit COMMAND replaces cmd (entrypoint kept, as Docker does).
 pub fn command_line(img: &Image, command: &[OsString]) -> Result<Vec<OsArg>> {
-    let mut args: Vec<OsArg> = img.entrypoint.iter().map(|a| OsArg::from(a.as_str())).collect();
+    let mut args: Vec<OsArg> = img
+        .entrypoint
+        .iter()
+        .map(|a| OsArg::from(a.as_str()))
+        .collect();
     if command.is_empty() {
         args.extend(img.cmd.iter().map(|a| OsArg::from(a.as_str())));
     } else {
@@ -304,7 +356,12 @@ pub fn command_line(img: &Image, command: &[OsString]) -> Result<Vec<OsArg>> {
 }
 
 /// The environment: defaults, then the image's, then each `-e` (K alone copies rrun's value).
-pub fn environment(img_env: &[String], cli_env: &[OsString], hostname: &str, tty: bool) -> Result<Vec<OsArg>> {
+pub fn environment(
+    img_env: &[String],
+    cli_env: &[OsString],
+    hostname: &str,
+    tty: bool,
+) -> Result<Vec<OsArg>> {
     let mut env: Vec<OsArg> = vec![DEFAULT_PATH.into(), format!("HOSTNAME={hostname}").into()];
     if tty {
         env.push("TERM=xterm".into());
@@ -330,7 +387,12 @@ pub fn merge_cli_env(mut env: Vec<OsArg>, cli_env: &[OsString]) -> Result<Vec<Os
                     set_env(&mut env, OsArg(kv));
                 }
             }
-            _ => return Err(user(format!("bad -e {:?}: use KEY=VALUE", e.to_string_lossy()))),
+            _ => {
+                return Err(user(format!(
+                    "bad -e {:?}: use KEY=VALUE",
+                    e.to_string_lossy()
+                )))
+            }
         }
     }
     Ok(env)
@@ -361,7 +423,13 @@ mod tests {
 
     #[test]
     fn cli_env_overrides_image_env_and_defaults() {
-        let env = environment(&["PATH=/x".into(), "A=1".into()], &["A=2".into(), "B=3".into()], "h", false).unwrap();
+        let env = environment(
+            &["PATH=/x".into(), "A=1".into()],
+            &["A=2".into(), "B=3".into()],
+            "h",
+            false,
+        )
+        .unwrap();
         let has = |s: &str| env.contains(&OsArg::from(s));
         assert!(has("PATH=/x"));
         assert!(has("A=2") && !has("A=1"));
@@ -379,7 +447,10 @@ mod tests {
         assert_eq!(json, "[[75,61,255,254]]");
         let back: Vec<OsArg> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, env);
-        assert_eq!(serde_json::to_string(&OsArg::from("a b")).unwrap(), "\"a b\"");
+        assert_eq!(
+            serde_json::to_string(&OsArg::from("a b")).unwrap(),
+            "\"a b\""
+        );
     }
 
     #[test]
@@ -387,14 +458,33 @@ mod tests {
         for ok in ["lab1", "a", "web-1.example", &"a".repeat(63)] {
             assert!(check_hostname(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a b", "x\n127.0.0.1 evil", "-a", "a-", "a..b", "under_score", &"a".repeat(64), &format!("{}.{}", "a".repeat(40), "b".repeat(30))] {
+        for bad in [
+            "",
+            "a b",
+            "x\n127.0.0.1 evil",
+            "-a",
+            "a-",
+            "a..b",
+            "under_score",
+            &"a".repeat(64),
+            &format!("{}.{}", "a".repeat(40), "b".repeat(30)),
+        ] {
             assert!(check_hostname(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn root_proc_and_dev_are_no_mount_targets() {
-        for bad in ["/", "//", "/.", "/proc", "/proc/sys", "/proc/1/root", "/dev", "/dev/"] {
+        for bad in [
+            "/",
+            "//",
+            "/.",
+            "/proc",
+            "/proc/sys",
+            "/proc/1/root",
+            "/dev",
+            "/dev/",
+        ] {
             assert!(check_mount_target(bad, "t").is_err(), "{bad}");
         }
         for ok in ["/mnt", "/proc/meminfo", "/dev/shm", "/sys", "/procfoo"] {
@@ -405,8 +495,14 @@ mod tests {
     #[test]
     fn net_modes_parse() {
         assert_eq!(NetMode::parse("none").unwrap(), NetMode::None);
-        assert_eq!(NetMode::parse("container:web").unwrap(), NetMode::Container("web".into()));
-        assert_eq!(NetMode::parse("mynet").unwrap(), NetMode::Network("mynet".into()));
+        assert_eq!(
+            NetMode::parse("container:web").unwrap(),
+            NetMode::Container("web".into())
+        );
+        assert_eq!(
+            NetMode::parse("mynet").unwrap(),
+            NetMode::Network("mynet".into())
+        );
         assert!(NetMode::parse("a b").is_err());
     }
 

@@ -99,7 +99,8 @@ impl State {
     }
 
     pub fn owner_alive(&self) -> bool {
-        alive(self.owner_pid, self.owner_start) && sys::comm(self.owner_pid).as_deref() == Some("rrun")
+        alive(self.owner_pid, self.owner_start)
+            && sys::comm(self.owner_pid).as_deref() == Some("rrun")
     }
 
     /// Its rrun died before recording the end (the exit code is then unknown).
@@ -129,7 +130,9 @@ impl State {
         let ours = |p: &PathBuf| {
             p.is_absolute()
                 && p.file_name().and_then(|n| n.to_str()) == Some(own.as_str())
-                && !p.components().any(|c| matches!(c, std::path::Component::ParentDir))
+                && !p
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
         };
         if !self.cgroup_paths.iter().all(ours) {
             return Err("a cgroup path that is not the container's".into());
@@ -140,13 +143,16 @@ impl State {
 
 /// True when `s` is a container id: 64 lowercase hex digits.
 pub fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// True when `pid` exists, started at `start` (not a reused pid) and has not exited (a zombie
 /// waiting for a parent that reaps slowly, such as a container whose rrun died, is dead).
 pub fn alive(pid: i32, start: u64) -> bool {
-    pid > 0 && matches!(sys::proc_state_and_start(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
+    pid > 0
+        && matches!(sys::proc_state_and_start(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
 }
 
 /// [`alive`], and the process is PID 1 of a pid namespace below ours (a container's init).
@@ -159,7 +165,10 @@ pub fn init_alive(pid: i32, start: u64) -> bool {
 pub enum Entry {
     Valid(Box<State>),
     /// A folder named like an id whose state is missing or refused; `why` says which.
-    Corrupt { id: String, why: String },
+    Corrupt {
+        id: String,
+        why: String,
+    },
 }
 
 /// The folder of containers of one store.
@@ -209,7 +218,9 @@ impl Containers {
     pub fn lock(&self, id: &str) -> Result<Lock> {
         let d = self.dir(id);
         match flock(&d) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NoSuchContainer(id.to_string()))
+            }
             other => other.ctx(|| format!("lock {}", d.display())),
         }
     }
@@ -237,11 +248,19 @@ impl Containers {
         }
         let p = self.dir(id).join(STATE_FILE);
         let bytes = match read_regular(&p, MAX_STATE) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchContainer(id.to_string()))
+            }
             other => other.ctx(|| format!("read {}", p.display()))?,
         };
-        let st: State = serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: format!("parse {}", p.display()), source })?;
-        st.validate(id).map_err(|why| Error::BadState { path: p.clone(), why })?;
+        let st: State = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: format!("parse {}", p.display()),
+            source,
+        })?;
+        st.validate(id).map_err(|why| Error::BadState {
+            path: p.clone(),
+            why,
+        })?;
         Ok(st)
     }
 
@@ -253,18 +272,28 @@ impl Containers {
         const PAGE: usize = 4096;
         let dir = self.dir(&st.id);
         let p = dir.join(STATE_FILE);
-        let mut bytes = serde_json::to_vec_pretty(st).map_err(|source| Error::Json { what: "serialize state".into(), source })?;
+        let mut bytes = serde_json::to_vec_pretty(st).map_err(|source| Error::Json {
+            what: "serialize state".into(),
+            source,
+        })?;
         bytes.push(b'\n');
-        if let Ok(f) = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&p) {
+        if let Ok(f) = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+        {
             let old = f.metadata().map(|m| m.len() as usize).unwrap_or(usize::MAX);
             if old <= PAGE && bytes.len() <= PAGE {
                 bytes.resize(bytes.len().max(old), b' ');
-                return f.write_all_at(&bytes, 0).ctx(|| format!("write {}", p.display()));
+                return f
+                    .write_all_at(&bytes, 0)
+                    .ctx(|| format!("write {}", p.display()));
             }
         }
         let tmp = dir.join(".state.json.tmp");
         let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        f.write_all(&bytes).ctx(|| format!("write {}", tmp.display()))?;
+        f.write_all(&bytes)
+            .ctx(|| format!("write {}", tmp.display()))?;
         drop(f);
         std::fs::rename(&tmp, &p).ctx(|| format!("rename {} into place", p.display()))
     }
@@ -274,7 +303,11 @@ impl Containers {
     pub fn entries_reaped(&self) -> Result<Vec<Entry>> {
         let _all = self.lock_all()?;
         let entries = self.entries();
-        Ok(if self.reap_orphans(&entries) > 0 { self.entries() } else { entries })
+        Ok(if self.reap_orphans(&entries) > 0 {
+            self.entries()
+        } else {
+            entries
+        })
     }
 
     /// Makes the folder of a new container and its placeholder state under the folder lock,
@@ -285,8 +318,14 @@ impl Containers {
         if self.reap_orphans(&entries) > 0 {
             entries = self.entries();
         }
-        if entries.iter().any(|e| matches!(e, Entry::Valid(s) if s.name == st.name)) {
-            return Err(Error::User(format!("container name {} is in use: choose another --name or `rrun rm {}`", st.name, st.name)));
+        if entries
+            .iter()
+            .any(|e| matches!(e, Entry::Valid(s) if s.name == st.name))
+        {
+            return Err(Error::User(format!(
+                "container name {} is in use: choose another --name or `rrun rm {}`",
+                st.name, st.name
+            )));
         }
         let dir = self.dir(&st.id);
         std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
@@ -315,20 +354,37 @@ impl Containers {
     /// skipped with one warning line each.
     pub fn entries(&self) -> Vec<Entry> {
         let mut out = vec![];
-        let Ok(rd) = std::fs::read_dir(&self.dir) else { return out };
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
         for e in rd.flatten() {
             let name = e.file_name();
             let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
             let Some(id) = name.to_str().filter(|n| is_id(n) && is_dir) else {
-                eprintln!("rrun: warning: {} is not a container folder: ignored (remove it by hand)", e.path().display());
+                eprintln!(
+                    "rrun: warning: {} is not a container folder: ignored (remove it by hand)",
+                    e.path().display()
+                );
                 continue;
             };
             out.push(match self.load(id) {
                 Ok(st) => Entry::Valid(Box::new(st)),
-                Err(Error::NoSuchContainer(_)) => Entry::Corrupt { id: id.to_string(), why: "no state.json (creation or removal was cut short)".into() },
-                Err(Error::Json { .. }) => Entry::Corrupt { id: id.to_string(), why: "state.json does not parse".into() },
-                Err(Error::BadState { why, .. }) => Entry::Corrupt { id: id.to_string(), why: format!("state.json refused: {why}") },
-                Err(e) => Entry::Corrupt { id: id.to_string(), why: e.to_string() },
+                Err(Error::NoSuchContainer(_)) => Entry::Corrupt {
+                    id: id.to_string(),
+                    why: "no state.json (creation or removal was cut short)".into(),
+                },
+                Err(Error::Json { .. }) => Entry::Corrupt {
+                    id: id.to_string(),
+                    why: "state.json does not parse".into(),
+                },
+                Err(Error::BadState { why, .. }) => Entry::Corrupt {
+                    id: id.to_string(),
+                    why: format!("state.json refused: {why}"),
+                },
+                Err(e) => Entry::Corrupt {
+                    id: id.to_string(),
+                    why: e.to_string(),
+                },
             });
         }
         let key = |e: &Entry| match e {
@@ -341,7 +397,16 @@ impl Containers {
 
     /// Every container with a valid state.
     pub fn list(&self) -> Vec<State> {
-        self.entries().into_iter().filter_map(|e| if let Entry::Valid(s) = e { Some(*s) } else { None }).collect()
+        self.entries()
+            .into_iter()
+            .filter_map(|e| {
+                if let Entry::Valid(s) = e {
+                    Some(*s)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Finds a container by exact name, full id, or unique id prefix (at least 3 digits).
@@ -350,11 +415,17 @@ impl Containers {
         if let Some(s) = all.iter().find(|s| s.name == key || s.id == key) {
             return Ok(s.clone());
         }
-        let m: Vec<&State> = if key.len() >= 3 { all.iter().filter(|s| s.id.starts_with(key)).collect() } else { vec![] };
+        let m: Vec<&State> = if key.len() >= 3 {
+            all.iter().filter(|s| s.id.starts_with(key)).collect()
+        } else {
+            vec![]
+        };
         match m.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::NoSuchContainer(key.to_string())),
-            _ => Err(Error::User(format!("container id prefix {key} is ambiguous: give more digits or the name"))),
+            _ => Err(Error::User(format!(
+                "container id prefix {key} is ambiguous: give more digits or the name"
+            ))),
         }
     }
 
@@ -386,7 +457,10 @@ impl Containers {
                     tracing::info!(id = %now.id, "removing a container whose rrun died");
                     match self.destroy(&now) {
                         Ok(()) => n += 1,
-                        Err(e) => eprintln!("rrun: warning: removing orphaned container {}: {e}", now.name),
+                        Err(e) => eprintln!(
+                            "rrun: warning: removing orphaned container {}: {e}",
+                            now.name
+                        ),
                     }
                 }
                 _ => {}
@@ -404,7 +478,9 @@ impl Containers {
             return std::fs::remove_file(&d).ctx(|| format!("remove {}", d.display()));
         }
         match std::fs::remove_file(d.join(STATE_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).ctx(|| format!("remove {}", d.join(STATE_FILE).display())),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).ctx(|| format!("remove {}", d.join(STATE_FILE).display()))
+            }
             _ => {}
         }
         remove_tree(&d)
@@ -418,10 +494,16 @@ const MAX_STATE: u64 = 1 << 20;
 /// damaged store must not make rrun hang or read without end).
 fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(p)?;
     let m = f.metadata()?;
     if !m.is_file() || m.len() > max {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file of at most 1 MiB"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file of at most 1 MiB",
+        ));
     }
     let mut v = Vec::with_capacity(m.len() as usize);
     f.take(max).read_to_end(&mut v)?;
@@ -448,7 +530,10 @@ pub fn new_id() -> Result<String> {
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Valid container names: like Docker's, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64.
@@ -456,7 +541,8 @@ pub fn check_name(n: &str) -> Result<()> {
     let ok = !n.is_empty()
         && n.len() <= 64
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
         Ok(())
     } else {

@@ -8,8 +8,16 @@ use crate::error::{Context, Result};
 use crate::{sys, tty};
 
 /// Signals rrun blocks and handles through a signalfd while a container runs.
-pub const HANDLED: [i32; 8] =
-    [libc::SIGCHLD, libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+pub const HANDLED: [i32; 8] = [
+    libc::SIGCHLD,
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
 
 /// What to relay.
 pub struct Io<'a> {
@@ -25,7 +33,12 @@ pub struct Io<'a> {
 /// the pty. Returns the raw wait status. After the end, the pty is drained (until it closes or
 /// stays quiet for 100 ms).
 pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Result<i32> {
-    let mut relay = Relay { io, stdin_open: io.stdin.is_some(), master_open: io.master.is_some(), buf: vec![0u8; 16384] };
+    let mut relay = Relay {
+        io,
+        stdin_open: io.stdin.is_some(),
+        master_open: io.master.is_some(),
+        buf: vec![0u8; 16384],
+    };
     if let Some(m) = io.master {
         tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
     }
@@ -59,17 +72,28 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
 }
 
 fn pollfd(fd: i32) -> libc::pollfd {
-    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 /// Reads every pending signal: SIGCHLD reaps our one child (never "any" child, which could
 /// take its status away), SIGWINCH resizes the pty, the others go to the container's init
 /// while it runs. Returns the wait status once the child has ended.
-fn handle_signals(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>, mut status: Option<i32>) -> Result<Option<i32>> {
+fn handle_signals(
+    pid: i32,
+    pidfd: BorrowedFd<'_>,
+    sigfd: &OwnedFd,
+    io: &Io<'_>,
+    mut status: Option<i32>,
+) -> Result<Option<i32>> {
     while let Some(sig) = sys::read_signal(sigfd.as_fd()) {
         match sig {
             libc::SIGCHLD if status.is_none() => {
-                status = sys::waitpid(pid, libc::WNOHANG).ctx(|| format!("wait for the container's init {pid}"))?;
+                status = sys::waitpid(pid, libc::WNOHANG)
+                    .ctx(|| format!("wait for the container's init {pid}"))?;
             }
             libc::SIGCHLD => {}
             libc::SIGWINCH => {
@@ -96,19 +120,33 @@ struct Relay<'a> {
 
 impl Relay<'_> {
     /// Adds the master and (while the child runs) stdin to the poll set; returns their indexes.
-    fn add_poll_fds(&self, fds: &mut Vec<libc::pollfd>, running: bool) -> (Option<usize>, Option<usize>) {
+    fn add_poll_fds(
+        &self,
+        fds: &mut Vec<libc::pollfd>,
+        running: bool,
+    ) -> (Option<usize>, Option<usize>) {
         let mut add = |fd: i32| {
             fds.push(pollfd(fd));
             fds.len() - 1
         };
-        let mi = self.io.master.filter(|_| self.master_open).map(|m| add(m.as_raw_fd()));
-        let si = self.io.stdin.filter(|_| self.stdin_open && running).map(add);
+        let mi = self
+            .io
+            .master
+            .filter(|_| self.master_open)
+            .map(|m| add(m.as_raw_fd()));
+        let si = self
+            .io
+            .stdin
+            .filter(|_| self.stdin_open && running)
+            .map(add);
         (mi, si)
     }
 
     /// Copies what is ready; a side that ends (EOF or an error) is closed for good.
     fn pump(&mut self, fds: &[libc::pollfd], mi: Option<usize>, si: Option<usize>) {
-        let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0);
+        let ready = |i: Option<usize>| {
+            i.is_some_and(|i| fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+        };
         if let (true, Some(m)) = (ready(mi), self.io.master) {
             self.master_open = copy(&mut self.buf, m.as_raw_fd(), Some(self.io.stdout));
         }

@@ -10,7 +10,8 @@ use std::path::Path;
 
 /// A C string from a path or str; interior NUL bytes are an `InvalidInput` error.
 pub fn cstr(p: impl AsRef<std::ffi::OsStr>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    CString::new(p.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -35,7 +36,11 @@ pub fn open_tree(dirfd: RawFd, path: &Path, flags: libc::c_uint) -> io::Result<O
 }
 
 /// `mount_setattr(2)` on the mount referred to by `fd` itself (AT_EMPTY_PATH).
-pub fn mount_setattr_fd(fd: BorrowedFd<'_>, recursive: bool, attr: &libc::mount_attr) -> io::Result<()> {
+pub fn mount_setattr_fd(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &libc::mount_attr,
+) -> io::Result<()> {
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: the empty path is a static C string; `attr` points to a live struct whose size we pass.
     check(unsafe {
@@ -74,7 +79,13 @@ pub fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
     check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })
 }
 
-fn fsconfig(fd: BorrowedFd<'_>, cmd: libc::c_uint, key: Option<&CStr>, value: *const libc::c_void, aux: libc::c_int) -> io::Result<()> {
+fn fsconfig(
+    fd: BorrowedFd<'_>,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: *const libc::c_void,
+    aux: libc::c_int,
+) -> io::Result<()> {
     let key = key.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: key is null or a valid C string; value is null or points to data valid for `cmd`.
     check(unsafe { libc::syscall(libc::SYS_fsconfig, fd.as_raw_fd(), cmd, key, value, aux) })?;
@@ -83,12 +94,24 @@ fn fsconfig(fd: BorrowedFd<'_>, cmd: libc::c_uint, key: Option<&CStr>, value: *c
 
 /// `fsconfig(FSCONFIG_SET_STRING)`.
 pub fn fsconfig_string(fd: BorrowedFd<'_>, key: &CStr, value: &CStr) -> io::Result<()> {
-    fsconfig(fd, libc::FSCONFIG_SET_STRING, Some(key), value.as_ptr().cast(), 0)
+    fsconfig(
+        fd,
+        libc::FSCONFIG_SET_STRING,
+        Some(key),
+        value.as_ptr().cast(),
+        0,
+    )
 }
 
 /// `fsconfig(FSCONFIG_SET_FD)`: hand the filesystem a file descriptor (e.g. an overlay layer).
 pub fn fsconfig_fd(fd: BorrowedFd<'_>, key: &CStr, value: BorrowedFd<'_>) -> io::Result<()> {
-    fsconfig(fd, libc::FSCONFIG_SET_FD, Some(key), std::ptr::null(), value.as_raw_fd())
+    fsconfig(
+        fd,
+        libc::FSCONFIG_SET_FD,
+        Some(key),
+        std::ptr::null(),
+        value.as_raw_fd(),
+    )
 }
 
 /// `fsconfig(FSCONFIG_SET_FLAG)`.
@@ -104,7 +127,14 @@ pub fn fsconfig_create(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// `fsmount(2)`: a detached mount of the superblock in `fd`, with MOUNT_ATTR_* flags.
 pub fn fsmount(fd: BorrowedFd<'_>, attr: u64) -> io::Result<OwnedFd> {
     // SAFETY: plain integer arguments.
-    check_fd(unsafe { libc::syscall(libc::SYS_fsmount, fd.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attr as libc::c_uint) })
+    check_fd(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fd.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attr as libc::c_uint,
+        )
+    })
 }
 
 /// `move_mount(2)` of the detached or attached mount `from` onto the object `to` (an open fd).
@@ -128,13 +158,26 @@ pub fn move_mount_path(from: BorrowedFd<'_>, to: &Path) -> io::Result<()> {
     let c = cstr(to)?;
     // SAFETY: valid C strings, borrowed fd.
     check(unsafe {
-        libc::syscall(libc::SYS_move_mount, from.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, c.as_ptr(), libc::MOVE_MOUNT_F_EMPTY_PATH)
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
     })?;
     Ok(())
 }
 
 /// `openat2(2)` with a `resolve` mask (e.g. RESOLVE_IN_ROOT), always O_CLOEXEC.
-pub fn openat2(dirfd: RawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+pub fn openat2(
+    dirfd: RawFd,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     // SAFETY: open_how is plain data; zeroed is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -143,12 +186,24 @@ pub fn openat2(dirfd: RawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -
     how.resolve = resolve;
     // SAFETY: `c` and `how` are valid for the call and we pass the struct's size.
     check_fd(unsafe {
-        libc::syscall(libc::SYS_openat2, dirfd, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
     })
 }
 
 /// `mount(2)`.
-pub fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> io::Result<()> {
+pub fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
     let src = src.map(cstr).transpose()?;
     let fstype = fstype.map(cstr).transpose()?;
     let data = data.map(cstr).transpose()?;
@@ -219,7 +274,13 @@ pub unsafe fn clone_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<i32> {
     }
     // SAFETY: `args` is a valid clone_args of the size passed; without CLONE_VM and with no
     // stack the child gets a private copy of the address space, exactly like fork(2).
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     check(r).map(|p| p as i32)
 }
 
@@ -249,7 +310,16 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 /// `pidfd_send_signal(2)`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: null siginfo means "as kill(2)"; the fd is borrowed for the call.
-    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) }).map(drop)
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// `setns(2)`.
@@ -287,7 +357,15 @@ pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
 /// Marks every descriptor from `first` upwards close-on-exec (`close_range(2)`).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) }).map(drop)
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
+    .map(drop)
 }
 
 /// `dup2(2)` that also works when old == new (clears CLOEXEC then).
@@ -323,8 +401,12 @@ pub fn comm(pid: i32) -> Option<String> {
 /// True when process `pid` is PID 1 of a pid namespace below the caller's: its `NSpid` line
 /// in /proc/PID/status (proc(5)) has more than one entry and ends in 1.
 pub fn is_child_ns_init(pid: i32) -> bool {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
-    let Some(ids) = s.lines().find_map(|l| l.strip_prefix("NSpid:")) else { return false };
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let Some(ids) = s.lines().find_map(|l| l.strip_prefix("NSpid:")) else {
+        return false;
+    };
     let ids: Vec<&str> = ids.split_whitespace().collect();
     ids.len() > 1 && ids.last() == Some(&"1")
 }
@@ -370,8 +452,13 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> Option<i32> {
     // SAFETY: signalfd_siginfo is plain data; we read at most its size into it.
     unsafe {
         let mut info: libc::signalfd_siginfo = std::mem::zeroed();
-        let n = libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>());
-        (n == std::mem::size_of::<libc::signalfd_siginfo>() as isize).then_some(info.ssi_signo as i32)
+        let n = libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            std::mem::size_of::<libc::signalfd_siginfo>(),
+        );
+        (n == std::mem::size_of::<libc::signalfd_siginfo>() as isize)
+            .then_some(info.ssi_signo as i32)
     }
 }
 
@@ -410,7 +497,18 @@ pub fn waitpid(pid: i32, flags: i32) -> io::Result<Option<i32>> {
 pub fn reset_signals_for_exec() {
     // SAFETY: setting default dispositions and an empty mask has no memory-safety impact.
     unsafe {
-        for s in [libc::SIGPIPE, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGCHLD, libc::SIGWINCH, libc::SIGTTOU, libc::SIGTTIN, libc::SIGTSTP] {
+        for s in [
+            libc::SIGPIPE,
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGCHLD,
+            libc::SIGWINCH,
+            libc::SIGTTOU,
+            libc::SIGTTIN,
+            libc::SIGTSTP,
+        ] {
             libc::signal(s, libc::SIG_DFL);
         }
         let mut set: libc::sigset_t = std::mem::zeroed();

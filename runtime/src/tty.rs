@@ -17,7 +17,13 @@ pub fn open_peer(master: BorrowedFd<'_>) -> Result<OwnedFd> {
         return Err(io::Error::last_os_error()).ctx(|| "unlock the pty".into());
     }
     // SAFETY: TIOCGPTPEER returns a new descriptor for the slave, which we then own.
-    let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error()).ctx(|| "open the pty slave".into());
     }
@@ -33,7 +39,8 @@ pub fn become_session_leader_on(slave: &OwnedFd) -> Result<()> {
     }
     // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-        return Err(io::Error::last_os_error()).ctx(|| "make the pty the controlling terminal".into());
+        return Err(io::Error::last_os_error())
+            .ctx(|| "make the pty the controlling terminal".into());
     }
     for n in 0..3 {
         crate::sys::dup2(slave.as_raw_fd(), n).ctx(|| format!("dup the pty slave to fd {n}"))?;
@@ -134,7 +141,11 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EAGAIN) => {
-                    let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
                     // SAFETY: one valid pollfd.
                     unsafe { libc::poll(&mut p, 1, 1000) };
                     continue;

@@ -89,9 +89,11 @@ pub fn prepare(containers: &Containers, id: &str, place: Place, ids: &IdMaps) ->
     for d in [&upper, &work] {
         fs::create_dir(d).ctx(|| format!("create {}", d.display()))?;
     }
-    fs::set_permissions(&upper, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", upper.display()))?;
+    fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
+        .ctx(|| format!("chmod {}", upper.display()))?;
     if !ids.is_identity() {
-        chown(&upper, ids.host_uid(0), ids.host_gid(0)).ctx(|| format!("chown {} to the container's root", upper.display()))?;
+        chown(&upper, ids.host_uid(0), ids.host_gid(0))
+            .ctx(|| format!("chown {} to the container's root", upper.display()))?;
     }
     Ok(())
 }
@@ -107,7 +109,9 @@ pub fn remove_run_dir(id: &str) -> Result<()> {
         return Ok(()); // this container's upper dir was never there (or is gone already)
     }
     state::remove_tree(&mine)?;
-    let Some(_lock) = run_lock(false)? else { return Ok(()) };
+    let Some(_lock) = run_lock(false)? else {
+        return Ok(());
+    };
     unmount_if_unused()
 }
 
@@ -115,9 +119,12 @@ pub fn remove_run_dir(id: &str) -> Result<()> {
 /// [`run_lock`].
 fn unmount_if_unused() -> Result<()> {
     let dir = Path::new(RUN_DIR);
-    let empty = fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let empty = fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
     if empty && is_own_tmpfs(dir) {
-        sys::umount2(dir, libc::MNT_DETACH).ctx(|| format!("unmount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
+        sys::umount2(dir, libc::MNT_DETACH)
+            .ctx(|| format!("unmount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
         tracing::info!("unmounted the tmpfs on {RUN_DIR}: no container uses it");
     }
     Ok(())
@@ -129,13 +136,19 @@ fn unmount_if_unused() -> Result<()> {
 fn run_lock(create: bool) -> Result<Option<fs::File>> {
     let parent = Path::new(RUN_DIR).parent().unwrap_or(Path::new("/"));
     if create {
-        fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).ctx(|| format!("create {}", parent.display()))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .ctx(|| format!("create {}", parent.display()))?;
     }
     let lock = match fs::File::open(parent) {
         Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         r => r.ctx(|| format!("open {}", parent.display()))?,
     };
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from).ctx(|| format!("lock {}", parent.display()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(std::io::Error::from)
+        .ctx(|| format!("lock {}", parent.display()))?;
     Ok(Some(lock))
 }
 
@@ -146,11 +159,19 @@ fn ensure_tmpfs() -> Result<()> {
         return Ok(());
     }
     match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e).ctx(|| format!("create {}", dir.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).ctx(|| format!("create {}", dir.display()))
+        }
         _ => {}
     }
-    sys::mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(RUN_TMPFS_OPTIONS))
-        .ctx(|| format!("mount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
+    sys::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(RUN_TMPFS_OPTIONS),
+    )
+    .ctx(|| format!("mount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
     tracing::info!("mounted a tmpfs ({RUN_TMPFS_OPTIONS}) on {RUN_DIR}");
     Ok(())
 }

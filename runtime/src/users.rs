@@ -36,7 +36,9 @@ pub fn in_container(root: &Root, spec: &str, maps: &IdMaps) -> Result<User> {
 fn table(root: &Root, path: &str, needed: bool, spec: &str) -> Result<Option<String>> {
     match root.read_small(path) {
         Ok(b) => Ok(b.map(|b| String::from_utf8_lossy(&b).into_owned())),
-        Err(e) if needed => Err(user(format!("-u {spec}: {e}: fix the file, or use a numeric -u UID:GID"))),
+        Err(e) if needed => Err(user(format!(
+            "-u {spec}: {e}: fix the file, or use a numeric -u UID:GID"
+        ))),
         Err(e) => {
             eprintln!("rrun: warning: {e}: ignored (no supplementary groups or home from it)");
             Ok(None)
@@ -49,7 +51,9 @@ fn numeric(s: &str, kind: &str) -> Result<Option<u32>> {
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
         return Ok(None);
     }
-    s.parse::<u32>().map(Some).map_err(|_| user(format!("{kind} {s} is out of range (at most 4294967294)")))
+    s.parse::<u32>()
+        .map(Some)
+        .map_err(|_| user(format!("{kind} {s} is out of range (at most 4294967294)")))
 }
 
 /// The identity the command runs with.
@@ -70,16 +74,37 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
         Some((u, g)) => (u, Some(g)),
         None => (if spec.is_empty() { "0" } else { spec }, None),
     };
-    let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
-    let by_uid = |id: u32| entries.iter().find(|f| f[2].parse::<u32>().ok() == Some(id));
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let by_uid = |id: u32| {
+        entries
+            .iter()
+            .find(|f| f[2].parse::<u32>().ok() == Some(id))
+    };
     let (uid, pw) = match numeric(u, "uid")? {
         Some(id) => (id, by_uid(id)),
         None => {
-            let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| user(format!("no user {u:?} in the container's /etc/passwd: use a numeric UID")))?;
-            (f[2].parse().map_err(|_| user(format!("bad uid for {u:?} in the container's /etc/passwd")))?, Some(f))
+            let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| {
+                user(format!(
+                    "no user {u:?} in the container's /etc/passwd: use a numeric UID"
+                ))
+            })?;
+            (
+                f[2].parse().map_err(|_| {
+                    user(format!("bad uid for {u:?} in the container's /etc/passwd"))
+                })?,
+                Some(f),
+            )
         }
     };
-    let groups_tbl: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
+    let groups_tbl: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
     let gid = match g {
         Some(g) => match numeric(g, "gid")? {
             Some(id) => id,
@@ -87,7 +112,11 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| user(format!("no group {g:?} in the container's /etc/group: use a numeric GID")))?,
+                .ok_or_else(|| {
+                    user(format!(
+                        "no group {g:?} in the container's /etc/group: use a numeric GID"
+                    ))
+                })?,
         },
         None => pw.and_then(|f| f[3].parse().ok()).unwrap_or(0),
     };
@@ -106,8 +135,16 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
             }
         }
     }
-    let home = pw.map(|f| f[5].to_string()).filter(|h| !h.is_empty()).unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
-    Ok(User { uid, gid, groups, home })
+    let home = pw
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
+    Ok(User {
+        uid,
+        gid,
+        groups,
+        home,
+    })
 }
 
 #[cfg(test)]
@@ -146,8 +183,13 @@ mod tests {
 
     #[test]
     fn ids_beyond_32_bits_are_refused_as_out_of_range() {
-        let e = resolve("4294967296", Some(PW), Some(GR)).unwrap_err().to_string();
+        let e = resolve("4294967296", Some(PW), Some(GR))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("uid 4294967296 is out of range"), "{e}");
-        assert!(resolve("0:99999999999", Some(PW), Some(GR)).unwrap_err().to_string().contains("gid"));
+        assert!(resolve("0:99999999999", Some(PW), Some(GR))
+            .unwrap_err()
+            .to_string()
+            .contains("gid"));
     }
 }

@@ -16,13 +16,20 @@ pub fn bin_dir() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test-binary>
-    exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
 }
 
 /// Path of one of the project's binaries; panics with the fix if it was not built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.is_file(), "{} is missing: run `cargo build --release` first (or set RBOX_BIN)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release` first (or set RBOX_BIN)",
+        p.display()
+    );
     p
 }
 

@@ -49,8 +49,14 @@ fn verdict<'a>(out: &'a str, path: &str) -> &'a str {
 /// Makes `name` in `dir` as a device node (char or block) major:minor with mode 0666.
 fn mknod(dir: &Path, name: &str, kind: rustix::fs::FileType, major: u32, minor: u32) {
     let p = dir.join(name);
-    rustix::fs::mknodat(rustix::fs::CWD, &p, kind, rustix::fs::Mode::from_raw_mode(0o666), rustix::fs::makedev(major, minor))
-        .unwrap_or_else(|e| panic!("mknod {}: {e}", p.display()));
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &p,
+        kind,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(major, minor),
+    )
+    .unwrap_or_else(|e| panic!("mknod {}: {e}", p.display()));
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
 }
 
@@ -58,15 +64,30 @@ fn mknod(dir: &Path, name: &str, kind: rustix::fs::FileType, major: u32, minor: 
 /// loop0 (b 7:0), mode 0666, for use as a volume.
 fn host_nodes() -> Scratch {
     let s = Scratch::new("devvol");
-    mknod(s.path(), "kvm", rustix::fs::FileType::CharacterDevice, 10, 232);
-    mknod(s.path(), "kmsg", rustix::fs::FileType::CharacterDevice, 1, 11);
+    mknod(
+        s.path(),
+        "kvm",
+        rustix::fs::FileType::CharacterDevice,
+        10,
+        232,
+    );
+    mknod(
+        s.path(),
+        "kmsg",
+        rustix::fs::FileType::CharacterDevice,
+        1,
+        11,
+    );
     mknod(s.path(), "loop0", rustix::fs::FileType::BlockDevice, 7, 0);
     s
 }
 
 /// The nodes of [`host_nodes`] as the container sees them under `dir`.
 fn node_paths(dir: &str) -> Vec<String> {
-    ["kvm", "kmsg", "loop0"].iter().map(|n| format!("{dir}/{n}")).collect()
+    ["kvm", "kmsg", "loop0"]
+        .iter()
+        .map(|n| format!("{dir}/{n}"))
+        .collect()
 }
 
 /// The user modes every check runs in: default (remap), --userns host, and a non-root user.
@@ -81,13 +102,29 @@ fn host_device_nodes_on_a_volume_are_refused_by_the_device_cgroup_in_every_user_
     // or the driver.
     let paths = node_paths(&nodes.path().display().to_string());
     let host = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all", "--", "sh", "-c"])
-        .arg(try_open(&paths.iter().map(String::as_str).collect::<Vec<_>>()))
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(try_open(
+            &paths.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
         .output()
         .expect("setpriv");
     let host = String::from_utf8_lossy(&host.stdout).into_owned();
     for p in &paths {
-        assert_eq!(verdict(&host, p), "ok", "the host's nobody opens {p}:\n{host}");
+        assert_eq!(
+            verdict(&host, p),
+            "ok",
+            "the host's nobody opens {p}:\n{host}"
+        );
     }
     let vol = format!("{}:/hostdev", nodes.path().display());
     let inside = node_paths("/hostdev");
@@ -97,7 +134,10 @@ fn host_device_nodes_on_a_volume_are_refused_by_the_device_cgroup_in_every_user_
         let opts: Vec<&str> = mode.iter().copied().chain(["-v", &vol]).collect();
         let out = lab.ok(&opts, &["sh", "-c", &try_open(&checks)]);
         for p in &inside {
-            assert!(verdict(&out, p).contains(EPERM), "{mode:?}: {p} must be refused by the device cgroup:\n{out}");
+            assert!(
+                verdict(&out, p).contains(EPERM),
+                "{mode:?}: {p} must be refused by the device cgroup:\n{out}"
+            );
         }
         assert_eq!(verdict(&out, "/dev/null"), "ok", "{mode:?}:\n{out}");
     }
@@ -141,22 +181,37 @@ fn image_device_nodes_open_nothing_in_any_user_mode() {
     }
     b.into_inner().unwrap();
     let dev_layer = line(lab.rbuild().args(["layer", "add"]).arg(&tar_path));
-    let image = line(lab.rbuild().args(["image", "create", &lab.layer, &dev_layer, "--cmd", "/bin/sh"]));
+    let image = line(lab.rbuild().args([
+        "image", "create", &lab.layer, &dev_layer, "--cmd", "/bin/sh",
+    ]));
     for mode in MODES {
         let mut c = lab.rrun();
-        c.args(["--net", "none"]).args(mode).args(["--image", &image, "--", "sh", "-c"]);
-        c.arg(format!("stat -c '%n %F %t:%T' /devs/kmsg /devs/loop0; {}", try_open(&["/devs/kvm", "/devs/kmsg", "/devs/loop0", "/dev/zero"])));
+        c.args(["--net", "none"])
+            .args(mode)
+            .args(["--image", &image, "--", "sh", "-c"]);
+        c.arg(format!(
+            "stat -c '%n %F %t:%T' /devs/kmsg /devs/loop0; {}",
+            try_open(&["/devs/kvm", "/devs/kmsg", "/devs/loop0", "/dev/zero"])
+        ));
         let o = output(c, 60);
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(o.status.success(), "{mode:?}: {}\n{out}", String::from_utf8_lossy(&o.stderr));
         assert!(
-            out.contains("/devs/kmsg character special file 1:b") && out.contains("/devs/loop0 block special file 7:0"),
+            o.status.success(),
+            "{mode:?}: {}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.contains("/devs/kmsg character special file 1:b")
+                && out.contains("/devs/loop0 block special file 7:0"),
             "the image's nodes are there: {out}"
         );
         for p in ["/devs/kvm", "/devs/kmsg", "/devs/loop0"] {
             let v = verdict(&out, p);
             // EACCES: the root overlay is nodev; EPERM: the device cgroup. Either way, refused.
-            assert!(v.contains(EPERM) || v.contains(EACCES), "{mode:?}: {p} opened:\n{out}");
+            assert!(
+                v.contains(EPERM) || v.contains(EACCES),
+                "{mode:?}: {p} opened:\n{out}"
+            );
         }
         assert_eq!(verdict(&out, "/dev/zero"), "ok", "{mode:?}:\n{out}");
     }
@@ -170,7 +225,10 @@ fn a_node_made_with_mknod_inside_the_container_opens_nothing() {
     let lab = Lab::new("devmk");
     let s = Scratch::new("devmkvol");
     let vol = format!("{}:/vol", s.path().display());
-    let script = format!("mknod /vol/k c 10 232 && chmod 666 /vol/k && echo made; {}", try_open(&["/vol/k"]));
+    let script = format!(
+        "mknod /vol/k c 10 232 && chmod 666 /vol/k && echo made; {}",
+        try_open(&["/vol/k"])
+    );
     let out = lab.ok(&["--userns", "host", "-v", &vol], &["sh", "-c", &script]);
     assert!(out.contains("made"), "mknod is allowed: {out}");
     assert!(verdict(&out, "/vol/k").contains(EPERM), "{out}");
@@ -186,8 +244,22 @@ fn the_default_devices_work_in_every_user_mode() {
                   head -c 4 /dev/urandom | wc -c; echo hi > /dev/null && echo wrote";
     for mode in MODES {
         let out = lab.ok(mode, &["sh", "-c", script]);
-        for want in ["null=r", "zero=r", "full=r", "random=r", "urandom=r", "null=w", "full=w", "ptmx=rw", "4", "wrote"] {
-            assert!(out.lines().any(|l| l.trim() == want), "{mode:?}: {want} missing:\n{out}");
+        for want in [
+            "null=r",
+            "zero=r",
+            "full=r",
+            "random=r",
+            "urandom=r",
+            "null=w",
+            "full=w",
+            "ptmx=rw",
+            "4",
+            "wrote",
+        ] {
+            assert!(
+                out.lines().any(|l| l.trim() == want),
+                "{mode:?}: {want} missing:\n{out}"
+            );
         }
     }
     lab.assert_clean(&[]);
@@ -214,8 +286,14 @@ print(buf.decode(errors="replace"))
 print("exit=%d" % os.waitstatus_to_exitcode(st))
 "#;
     let mut c = Command::new("python3");
-    c.arg("-c").arg(driver).arg(rbox_tests::bin("rrun")).args(args);
-    c.env("RBOX_ROOT", lab.store.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.arg("-c")
+        .arg(driver)
+        .arg(rbox_tests::bin("rrun"))
+        .args(args);
+    c.env("RBOX_ROOT", lab.store.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let o = wait_output(c.spawn().expect("python3"), 60);
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
@@ -238,7 +316,10 @@ fn the_terminal_devices_work_with_a_pty_in_every_user_mode() {
         // Reopening the pty by name: allowed by the device cgroup (c 136:*). As -u 1000 the
         // kernel may still say EACCES: the pty belongs to the container's root, mode 0620.
         let pts = verdict(&out, "$t");
-        assert!(!pts.contains(EPERM), "{mode:?}: the device cgroup refused the pty:\n{out}");
+        assert!(
+            !pts.contains(EPERM),
+            "{mode:?}: the device cgroup refused the pty:\n{out}"
+        );
         if mode.is_empty() || mode[0] == "--userns" {
             assert_eq!(pts.trim(), "ok", "{mode:?}:\n{out}");
         }
@@ -252,18 +333,34 @@ fn exec_in_a_running_container_gets_the_same_allowlist() {
     let nodes = host_nodes();
     let vol = format!("{}:/hostdev", nodes.path().display());
     let name = rbox_tests::unique("devx");
-    let id = line(lab.rrun().args(["-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--", "sleep", "60"]));
+    let id = line(lab.rrun().args([
+        "-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--", "sleep",
+        "60",
+    ]));
     assert!(!id.is_empty());
     let mut c = cmd("rrun");
-    c.env("RBOX_ROOT", lab.store.path()).args(["exec", &name, "sh", "-c", &try_open(&["/hostdev/kvm", "/hostdev/loop0", "/dev/null"])]);
+    c.env("RBOX_ROOT", lab.store.path()).args([
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        &try_open(&["/hostdev/kvm", "/hostdev/loop0", "/dev/null"]),
+    ]);
     let o = output(c, 30);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "exec: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exec: {}\n{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(verdict(&out, "/hostdev/kvm").contains(EPERM), "{out}");
     assert!(verdict(&out, "/hostdev/loop0").contains(EPERM), "{out}");
     assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
     // exec -t: a pty of the container's devpts, /dev/tty and the pty by name work.
-    let script = format!("t=$(tty); echo tty=$t; (exec 3<>/dev/tty) && echo devtty=rw; {} echo done", try_open(&["$t", "/hostdev/kvm"]));
+    let script = format!(
+        "t=$(tty); echo tty=$t; (exec 3<>/dev/tty) && echo devtty=rw; {} echo done",
+        try_open(&["$t", "/hostdev/kvm"])
+    );
     let out = on_a_terminal(&lab, &["exec", "-t", &name, "sh", "-c", &script]);
     for want in ["tty=/dev/pts/", "devtty=rw", "$t=ok", "done", "exit=0"] {
         assert!(out.contains(want), "exec -t: {want} missing:\n{out}");
@@ -289,23 +386,57 @@ fn a_rootless_container_cannot_open_a_device_node_in_its_root() {
     }
     let nobody = |program: &str, args: &[&str]| {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(rbox_tests::bin(program)).args(args);
-        c.env("RBOX_ROOT", &store).env_remove("RBOX_RINIT").current_dir("/");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(rbox_tests::bin(program))
+            .args(args);
+        c.env("RBOX_ROOT", &store)
+            .env_remove("RBOX_RINIT")
+            .current_dir("/");
         output(c, 60)
     };
     let layer = nobody("rbuild", &["layer", "add", fixture.to_str().unwrap()]);
-    assert!(layer.status.success(), "{}", String::from_utf8_lossy(&layer.stderr));
+    assert!(
+        layer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&layer.stderr)
+    );
     let layer = String::from_utf8_lossy(&layer.stdout).trim().to_string();
     let image = nobody("rbuild", &["image", "create", &layer]);
-    assert!(image.status.success(), "{}", String::from_utf8_lossy(&image.stderr));
+    assert!(
+        image.status.success(),
+        "{}",
+        String::from_utf8_lossy(&image.stderr)
+    );
     let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
     let hex = layer.trim_start_matches("sha256:");
     let rootfs = store.join("layers").join(hex).join("rootfs");
     assert!(rootfs.is_dir(), "{} missing", rootfs.display());
-    mknod(&rootfs, "kvm", rustix::fs::FileType::CharacterDevice, 10, 232);
-    let o = nobody("rrun", &["--net", "none", "--image", &image, "--", "sh", "-c", &try_open(&["/kvm", "/dev/null"])]);
+    mknod(
+        &rootfs,
+        "kvm",
+        rustix::fs::FileType::CharacterDevice,
+        10,
+        232,
+    );
+    let o = nobody(
+        "rrun",
+        &[
+            "--net",
+            "none",
+            "--image",
+            &image,
+            "--",
+            "sh",
+            "-c",
+            &try_open(&["/kvm", "/dev/null"]),
+        ],
+    );
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{}\n{out}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}\n{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(verdict(&out, "/kvm").contains(EACCES), "{out}");
     assert_eq!(verdict(&out, "/dev/null"), "ok", "{out}");
     let _ = std::fs::remove_file(rootfs.join("kvm"));
@@ -320,7 +451,18 @@ fn rrun_without(lab: &Lab, unmount: &[&str], args: &[&str]) -> std::process::Out
     }
     script.push_str("exec \"$@\"");
     let mut c = Command::new("unshare");
-    c.args(["-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"]).arg(rbox_tests::bin("rrun")).args(args);
+    c.args([
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ])
+    .arg(rbox_tests::bin("rrun"))
+    .args(args);
     c.env("RBOX_ROOT", lab.store.path());
     output(c, 60)
 }
@@ -328,7 +470,10 @@ fn rrun_without(lab: &Lab, unmount: &[&str], args: &[&str]) -> std::process::Out
 #[test]
 fn on_a_host_without_cgroup_v2_the_v1_devices_controller_keeps_the_allowlist() {
     let lab = Lab::new("devv1");
-    assert!(Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() && Path::new("/sys/fs/cgroup/devices/devices.list").exists());
+    assert!(
+        Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists()
+            && Path::new("/sys/fs/cgroup/devices/devices.list").exists()
+    );
     let nodes = host_nodes();
     let vol = format!("{}:/hostdev", nodes.path().display());
     let mut checks = node_paths("/hostdev");
@@ -346,7 +491,11 @@ fn on_a_host_without_cgroup_v2_the_v1_devices_controller_keeps_the_allowlist() {
         args.extend(["-v", &vol, "--image", &lab.image, "--", "sh", "-c", &script]);
         let o = rrun_without(&lab, &["/sys/fs/cgroup/unified"], &args);
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(o.status.success(), "{mode:?}: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{mode:?}: {}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_refused(&format!("{mode:?}"), &out);
     }
     // Where the allowlist lives: a devices cgroup of the container's own with exactly the list.
@@ -354,7 +503,10 @@ fn on_a_host_without_cgroup_v2_the_v1_devices_controller_keeps_the_allowlist() {
     let o = rrun_without(
         &lab,
         &["/sys/fs/cgroup/unified"],
-        &["-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--", "sleep", "60"],
+        &[
+            "-d", "--name", &name, "--net", "none", "-v", &vol, "--image", &lab.image, "--",
+            "sleep", "60",
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let paths: Vec<String> = lab.inspect(&name)["cgroup_paths"]
@@ -364,17 +516,36 @@ fn on_a_host_without_cgroup_v2_the_v1_devices_controller_keeps_the_allowlist() {
         .filter_map(|p| p.as_str().map(str::to_string))
         .collect();
     assert!(!paths.iter().any(|p| p.contains("/unified")), "{paths:?}");
-    let dev = paths.iter().find(|p| p.starts_with("/sys/fs/cgroup/devices/")).unwrap_or_else(|| panic!("no devices cgroup in {paths:?}"));
+    let dev = paths
+        .iter()
+        .find(|p| p.starts_with("/sys/fs/cgroup/devices/"))
+        .unwrap_or_else(|| panic!("no devices cgroup in {paths:?}"));
     let list = std::fs::read_to_string(Path::new(dev).join("devices.list")).unwrap();
     assert_eq!(
         list.lines().collect::<Vec<_>>(),
-        ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
+        [
+            "c *:* m",
+            "b *:* m",
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 5:2 rwm",
+            "c 136:* rwm",
+            "c 10:200 rwm"
+        ]
     );
     // rrun exec joins it too.
     let mut c = lab.rrun();
     c.args(["exec", &name, "sh", "-c", &script]);
     let o = output(c, 30);
-    assert!(o.status.success(), "exec: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exec: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_refused("exec", &String::from_utf8_lossy(&o.stdout));
     lab.rm_all();
     assert!(!Path::new(dev).exists(), "rm removed {dev}");
@@ -392,7 +563,14 @@ fn without_any_device_control_rrun_refuses_to_start_with_one_line_and_leaves_not
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(125), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("rrun: ") && err.contains("default device allowlist"), "{err}");
-    assert!(lab.container_ids().is_empty(), "left: {:?}", lab.container_ids());
+    assert!(
+        err.starts_with("rrun: ") && err.contains("default device allowlist"),
+        "{err}"
+    );
+    assert!(
+        lab.container_ids().is_empty(),
+        "left: {:?}",
+        lab.container_ids()
+    );
     lab.assert_clean(&[]);
 }

@@ -11,9 +11,16 @@ use rrun_common::{cgroup_exists, eventually, output, Lab};
 
 fn detach(lab: &Lab, name: &str, opts: &[&str], args: &[&str]) -> String {
     let mut c = lab.rrun();
-    c.args(["-d", "--name", name, "--net", "none"]).args(opts).args(["--image", &lab.image, "--"]).args(args);
+    c.args(["-d", "--name", name, "--net", "none"])
+        .args(opts)
+        .args(["--image", &lab.image, "--"])
+        .args(args);
     let o = output(c, 30);
-    assert!(o.status.success(), "rrun -d failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "rrun -d failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     assert_eq!(id.len(), 64, "rrun -d prints the id: {id:?}");
     id
@@ -34,9 +41,21 @@ fn ps(lab: &Lab, all: bool) -> String {
 fn named_container_is_kept_after_exit_until_rm() {
     let lab = Lab::new("life");
     let name = unique("keep");
-    assert_eq!(lab.run(&["--name", &name], &["sh", "-c", "exit 3"]).status.code(), Some(3));
+    assert_eq!(
+        lab.run(&["--name", &name], &["sh", "-c", "exit 3"])
+            .status
+            .code(),
+        Some(3)
+    );
     let v = lab.inspect(&name);
-    assert_eq!((v["status"].as_str(), v["exit_code"].as_i64(), v["pid"].as_i64()), (Some("exited"), Some(3), Some(0)));
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["exit_code"].as_i64(),
+            v["pid"].as_i64()
+        ),
+        (Some("exited"), Some(3), Some(0))
+    );
     assert_eq!(v["image"].as_str(), Some(lab.image.as_str()));
     assert_eq!(v["network"]["mode"].as_str(), Some("none"));
     assert!(v["network"]["ip"].is_null() && v["ports"].as_array().is_some_and(|p| p.is_empty()));
@@ -46,8 +65,16 @@ fn named_container_is_kept_after_exit_until_rm() {
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("in use"));
     // rbuild refuses to remove an image a container uses.
-    let o = lab.rbuild().args(["image", "rm", &lab.image]).stdin(Stdio::null()).output().unwrap();
-    assert!(!o.status.success(), "image rm must refuse while a container uses it");
+    let o = lab
+        .rbuild()
+        .args(["image", "rm", &lab.image])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "image rm must refuse while a container uses it"
+    );
     assert!(sub(&lab, &["rm", &name]).status.success());
     assert!(!ps(&lab, true).contains(&name));
     lab.assert_clean(&[]);
@@ -67,13 +94,21 @@ fn default_hostname_is_the_first_twelve_digits_of_the_id() {
 fn detached_container_keeps_its_output_and_exit_code() {
     let lab = Lab::new("life");
     let name = unique("lg");
-    detach(&lab, &name, &[], &["sh", "-c", "echo line1; echo line2 >&2; exit 5"]);
+    detach(
+        &lab,
+        &name,
+        &[],
+        &["sh", "-c", "echo line1; echo line2 >&2; exit 5"],
+    );
     assert!(eventually(10, || lab.inspect(&name)["status"] == "exited"));
     assert_eq!(lab.inspect(&name)["exit_code"].as_i64(), Some(5));
     let o = sub(&lab, &["logs", &name]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "line1\nline2\n");
     let id = lab.inspect(&name)["id"].as_str().unwrap().to_string();
-    assert!(sub(&lab, &["rm", &id[..12]]).status.success(), "rm by id prefix");
+    assert!(
+        sub(&lab, &["rm", &id[..12]]).status.success(),
+        "rm by id prefix"
+    );
     assert!(!cgroup_exists(&id));
     lab.assert_clean(&[]);
 }
@@ -82,27 +117,76 @@ fn detached_container_keeps_its_output_and_exit_code() {
 fn exec_joins_every_namespace_and_the_cgroup() {
     let lab = Lab::new("life");
     let name = unique("ex");
-    let id = detach(&lab, &name, &["--hostname", "exhost", "-e", "CVAR=1", "--pids-limit", "50"], &["sleep", "1000"]);
+    let id = detach(
+        &lab,
+        &name,
+        &["--hostname", "exhost", "-e", "CVAR=1", "--pids-limit", "50"],
+        &["sleep", "1000"],
+    );
     assert!(ps(&lab, false).contains(&name));
     let pid = lab.inspect(&name)["pid"].as_i64().unwrap();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     let o = sub(&lab, &["exec", &name, "sh", "-c", "hostname; cat /proc/1/comm; echo $CVAR; id -u; cat /proc/self/uid_map | awk '{print $2}'"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(&lines[..4], ["exhost", "rinit", "1", "0"], "{}", String::from_utf8_lossy(&o.stderr));
-    assert_ne!(lines[4], "0", "exec runs as the container's unprivileged root");
+    assert_eq!(
+        &lines[..4],
+        ["exhost", "rinit", "1", "0"],
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_ne!(
+        lines[4], "0",
+        "exec runs as the container's unprivileged root"
+    );
     for ns in ["uts", "pid", "mnt", "net", "ipc", "user", "cgroup"] {
-        let o = sub(&lab, &["exec", &name, "readlink", &format!("/proc/self/ns/{ns}")]);
+        let o = sub(
+            &lab,
+            &["exec", &name, "readlink", &format!("/proc/self/ns/{ns}")],
+        );
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), theirs.to_string_lossy(), "{ns}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            theirs.to_string_lossy(),
+            "{ns}"
+        );
     }
-    let o = sub(&lab, &["exec", "-u", "1000:1000", "-w", "/tmp", "-e", "X=y", &name, "sh", "-c", "echo $(id -u) $(pwd) $X"]);
+    let o = sub(
+        &lab,
+        &[
+            "exec",
+            "-u",
+            "1000:1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=y",
+            &name,
+            "sh",
+            "-c",
+            "echo $(id -u) $(pwd) $X",
+        ],
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1000 /tmp y");
-    assert_eq!(sub(&lab, &["exec", &name, "sh", "-c", "exit 9"]).status.code(), Some(9));
-    assert_eq!(sub(&lab, &["exec", &name, "no-such-cmd"]).status.code(), Some(127));
+    assert_eq!(
+        sub(&lab, &["exec", &name, "sh", "-c", "exit 9"])
+            .status
+            .code(),
+        Some(9)
+    );
+    assert_eq!(
+        sub(&lab, &["exec", &name, "no-such-cmd"]).status.code(),
+        Some(127)
+    );
     // The exec'd process is in the container's cgroup: it shows as / in its cgroup namespace.
     let o = sub(&lab, &["exec", &name, "cat", "/proc/self/cgroup"]);
-    assert!(String::from_utf8_lossy(&o.stdout).lines().all(|l| l.ends_with(":/")), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .all(|l| l.ends_with(":/")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(sub(&lab, &["rm", "-f", &name]).status.success());
     assert!(!cgroup_exists(&id));
     assert!(!ps(&lab, true).contains(&name));
@@ -118,14 +202,36 @@ fn stop_delivers_sigterm_through_rinit_then_sigkill_after_the_grace() {
     assert!(sub(&lab, &["stop", "-t", "20", &name]).status.success());
     assert!(t.elapsed() < Duration::from_secs(5));
     let v = lab.inspect(&name);
-    assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("exited"), Some(143)));
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_i64()),
+        (Some("exited"), Some(143))
+    );
     // A command that ignores SIGTERM is killed after -t seconds.
     let name2 = unique("st");
-    detach(&lab, &name2, &[], &["sh", "-c", "trap '' TERM; echo trap-set; while :; do sleep 1; done"]);
-    assert!(eventually(20, || String::from_utf8_lossy(&sub(&lab, &["logs", &name2]).stdout).contains("trap-set")), "the trap is set");
+    detach(
+        &lab,
+        &name2,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo trap-set; while :; do sleep 1; done",
+        ],
+    );
+    assert!(
+        eventually(20, || String::from_utf8_lossy(
+            &sub(&lab, &["logs", &name2]).stdout
+        )
+        .contains("trap-set")),
+        "the trap is set"
+    );
     let t = Instant::now();
     assert!(sub(&lab, &["stop", "-t", "1", &name2]).status.success());
-    assert!(t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(lab.inspect(&name2)["status"].as_str(), Some("exited"));
     assert!(sub(&lab, &["rm", &name, &name2]).status.success());
     lab.assert_clean(&[]);
@@ -146,12 +252,20 @@ fn kill_sends_the_signal_and_rm_refuses_a_running_container() {
     assert_eq!(o.status.code(), Some(125));
     assert!(sub(&lab, &["rm", &name]).status.success());
     // A missing container is rrun's failure (125) for every subcommand, in one line.
-    for cmd in [&["rm", "no-such-container"][..], &["rm", "-f", "no-such-container"], &["stop", "no-such-container"], &["kill", "no-such-container"]] {
+    for cmd in [
+        &["rm", "no-such-container"][..],
+        &["rm", "-f", "no-such-container"],
+        &["stop", "no-such-container"],
+        &["kill", "no-such-container"],
+    ] {
         let o = sub(&lab, cmd);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(125), "{cmd:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{cmd:?}: {err}");
-        assert!(err.contains("no such container: no-such-container"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("no such container: no-such-container"),
+            "{cmd:?}: {err}"
+        );
     }
     lab.assert_clean(&[]);
 }
@@ -161,20 +275,29 @@ fn a_container_whose_rrun_was_killed_is_listed_and_removed_by_rm_f() {
     let lab = Lab::new("life");
     let name = unique("orph");
     let mut c = lab.rrun();
-    c.args(["--name", &name, "--net", "none", "--image", &lab.image, "--", "sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.args([
+        "--name", &name, "--net", "none", "--image", &lab.image, "--", "sleep", "1000",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     assert!(eventually(10, || ps(&lab, false).contains(&name)));
     let pid = lab.inspect(&name)["pid"].as_i64().unwrap();
     child.kill().unwrap(); // SIGKILL to rrun itself
     let _ = child.wait();
-    assert!(ps(&lab, false).contains(&name), "the container outlives its rrun and is listed");
+    assert!(
+        ps(&lab, false).contains(&name),
+        "the container outlives its rrun and is listed"
+    );
     assert_eq!(lab.inspect(&name)["status"].as_str(), Some("running"));
     let id = lab.inspect(&name)["id"].as_str().unwrap().to_string();
     assert!(sub(&lab, &["rm", "-f", &name]).status.success());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || eventually(5, || !std::path::Path::new(&format!("/proc/{pid}")).exists()));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || eventually(5, || !std::path::Path::new(&format!("/proc/{pid}"))
+                .exists())
+    );
     assert!(!ps(&lab, true).contains(&name));
     assert!(!cgroup_exists(&id));
     lab.assert_clean(&[]);
@@ -184,23 +307,39 @@ fn a_container_whose_rrun_was_killed_is_listed_and_removed_by_rm_f() {
 fn foreground_run_forwards_sigterm_to_the_command() {
     let lab = Lab::new("life");
     let mut c = lab.rrun();
-    c.args(["--net", "none", "--image", &lab.image, "--", "sh", "-c", "echo started; exec sleep 1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "--net",
+        "none",
+        "--image",
+        &lab.image,
+        "--",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     // The command printed: rrun has blocked and handles its signals since before the clone.
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut out, &mut first).unwrap();
     assert_eq!(first.trim(), "started");
-    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let t = Instant::now();
     let st = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "rrun did not end after SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "rrun did not end after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(st.code(), Some(143));
@@ -225,18 +364,26 @@ fn a_state_json_id_naming_a_path_is_refused_listed_as_corrupt_and_rm_f_removes_o
     std::fs::write(victim.join("keep"), "x").unwrap();
     let name = unique("evil");
     assert!(lab.run(&["--name", &name], &["true"]).status.success());
-    let folder = tamper(&lab, &name, |v| v["id"] = victim.path().to_string_lossy().into());
+    let folder = tamper(&lab, &name, |v| {
+        v["id"] = victim.path().to_string_lossy().into()
+    });
     // The record is no container any more: rm by name finds nothing and deletes nothing.
     for args in [&["rm", &name][..], &["rm", "-f", &name]] {
         let o = sub(&lab, args);
         assert_eq!(o.status.code(), Some(125));
         assert!(String::from_utf8_lossy(&o.stderr).contains("no such container"));
     }
-    assert!(victim.join("keep").exists(), "a path named in state.json was removed");
+    assert!(
+        victim.join("keep").exists(),
+        "a path named in state.json was removed"
+    );
     let o = sub(&lab, &["ps", "-a"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().find(|l| l.starts_with(&folder[..12])).unwrap_or_else(|| panic!("ps -a does not list the bad record: {out}"));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&folder[..12]))
+        .unwrap_or_else(|| panic!("ps -a does not list the bad record: {out}"));
     assert!(line.contains("corrupt"), "{line}");
     // Without -f rm says what to do; with -f (by the id ps shows) it removes the folder only.
     let o = sub(&lab, &["rm", &folder[..12]]);
@@ -257,7 +404,10 @@ fn a_non_ascii_id_or_other_bad_fields_in_state_json_do_not_break_ps() {
         ("name", "../x".into()),
         ("image", "sha256:/etc".into()),
         ("pid", (-1).into()),
-        ("cgroup_paths", serde_json::json!(["/sys/fs/cgroup/unified"])),
+        (
+            "cgroup_paths",
+            serde_json::json!(["/sys/fs/cgroup/unified"]),
+        ),
     ];
     for (field, value) in bad {
         let name = unique("bad");
@@ -268,15 +418,29 @@ fn a_non_ascii_id_or_other_bad_fields_in_state_json_do_not_break_ps() {
     let name = unique("bad");
     assert!(lab.run(&["--name", &name], &["true"]).status.success());
     let id = lab.inspect(&name)["id"].as_str().unwrap().to_string();
-    std::fs::write(lab.containers_dir().join(&id).join("state.json"), "{\"id\": \"\u{1F600}").unwrap();
+    std::fs::write(
+        lab.containers_dir().join(&id).join("state.json"),
+        "{\"id\": \"\u{1F600}",
+    )
+    .unwrap();
     folders.push(id);
     std::fs::create_dir(lab.containers_dir().join("not-a-container")).unwrap();
     let o = sub(&lab, &["ps", "-a"]);
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(!err.contains("panicked") && err.lines().count() == 1 && err.contains("not-a-container"), "one warning line: {err}");
+    assert!(
+        !err.contains("panicked") && err.lines().count() == 1 && err.contains("not-a-container"),
+        "one warning line: {err}"
+    );
     for f in &folders {
-        assert!(out.lines().any(|l| l.starts_with(&f[..12]) && l.contains("corrupt")), "{f} not listed as corrupt: {out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&f[..12]) && l.contains("corrupt")),
+            "{f} not listed as corrupt: {out}"
+        );
         assert!(sub(&lab, &["rm", "-f", f]).status.success());
     }
     std::fs::remove_dir(lab.containers_dir().join("not-a-container")).unwrap();
@@ -298,7 +462,10 @@ fn rrun_killed_at_any_moment_leaves_only_what_ps_shows_and_rm_f_removes() {
         if i % 3 != 0 {
             c.args(["--memory", "64m"]);
         }
-        c.args(["--image", &lab.image, "--", "sleep", &marker]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.args(["--image", &lab.image, "--", "sleep", &marker])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(i));
         let _ = child.kill(); // SIGKILL to rrun itself
@@ -307,12 +474,31 @@ fn rrun_killed_at_any_moment_leaves_only_what_ps_shows_and_rm_f_removes() {
     // Everything ps -a shows, by the ids it shows, and nothing else, is removed by rm -f.
     let o = sub(&lab, &["ps", "-a"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let shown: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().skip(1).filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
+    let shown: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
     if !shown.is_empty() {
-        let o = sub(&lab, &[&["rm", "-f"][..], &shown.iter().map(String::as_str).collect::<Vec<_>>()].concat());
-        assert!(o.status.success(), "rm -f {shown:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = sub(
+            &lab,
+            &[
+                &["rm", "-f"][..],
+                &shown.iter().map(String::as_str).collect::<Vec<_>>(),
+            ]
+            .concat(),
+        );
+        assert!(
+            o.status.success(),
+            "rm -f {shown:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    assert!(eventually(10, || rrun_common::processes_with(&marker).is_empty()), "container processes left: {:?}", rrun_common::processes_with(&marker));
+    assert!(
+        eventually(10, || rrun_common::processes_with(&marker).is_empty()),
+        "container processes left: {:?}",
+        rrun_common::processes_with(&marker)
+    );
     lab.assert_clean(&[]);
 }
 
@@ -321,30 +507,64 @@ fn a_container_whose_rrun_died_shows_as_an_orphan_and_a_removed_on_exit_one_is_r
     let lab = Lab::new("life");
     // Unnamed: removed on exit. Its rrun is killed while it runs.
     let mut c = lab.rrun();
-    c.args(["--net", "none", "--memory", "64m", "--image", &lab.image, "--", "sh", "-c", "echo started; exec sleep 1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "--net",
+        "none",
+        "--memory",
+        "64m",
+        "--image",
+        &lab.image,
+        "--",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     child.kill().unwrap();
     let _ = child.wait();
-    let id = lab.container_ids().pop().expect("the container is recorded");
+    let id = lab
+        .container_ids()
+        .pop()
+        .expect("the container is recorded");
     let v = lab.inspect(&id);
-    assert_eq!((v["status"].as_str(), v["orphaned"].as_bool()), (Some("running"), Some(true)));
+    assert_eq!(
+        (v["status"].as_str(), v["orphaned"].as_bool()),
+        (Some("running"), Some(true))
+    );
     assert!(ps(&lab, false).contains("running (orphan)"));
     let upper = v["upper_dir"].as_str().unwrap().to_string();
     assert!(std::path::Path::new(&upper).is_dir());
     // Its command ends: nobody recorded the exit code, ps says so ...
     let pid = v["pid"].as_i64().unwrap();
-    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
-    assert!(eventually(10, || !std::path::Path::new(&format!("/proc/{pid}")).exists()));
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(eventually(10, || !std::path::Path::new(&format!(
+        "/proc/{pid}"
+    ))
+    .exists()));
     let v = lab.inspect(&id);
-    assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("exited"), None));
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_i64()),
+        (Some("exited"), None)
+    );
     // ... and the next rrun that lists containers removes it, all of it.
     assert!(lab.ok(&[], &["echo", "next"]) == "next");
-    assert!(!lab.container_ids().contains(&id), "the orphan was not removed");
+    assert!(
+        !lab.container_ids().contains(&id),
+        "the orphan was not removed"
+    );
     assert!(!cgroup_exists(&id) && !std::path::Path::new(&upper).exists());
     lab.assert_clean(&[]);
 }
@@ -354,20 +574,34 @@ fn two_concurrent_rm_f_of_one_container_one_succeeds_the_other_finds_no_such_con
     let lab = Lab::new("life");
     for _ in 0..5 {
         let name = unique("twice");
-        detach(&lab, &name, &["--pids-limit", "50"], &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+        detach(
+            &lab,
+            &name,
+            &["--pids-limit", "50"],
+            &["sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+        );
         let spawn = || {
             let mut c = lab.rrun();
-            c.args(["rm", "-f", &name]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            c.args(["rm", "-f", &name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             c.spawn().unwrap()
         };
         let (a, b) = (spawn(), spawn());
-        let outs = [rrun_common::wait_output(a, 30), rrun_common::wait_output(b, 30)];
+        let outs = [
+            rrun_common::wait_output(a, 30),
+            rrun_common::wait_output(b, 30),
+        ];
         let ok = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(ok, 1, "exactly one rm -f succeeds");
         let loser = outs.iter().find(|o| !o.status.success()).unwrap();
         let err = String::from_utf8_lossy(&loser.stderr);
         assert_eq!(loser.status.code(), Some(125));
-        assert!(err.contains("no such container") && err.lines().count() == 1, "{err}");
+        assert!(
+            err.contains("no such container") && err.lines().count() == 1,
+            "{err}"
+        );
     }
     lab.assert_clean(&[]);
 }
@@ -378,22 +612,41 @@ fn global_options_work_before_a_subcommand_and_a_relative_root_works() {
     let name = unique("glob");
     assert!(lab.run(&["--name", &name], &["true"]).status.success());
     let root = lab.store.path().to_str().unwrap();
-    let o = rrun_common::output({
-        let mut c = rbox_tests::cmd("rrun");
-        c.env_remove("RBOX_ROOT").args(["--root", root, "--verbose", "ps", "-a"]);
-        c
-    }, 20);
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&name), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = rrun_common::output(
+        {
+            let mut c = rbox_tests::cmd("rrun");
+            c.env_remove("RBOX_ROOT")
+                .args(["--root", root, "--verbose", "ps", "-a"]);
+            c
+        },
+        20,
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&name),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // A relative --root, from the store's parent folder: runs, lists, removes.
     let parent = lab.store.path().parent().unwrap();
     let rel = lab.store.path().file_name().unwrap().to_str().unwrap();
     let rrun = |args: &[&str]| {
         let mut c = rbox_tests::cmd("rrun");
-        c.env_remove("RBOX_ROOT").current_dir(parent).arg("--root").arg(rel).args(args);
+        c.env_remove("RBOX_ROOT")
+            .current_dir(parent)
+            .arg("--root")
+            .arg(rel)
+            .args(args);
         rrun_common::output(c, 60)
     };
-    let o = rrun(&["--net", "none", "--image", &lab.image, "--", "echo", "relative"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "relative", "{}", String::from_utf8_lossy(&o.stderr));
+    let o = rrun(&[
+        "--net", "none", "--image", &lab.image, "--", "echo", "relative",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "relative",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&rrun(&["ps", "-a"]).stdout).contains(&name));
     assert!(rrun(&["rm", &name]).status.success());
     lab.assert_clean(&[]);
@@ -402,12 +655,22 @@ fn global_options_work_before_a_subcommand_and_a_relative_root_works() {
 #[test]
 fn usage_errors_are_one_line_and_exit_125() {
     let lab = Lab::new("life");
-    for args in [&["--bogus"][..], &["ps", "--bogus"], &["stop"], &["--memory"], &["rm"], &["kill", "-s"]] {
+    for args in [
+        &["--bogus"][..],
+        &["ps", "--bogus"],
+        &["stop"],
+        &["--memory"],
+        &["rm"],
+        &["kill", "-s"],
+    ] {
         let o = sub(&lab, args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("rrun: ") && err.contains("--help"), "{args:?}: {err}");
+        assert!(
+            err.starts_with("rrun: ") && err.contains("--help"),
+            "{args:?}: {err}"
+        );
     }
     assert_eq!(sub(&lab, &["--help"]).status.code(), Some(0));
 }
@@ -417,12 +680,28 @@ fn ps_shows_the_image_as_the_user_named_it_and_inspect_its_id() {
     let lab = Lab::new("life");
     let name = unique("ref");
     let mut c = lab.rrun();
-    c.args(["--name", &name, "--net", "none", "--image", "alpine:3.15", "--", "true"]);
+    c.args([
+        "--name",
+        &name,
+        "--net",
+        "none",
+        "--image",
+        "alpine:3.15",
+        "--",
+        "true",
+    ]);
     assert!(output(c, 30).status.success());
-    let line = ps(&lab, true).lines().find(|l| l.contains(&name)).unwrap().to_string();
+    let line = ps(&lab, true)
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap()
+        .to_string();
     assert!(line.contains("alpine:3.15"), "{line}");
     let v = lab.inspect(&name);
-    assert_eq!((v["image"].as_str(), v["image_ref"].as_str()), (Some(lab.image.as_str()), Some("alpine:3.15")));
+    assert_eq!(
+        (v["image"].as_str(), v["image_ref"].as_str()),
+        (Some(lab.image.as_str()), Some("alpine:3.15"))
+    );
     assert!(sub(&lab, &["rm", &name]).status.success());
 }
 
@@ -430,24 +709,64 @@ fn ps_shows_the_image_as_the_user_named_it_and_inspect_its_id() {
 fn the_upper_dir_of_a_container_removed_on_exit_is_a_host_path_holding_its_writes() {
     let lab = Lab::new("life");
     let mut c = lab.rrun();
-    c.args(["--net", "none", "--image", &lab.image, "--", "sh", "-c", "echo data > /newfile; rm /etc/motd; echo written; exec sleep 1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "--net",
+        "none",
+        "--image",
+        &lab.image,
+        "--",
+        "sh",
+        "-c",
+        "echo data > /newfile; rm /etc/motd; echo written; exec sleep 1000",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert_eq!(line.trim(), "written");
     let id = lab.container_ids().pop().unwrap();
-    let upper = std::path::PathBuf::from(lab.inspect(&id)["upper_dir"].as_str().expect("upper_dir is a path").to_string());
-    assert_eq!(std::fs::read_to_string(upper.join("newfile")).unwrap(), "data\n");
+    let upper = std::path::PathBuf::from(
+        lab.inspect(&id)["upper_dir"]
+            .as_str()
+            .expect("upper_dir is a path")
+            .to_string(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(upper.join("newfile")).unwrap(),
+        "data\n"
+    );
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::symlink_metadata(upper.join("etc/motd")).unwrap().file_type().is_char_device(), "a whiteout");
+    assert!(
+        std::fs::symlink_metadata(upper.join("etc/motd"))
+            .unwrap()
+            .file_type()
+            .is_char_device(),
+        "a whiteout"
+    );
     // In rrun's size-limited tmpfs, not in the store (nothing written to disk).
-    assert!(upper.starts_with(rrun_common::RUN_DIR), "{}", upper.display());
+    assert!(
+        upper.starts_with(rrun_common::RUN_DIR),
+        "{}",
+        upper.display()
+    );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let opts = mounts.lines().find(|l| l.split(' ').nth(4) == Some(rrun_common::RUN_DIR)).expect("rrun's tmpfs is mounted");
-    assert!(opts.contains("tmpfs") && opts.contains("size=") && opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
+    let opts = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(rrun_common::RUN_DIR))
+        .expect("rrun's tmpfs is mounted");
+    assert!(
+        opts.contains("tmpfs")
+            && opts.contains("size=")
+            && opts.contains("nosuid")
+            && opts.contains("nodev"),
+        "{opts}"
+    );
     assert!(sub(&lab, &["stop", &id]).status.success());
     let _ = child.wait();
     assert!(!upper.exists(), "removed with the container");
@@ -485,7 +804,11 @@ echo after_rm=$(count)
         .stdin(Stdio::null());
     let o = output(c, 60);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(out, "before=0\nafter_run=0\nwhile_detached=1\nafter_rm=0\n");
     lab.assert_clean(&[]);
 }
@@ -495,33 +818,56 @@ fn a_panic_in_a_forked_child_ends_it_with_125_in_one_line_and_leaves_nothing() {
     let lab = Lab::new("life");
     let name = unique("panic");
     let mut c = lab.rrun();
-    c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args(["--name", &name, "--net", "none", "--image", &lab.image, "--", "true"]);
+    c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args([
+        "--name", &name, "--net", "none", "--image", &lab.image, "--", "true",
+    ]);
     let o = output(c, 30);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(err.lines().all(|l| l.starts_with("rrun: ")) && err.lines().count() <= 2, "{err}");
-    assert!(err.contains("internal error") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        err.lines().all(|l| l.starts_with("rrun: ")) && err.lines().count() <= 2,
+        "{err}"
+    );
+    assert!(
+        err.contains("internal error") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     // rrun itself cleaned up (the child never ran rrun's guards, which would have removed the
     // folder under rrun's feet).
     lab.assert_clean(&[]);
     // The same from a detached monitor and from exec.
     let o = {
         let mut c = lab.rrun();
-        c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args(["-d", "--name", &name, "--net", "none", "--image", &lab.image, "--", "true"]);
+        c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args([
+            "-d", "--name", &name, "--net", "none", "--image", &lab.image, "--", "true",
+        ]);
         output(c, 30)
     };
-    assert_eq!(o.status.code(), Some(125), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     lab.assert_clean(&[]);
     let id = detach(&lab, &name, &[], &["sleep", "1000"]);
     let o = {
         let mut c = lab.rrun();
-        c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1").args(["exec", &name, "true"]);
+        c.env("RRUN_TEST_PANIC_IN_FORKED_CHILD", "1")
+            .args(["exec", &name, "true"]);
         output(c, 30)
     };
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(err.contains("internal error") && err.lines().count() == 1, "{err}");
-    assert_eq!(lab.inspect(&name)["status"].as_str(), Some("running"), "the exec's panic did not touch the container");
+    assert!(
+        err.contains("internal error") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        lab.inspect(&name)["status"].as_str(),
+        Some("running"),
+        "the exec's panic did not touch the container"
+    );
     assert!(sub(&lab, &["rm", "-f", &name]).status.success());
     assert!(!cgroup_exists(&id));
     lab.assert_clean(&[]);
@@ -531,7 +877,8 @@ fn a_panic_in_a_forked_child_ends_it_with_125_in_one_line_and_leaves_nothing() {
 fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
     let lab = Lab::new("life");
     let mut c = lab.rrun();
-    c.env("RUST_LOG", "debug").args(["--net", "none", "--image", &lab.image, "--", "true"]);
+    c.env("RUST_LOG", "debug")
+        .args(["--net", "none", "--image", &lab.image, "--", "true"]);
     let o = output(c, 30);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -544,18 +891,40 @@ fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
 fn assert_clean_sees_a_leftover_cgroup_and_the_process_in_it() {
     let lab = Lab::new("life");
     let own = rrun_common::own_cgroup_dirs();
-    let v2 = own.iter().find(|d| d.starts_with("/sys/fs/cgroup/unified") || !d.to_string_lossy().contains("/sys/fs/cgroup/")).cloned();
-    let dir = v2.unwrap_or_else(|| own[0].clone()).join(format!("rbox-{}", "0e".repeat(32)));
+    let v2 = own
+        .iter()
+        .find(|d| {
+            d.starts_with("/sys/fs/cgroup/unified")
+                || !d.to_string_lossy().contains("/sys/fs/cgroup/")
+        })
+        .cloned();
+    let dir = v2
+        .unwrap_or_else(|| own[0].clone())
+        .join(format!("rbox-{}", "0e".repeat(32)));
     std::fs::create_dir(&dir).unwrap();
-    let mut sleeper = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
     let moved = std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).is_ok();
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lab.assert_clean(&[]))).err();
-    let msg = caught.as_ref().and_then(|e| e.downcast_ref::<String>().cloned()).unwrap_or_default();
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lab.assert_clean(&[]))).err();
+    let msg = caught
+        .as_ref()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    assert!(eventually(5, || std::fs::remove_dir(&dir).is_ok()), "cleanup of {}", dir.display());
+    assert!(
+        eventually(5, || std::fs::remove_dir(&dir).is_ok()),
+        "cleanup of {}",
+        dir.display()
+    );
     assert!(caught.is_some(), "assert_clean missed a leftover cgroup");
-    assert!(msg.contains("cgroup") && (!moved || msg.contains("process")), "{msg}");
+    assert!(
+        msg.contains("cgroup") && (!moved || msg.contains("process")),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -564,16 +933,29 @@ fn writes_to_the_upper_dir_of_a_container_removed_on_exit_count_against_its_memo
     let script = "head -c 100m /dev/zero > /big; stat -c %s /big";
     // The OOM killer stops the writer (or the shell with it) once 32m are in the tmpfs.
     let o = lab.run(&["--memory", "32m"], &["sh", "-c", script]);
-    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("OOM killer"));
-    assert_eq!(lab.ok(&[], &["sh", "-c", script]), (100u64 << 20).to_string(), "without a limit the write succeeds");
+    assert_eq!(
+        lab.ok(&[], &["sh", "-c", script]),
+        (100u64 << 20).to_string(),
+        "without a limit the write succeeds"
+    );
     lab.assert_clean(&[]);
 }
 
 /// True when process `pid` waits for a flock (a `->` line of /proc/locks, see proc(5)).
 fn blocked_on_flock(pid: u32) -> bool {
     let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    locks.lines().any(|l| l.contains("->") && l.contains("FLOCK") && l.split_whitespace().any(|w| w == pid.to_string()))
+    locks.lines().any(|l| {
+        l.contains("->")
+            && l.contains("FLOCK")
+            && l.split_whitespace().any(|w| w == pid.to_string())
+    })
 }
 
 #[test]
@@ -581,26 +963,66 @@ fn rrun_waits_while_rbuild_removes_and_a_used_image_and_its_layers_stay() {
     let lab = Lab::new("life");
     // An rbuild removal (image rm, layer rm, gc) holds the store lock exclusively: a new
     // container waits for it before it resolves its image.
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lab.store.join("store.lock")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lab.store.join("store.lock"))
+        .unwrap();
     // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
     let mut c = lab.rrun();
-    c.args(["--net", "none", "--image", &lab.image, "--", "echo", "ran"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["--net", "none", "--image", &lab.image, "--", "echo", "ran"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
     let waited = eventually(20, || blocked_on_flock(child.id()));
     drop(lock);
     let o = rrun_common::wait_output(child, 60);
     assert!(waited, "rrun did not wait for the store lock");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ran", "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "ran",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // While a container exists its image cannot be removed, and gc keeps its layers.
     let name = unique("uses");
     detach(&lab, &name, &[], &["sleep", "1000"]);
-    let o = lab.rbuild().args(["image", "rm", &lab.image]).stdin(Stdio::null()).output().unwrap();
-    assert!(!o.status.success(), "image rm must refuse while a container uses the image");
-    assert!(lab.rbuild().args(["gc"]).stdin(Stdio::null()).status().unwrap().success());
-    let layer_dir = lab.store.join("layers").join(lab.layer.trim_start_matches("sha256:"));
-    assert!(layer_dir.join("rootfs/etc/alpine-release").exists(), "gc removed a layer in use");
-    assert_eq!(String::from_utf8_lossy(&sub(&lab, &["exec", &name, "cat", "/etc/alpine-release"]).stdout).trim(), "3.15.11");
+    let o = lab
+        .rbuild()
+        .args(["image", "rm", &lab.image])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "image rm must refuse while a container uses the image"
+    );
+    assert!(lab
+        .rbuild()
+        .args(["gc"])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let layer_dir = lab
+        .store
+        .join("layers")
+        .join(lab.layer.trim_start_matches("sha256:"));
+    assert!(
+        layer_dir.join("rootfs/etc/alpine-release").exists(),
+        "gc removed a layer in use"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sub(&lab, &["exec", &name, "cat", "/etc/alpine-release"]).stdout)
+            .trim(),
+        "3.15.11"
+    );
     assert!(sub(&lab, &["rm", "-f", &name]).status.success());
     lab.assert_clean(&[]);
 }
@@ -618,21 +1040,35 @@ fn an_image_added_without_privileges_is_refused_by_root_rrun_in_one_line() {
     }
     let as_nobody = |args: &[&str]| {
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(rbox_tests::bin("rbuild")).args(args);
-        c.env("RBOX_ROOT", &store).env("RBUILD_SUBIDS", "0").current_dir("/");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(rbox_tests::bin("rbuild"))
+            .args(args);
+        c.env("RBOX_ROOT", &store)
+            .env("RBUILD_SUBIDS", "0")
+            .current_dir("/");
         let o = output(c, 60);
-        assert!(o.status.success(), "rbuild {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "rbuild {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let layer = as_nobody(&["layer", "add", fixture.to_str().unwrap()]);
     let image = as_nobody(&["image", "create", &layer]);
     let mut c = rbox_tests::cmd("rrun");
-    c.env("RBOX_ROOT", &store).args(["--net", "none", "--image", &image, "--", "true"]);
+    c.env("RBOX_ROOT", &store)
+        .args(["--net", "none", "--image", &image, "--", "true"]);
     let o = output(c, 60);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(err.lines().count() == 1 && err.contains("without privileges"), "{err}");
-    let left = std::fs::read_dir(store.join("containers")).map(|rd| rd.count()).unwrap_or(0);
+    assert!(
+        err.lines().count() == 1 && err.contains("without privileges"),
+        "{err}"
+    );
+    let left = std::fs::read_dir(store.join("containers"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
     assert_eq!(left, 0, "a refused run leaves no container");
 }
 
@@ -641,10 +1077,20 @@ fn rm_removes_a_container_that_made_a_tree_deeper_than_the_descriptor_limit() {
     let lab = Lab::new("life");
     let name = unique("deep");
     let script = "i=0; while [ $i -lt 1500 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done";
-    assert!(lab.run(&["--name", &name], &["sh", "-c", script]).status.success());
+    assert!(lab
+        .run(&["--name", &name], &["sh", "-c", script])
+        .status
+        .success());
     let mut c = std::process::Command::new("sh");
-    c.args(["-c", "ulimit -n 256 && exec \"$0\" rm \"$1\""]).arg(rbox_tests::bin("rrun")).arg(&name).env("RBOX_ROOT", lab.store.path());
+    c.args(["-c", "ulimit -n 256 && exec \"$0\" rm \"$1\""])
+        .arg(rbox_tests::bin("rrun"))
+        .arg(&name)
+        .env("RBOX_ROOT", lab.store.path());
     let o = output(c, 60);
-    assert!(o.status.success(), "rm under ulimit -n 256: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "rm under ulimit -n 256: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     lab.assert_clean(&[]);
 }

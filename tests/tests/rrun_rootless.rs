@@ -13,14 +13,22 @@ const NOBODY: u32 = 65534;
 
 fn as_nobody(store: &Path, program: &str, args: &[&str]) -> Output {
     let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(bin(program)).args(args);
-    c.env("RBOX_ROOT", store).env_remove("RBOX_RINIT").current_dir("/");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin(program))
+        .args(args);
+    c.env("RBOX_ROOT", store)
+        .env_remove("RBOX_RINIT")
+        .current_dir("/");
     rrun_common::output(c, 60)
 }
 
 fn ok(store: &Path, program: &str, args: &[&str]) -> String {
     let o = as_nobody(store, program, args);
-    assert!(o.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
@@ -34,35 +42,92 @@ fn rootless_run_maps_root_to_the_caller_and_cleans_up() {
     let fixture = scratch.join("alpine.tar.gz");
     std::fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
     std::os::unix::fs::chown(scratch.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-    let layer = ok(&store, "rbuild", &["layer", "add", fixture.to_str().unwrap()]);
+    let layer = ok(
+        &store,
+        "rbuild",
+        &["layer", "add", fixture.to_str().unwrap()],
+    );
     let image = ok(&store, "rbuild", &["image", "create", &layer]);
 
     let out = ok(&store, "rrun", &[
         "--net", "none", "--image", &image, "--", "sh", "-c",
         "id -u; awk '{print $1, $2, $3}' /proc/self/uid_map; stat -c %U /etc/passwd; hostname rl && hostname; echo w > /w && cat /w; cat /proc/1/comm",
     ]);
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["0", "0 65534 1", "root", "rl", "w", "rinit"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["0", "0 65534 1", "root", "rl", "w", "rinit"]
+    );
 
     // Named: kept with its upper dir (a whiteout for a deleted file), removed by rm.
-    ok(&store, "rrun", &["--name", "keep", "--net", "none", "--image", &image, "--", "rm", "/etc/motd"]);
-    let inspect: serde_json::Value = serde_json::from_str(&ok(&store, "rrun", &["inspect", "keep"])).unwrap();
+    ok(
+        &store,
+        "rrun",
+        &[
+            "--name",
+            "keep",
+            "--net",
+            "none",
+            "--image",
+            &image,
+            "--",
+            "rm",
+            "/etc/motd",
+        ],
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&store, "rrun", &["inspect", "keep"])).unwrap();
     let up = inspect["upper_dir"].as_str().unwrap().to_string();
     assert!(Path::new(&up).join("etc/motd").exists(), "whiteout in {up}");
     ok(&store, "rrun", &["rm", "keep"]);
     assert!(!Path::new(&up).exists());
 
     // Detached, exec, rm -f.
-    ok(&store, "rrun", &["-d", "--name", "bg", "--net", "none", "--hostname", "bghost", "--image", &image, "--", "sleep", "1000"]);
+    ok(
+        &store,
+        "rrun",
+        &[
+            "-d",
+            "--name",
+            "bg",
+            "--net",
+            "none",
+            "--hostname",
+            "bghost",
+            "--image",
+            &image,
+            "--",
+            "sleep",
+            "1000",
+        ],
+    );
     assert_eq!(ok(&store, "rrun", &["exec", "bg", "hostname"]), "bghost");
     ok(&store, "rrun", &["rm", "-f", "bg"]);
-    let left: Vec<_> = std::fs::read_dir(store.join("containers")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(store.join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(store.to_str().unwrap()));
 
     // Limits need a cgroup the caller may write: refused with one line, nothing left.
-    let o = as_nobody(&store, "rrun", &["--net", "none", "--memory", "64m", "--image", &image, "--", "true"]);
+    let o = as_nobody(
+        &store,
+        "rrun",
+        &[
+            "--net", "none", "--memory", "64m", "--image", &image, "--", "true",
+        ],
+    );
     assert_eq!(o.status.code(), Some(125));
-    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read_dir(store.join("containers")).unwrap().next().is_none());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(std::fs::read_dir(store.join("containers"))
+        .unwrap()
+        .next()
+        .is_none());
 }

@@ -51,9 +51,16 @@ print("restored=%s" % (before[3] == after[3]))
 print(buf.decode(errors="replace"))
 "#;
     let mut c = Command::new("python3");
-    c.arg("-c").arg(driver).arg(serde_json::to_string(lines).unwrap());
-    c.arg(rbox_tests::bin("rrun")).args(["-i", "-t", "--net", "none", "--image", &lab.image, "--", "/bin/sh"]);
-    c.env("RBOX_ROOT", lab.store.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.arg("-c")
+        .arg(driver)
+        .arg(serde_json::to_string(lines).unwrap());
+    c.arg(rbox_tests::bin("rrun")).args([
+        "-i", "-t", "--net", "none", "--image", &lab.image, "--", "/bin/sh",
+    ]);
+    c.env("RBOX_ROOT", lab.store.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let o = wait_output(c.spawn().expect("python3"), 90);
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
@@ -61,13 +68,34 @@ print(buf.decode(errors="replace"))
 #[test]
 fn interactive_shell_answers_on_the_containers_own_pty_and_ctrl_c_reaches_the_command() {
     let lab = Lab::new("tty");
-    let out = drive(&lab, &["echo tty-$((40+2)); tty; stty size; echo MARK", "@sleep 30", "^C", "echo after-$((1+1)) MARK", "exit 3"]);
+    let out = drive(
+        &lab,
+        &[
+            "echo tty-$((40+2)); tty; stty size; echo MARK",
+            "@sleep 30",
+            "^C",
+            "echo after-$((1+1)) MARK",
+            "exit 3",
+        ],
+    );
     assert!(out.contains("tty-42"), "{out}");
-    assert!(out.contains("/dev/pts/0"), "the pty comes from the container's devpts: {out}");
-    assert!(out.contains("30 100"), "window size follows the caller's: {out}");
-    assert!(out.contains("after-2"), "Ctrl-C stopped sleep and the shell lived on: {out}");
+    assert!(
+        out.contains("/dev/pts/0"),
+        "the pty comes from the container's devpts: {out}"
+    );
+    assert!(
+        out.contains("30 100"),
+        "window size follows the caller's: {out}"
+    );
+    assert!(
+        out.contains("after-2"),
+        "Ctrl-C stopped sleep and the shell lived on: {out}"
+    );
     assert!(out.contains("exit=3"), "{out}");
-    assert!(out.contains("restored=True"), "the caller's terminal modes are restored: {out}");
+    assert!(
+        out.contains("restored=True"),
+        "the caller's terminal modes are restored: {out}"
+    );
     lab.assert_clean(&[]);
 }
 
@@ -78,16 +106,26 @@ fn interactive_tty_without_a_terminal_on_stdin_is_refused_and_tty_alone_works() 
     let o = lab.run(&["-i", "-t"], &["sh"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(err.contains("the input device is not a TTY") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("the input device is not a TTY") && err.lines().count() == 1,
+        "{err}"
+    );
     // -t alone only gives the command a terminal: any stdin will do.
     let o = lab.run(&["-t"], &["sh", "-c", "tty; echo out"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("/dev/pts/0") && out.contains("out"), "{out}");
     // The same for exec.
     let name = rbox_tests::unique("tty");
     let mut c = lab.rrun();
-    c.args(["-d", "--name", &name, "--net", "none", "--image", &lab.image, "--", "sleep", "1000"]);
+    c.args([
+        "-d", "--name", &name, "--net", "none", "--image", &lab.image, "--", "sleep", "1000",
+    ]);
     assert!(rrun_common::output(c, 30).status.success());
     let exec = |opts: &[&str]| {
         let mut c = lab.rrun();
@@ -97,9 +135,17 @@ fn interactive_tty_without_a_terminal_on_stdin_is_refused_and_tty_alone_works() 
     let o = exec(&["-i", "-t"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(err.contains("the input device is not a TTY") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("the input device is not a TTY") && err.lines().count() == 1,
+        "{err}"
+    );
     let o = exec(&["-t"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"));
     let mut c = lab.rrun();
     c.args(["rm", "-f", &name]);

@@ -26,11 +26,32 @@ impl Lab {
         let store = Scratch::new(prefix);
         // The store must be reachable by the container's unprivileged root for nothing; the
         // scratch dir's mode is the default 0755, which is all rrun needs.
-        let layer = line(cmd("rbuild").env("RBOX_ROOT", store.path()).arg("layer").arg("add").arg(alpine_fixture("3.15.11")));
-        let image =
-            line(cmd("rbuild").env("RBOX_ROOT", store.path()).args(["image", "create", &layer, "--tag", "alpine:3.15", "--cmd", "/bin/sh"]));
-        assert!(image.starts_with("sha256:"), "image create printed {image:?}");
-        Lab { store, image, layer, before: Traces::now() }
+        let layer = line(
+            cmd("rbuild")
+                .env("RBOX_ROOT", store.path())
+                .arg("layer")
+                .arg("add")
+                .arg(alpine_fixture("3.15.11")),
+        );
+        let image = line(cmd("rbuild").env("RBOX_ROOT", store.path()).args([
+            "image",
+            "create",
+            &layer,
+            "--tag",
+            "alpine:3.15",
+            "--cmd",
+            "/bin/sh",
+        ]));
+        assert!(
+            image.starts_with("sha256:"),
+            "image create printed {image:?}"
+        );
+        Lab {
+            store,
+            image,
+            layer,
+            before: Traces::now(),
+        }
     }
 
     pub fn rbuild(&self) -> Command {
@@ -48,14 +69,22 @@ impl Lab {
     /// `rrun --net none OPTS... --image IMG -- ARGS...` with stdin from /dev/null.
     pub fn run(&self, opts: &[&str], args: &[&str]) -> Output {
         let mut c = self.rrun();
-        c.args(["--net", "none"]).args(opts).args(["--image", &self.image, "--"]).args(args);
+        c.args(["--net", "none"])
+            .args(opts)
+            .args(["--image", &self.image, "--"])
+            .args(args);
         output(c, 60)
     }
 
     /// Like run, but asserts exit 0 and returns trimmed stdout.
     pub fn ok(&self, opts: &[&str], args: &[&str]) -> String {
         let o = self.run(opts, args);
-        assert!(o.status.success(), "rrun {opts:?} {args:?} failed: {}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "rrun {opts:?} {args:?} failed: {}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
@@ -66,18 +95,29 @@ impl Lab {
     /// Ids of the containers whose folders exist.
     pub fn container_ids(&self) -> Vec<String> {
         std::fs::read_dir(self.containers_dir())
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// `rrun inspect NAME` parsed as JSON.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
-        let o = output({
-            let mut c = self.rrun();
-            c.args(["inspect", name]);
-            c
-        }, 20);
-        assert!(o.status.success(), "inspect {name}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = output(
+            {
+                let mut c = self.rrun();
+                c.args(["inspect", name]);
+                c
+            },
+            20,
+        );
+        assert!(
+            o.status.success(),
+            "inspect {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_slice(&o.stdout).expect("inspect prints JSON")
     }
 
@@ -88,13 +128,21 @@ impl Lab {
     /// another store is theirs, and one recorded nowhere is given 10 s to go (a container
     /// being removed right now); what stays is a leak.
     pub fn assert_clean(&self, ids_before: &[String]) {
-        let left: Vec<String> = self.container_ids().into_iter().filter(|i| !ids_before.contains(i)).collect();
+        let left: Vec<String> = self
+            .container_ids()
+            .into_iter()
+            .filter(|i| !ids_before.contains(i))
+            .collect();
         assert!(left.is_empty(), "container folders left behind: {left:?}");
         let mine = self.containers_dir();
         let leaks = |t: &Traces| -> Vec<String> {
             t.all()
                 .into_iter()
-                .filter(|(id, _)| !self.before.has(id) && !ids_before.contains(id) && (mine.join(id).exists() || !recorded_elsewhere(id, &mine)))
+                .filter(|(id, _)| {
+                    !self.before.has(id)
+                        && !ids_before.contains(id)
+                        && (mine.join(id).exists() || !recorded_elsewhere(id, &mine))
+                })
                 .map(|(_, what)| what)
                 .collect()
         };
@@ -102,14 +150,25 @@ impl Lab {
         if !found.is_empty() && eventually(10, || leaks(&Traces::now()).is_empty()) {
             found.clear();
         }
-        assert!(found.is_empty(), "left behind by containers of {}: {found:?}", mine.display());
+        assert!(
+            found.is_empty(),
+            "left behind by containers of {}: {found:?}",
+            mine.display()
+        );
     }
 
     /// Removes every container of this store (used by tests that keep some).
     pub fn rm_all(&self) {
         let ids = self.container_ids();
         if !ids.is_empty() {
-            let _ = self.rrun().arg("rm").arg("-f").args(&ids).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = self
+                .rrun()
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -137,7 +196,10 @@ impl Traces {
             collect_rbox_dirs(&own, 3, &mut t.cgroups);
         }
         if let Ok(rd) = std::fs::read_dir(RUN_DIR) {
-            t.run_dirs = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            t.run_dirs = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
         }
         for pid in all_pids() {
             let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
@@ -150,9 +212,21 @@ impl Traces {
 
     /// Every trace as (container id, description).
     pub fn all(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self.cgroups.iter().map(|(id, p)| (id.clone(), format!("cgroup {}", p.display()))).collect();
-        v.extend(self.run_dirs.iter().map(|id| (id.clone(), format!("{RUN_DIR}/{id}"))));
-        v.extend(self.processes.iter().map(|(id, pid)| (id.clone(), format!("process {pid} in cgroup rbox-{id}"))));
+        let mut v: Vec<(String, String)> = self
+            .cgroups
+            .iter()
+            .map(|(id, p)| (id.clone(), format!("cgroup {}", p.display())))
+            .collect();
+        v.extend(
+            self.run_dirs
+                .iter()
+                .map(|id| (id.clone(), format!("{RUN_DIR}/{id}"))),
+        );
+        v.extend(
+            self.processes
+                .iter()
+                .map(|(id, pid)| (id.clone(), format!("process {pid} in cgroup rbox-{id}"))),
+        );
         v
     }
 
@@ -168,9 +242,16 @@ pub const RUN_DIR: &str = "/run/rbox/containers";
 /// running in parallel owns it).
 fn recorded_elsewhere(id: &str, mine: &Path) -> bool {
     let tmp = std::env::temp_dir();
-    let Ok(rd) = std::fs::read_dir(&tmp) else { return false };
+    let Ok(rd) = std::fs::read_dir(&tmp) else {
+        return false;
+    };
     rd.flatten().any(|e| {
-        [e.path().join("containers").join(id), e.path().join("store/containers").join(id)].iter().any(|p| p.exists() && !p.starts_with(mine))
+        [
+            e.path().join("containers").join(id),
+            e.path().join("store/containers").join(id),
+        ]
+        .iter()
+        .any(|p| p.exists() && !p.starts_with(mine))
     })
 }
 
@@ -180,7 +261,9 @@ pub fn own_cgroup_dirs() -> Vec<PathBuf> {
     let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut out = Vec::new();
     for l in mountinfo.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else { continue };
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
         let f: Vec<&str> = pre.split(' ').collect();
         let p: Vec<&str> = post.split(' ').collect();
         if f.len() < 5 || p.len() < 3 {
@@ -192,13 +275,18 @@ pub fn own_cgroup_dirs() -> Vec<PathBuf> {
             let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
             let same = match fstype {
                 "cgroup2" => ctrls.is_empty(),
-                "cgroup" => !ctrls.is_empty() && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c)),
+                "cgroup" => {
+                    !ctrls.is_empty() && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c))
+                }
                 _ => false,
             };
             same.then(|| path.to_string())
         });
         if let Some(path) = own {
-            let rel = path.strip_prefix(root).unwrap_or(&path).trim_start_matches('/');
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .trim_start_matches('/');
             out.push(Path::new(point).join(rel));
         }
     }
@@ -206,7 +294,9 @@ pub fn own_cgroup_dirs() -> Vec<PathBuf> {
 }
 
 fn collect_rbox_dirs(dir: &Path, depth: u32, out: &mut BTreeSet<(String, PathBuf)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             continue;
@@ -223,7 +313,13 @@ fn collect_rbox_dirs(dir: &Path, depth: u32, out: &mut BTreeSet<(String, PathBuf
 }
 
 fn all_pids() -> Vec<i32> {
-    std::fs::read_dir("/proc").map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Pids of the processes whose command line contains `marker`.
@@ -232,7 +328,11 @@ pub fn processes_with(marker: &str) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|&p| p != me)
-        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| String::from_utf8_lossy(&c).contains(marker)).unwrap_or(false))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
         .collect()
 }
 
@@ -243,13 +343,18 @@ pub fn cgroup_exists(id: &str) -> bool {
 }
 
 fn walk_find(dir: &Path, name: &str, depth: u32) -> bool {
-    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if e.file_name().to_string_lossy() == name {
             return true;
         }
-        if depth > 0 && e.file_type().map(|t| t.is_dir()).unwrap_or(false) && walk_find(&p, name, depth - 1) {
+        if depth > 0
+            && e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+            && walk_find(&p, name, depth - 1)
+        {
             return true;
         }
     }
@@ -258,7 +363,9 @@ fn walk_find(dir: &Path, name: &str, depth: u32) -> bool {
 
 /// Runs `c` with stdin from /dev/null and piped output, killing it after `secs`.
 pub fn output(mut c: Command, secs: u64) -> Output {
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = c.spawn().expect("spawn");
     wait_output(child, secs)
 }
@@ -292,13 +399,21 @@ pub fn wait_output(mut child: Child, secs: u64) -> Output {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
 }
 
 /// The single trimmed stdout line of a successful command.
 pub fn line(c: &mut Command) -> String {
     let o = c.stdin(Stdio::null()).output().expect("spawn");
-    assert!(o.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 

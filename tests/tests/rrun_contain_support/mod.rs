@@ -16,8 +16,18 @@ pub fn static_c(dir: &Path, name: &str, src: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, src).unwrap();
     let out = dir.join(name);
-    let o = Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&c).stdin(Stdio::null()).output().expect("gcc");
-    assert!(o.status.success(), "gcc -static {name}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&out)
+        .arg(&c)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gcc");
+    assert!(
+        o.status.success(),
+        "gcc -static {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     out
 }
 
@@ -79,7 +89,10 @@ pub fn pty() -> (OwnedFd, OwnedFd) {
         assert_eq!(libc::unlockpt(m), 0);
         let mut name = [0 as libc::c_char; 128];
         assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
-        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         assert!(s >= 0, "open the pty slave");
         (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s))
     }
@@ -89,7 +102,9 @@ pub fn pty() -> (OwnedFd, OwnedFd) {
 /// stdin and stderr (stdout stays a pipe the test reads).
 pub fn on_controlling_pty(cmd: &mut Command, slave: &OwnedFd) {
     let s = slave.as_raw_fd();
-    cmd.stdin(Stdio::from(slave.try_clone().unwrap())).stderr(Stdio::from(slave.try_clone().unwrap())).stdout(Stdio::piped());
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::piped());
     // SAFETY: setsid and ioctl are async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -106,7 +121,11 @@ pub fn drain(fd: &OwnedFd) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd; read into a buffer of the size passed.
         let n = unsafe {
             if libc::poll(&mut p, 1, 200) <= 0 {
