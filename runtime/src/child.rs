@@ -37,7 +37,7 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
     // First what needs no id map, while rrun writes the maps and builds the overlay.
-    sys::mount(
+    sys::mount::mount(
         None,
         Path::new("/"),
         None,
@@ -70,7 +70,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     };
     // Still with host root's uid (unmapped here), which owns the store: reach the container's
     // folder now, even below a folder only root may enter; the overlay is attached over it.
-    let dir_fd = sys::openat2(
+    let dir_fd = sys::fd::openat2(
         libc::AT_FDCWD,
         ctx.container_dir,
         libc::O_PATH | libc::O_DIRECTORY,
@@ -79,9 +79,9 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     )
     .ctx(|| format!("open {}", ctx.container_dir.display()))?;
     // Become root of the new user namespace now that the maps exist.
-    sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
+    sys::ids::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
     if ctx.new_cgroupns {
-        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
+        sys::ns::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
     }
     host.add_etc(&rootfs::EtcFiles {
         hostname: format!("{}\n", cfg.hostname),
@@ -137,7 +137,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         None => {
             leave_session()?;
             if let Some(null) = &host.devnull {
-                sys::dup2(null.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
+                sys::fd::dup2(null.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
             }
             None
         }
@@ -148,7 +148,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
             .ctx(|| "drop capabilities outside Docker's default set".into())?;
     }
     // rinit starts as the user (see rootfs::premount_kernel_fs), with the user's groups.
-    sys::set_ids(user.uid, user.gid, &user.groups)
+    sys::ids::set_ids(user.uid, user.gid, &user.groups)
         .ctx(|| format!("switch to user {}", user_arg(&user)))?;
     if confine {
         caps::limit_sets().ctx(|| "limit the capability sets".into())?;
@@ -165,8 +165,8 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let envp = to_cstrings(&env)?;
 
     ctx.chan.send(&Msg::Ready(master))?;
-    sys::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
-    sys::reset_signals_for_exec();
+    sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
+    sys::signal::reset_signals_for_exec();
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();

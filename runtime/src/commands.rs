@@ -161,13 +161,13 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 /// Sends `sig` to the container's init if it is still the process we started (checked after
 /// taking the pidfd, so the pid cannot be reused in between).
 fn signal(s: &State, sig: i32) -> Result<bool> {
-    let Ok(fd) = sys::pidfd_open(s.pid) else {
+    let Ok(fd) = sys::process::pidfd_open(s.pid) else {
         return Ok(false);
     };
     if !init_alive(s.pid, s.pid_start) {
         return Ok(false);
     }
-    match sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig) {
+    match sys::process::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig) {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
         Err(e) => Err(Error::Sys {
@@ -180,7 +180,7 @@ fn signal(s: &State, sig: i32) -> Result<bool> {
 /// Waits up to `limit` for the container's init to exit (its pidfd becomes readable then,
 /// whoever reaps it and however late).
 fn wait_dead(s: &State, limit: Duration) -> bool {
-    let Ok(fd) = sys::pidfd_open(s.pid) else {
+    let Ok(fd) = sys::process::pidfd_open(s.pid) else {
         return true;
     };
     if !init_alive(s.pid, s.pid_start) {
@@ -245,14 +245,14 @@ fn kill_everything(s: &State) -> Result<()> {
 /// Kills the rrun still creating a container and waits until it is gone, so that it makes
 /// nothing more (a cgroup directory, a process) after `rm -f` removed what it had made.
 fn kill_owner(s: &State) -> Result<()> {
-    let Ok(fd) = sys::pidfd_open(s.owner_pid) else {
+    let Ok(fd) = sys::process::pidfd_open(s.owner_pid) else {
         return Ok(());
     };
     if !s.owner_alive() {
         return Ok(());
     }
     let fd = std::os::fd::AsFd::as_fd(&fd);
-    match sys::pidfd_send_signal(fd, libc::SIGKILL) {
+    match sys::process::pidfd_send_signal(fd, libc::SIGKILL) {
         Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
             return Err(Error::Sys {
                 what: format!(

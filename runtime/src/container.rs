@@ -44,7 +44,7 @@ impl Drop for Undo<'_> {
         if let Some(pid) = self.pid {
             // SAFETY: pid is our own child, not yet reaped, so it cannot have been reused.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = sys::waitpid(pid, 0);
+            let _ = sys::process::waitpid(pid, 0);
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.kill_all();
@@ -128,7 +128,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
     st.pid = pid;
-    st.pid_start = sys::proc_start_time(pid).unwrap_or(0);
+    st.pid_start = sys::procfs::proc_start_time(pid).unwrap_or(0);
     {
         let _l = containers.lock(&st.id)?;
         containers.save(&st)?;
@@ -146,7 +146,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     parent.wait_for_exec()?;
     tracing::debug!(us = crate::elapsed_us(), "rinit exec'd");
     drop(rinit_fd);
-    let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
+    let pidfd = sys::process::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
     undo.armed = false;
     let cgroup = undo.cgroup.take();
     Ok(Created {
@@ -194,14 +194,15 @@ fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) ->
     };
     // SAFETY: rrun starts no thread before creating a container, so it is single-threaded
     // here; the child runs child::main, which ends in exec or _exit, behind a panic catcher.
-    let pid = unsafe { sys::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())) }
-        .ctx(|| "clone the container's namespaces".into())?;
+    let pid =
+        unsafe { sys::process::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())) }
+            .ctx(|| "clone the container's namespaces".into())?;
     if pid == 0 {
         // SAFETY: the parent's end of the socketpair is owned by a Channel in frames of the
         // parent that this child never returns to (child::main never returns and a panic is
         // caught in forked_child), so closing the child's copy here cannot close it twice.
         unsafe { libc::close(parent_end.as_raw_fd()) };
-        sys::forked_child(|| child::main(ctx));
+        sys::process::forked_child(|| child::main(ctx));
     }
     Ok(pid)
 }

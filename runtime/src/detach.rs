@@ -29,7 +29,7 @@ fn pipe() -> Result<(File, File)> {
 
 fn fork() -> Result<i32> {
     // SAFETY: rrun is single-threaded here; the child only runs the monitor code below, which
-    // ends in _exit (sys::forked_child), never returning into the caller's frames.
+    // ends in _exit (sys::process::forked_child), never returning into the caller's frames.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "fork the monitor".into());
@@ -48,20 +48,22 @@ pub fn start(
     let id = st.id.clone();
     let pid = fork()?;
     if pid == 0 {
-        sys::forked_child(|| {
+        sys::process::forked_child(|| {
             drop(rd);
             // First child: new session, then fork again so the monitor is no session leader
             // and is adopted by init (or the nearest subreaper) when this one exits.
             // SAFETY: setsid has no arguments.
             unsafe { libc::setsid() };
             match fork() {
-                Ok(0) => sys::forked_child(|| monitor(containers, st, store_lock, rinit, wr)),
+                Ok(0) => {
+                    sys::process::forked_child(|| monitor(containers, st, store_lock, rinit, wr))
+                }
                 _ => 0,
             }
         });
     }
     drop(wr);
-    let _ = sys::waitpid(pid, 0);
+    let _ = sys::process::waitpid(pid, 0);
     let mut msg = String::new();
     let _ = rd.read_to_string(&mut msg);
     match msg.strip_prefix("ok") {
@@ -86,11 +88,11 @@ fn monitor(
 ) -> i32 {
     let me = std::process::id() as i32;
     st.owner_pid = me;
-    st.owner_start = sys::proc_start_time(me).unwrap_or(0);
+    st.owner_start = sys::procfs::proc_start_time(me).unwrap_or(0);
     let dir = containers.dir(&st.id);
     let result = (|| -> Result<container::Created> {
         redirect_stdio_to_null()?;
-        let _old = sys::block_signals(&supervise::HANDLED);
+        let _old = sys::signal::block_signals(&supervise::HANDLED);
         let owner = (st.config.idmaps.host_uid(0), st.config.idmaps.host_gid(0));
         let c = container::create_with(containers, st, store_lock, rinit, |d| open_logs(d, owner))?;
         Ok(c)
@@ -104,7 +106,7 @@ fn monitor(
     };
     let _ = report.write_all(b"ok");
     drop(report);
-    let Ok(sigfd) = sys::signalfd(&supervise::HANDLED) else {
+    let Ok(sigfd) = sys::signal::signalfd(&supervise::HANDLED) else {
         return 125;
     };
     let out = OpenOptions::new()
@@ -128,7 +130,7 @@ fn redirect_stdio_to_null() -> Result<()> {
         .open("/dev/null")
         .ctx(|| "open /dev/null".into())?;
     for n in 0..3 {
-        sys::dup2(null.as_raw_fd(), n).ctx(|| format!("redirect fd {n}"))?;
+        sys::fd::dup2(null.as_raw_fd(), n).ctx(|| format!("redirect fd {n}"))?;
     }
     Ok(())
 }
@@ -149,7 +151,7 @@ fn open_logs(dir: &Path, owner: (Option<u32>, Option<u32>)) -> Result<()> {
                 .ctx(|| format!("chown {}", p.display()))?;
         }
         for fd in [1, 2] {
-            sys::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
+            sys::fd::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
         }
     }
     Ok(())

@@ -82,7 +82,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         };
         child(&how, &argv, &envp, &path)
     })?;
-    Ok(sys::exit_code_of(status))
+    Ok(sys::process::exit_code_of(status))
 }
 
 /// Forks the process that runs `in_child` (inside the container's pid namespace, which rrun
@@ -92,18 +92,18 @@ fn fork_and_supervise(
     relay_stdin: bool,
     in_child: impl FnOnce(Option<&OwnedFd>) -> i32,
 ) -> Result<i32> {
-    let _old = sys::block_signals(&supervise::HANDLED);
-    let sigfd = sys::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
+    let _old = sys::signal::block_signals(&supervise::HANDLED);
+    let sigfd = sys::signal::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
     // SAFETY: single-threaded; the child only sets up and execs, ending in _exit otherwise
-    // (sys::forked_child), never returning into frames it shares with this process.
+    // (sys::process::forked_child), never returning into frames it shares with this process.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "fork into the container".into());
     }
     if pid == 0 {
-        sys::forked_child(|| in_child(pty.as_ref().map(|p| &p.1)));
+        sys::process::forked_child(|| in_child(pty.as_ref().map(|p| &p.1)));
     }
-    let child_fd = sys::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
+    let child_fd = sys::process::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
     // Our copy of the pty's slave goes: the master then ends when the process's copies do.
     let master = pty.map(|(m, _slave)| m);
     let _raw = relay_stdin.then(|| tty::RawMode::enter(0));
@@ -119,7 +119,7 @@ fn fork_and_supervise(
 /// init (setns(2) with a pidfd, Linux >= 5.8: no pid-reuse window between checking the
 /// process and opening its namespaces), then becomes root of its user namespace.
 fn enter(st: &State) -> Result<()> {
-    let pidfd = sys::pidfd_open(st.pid).ctx(|| format!("pidfd_open {}", st.pid))?;
+    let pidfd = sys::process::pidfd_open(st.pid).ctx(|| format!("pidfd_open {}", st.pid))?;
     if !crate::state::init_alive(st.pid, st.pid_start) {
         return Err(user(format!("container {} is not running", st.name)));
     }
@@ -136,10 +136,11 @@ fn enter(st: &State) -> Result<()> {
     if !st.cgroup_paths.is_empty() {
         Cgroup::from_paths(&st.cgroup_paths)?.add_pid(std::process::id() as i32)?;
     }
-    sys::setns(pidfd.as_fd(), flags)
+    sys::ns::setns(pidfd.as_fd(), flags)
         .ctx(|| format!("join the namespaces of container {}", st.name))?;
     if flags & libc::CLONE_NEWUSER != 0 {
-        sys::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
+        sys::ids::set_ids(0, 0, &[])
+            .ctx(|| "become root in the container's user namespace".into())?;
     }
     Ok(())
 }
@@ -179,7 +180,7 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
             child::leave_session()?;
             if how.null_stdin {
                 let n = File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-                sys::dup2(n.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
+                sys::fd::dup2(n.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
             }
         }
         std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
@@ -187,20 +188,20 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
             caps::drop_bounding_set()
                 .ctx(|| "drop capabilities outside Docker's default set".into())?;
         }
-        sys::set_ids(u.uid, u.gid, &u.groups)
+        sys::ids::set_ids(u.uid, u.gid, &u.groups)
             .ctx(|| format!("switch to user {}", child::user_arg(u)))?;
         if how.confine {
             caps::limit_sets().ctx(|| "limit the capability sets".into())?;
         }
         // Nothing of rrun's caller but 0-2 may reach the container (close_range(2)).
-        sys::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
+        sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
         Ok(())
     })();
     if let Err(e) = r {
         eprintln!("rrun: {e}");
         return 125;
     }
-    sys::reset_signals_for_exec();
+    sys::signal::reset_signals_for_exec();
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();

@@ -10,7 +10,7 @@ use rrun::{commands, exec, run};
 fn main() {
     rrun::elapsed_us();
     // A panic is a bug: one line, no backtrace (forked children then _exit(125), see
-    // sys::forked_child; rrun itself unwinds its guards and exits 101).
+    // sys::process::forked_child; rrun itself unwinds its guards and exits 101).
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()

@@ -50,7 +50,7 @@ pub fn apply(root: &Root, null: &OwnedFd) -> Result<()> {
         let Some(fd) = existing(root, p)? else {
             continue;
         };
-        let bind = sys::open_tree(
+        let bind = sys::mount::open_tree(
             fd_raw(&fd),
             std::path::Path::new(""),
             libc::OPEN_TREE_CLONE
@@ -67,8 +67,10 @@ pub fn apply(root: &Root, null: &OwnedFd) -> Result<()> {
             propagation: 0,
             userns_fd: 0,
         };
-        sys::mount_setattr_fd(bind.as_fd(), true, &attr).ctx(|| format!("make {p} read-only"))?;
-        sys::move_mount_fd(bind.as_fd(), fd.as_fd()).ctx(|| format!("mount {p} read-only"))?;
+        sys::mount::mount_setattr_fd(bind.as_fd(), true, &attr)
+            .ctx(|| format!("make {p} read-only"))?;
+        sys::mount::move_mount_fd(bind.as_fd(), fd.as_fd())
+            .ctx(|| format!("mount {p} read-only"))?;
     }
     for p in MASKED {
         let Some(fd) = existing(root, p)? else {
@@ -80,14 +82,14 @@ pub fn apply(root: &Root, null: &OwnedFd) -> Result<()> {
         let cover = if is_dir {
             empty_tmpfs().ctx(|| format!("an empty tmpfs to mask {p}"))?
         } else {
-            sys::open_tree(
+            sys::mount::open_tree(
                 fd_raw(null),
                 std::path::Path::new(""),
                 libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
             )
             .ctx(|| format!("bind /dev/null to mask {p}"))?
         };
-        sys::move_mount_fd(cover.as_fd(), fd.as_fd()).ctx(|| format!("mask {p}"))?;
+        sys::mount::move_mount_fd(cover.as_fd(), fd.as_fd()).ctx(|| format!("mask {p}"))?;
     }
     Ok(())
 }
@@ -110,11 +112,11 @@ fn existing(root: &Root, p: &str) -> Result<Option<OwnedFd>> {
 
 /// A detached, read-only, empty tmpfs (size 0 would mean unlimited: 4k is the least).
 fn empty_tmpfs() -> std::io::Result<OwnedFd> {
-    let fs = sys::fsopen(c"tmpfs")?;
-    sys::fsconfig_string(fs.as_fd(), c"size", c"4k")?;
-    sys::fsconfig_string(fs.as_fd(), c"mode", c"555")?;
-    sys::fsconfig_create(fs.as_fd())?;
-    sys::fsmount(
+    let fs = sys::mount::fsopen(c"tmpfs")?;
+    sys::mount::fsconfig_string(fs.as_fd(), c"size", c"4k")?;
+    sys::mount::fsconfig_string(fs.as_fd(), c"mode", c"555")?;
+    sys::mount::fsconfig_create(fs.as_fd())?;
+    sys::mount::fsmount(
         fs.as_fd(),
         libc::MOUNT_ATTR_RDONLY
             | libc::MOUNT_ATTR_NOSUID

@@ -14,7 +14,7 @@ use crate::sys;
 /// A detached copy of the tree at `path` (not its submounts), optionally idmapped to the user
 /// namespace `userns` and/or read-only.
 pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -> Result<OwnedFd> {
-    let fd = sys::open_tree(
+    let fd = sys::mount::open_tree(
         libc::AT_FDCWD,
         path,
         libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
@@ -30,7 +30,7 @@ pub fn clone_volume(v: &Volume, userns: Option<BorrowedFd<'_>>) -> Result<OwnedF
     let Some(src) = &v.source_fd else {
         return clone_tree(&v.source, userns, v.readonly);
     };
-    let fd = sys::open_tree(
+    let fd = sys::mount::open_tree(
         src.as_raw_fd(),
         Path::new(""),
         libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
@@ -59,7 +59,7 @@ fn set_attrs(
         attr.attr_set |= libc::MOUNT_ATTR_RDONLY;
     }
     if attr.attr_set != 0 {
-        sys::mount_setattr_fd(fd.as_fd(), false, &attr).ctx(|| {
+        sys::mount::mount_setattr_fd(fd.as_fd(), false, &attr).ctx(|| {
             if userns.is_some() {
                 format!(
                     "idmapped mount of {} (the filesystem must support idmapped mounts)",
@@ -110,52 +110,53 @@ pub enum OverlayDirs<'a> {
 pub fn overlay(layers: &[OwnedFd], dirs: &OverlayDirs<'_>) -> Result<OwnedFd> {
     // Options that would make the overlay depend on inode numbers or xattr-based features
     // across layers are left at the kernel's defaults (index=off, metacopy=off).
-    let fs = sys::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
+    let fs = sys::mount::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
     for (i, l) in layers.iter().enumerate() {
-        sys::fsconfig_fd(fs.as_fd(), c"lowerdir+", l.as_fd())
+        sys::mount::fsconfig_fd(fs.as_fd(), c"lowerdir+", l.as_fd())
             .ctx(|| format!("overlay: add lower layer {i}"))?;
     }
     match dirs {
         OverlayDirs::Paths { upper, work } => {
             let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
             let w = sys::cstr(work).ctx(|| work.display().to_string())?;
-            sys::fsconfig_string(fs.as_fd(), c"upperdir", &u)
+            sys::mount::fsconfig_string(fs.as_fd(), c"upperdir", &u)
                 .ctx(|| format!("overlay upperdir {}", upper.display()))?;
-            sys::fsconfig_string(fs.as_fd(), c"workdir", &w)
+            sys::mount::fsconfig_string(fs.as_fd(), c"workdir", &w)
                 .ctx(|| format!("overlay workdir {}", work.display()))?;
         }
         OverlayDirs::Fds { upper, work } => {
-            sys::fsconfig_fd(fs.as_fd(), c"upperdir", *upper)
+            sys::mount::fsconfig_fd(fs.as_fd(), c"upperdir", *upper)
                 .ctx(|| "overlay upperdir (in memory)".into())?;
-            sys::fsconfig_fd(fs.as_fd(), c"workdir", *work)
+            sys::mount::fsconfig_fd(fs.as_fd(), c"workdir", *work)
                 .ctx(|| "overlay workdir (in memory)".into())?;
         }
     }
-    sys::fsconfig_create(fs.as_fd())
+    sys::mount::fsconfig_create(fs.as_fd())
         .ctx(|| format!("create the overlay over {} layers", layers.len()))?;
-    sys::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
+    sys::mount::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
 }
 
 /// A rootless overlay, made inside the user namespace: layers (top first) and upper/work by
 /// path, with `userxattr` (overlay attributes and whiteouts in the user.overlay.* namespace,
 /// as rootless rbuild writes them).
 pub fn overlay_by_path(layers_top_first: &[PathBuf], upper: &Path, work: &Path) -> Result<OwnedFd> {
-    let fs = sys::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
-    sys::fsconfig_flag(fs.as_fd(), c"userxattr").ctx(|| "overlay option userxattr".into())?;
+    let fs = sys::mount::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
+    sys::mount::fsconfig_flag(fs.as_fd(), c"userxattr")
+        .ctx(|| "overlay option userxattr".into())?;
     for l in layers_top_first {
         let c = sys::cstr(l).ctx(|| l.display().to_string())?;
-        sys::fsconfig_string(fs.as_fd(), c"lowerdir+", &c)
+        sys::mount::fsconfig_string(fs.as_fd(), c"lowerdir+", &c)
             .ctx(|| format!("overlay: add lower layer {}", l.display()))?;
     }
     let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
     let w = sys::cstr(work).ctx(|| work.display().to_string())?;
-    sys::fsconfig_string(fs.as_fd(), c"upperdir", &u)
+    sys::mount::fsconfig_string(fs.as_fd(), c"upperdir", &u)
         .ctx(|| format!("overlay upperdir {}", upper.display()))?;
-    sys::fsconfig_string(fs.as_fd(), c"workdir", &w)
+    sys::mount::fsconfig_string(fs.as_fd(), c"workdir", &w)
         .ctx(|| format!("overlay workdir {}", work.display()))?;
-    sys::fsconfig_create(fs.as_fd())
+    sys::mount::fsconfig_create(fs.as_fd())
         .ctx(|| format!("create the overlay over {} layers", layers_top_first.len()))?;
-    sys::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
+    sys::mount::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())
 }
 
 #[cfg(test)]

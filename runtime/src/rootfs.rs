@@ -94,11 +94,11 @@ impl HostHandles {
 
 /// A tmpfs holding hostname, hosts and resolv.conf, returned as one bind mount per file.
 fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
-    let fs = sys::fsopen(c"tmpfs").ctx(|| "fsopen tmpfs for /etc files".into())?;
-    sys::fsconfig_string(fs.as_fd(), c"size", c"64k").ctx(|| "tmpfs size".into())?;
-    sys::fsconfig_string(fs.as_fd(), c"mode", c"755").ctx(|| "tmpfs mode".into())?;
-    sys::fsconfig_create(fs.as_fd()).ctx(|| "create the /etc files tmpfs".into())?;
-    let mnt = sys::fsmount(
+    let fs = sys::mount::fsopen(c"tmpfs").ctx(|| "fsopen tmpfs for /etc files".into())?;
+    sys::mount::fsconfig_string(fs.as_fd(), c"size", c"64k").ctx(|| "tmpfs size".into())?;
+    sys::mount::fsconfig_string(fs.as_fd(), c"mode", c"755").ctx(|| "tmpfs mode".into())?;
+    sys::mount::fsconfig_create(fs.as_fd()).ctx(|| "create the /etc files tmpfs".into())?;
+    let mnt = sys::mount::fsmount(
         fs.as_fd(),
         libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
     )
@@ -110,7 +110,7 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
     ];
     let mut out = Vec::with_capacity(3);
     for (name, bytes) in ETC_FILES.iter().zip(data) {
-        let f = sys::openat2(
+        let f = sys::fd::openat2(
             mnt.as_raw_fd(),
             Path::new(name),
             libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
@@ -121,7 +121,7 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
         File::from(f)
             .write_all(bytes)
             .ctx(|| format!("write {name}"))?;
-        let bind = sys::open_tree(
+        let bind = sys::mount::open_tree(
             mnt.as_raw_fd(),
             Path::new(name),
             libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
@@ -135,9 +135,9 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
 /// A detached mount of a fresh instance of a kernel filesystem (proc, sysfs).
 fn new_fs(fstype: &std::ffi::CStr, attrs: u64) -> Result<OwnedFd> {
     let name = fstype.to_string_lossy();
-    let fs = sys::fsopen(fstype).ctx(|| format!("fsopen {name}"))?;
-    sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create a {name} instance"))?;
-    sys::fsmount(fs.as_fd(), attrs).ctx(|| format!("fsmount {name}"))
+    let fs = sys::mount::fsopen(fstype).ctx(|| format!("fsopen {name}"))?;
+    sys::mount::fsconfig_create(fs.as_fd()).ctx(|| format!("create a {name} instance"))?;
+    sys::mount::fsmount(fs.as_fd(), attrs).ctx(|| format!("fsmount {name}"))
 }
 
 /// Attaches the proc and sysfs instances made by [`capture_host`] at /proc and /sys.
@@ -145,7 +145,7 @@ pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
     for (path, fd) in h.kernel_fs.drain(..) {
         let p = Path::new(path);
         mkdir_all(p)?;
-        sys::move_mount_path(fd.as_fd(), p).ctx(|| format!("mount {path}"))?;
+        sys::mount::move_mount_path(fd.as_fd(), p).ctx(|| format!("mount {path}"))?;
     }
     Ok(())
 }
@@ -154,16 +154,16 @@ pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
 /// Works on descriptors, so no host path has to be reachable by the container's (unprivileged)
 /// root: the store may sit below a folder only host root can enter.
 pub fn enter_root(root: OwnedFd, mountpoint: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-    sys::move_mount_fd(root.as_fd(), mountpoint)
+    sys::mount::move_mount_fd(root.as_fd(), mountpoint)
         .ctx(|| "attach the overlay over the container's folder".into())?;
     // SAFETY: fchdir on the (now attached) overlay mount's root directory fd.
     if unsafe { libc::fchdir(root.as_raw_fd()) } < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "chdir into the overlay".into());
     }
     drop(root);
-    sys::pivot_root(Path::new("."), Path::new("."))
+    sys::mount::pivot_root(Path::new("."), Path::new("."))
         .ctx(|| "pivot_root into the container root".into())?;
-    sys::umount2(Path::new("."), libc::MNT_DETACH).ctx(|| "detach the old root".into())?;
+    sys::mount::umount2(Path::new("."), libc::MNT_DETACH).ctx(|| "detach the old root".into())?;
     std::env::set_current_dir("/").ctx(|| "chdir /".into())
 }
 
@@ -185,7 +185,7 @@ pub fn populate_dev(
 ) -> Result<Option<(OwnedFd, OwnedFd)>> {
     let dev = Path::new("/dev");
     mkdir_all(dev)?;
-    sys::mount(
+    sys::mount::mount(
         Some("tmpfs"),
         dev,
         Some("tmpfs"),
@@ -196,7 +196,8 @@ pub fn populate_dev(
     for (name, fd) in h.devices.drain(..) {
         let p = dev.join(name);
         File::create(&p).ctx(|| format!("create {}", p.display()))?;
-        sys::move_mount_path(fd.as_fd(), &p).ctx(|| format!("bind the host's /dev/{name}"))?;
+        sys::mount::move_mount_path(fd.as_fd(), &p)
+            .ctx(|| format!("bind the host's /dev/{name}"))?;
     }
     if !tty {
         return Ok(None);
@@ -207,7 +208,7 @@ pub fn populate_dev(
         Some(g) => format!("newinstance,ptmxmode=0666,mode=0620,gid={g}"),
         None => "newinstance,ptmxmode=0666,mode=0620".to_string(),
     };
-    sys::mount(
+    sys::mount::mount(
         Some("devpts"),
         &pts,
         Some("devpts"),
@@ -245,7 +246,8 @@ pub fn protect_kernel_paths(root: &Root) -> Result<()> {
 pub fn bind_etc(h: &mut HostHandles, root: &Root) -> Result<()> {
     for (name, fd) in h.etc.drain(..) {
         let target = root.file_target_replacing_links("/etc", name)?;
-        sys::move_mount_fd(fd.as_fd(), target.as_fd()).ctx(|| format!("bind /etc/{name}"))?;
+        sys::mount::move_mount_fd(fd.as_fd(), target.as_fd())
+            .ctx(|| format!("bind /etc/{name}"))?;
     }
     Ok(())
 }
@@ -290,7 +292,7 @@ pub fn attach_volumes(root: &Root, vols: &[Volume], fds: Vec<OwnedFd>) -> Result
         };
         let target = root.mount_target(&v.target, kind, &what)?;
         check_resolved_target(root, &target, &v.target, &what)?;
-        sys::move_mount_fd(fd.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
+        sys::mount::move_mount_fd(fd.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
     }
     Ok(())
 }
@@ -302,13 +304,13 @@ pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
         spec::check_mount_target(d, &what)?;
         let target = root.mount_target(d, Kind::Dir, &what)?;
         check_resolved_target(root, &target, d, &what)?;
-        let fs = sys::fsopen(c"tmpfs").ctx(|| format!("fsopen tmpfs for {what}"))?;
-        sys::fsconfig_string(fs.as_fd(), c"mode", c"1777")
+        let fs = sys::mount::fsopen(c"tmpfs").ctx(|| format!("fsopen tmpfs for {what}"))?;
+        sys::mount::fsconfig_string(fs.as_fd(), c"mode", c"1777")
             .ctx(|| format!("tmpfs mode for {what}"))?;
-        sys::fsconfig_create(fs.as_fd()).ctx(|| format!("create the tmpfs of {what}"))?;
-        let mnt = sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV)
+        sys::mount::fsconfig_create(fs.as_fd()).ctx(|| format!("create the tmpfs of {what}"))?;
+        let mnt = sys::mount::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV)
             .ctx(|| format!("fsmount the tmpfs of {what}"))?;
-        sys::move_mount_fd(mnt.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
+        sys::mount::move_mount_fd(mnt.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
     }
     Ok(())
 }
@@ -321,7 +323,7 @@ pub fn make_root_readonly() -> Result<()> {
         propagation: 0,
         userns_fd: 0,
     };
-    sys::mount_setattr_path(Path::new("/"), &attr).ctx(|| "make the root read-only".into())
+    sys::mount::mount_setattr_path(Path::new("/"), &attr).ctx(|| "make the root read-only".into())
 }
 
 /// What rinit would mount as root (besides /proc and /sys, see [`attach_kernel_fs`]):
@@ -346,7 +348,7 @@ pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
         mkdir_all(p)?;
         fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode))
             .ctx(|| format!("chmod {path}"))?;
-        sys::mount(Some(src), p, Some(fstype), flags, data)
+        sys::mount::mount(Some(src), p, Some(fstype), flags, data)
             .ctx(|| format!("mount {fstype} on {path}"))
     };
     let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);

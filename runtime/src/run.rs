@@ -43,7 +43,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
         pid: 0,
         pid_start: 0,
         owner_pid: me,
-        owner_start: sys::proc_start_time(me).unwrap_or(0),
+        owner_start: sys::procfs::proc_start_time(me).unwrap_or(0),
         exit_code: None,
         finished: false,
         oom_killed: false,
@@ -177,8 +177,8 @@ fn run_foreground(
     store_lock: image::StoreLock,
     rinit: &Path,
 ) -> Result<i32> {
-    let _old = sys::block_signals(&supervise::HANDLED);
-    let sigfd = sys::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys {
+    let _old = sys::signal::block_signals(&supervise::HANDLED);
+    let sigfd = sys::signal::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys {
         what: "signalfd".into(),
         source: e,
     })?;
@@ -220,7 +220,7 @@ pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
         );
         137
     } else {
-        sys::exit_code_of(status)
+        sys::process::exit_code_of(status)
     };
     // Nothing of the container may outlive its init (the pid namespace is gone, but a task
     // that joined with exec could remain): empty and remove the cgroup.

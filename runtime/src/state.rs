@@ -100,7 +100,7 @@ impl State {
 
     pub fn owner_alive(&self) -> bool {
         alive(self.owner_pid, self.owner_start)
-            && sys::comm(self.owner_pid).as_deref() == Some("rrun")
+            && sys::procfs::comm(self.owner_pid).as_deref() == Some("rrun")
     }
 
     /// Its rrun died before recording the end (the exit code is then unknown).
@@ -152,12 +152,12 @@ pub fn is_id(s: &str) -> bool {
 /// waiting for a parent that reaps slowly, such as a container whose rrun died, is dead).
 pub fn alive(pid: i32, start: u64) -> bool {
     pid > 0
-        && matches!(sys::proc_state_and_start(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
+        && matches!(sys::procfs::proc_state_and_start(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
 }
 
 /// [`alive`], and the process is PID 1 of a pid namespace below ours (a container's init).
 pub fn init_alive(pid: i32, start: u64) -> bool {
-    alive(pid, start) && sys::is_child_ns_init(pid)
+    alive(pid, start) && sys::procfs::is_child_ns_init(pid)
 }
 
 /// One folder of the containers folder.

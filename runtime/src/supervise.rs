@@ -64,7 +64,7 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
             status = handle_signals(pid, pidfd, sigfd, io, status)?;
         } else if status.is_none() {
             // A SIGCHLD may have been merged with one already read: check cheaply.
-            status = sys::waitpid(pid, libc::WNOHANG).ok().flatten();
+            status = sys::process::waitpid(pid, libc::WNOHANG).ok().flatten();
         }
         relay.pump(&fds, mi, si);
     }
@@ -89,10 +89,10 @@ fn handle_signals(
     io: &Io<'_>,
     mut status: Option<i32>,
 ) -> Result<Option<i32>> {
-    while let Some(sig) = sys::read_signal(sigfd.as_fd()) {
+    while let Some(sig) = sys::signal::read_signal(sigfd.as_fd()) {
         match sig {
             libc::SIGCHLD if status.is_none() => {
-                status = sys::waitpid(pid, libc::WNOHANG)
+                status = sys::process::waitpid(pid, libc::WNOHANG)
                     .ctx(|| format!("wait for the container's init {pid}"))?;
             }
             libc::SIGCHLD => {}
@@ -102,7 +102,7 @@ fn handle_signals(
                 }
             }
             s if status.is_none() => {
-                let _ = sys::pidfd_send_signal(pidfd, s);
+                let _ = sys::process::pidfd_send_signal(pidfd, s);
             }
             _ => {}
         }

@@ -43,7 +43,8 @@ pub fn become_session_leader_on(slave: &OwnedFd) -> Result<()> {
             .ctx(|| "make the pty the controlling terminal".into());
     }
     for n in 0..3 {
-        crate::sys::dup2(slave.as_raw_fd(), n).ctx(|| format!("dup the pty slave to fd {n}"))?;
+        crate::sys::fd::dup2(slave.as_raw_fd(), n)
+            .ctx(|| format!("dup the pty slave to fd {n}"))?;
     }
     Ok(())
 }

@@ -123,7 +123,7 @@ fn unmount_if_unused() -> Result<()> {
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
     if empty && is_own_tmpfs(dir) {
-        sys::umount2(dir, libc::MNT_DETACH)
+        sys::mount::umount2(dir, libc::MNT_DETACH)
             .ctx(|| format!("unmount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
         tracing::info!("unmounted the tmpfs on {RUN_DIR}: no container uses it");
     }
@@ -164,7 +164,7 @@ fn ensure_tmpfs() -> Result<()> {
         }
         _ => {}
     }
-    sys::mount(
+    sys::mount::mount(
         Some("tmpfs"),
         dir,
         Some("tmpfs"),

@@ -1,0 +1,36 @@
+//! Checked wrappers over the Linux system calls rrun needs that std does not offer, one
+//! module per kernel interface: [`mount`], [`fd`], [`process`], [`ns`], [`ids`], [`procfs`],
+//! [`signal`]. This module holds the shared return-value checks and [`cstr`].
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+pub mod fd;
+pub mod ids;
+pub mod mount;
+pub mod ns;
+pub mod process;
+pub mod procfs;
+pub mod signal;
+
+/// A C string from a path or str; interior NUL bytes are an `InvalidInput` error.
+pub fn cstr(p: impl AsRef<std::ffi::OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = check(ret)?;
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

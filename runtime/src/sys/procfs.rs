@@ -1,0 +1,35 @@
+//! Facts about other processes read from /proc: start time and state (pid reuse), command
+//! name, pid-namespace init. Kernel interface: /proc/PID/stat, comm and status (proc(5)).
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), used to
+/// detect pid reuse. None when the process does not exist.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    proc_state_and_start(pid).map(|(_, start)| start)
+}
+
+/// The state letter (field 3: R, S, Z, ...) and start time (field 22) of /proc/PID/stat.
+pub fn proc_state_and_start(pid: i32) -> Option<(char, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
+}
+
+/// The command name of a process (`/proc/PID/comm`), None when it does not exist.
+pub fn comm(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(s.trim_end_matches('\n').to_string())
+}
+
+/// True when process `pid` is PID 1 of a pid namespace below the caller's: its `NSpid` line
+/// in /proc/PID/status (proc(5)) has more than one entry and ends in 1.
+pub fn is_child_ns_init(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let Some(ids) = s.lines().find_map(|l| l.strip_prefix("NSpid:")) else {
+        return false;
+    };
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    ids.len() > 1 && ids.last() == Some(&"1")
+}
