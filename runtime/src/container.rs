@@ -11,7 +11,7 @@ use crate::channel::{self, Msg};
 use crate::child::{self, ChildCtx};
 use crate::error::{user, Context, Result};
 use crate::image::StoreLock;
-use crate::mounts::{self, OverlayDirs};
+use crate::mounts;
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
 use crate::{memfd, sys, upper};
@@ -266,13 +266,7 @@ fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<Own
     }
     let upper = upper::upper_dir(containers, &st.id, st.upper_place());
     let work = upper::work_dir(containers, &st.id, st.upper_place());
-    let root = mounts::overlay(
-        &layers,
-        &OverlayDirs::Paths {
-            upper: &upper,
-            work: &work,
-        },
-    )?;
+    let root = mounts::overlay(&layers, &upper, &work)?;
     drop(layers);
     let mut out = vec![root];
     for v in &cfg.volumes {

@@ -92,22 +92,9 @@ pub fn overlay_layer_order(bottom_first: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Where the overlay keeps its writable part: folders by path, or directory fds (e.g. in a
-/// detached tmpfs; "upperdir"/"workdir" take fds since Linux 6.13).
-pub enum OverlayDirs<'a> {
-    Paths {
-        upper: &'a Path,
-        work: &'a Path,
-    },
-    Fds {
-        upper: BorrowedFd<'a>,
-        work: BorrowedFd<'a>,
-    },
-}
-
-/// An overlay superblock over `layers` (top first, as open mount fds, possibly idmapped) and
-/// returns it as a detached mount.
-pub fn overlay(layers: &[OwnedFd], dirs: &OverlayDirs<'_>) -> Result<OwnedFd> {
+/// An overlay superblock over `layers` (top first, as open mount fds, possibly idmapped) with
+/// its writable part in the folders `upper` and `work`, returned as a detached mount.
+pub fn overlay(layers: &[OwnedFd], upper: &Path, work: &Path) -> Result<OwnedFd> {
     // Options that would make the overlay depend on inode numbers or xattr-based features
     // across layers are left at the kernel's defaults (index=off, metacopy=off).
     let fs = sys::mount::fsopen(c"overlay").ctx(|| "fsopen overlay".into())?;
@@ -115,22 +102,12 @@ pub fn overlay(layers: &[OwnedFd], dirs: &OverlayDirs<'_>) -> Result<OwnedFd> {
         sys::mount::fsconfig_fd(fs.as_fd(), c"lowerdir+", l.as_fd())
             .ctx(|| format!("overlay: add lower layer {i}"))?;
     }
-    match dirs {
-        OverlayDirs::Paths { upper, work } => {
-            let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
-            let w = sys::cstr(work).ctx(|| work.display().to_string())?;
-            sys::mount::fsconfig_string(fs.as_fd(), c"upperdir", &u)
-                .ctx(|| format!("overlay upperdir {}", upper.display()))?;
-            sys::mount::fsconfig_string(fs.as_fd(), c"workdir", &w)
-                .ctx(|| format!("overlay workdir {}", work.display()))?;
-        }
-        OverlayDirs::Fds { upper, work } => {
-            sys::mount::fsconfig_fd(fs.as_fd(), c"upperdir", *upper)
-                .ctx(|| "overlay upperdir (in memory)".into())?;
-            sys::mount::fsconfig_fd(fs.as_fd(), c"workdir", *work)
-                .ctx(|| "overlay workdir (in memory)".into())?;
-        }
-    }
+    let u = sys::cstr(upper).ctx(|| upper.display().to_string())?;
+    let w = sys::cstr(work).ctx(|| work.display().to_string())?;
+    sys::mount::fsconfig_string(fs.as_fd(), c"upperdir", &u)
+        .ctx(|| format!("overlay upperdir {}", upper.display()))?;
+    sys::mount::fsconfig_string(fs.as_fd(), c"workdir", &w)
+        .ctx(|| format!("overlay workdir {}", work.display()))?;
     sys::mount::fsconfig_create(fs.as_fd())
         .ctx(|| format!("create the overlay over {} layers", layers.len()))?;
     sys::mount::fsmount(fs.as_fd(), ROOT_ATTRS).ctx(|| "fsmount overlay".into())

@@ -3,7 +3,7 @@
 //! follows the same rules. Checks of user input that need no kernel (hostnames, mount targets)
 //! live here too. No kernel interface but open(2) of a volume's source.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -27,9 +27,6 @@ pub struct OsArg(pub OsString);
 impl OsArg {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
-    }
-    pub fn as_os_str(&self) -> &OsStr {
-        &self.0
     }
     /// For messages: invalid UTF-8 shown as U+FFFD.
     pub fn to_string_lossy(&self) -> std::borrow::Cow<'_, str> {
@@ -409,14 +406,6 @@ pub fn has_env(env: &[OsArg], key: &str) -> bool {
     env.iter().any(|e| e.key() == key.as_bytes())
 }
 
-/// A user spec as `(uid, gid)` when fully numeric; names resolve inside the container.
-pub fn numeric_user(u: &str) -> Option<(u32, Option<u32>)> {
-    match u.split_once(':') {
-        Some((a, b)) => Some((a.parse().ok()?, Some(b.parse().ok()?))),
-        None => Some((u.parse().ok()?, None)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,12 +500,5 @@ mod tests {
         assert!(check_container_path("/mnt/x").is_ok());
         assert!(check_container_path("/mnt/../etc").is_err());
         assert!(check_container_path("relative").is_err());
-    }
-
-    #[test]
-    fn numeric_users_parse() {
-        assert_eq!(numeric_user("1000:1000"), Some((1000, Some(1000))));
-        assert_eq!(numeric_user("0"), Some((0, None)));
-        assert_eq!(numeric_user("nobody"), None);
     }
 }

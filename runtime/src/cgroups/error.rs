@@ -52,6 +52,8 @@ pub enum CgroupError {
     #[error("cgroup {path} already exists: a container with this name is running or was not cleaned up (rrun rm -f)")]
     Exists { path: PathBuf },
 
+    /// Returned by `Cgroup::open`, which only the tests use.
+    #[cfg(test)]
     #[error("no cgroup named rbox-{name} beneath this process's cgroups")]
     NotFound { name: String },
 

@@ -224,7 +224,9 @@ impl Cgroup {
         devices::apply_v1(&path, &devices::DEFAULT)
     }
 
-    /// The existing `rbox-<name>` directories beneath rrun's own cgroups.
+    /// The existing `rbox-<name>` directories beneath rrun's own cgroups. Only the tests find
+    /// a cgroup by name: rrun finds a container's from the paths it recorded ([`Cgroup::from_paths`]).
+    #[cfg(test)]
     pub fn open(name: &str) -> Result<Cgroup, CgroupError> {
         check_name(name)?;
         let mut cg = Cgroup {

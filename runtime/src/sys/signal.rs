@@ -21,14 +21,6 @@ pub fn block_signals(sigs: &[i32]) -> libc::sigset_t {
     }
 }
 
-/// Restores a signal mask saved by [`block_signals`].
-pub fn set_sigmask(mask: &libc::sigset_t) {
-    // SAFETY: `mask` is a valid sigset.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
-    }
-}
-
 /// A signalfd for `sigs` (which the caller has blocked).
 pub fn signalfd(sigs: &[i32]) -> io::Result<OwnedFd> {
     // SAFETY: sigset_t initialised by sigemptyset; signalfd returns a new descriptor we own.
