@@ -34,9 +34,29 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
     unsafe { libc::_exit(125) }
 }
 
+/// The child's steps, in order; each says what it needs from the one before.
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
     // First what needs no id map, while rrun writes the maps and builds the overlay.
+    let (mut host, resolv_conf) = before_id_maps(cfg)?;
+    let (root, volume_fds) = receive_mounts(ctx)?;
+    let dir_fd = become_container_root(ctx)?;
+    host.add_etc(&etc_files(cfg, resolv_conf))?;
+    let (root, volume_fds) = match root {
+        Some(r) => (r, volume_fds),
+        None => rootless_mounts(cfg, ctx.container_dir)?,
+    };
+    let built = build_root(cfg, &mut host, root, dir_fd, volume_fds)?;
+    let master = enter_session(built.pty, &host)?;
+    drop(host);
+    become_user(cfg, &built.user, built.confine)?;
+    exec_rinit(ctx, &built.user, master)
+}
+
+/// In the new namespaces, before rrun wrote the id maps: a private mount tree, loopback up
+/// under `--net none`, the hostname, the host's resolv.conf (for `--net none|host`) and the
+/// host handles the root will need ([`rootfs::capture_host`]).
+fn before_id_maps(cfg: &ContainerConfig) -> Result<(rootfs::HostHandles, Vec<u8>)> {
     sys::mount::mount(
         None,
         Path::new("/"),
@@ -57,17 +77,26 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         NetMode::None | NetMode::Host => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
         _ => Vec::new(),
     };
-    let mut host = rootfs::capture_host(!cfg.process.stdin && !cfg.process.tty)?;
+    let host = rootfs::capture_host(!cfg.process.stdin && !cfg.process.tty)?;
+    Ok((host, resolv_conf))
+}
 
+/// Waits for rrun's setup message: the overlay root then the volumes as detached mounts, or
+/// nothing when rootless (the child makes them itself, [`rootless_mounts`]).
+fn receive_mounts(ctx: &ChildCtx<'_>) -> Result<(Option<OwnedFd>, Vec<OwnedFd>)> {
     let mut fds = ctx.chan.wait_for_setup()?.into_iter();
-    let (root, volume_fds) = if cfg.rootless {
-        (None, Vec::new())
-    } else {
-        let root = fds
-            .next()
-            .ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
-        (Some(root), fds.collect::<Vec<OwnedFd>>())
-    };
+    if ctx.config.rootless {
+        return Ok((None, Vec::new()));
+    }
+    let root = fds
+        .next()
+        .ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
+    Ok((Some(root), fds.collect()))
+}
+
+/// Opens the container's folder (the overlay's mount point), then becomes root of the new user
+/// namespace and, if asked, enters a new cgroup namespace. Returns the folder's descriptor.
+fn become_container_root(ctx: &ChildCtx<'_>) -> Result<OwnedFd> {
     // Still with host root's uid (unmapped here), which owns the store: reach the container's
     // folder now, even below a folder only root may enter; the overlay is attached over it.
     let dir_fd = sys::fd::openat2(
@@ -83,28 +112,51 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     if ctx.new_cgroupns {
         sys::ns::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
     }
-    host.add_etc(&rootfs::EtcFiles {
+    Ok(dir_fd)
+}
+
+/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf.
+fn etc_files(cfg: &ContainerConfig, resolv_conf: Vec<u8>) -> rootfs::EtcFiles {
+    rootfs::EtcFiles {
         hostname: format!("{}\n", cfg.hostname),
         hosts: format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
             cfg.hostname
         ),
         resolv_conf,
-    })?;
-    let (root, volume_fds) = match root {
-        Some(r) => (r, volume_fds),
-        None => rootless_mounts(cfg, ctx.container_dir)?,
-    };
+    }
+}
+
+/// What [`build_root`] leaves for the last steps.
+struct BuiltRoot {
+    /// The user rinit runs as, resolved inside the container's root.
+    user: users::User,
+    /// With -t: the pty's master and slave.
+    pty: Option<(OwnedFd, OwnedFd)>,
+    /// `--userns host`: Docker's default capabilities only.
+    confine: bool,
+}
+
+/// Attaches `root` over the container's folder, pivots into it and mounts everything inside:
+/// kernel filesystems, /dev, masked paths, /etc files, volumes, tmpfs mounts; resolves the user
+/// and checks the working directory.
+fn build_root(
+    cfg: &ContainerConfig,
+    host: &mut rootfs::HostHandles,
+    root: OwnedFd,
+    dir_fd: OwnedFd,
+    volume_fds: Vec<OwnedFd>,
+) -> Result<BuiltRoot> {
     // The overlay goes over the container's own folder: in this private mount namespace that
     // hides nothing from anyone, and needs no extra mount-point directory on disk.
     rootfs::enter_root(root, dir_fd.as_fd())?;
     drop(dir_fd);
     let croot = inroot::Root::open()?;
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
-    rootfs::attach_kernel_fs(&mut host)?;
-    let pty = rootfs::populate_dev(&mut host, cfg.process.tty, tty_gid)?;
+    rootfs::attach_kernel_fs(host)?;
+    let pty = rootfs::populate_dev(host, cfg.process.tty, tty_gid)?;
     rootfs::protect_kernel_paths(&croot)?;
-    rootfs::bind_etc(&mut host, &croot)?;
+    rootfs::bind_etc(host, &croot)?;
     rootfs::attach_volumes(&croot, &cfg.volumes, volume_fds)?;
     rootfs::mount_tmpfs(&croot, &cfg.tmpfs)?;
 
@@ -124,37 +176,55 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     if cfg.read_only {
         rootfs::make_root_readonly()?;
     }
+    Ok(BuiltRoot { user, pty, confine })
+}
 
-    // A session of its own, always: with -t on the pty (its controlling terminal), else
-    // without any controlling terminal, so nothing in the container can reach the caller's
-    // terminal (TIOCSTI) or get its job-control signals. Standard streams: the pty, or the
-    // inherited ones with stdin from /dev/null unless -i.
-    let master = match pty {
+/// A session of its own, always: with -t on the pty (its controlling terminal), else
+/// without any controlling terminal, so nothing in the container can reach the caller's
+/// terminal (TIOCSTI) or get its job-control signals. Standard streams: the pty, or the
+/// inherited ones with stdin from /dev/null unless -i. Returns the pty's master, for rrun.
+fn enter_session(
+    pty: Option<(OwnedFd, OwnedFd)>,
+    host: &rootfs::HostHandles,
+) -> Result<Option<OwnedFd>> {
+    match pty {
         Some((master, slave)) => {
             tty::become_session_leader_on(&slave)?;
-            Some(master)
+            Ok(Some(master))
         }
         None => {
             leave_session()?;
             if let Some(null) = &host.devnull {
                 sys::fd::dup2(null.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
             }
-            None
+            Ok(None)
         }
-    };
-    drop(host);
+    }
+}
+
+/// Drops capabilities (when `confine`), switches to `user` with its groups and enters the
+/// working directory. rinit starts as the user (see rootfs::premount_kernel_fs).
+fn become_user(cfg: &ContainerConfig, user: &users::User, confine: bool) -> Result<()> {
     if confine {
         caps::drop_bounding_set()
             .ctx(|| "drop capabilities outside Docker's default set".into())?;
     }
-    // rinit starts as the user (see rootfs::premount_kernel_fs), with the user's groups.
     sys::ids::set_ids(user.uid, user.gid, &user.groups)
-        .ctx(|| format!("switch to user {}", user_arg(&user)))?;
+        .ctx(|| format!("switch to user {}", user_arg(user)))?;
     if confine {
         caps::limit_sets().ctx(|| "limit the capability sets".into())?;
     }
-    std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))?;
+    std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))
+}
 
+/// Tells rrun the child is ready (handing it the pty master), then execs rinit from its memfd
+/// with the command, only descriptors 0-2 and default signal handling.
+fn exec_rinit(
+    ctx: &ChildCtx<'_>,
+    user: &users::User,
+    master: Option<OwnedFd>,
+) -> Result<std::convert::Infallible> {
+    let cfg = ctx.config;
     let mut env: Vec<OsArg> = cfg.process.env.clone();
     if !spec::has_env(&env, "HOME") {
         env.push(format!("HOME={}", user.home).into());
