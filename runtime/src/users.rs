@@ -68,73 +68,21 @@ pub struct User {
 /// Resolves `spec` (empty = root; `UID`, `NAME`, `UID:GID`, `NAME:GROUP`) with the given file
 /// contents (None when the file is missing).
 pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<User> {
-    let passwd = passwd.unwrap_or("");
-    let group = group.unwrap_or("");
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (if spec.is_empty() { "0" } else { spec }, None),
     };
-    let entries: Vec<Vec<&str>> = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 7)
-        .collect();
-    let by_uid = |id: u32| {
-        entries
-            .iter()
-            .find(|f| f[2].parse::<u32>().ok() == Some(id))
-    };
-    let (uid, pw) = match numeric(u, "uid")? {
-        Some(id) => (id, by_uid(id)),
-        None => {
-            let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| {
-                user(format!(
-                    "no user {u:?} in the container's /etc/passwd: use a numeric UID"
-                ))
-            })?;
-            (
-                f[2].parse().map_err(|_| {
-                    user(format!("bad uid for {u:?} in the container's /etc/passwd"))
-                })?,
-                Some(f),
-            )
-        }
-    };
-    let groups_tbl: Vec<Vec<&str>> = group
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
+    let entries = fields(passwd, 7);
+    let groups_tbl = fields(group, 4);
+    let (uid, pw) = find_user(u, &entries)?;
     let gid = match g {
-        Some(g) => match numeric(g, "gid")? {
-            Some(id) => id,
-            None => groups_tbl
-                .iter()
-                .find(|f| f[0] == g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    user(format!(
-                        "no group {g:?} in the container's /etc/group: use a numeric GID"
-                    ))
-                })?,
-        },
+        Some(g) => find_group(g, &groups_tbl)?,
         None => pw.and_then(|f| f[3].parse().ok()).unwrap_or(0),
     };
-    let name = pw.map(|f| f[0]);
-    let mut groups: Vec<u32> = Vec::new();
-    if g.is_none() {
-        if let Some(name) = name {
-            for f in &groups_tbl {
-                if f[3].split(',').any(|m| m == name) {
-                    if let Ok(id) = f[2].parse::<u32>() {
-                        if !groups.contains(&id) {
-                            groups.push(id);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let groups = match (g, pw) {
+        (None, Some(f)) => supplementary_groups(f[0], &groups_tbl),
+        _ => Vec::new(),
+    };
     let home = pw
         .map(|f| f[5].to_string())
         .filter(|h| !h.is_empty())
@@ -145,6 +93,71 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
         groups,
         home,
     })
+}
+
+/// The lines of an /etc/passwd or /etc/group text split at ':', those with fewer than `min`
+/// fields left out; a missing file has none.
+fn fields(text: Option<&str>, min: usize) -> Vec<Vec<&str>> {
+    text.unwrap_or("")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= min)
+        .collect()
+}
+
+/// The uid of the user part of a spec (a number, or a name of /etc/passwd) and its passwd
+/// entry when there is one.
+fn find_user<'e, 'a>(
+    u: &str,
+    entries: &'e [Vec<&'a str>],
+) -> Result<(u32, Option<&'e Vec<&'a str>>)> {
+    if let Some(id) = numeric(u, "uid")? {
+        let pw = entries
+            .iter()
+            .find(|f| f[2].parse::<u32>().ok() == Some(id));
+        return Ok((id, pw));
+    }
+    let f = entries.iter().find(|f| f[0] == u).ok_or_else(|| {
+        user(format!(
+            "no user {u:?} in the container's /etc/passwd: use a numeric UID"
+        ))
+    })?;
+    let uid = f[2]
+        .parse()
+        .map_err(|_| user(format!("bad uid for {u:?} in the container's /etc/passwd")))?;
+    Ok((uid, Some(f)))
+}
+
+/// The gid of the group part of a spec: a number, or a name of /etc/group.
+fn find_group(g: &str, groups_tbl: &[Vec<&str>]) -> Result<u32> {
+    if let Some(id) = numeric(g, "gid")? {
+        return Ok(id);
+    }
+    groups_tbl
+        .iter()
+        .find(|f| f[0] == g)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| {
+            user(format!(
+                "no group {g:?} in the container's /etc/group: use a numeric GID"
+            ))
+        })
+}
+
+/// The gids of the groups of /etc/group that list user `name` as a member, each once, in file
+/// order.
+fn supplementary_groups(name: &str, groups_tbl: &[Vec<&str>]) -> Vec<u32> {
+    let mut groups: Vec<u32> = Vec::new();
+    for f in groups_tbl {
+        if f[3].split(',').any(|m| m == name) {
+            if let Ok(id) = f[2].parse::<u32>() {
+                if !groups.contains(&id) {
+                    groups.push(id);
+                }
+            }
+        }
+    }
+    groups
 }
 
 #[cfg(test)]
