@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::cgroups::{self, Cgroup, Limits};
-use crate::channel::{self, Msg};
+use crate::channel::{self, Channel, Msg};
 use crate::child::{self, ChildCtx};
 use crate::error::{user, Context, Result};
 use crate::image::StoreLock;
@@ -127,24 +127,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
-    st.pid = pid;
-    st.pid_start = sys::procfs::proc_start_time(pid).unwrap_or(0);
-    {
-        let _l = containers.lock(&st.id)?;
-        containers.save(&st)?;
-    }
-    st.config.idmaps.write(pid)?;
-    if !v1.is_empty() {
-        Cgroup::from_paths(&v1)?.add_pid(pid)?;
-    }
-    tracing::debug!(us = crate::elapsed_us(), "state, maps and cgroup done");
-    let mounts = build_mounts(pid, containers, &st)?;
-    tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
-    parent.send(&Msg::Setup(mounts))?;
-    let master = parent.wait_for_ready()?;
-    tracing::debug!(us = crate::elapsed_us(), "child ready");
-    parent.wait_for_exec()?;
-    tracing::debug!(us = crate::elapsed_us(), "rinit exec'd");
+    let master = start(containers, &mut st, pid, &v1, &parent)?;
     drop(rinit_fd);
     let pidfd = sys::process::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
     undo.armed = false;
@@ -156,6 +139,36 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         master,
         cgroup,
     })
+}
+
+/// After the clone: records the pid, writes the id maps, joins the v1 cgroups `v1`, hands the
+/// child its mounts and waits until it is ready (returning its pty master) and exec'd rinit.
+fn start(
+    containers: &Containers,
+    st: &mut State,
+    pid: i32,
+    v1: &[PathBuf],
+    parent: &Channel,
+) -> Result<Option<OwnedFd>> {
+    st.pid = pid;
+    st.pid_start = sys::procfs::proc_start_time(pid).unwrap_or(0);
+    {
+        let _l = containers.lock(&st.id)?;
+        containers.save(st)?;
+    }
+    st.config.idmaps.write(pid)?;
+    if !v1.is_empty() {
+        Cgroup::from_paths(v1)?.add_pid(pid)?;
+    }
+    tracing::debug!(us = crate::elapsed_us(), "state, maps and cgroup done");
+    let mounts = build_mounts(pid, containers, st)?;
+    tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
+    parent.send(&Msg::Setup(mounts))?;
+    let master = parent.wait_for_ready()?;
+    tracing::debug!(us = crate::elapsed_us(), "child ready");
+    parent.wait_for_exec()?;
+    tracing::debug!(us = crate::elapsed_us(), "rinit exec'd");
+    Ok(master)
 }
 
 /// The container's cgroup limits, or None for a rootless run without limits (there is no
