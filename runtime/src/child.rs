@@ -304,7 +304,10 @@ fn rootless_mounts(cfg: &ContainerConfig, dir: &Path) -> Result<(OwnedFd, Vec<Ow
         mounts::overlay_by_path(&mounts::overlay_layer_order(&cfg.lowerdirs), &upper, &work)?;
     let mut vols = Vec::with_capacity(cfg.volumes.len());
     for v in &cfg.volumes {
-        vols.push(mounts::clone_volume(v, None)?);
+        // By path: the descriptor rrun opened belongs to the mount namespace this child left,
+        // and open_tree(2) refuses to clone a mount of another namespace (EINVAL). The child
+        // acts as the same user rrun does, so resolving the path again grants nothing new.
+        vols.push(mounts::clone_tree(&v.source, None, v.readonly)?);
     }
     Ok((root, vols))
 }

@@ -81,6 +81,33 @@ fn rootless_run_maps_root_to_the_caller_and_cleans_up() {
     ok(&store, "rrun", &["rm", "keep"]);
     assert!(!Path::new(&up).exists());
 
+    // Volumes: read-write and :ro binds of the caller's own folder.
+    let vol = scratch.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::write(vol.join("in"), "host\n").unwrap();
+    std::os::unix::fs::chown(&vol, Some(NOBODY), Some(NOBODY)).unwrap();
+    let v = vol.to_str().unwrap();
+    let out = ok(
+        &store,
+        "rrun",
+        &[
+            "--net",
+            "none",
+            "-v",
+            &format!("{v}:/data"),
+            "-v",
+            &format!("{v}:/ro:ro"),
+            "--image",
+            &image,
+            "--",
+            "sh",
+            "-c",
+            "cat /data/in; echo out > /data/out; echo x > /ro/x 2>/dev/null || echo ro-refused",
+        ],
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["host", "ro-refused"]);
+    assert_eq!(std::fs::read_to_string(vol.join("out")).unwrap(), "out\n");
+
     // Detached, exec, rm -f.
     ok(
         &store,
