@@ -204,24 +204,27 @@ fn run_foreground(
     Ok(code)
 }
 
-/// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code.
+/// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code:
+/// always the command's own status (as Docker: an OOM kill is reported beside it, in a line on
+/// stderr and `oom_killed` in inspect, not in place of it; a command whose process the OOM
+/// killer ended exits 137 by itself, as a shell running it does).
 pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     let oom = c.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
-    let code = if oom {
+    let code = sys::process::exit_code_of(status);
+    if oom {
         let limit = c
             .state
             .config
             .limits
             .memory
             .map_or("none".into(), |m| m.to_string());
-        eprintln!(
-            "rrun: container {} was killed by the kernel's OOM killer (memory limit {limit} bytes)",
-            c.state.name
-        );
-        137
-    } else {
-        sys::process::exit_code_of(status)
-    };
+        let what = if code == 137 {
+            format!("container {} was killed", c.state.name)
+        } else {
+            format!("a process of container {} was killed", c.state.name)
+        };
+        eprintln!("rrun: {what} by the kernel's OOM killer (memory limit {limit} bytes)");
+    }
     // Nothing of the container may outlive its init (the pid namespace is gone, but a task
     // that joined with exec could remain): empty and remove the cgroup.
     if let Some(cg) = c.cgroup {

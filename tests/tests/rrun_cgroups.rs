@@ -279,6 +279,41 @@ fn memory_limit_oom_kill_exits_137_with_a_message() {
     );
 }
 
+/// The command's own status comes back when the OOM killer ended one of its processes and the
+/// command went on (Docker's contract: the exit code is the command's, OOMKilled is apart).
+#[test]
+fn an_oom_kill_the_command_survives_keeps_its_status_and_is_reported() {
+    let mut lab = Lab::new();
+    let name = unique("oom");
+    let mut c = lab.rrun();
+    c.args(["--name", &name, "--net", "none", "--memory", "32m"])
+        .args(["--image", &lab.image, "--"])
+        .args([
+            "sh",
+            "-c",
+            "head -c 200m /dev/zero | tail > /dev/null; echo tail=$?; exit 3",
+        ]);
+    let out = output(c, 60);
+    lab.names.push(name.clone());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tail=137");
+    // the shell says "Killed" for its pipeline; rrun says one line of its own
+    let err = String::from_utf8_lossy(&out.stderr);
+    let ours: Vec<&str> = err.lines().filter(|l| l.starts_with("rrun: ")).collect();
+    assert!(
+        ours.len() == 1
+            && ours[0].contains("a process of container")
+            && ours[0].contains("OOM killer"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&lab.inspect(&name)).unwrap();
+    assert_eq!(
+        (v["exit_code"].as_i64(), v["oom_killed"].as_bool()),
+        (Some(3), Some(true)),
+        "{v}"
+    );
+}
+
 #[test]
 fn without_a_memory_limit_the_same_stream_succeeds() {
     let lab = Lab::new();

@@ -930,7 +930,7 @@ fn assert_clean_sees_a_leftover_cgroup_and_the_process_in_it() {
 #[test]
 fn writes_to_the_upper_dir_of_a_container_removed_on_exit_count_against_its_memory_limit() {
     let lab = Lab::new("life");
-    let script = "head -c 100m /dev/zero > /big; stat -c %s /big";
+    let script = "head -c 100m /dev/zero > /big && stat -c %s /big";
     // The OOM killer stops the writer (or the shell with it) once 32m are in the tmpfs.
     let o = lab.run(&["--memory", "32m"], &["sh", "-c", script]);
     assert_eq!(
