@@ -169,15 +169,16 @@ fn blob_index_path(store: &Store, algo: &str, hex: &str) -> PathBuf {
 
 /// The DiffID (hex) a received blob with this checksum gave before, if that layer is still here.
 pub fn lookup_blob(store: &Store, algo: &str, hex: &str) -> Option<String> {
-    let s = fs::read_to_string(blob_index_path(store, algo, hex)).ok()?;
+    let s = crate::util::read_store_file(&blob_index_path(store, algo, hex)).ok()?;
+    let s = String::from_utf8(s).ok()?;
     let id = crate::digest::Digest::parse_sha256(s.trim())?;
     store.has_layer(&id).then_some(id)
 }
 
 fn record_blob(store: &Store, algo: &str, hex: &str, diff_hex: &str) {
     let p = blob_index_path(store, algo, hex);
-    if fs::read_to_string(&p)
-        .map(|s| s.trim() == format!("sha256:{diff_hex}"))
+    if crate::util::read_store_file(&p)
+        .map(|s| String::from_utf8_lossy(&s).trim() == format!("sha256:{diff_hex}"))
         .unwrap_or(false)
     {
         return;

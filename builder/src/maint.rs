@@ -32,7 +32,15 @@ pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
     }
     let mut out = Vec::new();
     for id in store.image_ids()? {
+        let t = by_id
+            .get(&format!("sha256:{id}"))
+            .map(|v| v.join(","))
+            .unwrap_or_else(|| "<none>".into());
         let Ok(cfg) = store.image_config(&id) else {
+            // listed, not hidden: the user learns it is there and where to look
+            out.push(format!(
+                "sha256:{id}  {t}  damaged config (see `rbuild fsck`)"
+            ));
             continue;
         };
         let diff_ids = cfg.rootfs().diff_ids();
@@ -42,10 +50,6 @@ pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
             .filter_map(|h| store.layer_meta(&h).ok())
             .map(|m| m.size)
             .sum();
-        let t = by_id
-            .get(&format!("sha256:{id}"))
-            .map(|v| v.join(","))
-            .unwrap_or_else(|| "<none>".into());
         out.push(format!(
             "sha256:{id}  {t}  {} layer(s)  {size}",
             diff_ids.len()
@@ -150,9 +154,9 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
     let blobs = store.blobs_dir();
     for e in fs::read_dir(&blobs).map_err(StoreError::io(&blobs))? {
         let e = e.map_err(StoreError::io(&blobs))?;
-        let target = fs::read_to_string(e.path())
+        let target = crate::util::read_store_file(&e.path())
             .ok()
-            .and_then(|s| Digest::parse_sha256(s.trim()));
+            .and_then(|s| Digest::parse_sha256(String::from_utf8_lossy(&s).trim()));
         if !target.map(|t| store.has_layer(&t)).unwrap_or(false) {
             let _ = fs::remove_file(e.path());
         }
@@ -240,7 +244,7 @@ pub fn fsck(store: &Store) -> Result<Vec<String>, StoreError> {
     }
     for (tag, target) in store.tags()? {
         match Digest::parse_sha256(&target) {
-            Some(h) if store.image_dir(&h).join("config.json").is_file() => {}
+            Some(h) if fs::symlink_metadata(store.image_dir(&h).join("config.json")).is_ok() => {}
             _ => problems.push(format!("tag {tag}: points at missing image {target}")),
         }
     }

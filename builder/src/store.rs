@@ -322,7 +322,7 @@ impl Store {
 
     pub fn layer_meta(&self, hex: &str) -> Result<LayerMeta, StoreError> {
         let p = self.layer_dir(hex).join("layer.json");
-        let bytes = fs::read(&p).map_err(StoreError::io(&p))?;
+        let bytes = crate::util::read_store_file(&p).map_err(StoreError::io(&p))?;
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: p,
             reason: e.to_string(),
@@ -332,7 +332,7 @@ impl Store {
     /// The stored config bytes of an image.
     pub fn image_config_bytes(&self, hex: &str) -> Result<Vec<u8>, StoreError> {
         let p = self.image_dir(hex).join("config.json");
-        fs::read(&p).map_err(StoreError::io(&p))
+        crate::util::read_store_file(&p).map_err(StoreError::io(&p))
     }
 
     /// The stored config bytes of image `hex`, once they are known to hash to `hex` (else
@@ -440,7 +440,8 @@ impl Store {
             return self.image_by_prefix(r, &prefix);
         }
         if let Some((key, hex)) = self.lookup_tag(r)? {
-            if !self.image_dir(&hex).join("config.json").is_file() {
+            // exists at all (whatever it is: reading it says what is wrong with it)
+            if fs::symlink_metadata(self.image_dir(&hex).join("config.json")).is_err() {
                 return Err(StoreError::Corrupt {
                     path: self.tags_path(),
                     reason: format!(
@@ -500,7 +501,7 @@ impl Store {
     /// The tags file: `NAME:TAG` -> `sha256:<hex>`.
     pub fn tags(&self) -> Result<BTreeMap<String, String>, StoreError> {
         let p = self.tags_path();
-        match fs::read(&p) {
+        match crate::util::read_store_file(&p) {
             Ok(b) if b.is_empty() => Ok(BTreeMap::new()),
             Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
                 path: p,

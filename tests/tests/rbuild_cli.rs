@@ -308,3 +308,82 @@ fn a_tampered_image_config_is_not_inspected_reused_or_trusted_for_removals() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("/srv/app"), "{}", stdout(&o));
 }
+
+/// rbuild under `timeout 10` with 1 GiB of address space: a regression that waits on a FIFO
+/// or reads /dev/zero without end fails the test instead of hanging or filling the machine.
+fn rb_bounded(lab: &Lab, args: &[&str]) -> Output {
+    let c = rbuild_command(&lab.root, args);
+    let mut b = std::process::Command::new("sh");
+    b.arg("-c")
+        .arg("ulimit -v 1048576; exec timeout 10 \"$@\"")
+        .arg("sh")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .env_remove("RBOX_ROOT")
+        .stdin(Stdio::null());
+    b.output().expect("run rbuild")
+}
+
+/// A config.json that is not a regular file (a FIFO, a symbolic link to /dev/zero) or is huge:
+/// every command that reads it says so in one line at once; `image ls` still lists the image.
+#[test]
+fn a_config_json_that_is_a_fifo_a_link_to_dev_zero_or_huge_is_refused_at_once() {
+    let lab = Lab::new();
+    let cfg = lab.config();
+    type Make<'a> = &'a dyn Fn(&Path);
+    let kinds: [(&str, Make, &str); 3] = [
+        (
+            "fifo",
+            &|p| {
+                let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+                // SAFETY: mkfifo on a valid C path.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            },
+            "a fifo, not a regular file",
+        ),
+        (
+            "zero",
+            &|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+            "a symbolic link, not a regular file",
+        ),
+        (
+            "huge",
+            &|p| fs::write(p, vec![b' '; 17 << 20]).unwrap(),
+            "larger than 16 MiB",
+        ),
+    ];
+    for (kind, make, want) in kinds {
+        fs::remove_file(&cfg).unwrap();
+        make(&cfg);
+        for args in [
+            vec!["image", "inspect", "demo:1"],
+            vec!["gc"],
+            vec!["layer", "rm", &lab.layer],
+        ] {
+            let o = rb_bounded(&lab, &args);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{kind} {args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{kind} {args:?}: {err}");
+            assert!(
+                err.contains("config.json") && err.contains(want),
+                "{kind} {args:?}: {err}"
+            );
+        }
+        let o = rb_bounded(&lab, &["fsck"]);
+        assert!(
+            stderr(&o).contains(want) || stdout(&o).contains(want),
+            "{kind} fsck: {}",
+            stderr(&o)
+        );
+        assert_eq!(o.status.code(), Some(1), "{kind} fsck");
+        let o = rb_bounded(&lab, &["image", "ls"]);
+        assert_eq!(o.status.code(), Some(0), "{kind} ls: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains(&lab.img) && stdout(&o).contains("damaged config"),
+            "{kind} ls: {}",
+            stdout(&o)
+        );
+    }
+    fs::remove_file(&cfg).unwrap();
+    ok_line(&lab.rb(&["image", "rm", "demo:1"]));
+}
