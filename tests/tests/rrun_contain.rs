@@ -395,6 +395,22 @@ fn fifos_links_dirs_and_huge_files_at_etc_hosts_or_passwd_never_hang_rrun() {
         "fifo passwd, -u 7:8",
     );
     assert_one_line_failure(&lab_run_user(&lab, &img, "alice", &["true"]), "-u alice: the container's /etc/passwd is a FIFO, not a regular file: fix the file, or use a numeric -u UID:GID", "fifo passwd, -u alice");
+    // Both files FIFOs and a group name to look up: the refusal is the only line.
+    let img = image_with(
+        &lab,
+        &dir,
+        "fifo-both",
+        &[
+            Entry::Dir("etc"),
+            Entry::Fifo("etc/passwd"),
+            Entry::Fifo("etc/group"),
+        ],
+    );
+    assert_one_line_failure(
+        &lab_run_user(&lab, &img, "0:wheel", &["true"]),
+        "-u 0:wheel: the container's /etc/group is a FIFO",
+        "fifo both, -u 0:wheel",
+    );
     // /etc/passwd -> /dev/zero: not read forever.
     let img = image_with(
         &lab,
