@@ -301,10 +301,12 @@ impl<W: Write> DirTar<'_, W> {
             pax.push((b"linkpath".to_vec(), l.to_vec()));
         }
         let p = proc_fd(fd);
-        let mut xn = list_xattrs(&p).map_err(|e| self.ctx(rel, e))?;
+        let mut xn =
+            crate::xattr::list(&p, crate::xattr::Link::Follow).map_err(|e| self.ctx(rel, e))?;
         xn.sort();
         for n in xn {
-            let v = get_xattr(&p, &n).map_err(|e| self.ctx(rel, e))?;
+            let v = crate::xattr::get(&p, &n, crate::xattr::Link::Follow)
+                .map_err(|e| self.ctx(rel, e))?;
             let mut k = b"SCHILY.xattr.".to_vec();
             k.extend_from_slice(&n);
             pax.push((k, v));
@@ -389,42 +391,6 @@ fn reopen(fd: BorrowedFd<'_>, st: &Stat) -> io::Result<fs::File> {
         return Err(io::Error::other("changed while being read"));
     }
     Ok(fs::File::from(f))
-}
-
-/// xattr names of the inode behind a /proc/self/fd path (followed: the inode itself).
-fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
-    let mut size = 1024usize;
-    loop {
-        let mut v = vec![0u8; size];
-        match rustix::fs::listxattr(p, &mut v[..]) {
-            Ok(n) => {
-                v.truncate(n);
-                return Ok(v
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect());
-            }
-            Err(Errno::RANGE) if size < (1 << 24) => size *= 4,
-            Err(Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn get_xattr(p: &Path, name: &[u8]) -> io::Result<Vec<u8>> {
-    let mut size = 256usize;
-    loop {
-        let mut v = vec![0u8; size];
-        match rustix::fs::getxattr(p, name, &mut v[..]) {
-            Ok(n) => {
-                v.truncate(n);
-                return Ok(v);
-            }
-            Err(Errno::RANGE) if size < (1 << 24) => size *= 4,
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// Copies a name into a fixed header field (truncated when a PAX record carries it whole).

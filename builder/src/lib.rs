@@ -25,6 +25,7 @@ pub mod subid;
 pub mod tree;
 pub mod userns;
 pub mod util;
+pub mod xattr;
 
 /// The `PATH=...` environment entry an image or container gets when its config sets no PATH
 /// (Docker's default).

@@ -106,12 +106,12 @@ fn record(
         b'l' => field(h, fs::read_link(p)?.as_os_str().as_bytes()),
         _ => {}
     }
-    let mut names: Vec<Vec<u8>> = list_xattrs(p)?;
+    let mut names: Vec<Vec<u8>> = crate::xattr::list(p, crate::xattr::Link::NoFollow)?;
     names.sort();
     h.update((names.len() as u64).to_le_bytes());
     for n in names {
         field(h, &n);
-        field(h, &get_xattr(p, &n)?);
+        field(h, &crate::xattr::get(p, &n, crate::xattr::Link::NoFollow)?);
     }
     Ok(kind == b'd')
 }
@@ -195,42 +195,5 @@ impl Drop for Access {
             &self.path,
             std::os::unix::fs::PermissionsExt::from_mode(self.mode),
         );
-    }
-}
-
-/// Names of the xattrs of `p` (not following a symlink).
-pub fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
-    let mut size = 1024usize;
-    loop {
-        let mut v = vec![0u8; size];
-        match rustix::fs::llistxattr(p, &mut v[..]) {
-            Ok(n) => {
-                v.truncate(n);
-                return Ok(v
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect());
-            }
-            Err(rustix::io::Errno::RANGE) if size < (1 << 24) => size *= 4,
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The value of xattr `name` of `p` (not following a symlink).
-pub fn get_xattr(p: &Path, name: &[u8]) -> io::Result<Vec<u8>> {
-    let mut size = 256usize;
-    loop {
-        let mut v = vec![0u8; size];
-        match rustix::fs::lgetxattr(p, name, &mut v[..]) {
-            Ok(n) => {
-                v.truncate(n);
-                return Ok(v);
-            }
-            Err(rustix::io::Errno::RANGE) if size < (1 << 24) => size *= 4,
-            Err(e) => return Err(e.into()),
-        }
     }
 }
