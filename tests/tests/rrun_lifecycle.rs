@@ -316,16 +316,10 @@ fn foreground_run_forwards_sigterm_to_the_command() {
         "sh",
         "-c",
         "echo started; exec sleep 1000",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
+    ]);
     // The command printed: rrun has blocked and handles its signals since before the clone.
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
-    assert_eq!(first.trim(), "started");
+    let (mut child, first) = rrun_common::spawn_until_first_line(&mut c);
+    assert_eq!(first, "started");
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -518,17 +512,8 @@ fn a_container_whose_rrun_died_shows_as_an_orphan_and_a_removed_on_exit_one_is_r
         "sh",
         "-c",
         "echo started; exec sleep 1000",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    ]);
+    let (mut child, _started) = rrun_common::spawn_until_first_line(&mut c);
     child.kill().unwrap();
     let _ = child.wait();
     let id = lab
@@ -718,18 +703,9 @@ fn the_upper_dir_of_a_container_removed_on_exit_is_a_host_path_holding_its_write
         "sh",
         "-c",
         "echo data > /newfile; rm /etc/motd; echo written; exec sleep 1000",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "written");
+    ]);
+    let (mut child, line) = rrun_common::spawn_until_first_line(&mut c);
+    assert_eq!(line, "written");
     let id = lab.container_ids().pop().unwrap();
     let upper = std::path::PathBuf::from(
         lab.inspect(&id)["upper_dir"]

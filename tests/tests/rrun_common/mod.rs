@@ -406,6 +406,22 @@ pub fn wait_output(mut child: Child, secs: u64) -> Output {
     }
 }
 
+/// Spawns `c` (stdin from /dev/null, stderr dropped) and waits for the first line it prints;
+/// returns the running child and that line, trimmed.
+pub fn spawn_until_first_line(c: &mut Command) -> (Child, String) {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("spawn");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read the first line");
+    (child, line.trim().to_string())
+}
+
 /// The single trimmed stdout line of a successful command.
 pub fn line(c: &mut Command) -> String {
     let o = c.stdin(Stdio::null()).output().expect("spawn");
