@@ -182,7 +182,9 @@ pub struct Lock {
     _file: File,
 }
 
-fn flock(path: &Path) -> std::io::Result<Lock> {
+/// An exclusive flock(2) of the file or folder `path` (opened read-only, never created),
+/// retried on EINTR; NotFound when it is missing.
+pub fn flock(path: &Path) -> std::io::Result<Lock> {
     let f = File::open(path)?;
     loop {
         // SAFETY: flock on a descriptor we own.

@@ -133,7 +133,7 @@ fn unmount_if_unused() -> Result<()> {
 /// An exclusive flock(2) of [`RUN_DIR`]'s parent, made first when `create`; None when it does
 /// not exist and `create` is false. Held while the tmpfs is mounted, a folder is made in it, or
 /// it is checked empty and unmounted.
-fn run_lock(create: bool) -> Result<Option<fs::File>> {
+fn run_lock(create: bool) -> Result<Option<state::Lock>> {
     let parent = Path::new(RUN_DIR).parent().unwrap_or(Path::new("/"));
     if create {
         fs::DirBuilder::new()
@@ -142,14 +142,10 @@ fn run_lock(create: bool) -> Result<Option<fs::File>> {
             .create(parent)
             .ctx(|| format!("create {}", parent.display()))?;
     }
-    let lock = match fs::File::open(parent) {
-        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        r => r.ctx(|| format!("open {}", parent.display()))?,
-    };
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(std::io::Error::from)
-        .ctx(|| format!("lock {}", parent.display()))?;
-    Ok(Some(lock))
+    match state::flock(parent) {
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        r => r.map(Some).ctx(|| format!("lock {}", parent.display())),
+    }
 }
 
 /// Mounts rrun's tmpfs at [`RUN_DIR`] unless it is there. The caller holds [`run_lock`].
