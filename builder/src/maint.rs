@@ -244,7 +244,7 @@ pub fn fsck(store: &Store) -> Result<Vec<String>, StoreError> {
     }
     for (tag, target) in store.tags()? {
         match Digest::parse_sha256(&target) {
-            Some(h) if fs::symlink_metadata(store.image_dir(&h).join("config.json")).is_ok() => {}
+            Some(h) if store.has_image(&h) => {}
             _ => problems.push(format!("tag {tag}: points at missing image {target}")),
         }
     }

@@ -329,9 +329,20 @@ impl Store {
         })
     }
 
+    /// The path of image `hex`'s config.json.
+    fn config_path(&self, hex: &str) -> PathBuf {
+        self.image_dir(hex).join("config.json")
+    }
+
+    /// True when image `hex` has a config.json of any kind (reading it says what is wrong with
+    /// one that is not a regular file).
+    pub fn has_image(&self, hex: &str) -> bool {
+        fs::symlink_metadata(self.config_path(hex)).is_ok()
+    }
+
     /// The stored config bytes of an image.
     pub fn image_config_bytes(&self, hex: &str) -> Result<Vec<u8>, StoreError> {
-        let p = self.image_dir(hex).join("config.json");
+        let p = self.config_path(hex);
         crate::util::read_store_file(&p).map_err(StoreError::io(&p))
     }
 
@@ -354,7 +365,7 @@ impl Store {
     pub fn verified_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
         let bytes = self.verified_config_bytes(hex)?;
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: self.image_dir(hex).join("config.json"),
+            path: self.config_path(hex),
             reason: e.to_string(),
         })
     }
@@ -363,7 +374,7 @@ impl Store {
     /// only; anything that acts on a config or hands it on uses [`Store::verified_config`].
     pub fn image_config(&self, hex: &str) -> Result<ImageConfiguration, StoreError> {
         let bytes = self.image_config_bytes(hex)?;
-        let p = self.image_dir(hex).join("config.json");
+        let p = self.config_path(hex);
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: p,
             reason: e.to_string(),
@@ -383,7 +394,7 @@ impl Store {
         let mut layers = Vec::new();
         for d in config.rootfs().diff_ids() {
             let lhex = Digest::parse_sha256(d).ok_or_else(|| StoreError::Corrupt {
-                path: self.image_dir(&hex).join("config.json"),
+                path: self.config_path(&hex),
                 reason: format!("bad diff_id {d:?}"),
             })?;
             if !self.has_layer(&lhex) {
@@ -440,8 +451,7 @@ impl Store {
             return self.image_by_prefix(r, &prefix);
         }
         if let Some((key, hex)) = self.lookup_tag(r)? {
-            // exists at all (whatever it is: reading it says what is wrong with it)
-            if fs::symlink_metadata(self.image_dir(&hex).join("config.json")).is_err() {
+            if !self.has_image(&hex) {
                 return Err(StoreError::Corrupt {
                     path: self.tags_path(),
                     reason: format!(
