@@ -20,8 +20,16 @@ pub fn in_container(root: &Root, spec: &str, maps: &IdMaps) -> Result<User> {
     let (u_part, g_part) = spec.split_once(':').unwrap_or((spec, ""));
     let by_name = |s: &str| !s.is_empty() && !s.bytes().all(|c| c.is_ascii_digit());
     let mut warnings = Vec::new();
-    let passwd = table(root, "/etc/passwd", by_name(u_part), spec, &mut warnings)?;
-    let group = table(root, "/etc/group", by_name(g_part), spec, &mut warnings)?;
+    let passwd = Table {
+        path: "/etc/passwd",
+        gives: "home, primary group or supplementary groups",
+    };
+    let group = Table {
+        path: "/etc/group",
+        gives: "supplementary groups",
+    };
+    let passwd = passwd.read(root, by_name(u_part), spec, &mut warnings)?;
+    let group = group.read(root, by_name(g_part), spec, &mut warnings)?;
     let mut u = resolve(spec, passwd.as_deref(), group.as_deref())?;
     // warnings only for a process that will run: a refusal is the one line printed
     for w in warnings {
@@ -36,29 +44,32 @@ pub fn in_container(root: &Root, spec: &str, maps: &IdMaps) -> Result<User> {
     Ok(u)
 }
 
-/// The text of `path` in the container (None when missing). When rrun will not read it: an
-/// error naming `spec` if `needed` (a name must be looked up there), else None and a warning
-/// added to `warnings` saying what is done without the file.
-fn table(
-    root: &Root,
-    path: &str,
-    needed: bool,
-    spec: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Option<String>> {
-    match root.read_small(path) {
-        Ok(b) => Ok(b.map(|b| String::from_utf8_lossy(&b).into_owned())),
-        Err(e) if needed => Err(user(format!(
-            "-u {spec}: {e}: fix the file, or use a numeric -u UID:GID"
-        ))),
-        Err(e) => {
-            let without = if path == "/etc/group" {
-                "no supplementary groups from it"
-            } else {
-                "no home, primary group or supplementary groups from it"
-            };
-            warnings.push(format!("{e}: ignored ({without})"));
-            Ok(None)
+/// One of the container's files `-u` is resolved with, and what it gives besides names.
+struct Table {
+    path: &'static str,
+    gives: &'static str,
+}
+
+impl Table {
+    /// Its text (None when missing). When rrun will not read it: an error naming `spec` if
+    /// `needed` (a name must be looked up there), else None and a warning added to `warnings`
+    /// saying what goes without the file.
+    fn read(
+        &self,
+        root: &Root,
+        needed: bool,
+        spec: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<String>> {
+        match root.read_small(self.path) {
+            Ok(b) => Ok(b.map(|b| String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if needed => Err(user(format!(
+                "-u {spec}: {e}: fix the file, or use a numeric -u UID:GID"
+            ))),
+            Err(e) => {
+                warnings.push(format!("{e}: ignored (no {} from it)", self.gives));
+                Ok(None)
+            }
         }
     }
 }
