@@ -499,7 +499,7 @@ fn layer_add_never_panics_on_mutated_archives() {
     );
 }
 
-/// `tool -c` of `data`, as the command line writes it (xz and bzip2 are in every Debian).
+/// `tool -c` of `data`, as the command line writes it (xz-utils and bzip2 are installed by .ci/deps.sh).
 fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut c = std::process::Command::new(tool)
