@@ -47,7 +47,12 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         None => rootless_mounts(cfg, ctx.container_dir)?,
     };
     let built = build_root(cfg, &mut host, root, dir_fd, volume_fds)?;
-    let master = enter_session(built.pty, &host)?;
+    lock_mounts()?;
+    let pty = match cfg.process.tty {
+        true => Some(rootfs::open_pty()?),
+        false => None,
+    };
+    let master = enter_session(pty, &host)?;
     drop(host);
     become_user(cfg, &built.user, built.confine)?;
     exec_rinit(ctx, &built.user, master)
@@ -131,8 +136,6 @@ fn etc_files(cfg: &ContainerConfig, resolv_conf: Vec<u8>) -> rootfs::EtcFiles {
 struct BuiltRoot {
     /// The user rinit runs as, resolved inside the container's root.
     user: users::User,
-    /// With -t: the pty's master and slave.
-    pty: Option<(OwnedFd, OwnedFd)>,
     /// `--userns host`: Docker's default capabilities only.
     confine: bool,
 }
@@ -154,7 +157,7 @@ fn build_root(
     let croot = inroot::Root::open()?;
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
     rootfs::attach_kernel_fs(host)?;
-    let pty = rootfs::populate_dev(host, cfg.process.tty, tty_gid)?;
+    rootfs::populate_dev(host, cfg.process.tty, tty_gid)?;
     rootfs::protect_kernel_paths(&croot)?;
     rootfs::bind_etc(host, &croot)?;
     rootfs::attach_volumes(&croot, &cfg.volumes, volume_fds)?;
@@ -176,7 +179,18 @@ fn build_root(
     if cfg.read_only {
         rootfs::make_root_readonly()?;
     }
-    Ok(BuiltRoot { user, pty, confine })
+    Ok(BuiltRoot { user, confine })
+}
+
+/// Locks every mount made so far (the root, volumes, masked and read-only paths, /proc, /sys,
+/// /dev and its nodes) against the container itself: nobody inside can unmount, move or
+/// remount them read-write, whatever capabilities it holds, as the kernel locks the mounts a
+/// less privileged mount namespace inherits ([`sys::ns::enter_locked_mount_ns`]). The
+/// capability drop and the seccomp filter come on top of this; this alone already holds for
+/// a container root with every capability. Mounts rinit adds afterwards (/tmp, /dev/shm, ...)
+/// stay the container's own to change.
+fn lock_mounts() -> Result<()> {
+    sys::ns::enter_locked_mount_ns().ctx(|| "lock the container's mounts".into())
 }
 
 /// A session of its own, always: with -t on the pty (its controlling terminal), else

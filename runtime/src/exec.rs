@@ -3,9 +3,9 @@
 //! the container's user and exec. Kernel docs: setns(2), pid_namespaces(7), cgroups(7).
 
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::cgroups::Cgroup;
@@ -59,7 +59,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.tty && !spec::has_env(&env, "TERM") {
         env.push("TERM=xterm".into());
     }
-    let pty = if a.tty { Some(open_pty()?) } else { None };
+    let pty = if a.tty {
+        Some(crate::rootfs::open_pty()?)
+    } else {
+        None
+    };
     let command: Vec<OsArg> = a.command.iter().cloned().map(OsArg).collect();
     let argv = child::to_cstrings(&command)?;
     let path = env
@@ -143,19 +147,6 @@ fn enter(st: &State) -> Result<()> {
             .ctx(|| "become root in the container's user namespace".into())?;
     }
     Ok(())
-}
-
-/// A pty pair of the container's own devpts (reached through its mount namespace).
-fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
-    let m = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open("/dev/pts/ptmx")
-        .ctx(|| "open the container's /dev/pts/ptmx".into())?;
-    let m = OwnedFd::from(m);
-    let s = tty::open_peer(m.as_fd())?;
-    Ok((m, s))
 }
 
 /// What the exec child does before exec.

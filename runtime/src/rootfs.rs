@@ -177,12 +177,8 @@ pub fn mkdir_all(p: &Path) -> Result<()> {
 }
 
 /// /dev: a tmpfs with the host's device nodes bind-mounted, and with a terminal a devpts
-/// instance of the container's own. Returns (pty master, pty slave) when `tty`.
-pub fn populate_dev(
-    h: &mut HostHandles,
-    tty: bool,
-    tty_gid: Option<u32>,
-) -> Result<Option<(OwnedFd, OwnedFd)>> {
+/// instance of the container's own (its pair is opened later, [`open_pty`]).
+pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Result<()> {
     let dev = Path::new("/dev");
     mkdir_all(dev)?;
     sys::mount::mount(
@@ -200,7 +196,7 @@ pub fn populate_dev(
             .ctx(|| format!("bind the host's /dev/{name}"))?;
     }
     if !tty {
-        return Ok(None);
+        return Ok(());
     }
     let pts = dev.join("pts");
     mkdir_all(&pts)?;
@@ -217,6 +213,15 @@ pub fn populate_dev(
     )
     .ctx(|| "mount devpts on /dev/pts".into())?;
     std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx")).ctx(|| "link /dev/ptmx".into())?;
+    Ok(())
+}
+
+/// The container's pty pair (master, slave) from its devpts instance at /dev/pts (for the
+/// container's init and for `exec -t`, which reaches it through the container's namespace). Opened once
+/// the mount namespace is final (after the mounts are locked): a descriptor keeps the mount it
+/// was opened through, and `tty`/ttyname(3) inside find the slave's name only through a mount
+/// of the namespace they run in.
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let master = OpenOptions::new()
         .read(true)
         .write(true)
@@ -225,7 +230,7 @@ pub fn populate_dev(
         .ctx(|| "open /dev/pts/ptmx".into())?;
     let master = OwnedFd::from(master);
     let slave = crate::tty::open_peer(master.as_fd())?;
-    Ok(Some((master, slave)))
+    Ok((master, slave))
 }
 
 /// Makes /proc/sys and the other host-wide kernel knobs read-only and masks kernel
