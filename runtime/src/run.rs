@@ -16,9 +16,9 @@ use crate::supervise::{self, Io};
 use crate::{detach, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
-/// every check that needs no image first, then the image, resolved under the store lock that
-/// is returned (keep it until the state is saved, see image.rs).
-pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
+/// every check that needs no image first, then the image, resolved and held for the new
+/// container (the hold is returned: see image.rs).
+pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let reference = image_reference(a)?;
     tty::check_interactive(a.interactive, a.tty)?;
     let net = network(a)?;
@@ -29,8 +29,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
     let volumes = mount_paths(a)?;
-    let (img, store_lock) = image::resolve(root, reference, !root_caller)?;
     let id = state::new_id()?;
+    let (img, hold) = image::resolve(root, reference, !root_caller, &id)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     spec::check_hostname(&hostname)?;
     let process = process(&img, a, &hostname)?;
@@ -65,7 +65,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
         },
         id,
     };
-    Ok((st, store_lock))
+    Ok((st, hold))
 }
 
 /// IMAGE as given; without --image, an unknown option swallowed as COMMAND is named as such.
@@ -161,20 +161,20 @@ fn process(img: &image::Image, a: &RunArgs, hostname: &str) -> Result<ProcessCon
 
 /// `rrun ... --image IMAGE`: returns the exit code rrun should exit with.
 pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
-    let (st, store_lock) = plan(root, a)?;
+    let (st, hold) = plan(root, a)?;
     tracing::debug!(us = crate::elapsed_us(), "planned");
     let containers = Containers::open(root)?;
     let rinit = memfd::find_rinit()?;
     if a.detach {
-        return detach::start(&containers, st, store_lock, &rinit);
+        return detach::start(&containers, st, hold, &rinit);
     }
-    run_foreground(&containers, st, store_lock, &rinit)
+    run_foreground(&containers, st, hold, &rinit)
 }
 
 fn run_foreground(
     containers: &Containers,
     st: State,
-    store_lock: image::StoreLock,
+    hold: image::ImageHold,
     rinit: &Path,
 ) -> Result<i32> {
     let _old = sys::signal::block_signals(&supervise::HANDLED);
@@ -184,7 +184,7 @@ fn run_foreground(
     })?;
     let tty_mode = st.config.process.tty;
     let stdin_on = st.config.process.stdin;
-    let c = container::create(containers, st, store_lock, rinit)?;
+    let c = container::create(containers, st, hold, rinit)?;
     let _raw = if tty_mode && stdin_on {
         Some(tty::RawMode::enter(0))
     } else {
