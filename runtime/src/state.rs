@@ -8,7 +8,8 @@
 //! later moment leaves a record that `ps -a` lists and `rm -f` removes completely. The pid is
 //! then written in place (one page, under the lock: no block is freed on the start-up path).
 //! Removal deletes the cgroup, the upper dir, state.json and then the rest of the folder: a
-//! folder without a state holds nothing but files, and `rm -f ID` finishes it.
+//! folder without a state holds nothing but files, and `rm -f ID` finishes it. Then the
+//! container's hold on its image is released (see image.rs).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
