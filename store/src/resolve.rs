@@ -75,16 +75,13 @@ impl Store {
     /// Resolves an image reference to the hex ImageID of a stored image. A tag is looked up
     /// first, then an id prefix (as Docker does), so no tag, even one written by an older
     /// rbuild that would be refused today, can make a name stand for another image's id. A
-    /// reference starting with `sha256:` is an id only. When tags.json is damaged, a reference
-    /// that reads as an id prefix is still resolved as one (a name gets
-    /// [`StoreError::TagsDamaged`]). A reference of fewer than 12 hex digits that no tag has
-    /// is [`StoreError::ShortPrefix`].
+    /// reference starting with `sha256:` is an id only (one of fewer than 12 digits is
+    /// [`StoreError::InvalidReference`]). When tags.json is damaged, a reference that reads as
+    /// an id prefix is still resolved as one (a name gets [`StoreError::TagsDamaged`]). A bare
+    /// reference of fewer than 12 hex digits that no tag has is [`StoreError::ShortPrefix`].
     pub fn resolve_image_hex(&self, reference: &str) -> Result<String, StoreError> {
         let r = reference.trim();
         if r.starts_with("sha256:") {
-            if is_short_prefix(r) {
-                return Err(StoreError::ShortPrefix(r.to_string()));
-            }
             let prefix =
                 hex_prefix(r).ok_or_else(|| StoreError::InvalidReference(r.to_string()))?;
             return self.image_by_prefix(r, &prefix);

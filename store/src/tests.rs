@@ -102,11 +102,14 @@ fn resolve_image_gives_config_and_lowerdirs_bottom_first() {
         store.resolve_image("sha256:xyz"),
         Err(StoreError::InvalidReference(_))
     ));
-    for short in ["7b3eda33", "sha256:7b3eda33", &id[..11]] {
+    for short in ["7b3eda33", &id[..11]] {
         let e = store.resolve_image(short).unwrap_err();
         assert!(matches!(e, StoreError::ShortPrefix(_)), "{short}: {e}");
         assert!(e.to_string().contains("at least 12 hex digits"), "{e}");
     }
+    let e = store.resolve_image("sha256:7b3eda33").unwrap_err();
+    assert!(matches!(e, StoreError::InvalidReference(_)), "{e}");
+    assert!(e.to_string().contains("at least 12 digits"), "{e}");
     // a short name that is a tag is the tag
     store.set_tag("abc123", &id).unwrap();
     assert_eq!(store.resolve_image_hex("abc123").unwrap(), id);
