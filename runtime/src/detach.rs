@@ -12,7 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::image::StoreLock;
 use crate::state::{Containers, State};
 use crate::supervise::{self, Io};
-use crate::{run, sys};
+use crate::{finish, sys};
 
 /// The detached container's output (stdout and stderr, in order), in its folder.
 pub const LOG_FILE: &str = "container.log";
@@ -120,7 +120,7 @@ fn monitor(
         stdout: out.as_ref().map_or(1, |o| o.as_raw_fd()),
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io).unwrap_or(0);
-    run::finish(containers, c, status)
+    finish::finish(containers, c, status)
 }
 
 fn redirect_stdio_to_null() -> Result<()> {

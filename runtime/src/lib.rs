@@ -49,6 +49,7 @@ pub mod container;
 pub mod detach;
 pub mod error;
 pub mod exec;
+pub mod finish;
 pub mod idmap;
 pub mod image;
 pub mod inroot;
