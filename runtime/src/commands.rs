@@ -98,7 +98,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "oom_killed": s.oom_killed,
         "orphaned": s.orphaned(),
         "created": s.created,
-        "upper_dir": upper::upper_dir(&containers, &s.id, s.upper_place()),
+        "upper_dir": upper::upper_dir(&dir, &s.id, s.upper_place()),
         "network": {"mode": s.config.net.name(), "ip": null, "gateway": null},
         "ports": [],
         "hostname": s.config.hostname,

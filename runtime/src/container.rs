@@ -103,7 +103,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         cgroup: None,
         armed: true,
     };
-    upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
+    upper::prepare(&dir, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
     share_stdio(&st);
     if let Some(l) = &limits {
@@ -277,8 +277,9 @@ fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<Own
         }
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
-    let upper = upper::upper_dir(containers, &st.id, st.upper_place());
-    let work = upper::work_dir(containers, &st.id, st.upper_place());
+    let dir = containers.dir(&st.id);
+    let upper = upper::upper_dir(&dir, &st.id, st.upper_place());
+    let work = upper::work_dir(&dir, &st.id, st.upper_place());
     let root = mounts::overlay(&layers, &upper, &work)?;
     drop(layers);
     let mut out = vec![root];

@@ -53,6 +53,7 @@ pub mod finish;
 pub mod idmap;
 pub mod image;
 pub mod inroot;
+pub mod lock;
 pub mod masks;
 pub mod memfd;
 pub mod mounts;

@@ -12,7 +12,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
+use crate::lock::{flock, Lock};
 use crate::spec::ContainerConfig;
 use crate::{sys, upper};
 
@@ -175,27 +175,6 @@ pub enum Entry {
 #[derive(Debug, Clone)]
 pub struct Containers {
     dir: PathBuf,
-}
-
-/// An exclusive flock held until dropped.
-pub struct Lock {
-    _file: File,
-}
-
-/// An exclusive flock(2) of the file or folder `path` (opened read-only, never created),
-/// retried on EINTR; NotFound when it is missing.
-pub fn flock(path: &Path) -> std::io::Result<Lock> {
-    let f = File::open(path)?;
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock { _file: f });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 impl Containers {
@@ -474,7 +453,10 @@ impl Containers {
     /// Removes a container's upper dir (outside the store when it is in rrun's tmpfs), its
     /// state.json and then the rest of its folder. Its processes and cgroup must be gone.
     pub fn remove_dir(&self, id: &str) -> Result<()> {
-        upper::remove_run_dir(id)?;
+        if let Some(run) = is_id(id).then(|| upper::run_dir_of(id)).flatten() {
+            remove_tree(&run)?;
+            upper::unmount_run_if_unused()?;
+        }
         let d = self.dir(id);
         if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
             return std::fs::remove_file(&d).ctx(|| format!("remove {}", d.display()));
