@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
+pub mod bpf;
 pub mod fd;
 pub mod ids;
 pub mod mount;
