@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use rbuild::subid;
+use rustix::thread::UnshareFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
@@ -120,11 +121,11 @@ impl IdMaps {
     }
 
     /// The clone(2) flag for the container's user namespace (none under `--userns host`).
-    pub fn clone_flag(&self) -> i32 {
+    pub fn clone_flag(&self) -> UnshareFlags {
         if self.own_userns() {
-            libc::CLONE_NEWUSER
+            UnshareFlags::NEWUSER
         } else {
-            0
+            UnshareFlags::empty()
         }
     }
 

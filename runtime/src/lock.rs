@@ -2,8 +2,10 @@
 //! container's folder, /run/rbox), held until dropped. Kernel interface: flock(2).
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
+
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
 
 /// An exclusive flock held until dropped.
 pub struct Lock {
@@ -15,13 +17,10 @@ pub struct Lock {
 pub fn flock(path: &Path) -> std::io::Result<Lock> {
     let f = File::open(path)?;
     loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock { _file: f });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::fs::flock(&f, FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(Lock { _file: f }),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -186,14 +186,14 @@ fn run_foreground(
     let stdin_on = st.config.process.stdin;
     let c = container::create(containers, st, store_lock, rinit)?;
     let _raw = if tty_mode && stdin_on {
-        Some(tty::RawMode::enter(0))
+        Some(tty::RawMode::enter(rustix::stdio::stdin()))
     } else {
         None
     };
     let io = Io {
         master: c.master.as_ref().map(|m| m.as_fd()),
-        stdin: (tty_mode && stdin_on).then_some(0),
-        stdout: 1,
+        stdin: (tty_mode && stdin_on).then(rustix::stdio::stdin),
+        stdout: rustix::stdio::stdout(),
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
     drop(_raw);

@@ -15,6 +15,9 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use rustix::rand::GetRandomFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
@@ -260,7 +263,7 @@ impl Containers {
         bytes.push(b'\n');
         if let Ok(f) = OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
             .open(&p)
         {
             let old = f.metadata().map(|m| m.len() as usize).unwrap_or(usize::MAX);
@@ -480,7 +483,7 @@ fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
         .open(p)?;
     let m = f.metadata()?;
     if !m.is_file() || m.len() > max {
@@ -504,10 +507,10 @@ pub fn remove_tree(d: &Path) -> Result<()> {
 /// A new random container id: 64 hex digits.
 pub fn new_id() -> Result<String> {
     let mut b = [0u8; 32];
-    // SAFETY: the buffer is valid for its length.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        return Err(std::io::Error::last_os_error()).ctx(|| "getrandom for a container id".into());
+    match rustix::rand::getrandom(&mut b, GetRandomFlags::empty()) {
+        Ok(n) if n == b.len() => {}
+        Ok(_) => return Err(Errno::IO).ctx(|| "getrandom for a container id: short read".into()),
+        Err(e) => return Err(e).ctx(|| "getrandom for a container id".into()),
     }
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -22,6 +22,7 @@ use std::fs;
 use std::os::unix::fs::{chown, DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::mount::{MountFlags, UnmountFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
@@ -126,7 +127,7 @@ fn unmount_if_unused() -> Result<()> {
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
     if empty && is_own_tmpfs(dir) {
-        sys::mount::umount2(dir, libc::MNT_DETACH)
+        sys::mount::umount2(dir, UnmountFlags::DETACH)
             .ctx(|| format!("unmount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
         tracing::info!("unmounted the tmpfs on {RUN_DIR}: no container uses it");
     }
@@ -164,10 +165,10 @@ fn ensure_tmpfs() -> Result<()> {
         _ => {}
     }
     sys::mount::mount(
-        Some("tmpfs"),
+        "tmpfs",
         dir,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
         Some(RUN_TMPFS_OPTIONS),
     )
     .ctx(|| format!("mount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
@@ -178,11 +179,7 @@ fn ensure_tmpfs() -> Result<()> {
 /// True when `dir` is the root of a tmpfs mount (not merely a folder of a tmpfs /run).
 fn is_own_tmpfs(dir: &Path) -> bool {
     let Ok(c) = sys::cstr(dir) else { return false };
-    // SAFETY: statfs fills a plain struct from a valid C path.
-    let tmpfs = unsafe {
-        let mut s: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::TMPFS_MAGIC
-    };
+    let tmpfs = rustix::fs::statfs(c.as_c_str()).is_ok_and(|s| s.f_type == sys::TMPFS_MAGIC);
     let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
     tmpfs && dev(dir).is_some() && dev(dir) != dir.parent().and_then(dev)
 }
