@@ -3,7 +3,7 @@
 
 use crate::cbuf::CBuf;
 use crate::startup::Startup;
-use crate::sys::{self, Errno};
+use crate::sys::Errno;
 use core::ffi::CStr;
 
 /// PATH when the environment has none (the usual container default).
@@ -12,16 +12,10 @@ pub const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 /// Executes `file` with argv from argument `command` on, searching PATH when `file` has no
 /// slash. Returns only on failure, with the error that decides the exit status.
 pub fn exec_command(start: &Startup, command: usize, file: &CStr) -> Errno {
-    let argv = start.argv_from(command);
-    let envp = start.envp();
-    let exec = |path: &CStr| {
-        // SAFETY: argv and envp come from the kernel's NULL-terminated arrays (Startup).
-        unsafe { sys::execve(path, argv, envp) }
-    };
     search(
         file.to_bytes(),
         start.env(b"PATH").unwrap_or(DEFAULT_PATH),
-        exec,
+        |path| start.execve(path, command),
     )
 }
 

@@ -35,7 +35,7 @@ use cli::Parsed;
 use msg::Line;
 use reaper::Scope;
 use startup::Startup;
-use sys::SigSet;
+use sys::signal::SigSet;
 
 /// rinit's own failures (bad usage, a fatal mount, no fork): Docker's "the runtime failed".
 pub const EXIT_RINIT_FAILED: i32 = 125;
@@ -44,24 +44,24 @@ pub const EXIT_RINIT_FAILED: i32 = 125;
 pub fn main(start: &Startup) -> ! {
     // First of all, so that nothing sent to us is lost or kills us before we can forward it
     // (as PID 1, unhandled signals would even be dropped): they wait, blocked, for the loop.
-    let original_mask = sys::sigprocmask_set(SigSet::FULL).unwrap_or(SigSet::EMPTY);
-    let _ = sys::prctl_set_name(c"rinit");
+    let original_mask = sys::signal::sigprocmask_set(SigSet::FULL).unwrap_or(SigSet::EMPTY);
+    let _ = sys::process::prctl_set_name(c"rinit");
     // Descriptors inherited past stdio would stay open in PID 1 for the container's life and
     // leak into the command: rinit holds and passes on only 0, 1 and 2.
-    let _ = sys::close_range(3, u32::MAX);
+    let _ = sys::io::close_range(3, u32::MAX);
 
     let (options, command) = match cli::parse(start.options()) {
         Ok(Parsed::Run { options, command }) => (options, command + 1), // index in argv
         Ok(Parsed::Help) => {
-            let _ = sys::write_all(1, cli::HELP.as_bytes());
-            sys::exit_group(0)
+            let _ = sys::io::write_all(1, cli::HELP.as_bytes());
+            sys::process::exit_group(0)
         }
         Ok(Parsed::Version) => {
             Line::bare()
                 .s("rinit ")
                 .s(env!("CARGO_PKG_VERSION"))
                 .emit_to(1);
-            sys::exit_group(0)
+            sys::process::exit_group(0)
         }
         Err(e) => {
             let (what, arg) = e.describe();
@@ -72,19 +72,19 @@ pub fn main(start: &Startup) -> ! {
                 .s(cli::USAGE)
                 .s(")")
                 .emit();
-            sys::exit_group(EXIT_RINIT_FAILED)
+            sys::process::exit_group(EXIT_RINIT_FAILED)
         }
     };
 
-    let pid1 = sys::getpid() == 1;
+    let pid1 = sys::process::getpid() == 1;
     if pid1 {
         if let Err(e) = mounts::setup() {
             e.line().emit();
-            sys::exit_group(EXIT_RINIT_FAILED);
+            sys::process::exit_group(EXIT_RINIT_FAILED);
         }
     }
     if options.subreaper || !pid1 {
-        if let Err(errno) = sys::prctl_set_child_subreaper() {
+        if let Err(errno) = sys::process::prctl_set_child_subreaper() {
             Line::new()
                 .s("cannot register as a child subreaper: ")
                 .e(errno)
@@ -96,7 +96,7 @@ pub fn main(start: &Startup) -> ! {
         Ok(pid) => pid,
         Err(errno) => {
             Line::new().s("cannot start the command: ").e(errno).emit();
-            sys::exit_group(EXIT_RINIT_FAILED)
+            sys::process::exit_group(EXIT_RINIT_FAILED)
         }
     };
 
@@ -104,8 +104,10 @@ pub fn main(start: &Startup) -> ! {
     let scope = if pid1 {
         Scope::Namespace
     } else {
-        Scope::Descendants { me: sys::getpid() }
+        Scope::Descendants {
+            me: sys::process::getpid(),
+        }
     };
     reaper::stop_the_rest(scope, reaper::GRACE_MS);
-    sys::exit_group(reaper::exit_code(status))
+    sys::process::exit_group(reaper::exit_code(status))
 }

@@ -2,17 +2,18 @@
 //! fixed-size chunks. rinit needs this to tell a tmpfs /dev (its own or rrun's) from the host's
 //! devtmpfs, which statfs(2) cannot: both report TMPFS_MAGIC.
 
-use crate::sys::{self, O_CLOEXEC, O_RDONLY};
+use crate::sys;
+use crate::sys::io::{O_CLOEXEC, O_RDONLY};
 
 /// The type of the topmost filesystem mounted at `mount_point`, copied into `out`.
 pub fn fstype_at<'o>(mount_point: &[u8], out: &'o mut [u8; 32]) -> Option<&'o [u8]> {
-    let fd = sys::open(c"/proc/self/mountinfo", O_RDONLY | O_CLOEXEC).ok()?;
+    let fd = sys::io::open(c"/proc/self/mountinfo", O_RDONLY | O_CLOEXEC).ok()?;
     let mut buf = [0u8; 4096];
     let mut filled = 0;
     let mut skipping = false; // inside a line longer than the buffer
     let mut found_len = None;
     loop {
-        let n = match sys::read(fd, &mut buf[filled..]) {
+        let n = match sys::io::read(fd, &mut buf[filled..]) {
             Ok(n) => n,
             Err(sys::Errno::EINTR) => continue,
             Err(_) => break,
@@ -45,7 +46,7 @@ pub fn fstype_at<'o>(mount_point: &[u8], out: &'o mut [u8; 32]) -> Option<&'o [u
             filled = 0;
         }
     }
-    let _ = sys::close(fd);
+    let _ = sys::io::close(fd);
     found_len.map(|len| &out[..len])
 }
 

@@ -6,7 +6,8 @@
 use crate::cbuf::CBuf;
 use crate::mountinfo;
 use crate::msg::Line;
-use crate::sys::{self, Errno, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
+use crate::sys::fs::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
+use crate::sys::{self, Errno};
 use core::ffi::CStr;
 
 /// A mount point that could not be made or mounted: fatal for /proc, /dev, /tmp.
@@ -48,9 +49,9 @@ const LINKS: [(&CStr, &CStr); 4] = [
 
 /// Sets up every mount; returns the first fatal failure. Modes are exact (umask 0 meanwhile).
 pub fn setup() -> Result<(), MountError> {
-    let old_umask = sys::umask(0);
+    let old_umask = sys::process::umask(0);
     let result = setup_all();
-    sys::umask(old_umask);
+    sys::process::umask(old_umask);
     result
 }
 
@@ -145,7 +146,7 @@ fn dev() -> Result<(), MountError> {
         }
     }
     for (target, link) in LINKS {
-        if let Err(errno) = create_missing(link, |p| sys::symlink(target, p)) {
+        if let Err(errno) = create_missing(link, |p| sys::fs::symlink(target, p)) {
             Line::new()
                 .s("cannot link ")
                 .b(link.to_bytes())
@@ -163,7 +164,7 @@ fn device_nodes() {
     let mut missing = Line::bare();
     let mut failure = None;
     for (path, major, minor) in NODES {
-        if let Err(errno) = create_missing(path, |p| sys::mknod_char(p, 0o666, major, minor)) {
+        if let Err(errno) = create_missing(path, |p| sys::fs::mknod_char(p, 0o666, major, minor)) {
             failure = Some(errno);
             missing = missing.s(" ").b(path.to_bytes());
         }
@@ -182,10 +183,10 @@ fn device_nodes() {
 /// elsewhere is replaced when we just mounted a new devpts instance.
 fn ptmx(new_pts: bool) {
     let path = c"/dev/ptmx";
-    let result = match sys::lstatx(path) {
-        Err(Errno::ENOENT) => sys::symlink(c"pts/ptmx", path),
-        Ok(st) if new_pts && st.file_type() == sys::S_IFCHR && !is_mount_point(path) => {
-            sys::unlink(path).and_then(|()| sys::symlink(c"pts/ptmx", path))
+    let result = match sys::fs::lstatx(path) {
+        Err(Errno::ENOENT) => sys::fs::symlink(c"pts/ptmx", path),
+        Ok(st) if new_pts && st.file_type() == sys::fs::S_IFCHR && !is_mount_point(path) => {
+            sys::fs::unlink(path).and_then(|()| sys::fs::symlink(c"pts/ptmx", path))
         }
         Ok(_) => Ok(()),
         Err(e) => Err(e),
@@ -227,7 +228,7 @@ fn mount_fresh(
     flags: u64,
     data: Option<&CStr>,
 ) -> Result<(), MountError> {
-    match sys::mkdir(path, dir_mode) {
+    match sys::fs::mkdir(path, dir_mode) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(errno) => {
             return Err(MountError {
@@ -237,7 +238,7 @@ fn mount_fresh(
             })
         }
     }
-    sys::mount(source, path, fstype, flags, data).map_err(|errno| MountError {
+    sys::fs::mount(source, path, fstype, flags, data).map_err(|errno| MountError {
         fstype: Some(fstype),
         path,
         errno,
@@ -249,7 +250,7 @@ fn create_missing(
     path: &CStr,
     create: impl FnOnce(&CStr) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
-    match sys::lstatx(path) {
+    match sys::fs::lstatx(path) {
         Ok(_) => Ok(()),
         Err(Errno::ENOENT) => match create(path) {
             Err(Errno::EEXIST) => Ok(()),
@@ -261,11 +262,11 @@ fn create_missing(
 
 /// True when a filesystem is mounted at `path` (it is the root of a mount).
 pub fn is_mount_point(path: &CStr) -> bool {
-    let Ok(st) = sys::lstatx(path) else {
+    let Ok(st) = sys::fs::lstatx(path) else {
         return false;
     };
-    if st.attributes_mask & sys::STATX_ATTR_MOUNT_ROOT != 0 {
-        return st.attributes & sys::STATX_ATTR_MOUNT_ROOT != 0;
+    if st.attributes_mask & sys::fs::STATX_ATTR_MOUNT_ROOT != 0 {
+        return st.attributes & sys::fs::STATX_ATTR_MOUNT_ROOT != 0;
     }
     // Kernels before 5.8: a mount root sits on another device than its parent directory.
     let bytes = path.to_bytes();
@@ -277,7 +278,7 @@ pub fn is_mount_point(path: &CStr) -> bool {
     {
         return false;
     }
-    match sys::lstatx(parent.as_cstr()) {
+    match sys::fs::lstatx(parent.as_cstr()) {
         Ok(p) => (p.dev_major, p.dev_minor) != (st.dev_major, st.dev_minor),
         Err(_) => false,
     }
@@ -285,13 +286,13 @@ pub fn is_mount_point(path: &CStr) -> bool {
 
 /// True when /proc is a proc mount of our own pid namespace (/proc/self is our pid there).
 fn is_own_proc() -> bool {
-    if sys::statfs_type(c"/proc") != Ok(sys::PROC_SUPER_MAGIC) {
+    if sys::fs::statfs_type(c"/proc") != Ok(sys::fs::PROC_SUPER_MAGIC) {
         return false;
     }
     let mut link = [0u8; 32];
     let mut pid = [0u8; 20];
-    let me = crate::msg::decimal(sys::getpid() as i64, &mut pid);
-    sys::readlink(c"/proc/self", &mut link).is_ok_and(|l| l == me)
+    let me = crate::msg::decimal(sys::process::getpid() as i64, &mut pid);
+    sys::fs::readlink(c"/proc/self", &mut link).is_ok_and(|l| l == me)
 }
 
 /// True when /proc belongs to another pid namespace whose init shares our mount namespace: we
@@ -299,13 +300,13 @@ fn is_own_proc() -> bool {
 /// the host. When this cannot be told (no proc, no access), the kernel's permission checks
 /// still stand between us and the host's mounts.
 fn shares_mounts_with_host_init() -> bool {
-    if sys::statfs_type(c"/proc") != Ok(sys::PROC_SUPER_MAGIC) || is_own_proc() {
+    if sys::fs::statfs_type(c"/proc") != Ok(sys::fs::PROC_SUPER_MAGIC) || is_own_proc() {
         return false;
     }
     let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
     match (
-        sys::readlink(c"/proc/1/ns/mnt", &mut a),
-        sys::readlink(c"/proc/self/ns/mnt", &mut b),
+        sys::fs::readlink(c"/proc/1/ns/mnt", &mut a),
+        sys::fs::readlink(c"/proc/self/ns/mnt", &mut b),
     ) {
         (Ok(init), Ok(me)) => init == me,
         _ => false,

@@ -64,11 +64,14 @@ impl Line {
     /// Writes the line and a newline to `fd` (errors ignored: there is nobody left to tell).
     pub fn emit_to(self, fd: i32) {
         let line = self.b(b"\n");
-        if sys::write_all(fd, line.as_bytes()) == Err(Errno::EPIPE) {
+        if sys::io::write_all(fd, line.as_bytes()) == Err(Errno::EPIPE) {
             // Our write raised SIGPIPE, which waits blocked: take it back, or the main loop
             // would forward it to the command as if someone had sent it.
-            let no_wait = Some(sys::Timespec::default());
-            let _ = sys::sigtimedwait(sys::SigSet::EMPTY.with(sys::sig::SIGPIPE), no_wait);
+            let no_wait = Some(sys::time::Timespec::default());
+            let _ = sys::signal::sigtimedwait(
+                sys::signal::SigSet::EMPTY.with(sys::signal::sig::SIGPIPE),
+                no_wait,
+            );
         }
     }
 

@@ -3,19 +3,20 @@
 //! /proc/PID/stat (proc(5)).
 
 use crate::cbuf::CBuf;
-use crate::sys::{self, O_CLOEXEC, O_DIRECTORY, O_RDONLY};
+use crate::sys;
+use crate::sys::io::{O_CLOEXEC, O_DIRECTORY, O_RDONLY};
 
 /// Longest chain of parents followed before giving up (deeper trees are not real).
 const MAX_DEPTH: usize = 4096;
 
 /// Calls `f` with the pid of every live descendant of `me`; returns how many there were.
 pub fn for_each_descendant(me: i32, mut f: impl FnMut(i32)) -> usize {
-    let Ok(dir) = sys::open(c"/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC) else {
+    let Ok(dir) = sys::io::open(c"/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC) else {
         return 0;
     };
     let mut count = 0;
     let mut buf = [0u8; 4096];
-    while let Ok(filled) = sys::getdents64(dir, &mut buf) {
+    while let Ok(filled) = sys::io::getdents64(dir, &mut buf) {
         if filled == 0 {
             break;
         }
@@ -28,7 +29,7 @@ pub fn for_each_descendant(me: i32, mut f: impl FnMut(i32)) -> usize {
             }
         }
     }
-    let _ = sys::close(dir);
+    let _ = sys::io::close(dir);
     count
 }
 
@@ -54,10 +55,10 @@ fn parent_of(pid: i32) -> Option<i32> {
         .ok()?
         .push(b"/stat")
         .ok()?;
-    let fd = sys::open(path.as_cstr(), O_RDONLY | O_CLOEXEC).ok()?;
+    let fd = sys::io::open(path.as_cstr(), O_RDONLY | O_CLOEXEC).ok()?;
     let mut buf = [0u8; 512];
-    let n = sys::read(fd, &mut buf);
-    let _ = sys::close(fd);
+    let n = sys::io::read(fd, &mut buf);
+    let _ = sys::io::close(fd);
     parse_stat_ppid(buf.get(..n.ok()?)?)
 }
 
@@ -144,7 +145,7 @@ mod tests {
     #[test]
     fn this_test_process_descends_from_its_parent() {
         let me = std::process::id() as i32;
-        assert!(is_descendant(me, sys::getppid()));
-        assert!(!is_descendant(sys::getppid(), me));
+        assert!(is_descendant(me, sys::process::getppid()));
+        assert!(!is_descendant(sys::process::getppid(), me));
     }
 }

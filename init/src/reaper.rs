@@ -3,7 +3,9 @@
 //! Drives rt_sigtimedwait(2), wait4(2) and kill(2); see signal(7) and pid_namespaces(7).
 
 use crate::procfs;
-use crate::sys::{self, sig, Errno, SigSet, Timespec};
+use crate::sys::signal::{sig, SigSet};
+use crate::sys::time::Timespec;
+use crate::sys::{self, Errno};
 
 /// Waits for signals (all are blocked) until the command `child` ended: SIGCHLD reaps every
 /// zombie, any other signal goes to the child (or with `group` to its process group).
@@ -11,7 +13,7 @@ use crate::sys::{self, sig, Errno, SigSet, Timespec};
 /// signal metadata.
 pub fn supervise(child: i32, group: bool) -> i32 {
     loop {
-        match sys::sigtimedwait(SigSet::FULL, None) {
+        match sys::signal::sigtimedwait(SigSet::FULL, None) {
             Ok(sig::SIGCHLD) => {
                 if let Some(status) = reap(child) {
                     return status;
@@ -19,7 +21,7 @@ pub fn supervise(child: i32, group: bool) -> i32 {
             }
             Ok(signal) => {
                 // ESRCH (the child just ended) is fine: its SIGCHLD is on the way.
-                let _ = sys::kill(if group { -child } else { child }, signal);
+                let _ = sys::process::kill(if group { -child } else { child }, signal);
             }
             Err(_) => {} // EINTR (e.g. after a ptrace stop); there is no timeout to expire
         }
@@ -30,7 +32,7 @@ pub fn supervise(child: i32, group: bool) -> i32 {
 pub fn reap(child: i32) -> Option<i32> {
     let mut found = None;
     loop {
-        match sys::wait4(-1, sys::WNOHANG | sys::WALL) {
+        match sys::process::wait4(-1, sys::process::WNOHANG | sys::process::WALL) {
             Ok(Some((pid, status))) => {
                 if pid == child {
                     found = Some(status);
@@ -88,11 +90,11 @@ pub fn stop_the_rest(scope: Scope, grace_ms: u64) {
 fn signal_rest(scope: Scope, signal: i32) {
     match scope {
         Scope::Namespace => {
-            let _ = sys::kill(-1, signal);
+            let _ = sys::process::kill(-1, signal);
         }
         Scope::Descendants { me } => {
             procfs::for_each_descendant(me, |pid| {
-                let _ = sys::kill(pid, signal);
+                let _ = sys::process::kill(pid, signal);
             });
         }
     }
@@ -102,29 +104,30 @@ fn signal_rest(scope: Scope, signal: i32) {
 fn anything_left(scope: Scope) -> bool {
     match scope {
         // Signal 0 only checks: ESRCH means there is no other process in the namespace.
-        Scope::Namespace => sys::kill(-1, 0).is_ok(),
+        Scope::Namespace => sys::process::kill(-1, 0).is_ok(),
         // A subreaper inherits every orphan below it, so with no child (ECHILD) it has no
         // descendant left either.
-        Scope::Descendants { .. } => {
-            !matches!(sys::wait4(-1, sys::WNOHANG | sys::WALL), Err(Errno::ECHILD))
-        }
+        Scope::Descendants { .. } => !matches!(
+            sys::process::wait4(-1, sys::process::WNOHANG | sys::process::WALL),
+            Err(Errno::ECHILD)
+        ),
     }
 }
 
 /// Reaps until nothing of the scope is left (true) or `ms` passed (false).
 fn wait_until_alone(scope: Scope, ms: u64) -> bool {
-    let start = sys::monotonic_now().as_millis();
+    let start = sys::time::monotonic_now().as_millis();
     loop {
         reap(0);
         if !anything_left(scope) {
             return true;
         }
-        let elapsed = sys::monotonic_now().as_millis().saturating_sub(start);
+        let elapsed = sys::time::monotonic_now().as_millis().saturating_sub(start);
         if elapsed >= ms {
             return false;
         }
         let nap = Timespec::from_millis((ms - elapsed).min(POLL_MS));
-        let _ = sys::sigtimedwait(SigSet::EMPTY.with(sig::SIGCHLD), Some(nap));
+        let _ = sys::signal::sigtimedwait(SigSet::EMPTY.with(sig::SIGCHLD), Some(nap));
     }
 }
 

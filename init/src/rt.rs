@@ -14,7 +14,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         line = line.s(" at ").s(at.file()).s(":").n(at.line() as i64);
     }
     line.emit();
-    sys::exit_group(125)
+    sys::process::exit_group(125)
 }
 
 /// The precompiled `core` has unwind tables that name this symbol; rinit is built with

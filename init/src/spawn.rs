@@ -5,7 +5,9 @@
 use crate::exec;
 use crate::msg::Line;
 use crate::startup::Startup;
-use crate::sys::{self, Errno, Fork, SigSet};
+use crate::sys::process::Fork;
+use crate::sys::signal::SigSet;
+use crate::sys::{self, Errno};
 
 /// Forks and execs argument `command` onwards; returns the child's pid. `original_mask` is
 /// the signal mask rinit was started with; the child gets it back before exec. When exec
@@ -16,28 +18,28 @@ pub fn spawn(start: &Startup, command: usize, original_mask: SigSet) -> Result<i
     // The terminal goes to the child only when stdin is our controlling terminal (TIOCGPGRP
     // fails otherwise) and our own process group holds its foreground: never steal it from a
     // shell that started rinit in the background.
-    let take_tty = matches!((sys::tcgetpgrp(0), sys::getpgid(0)), (Ok(fg), Ok(own)) if fg == own);
-    // SAFETY: rinit is single-threaded; the child only makes system calls and ends in exec
-    // or exit.
-    match unsafe { sys::fork() }? {
+    let groups = (sys::tty::tcgetpgrp(0), sys::process::getpgid(0));
+    let take_tty = matches!(groups, (Ok(fg), Ok(own)) if fg == own);
+    // The child only makes system calls and ends in exec or exit.
+    match sys::process::fork()? {
         Fork::Child => {
-            let me = sys::getpid();
-            let _ = sys::setpgid(0, 0);
+            let me = sys::process::getpid();
+            let _ = sys::process::setpgid(0, 0);
             if take_tty {
                 // Signals are still all blocked here, so SIGTTOU cannot stop us.
-                let _ = sys::tcsetpgrp(0, me);
+                let _ = sys::tty::tcsetpgrp(0, me);
             }
-            let _ = sys::sigprocmask_set(original_mask);
+            let _ = sys::signal::sigprocmask_set(original_mask);
             let err = exec::exec_command(start, command, file);
             // Block again, so that a broken stderr cannot turn 127 into a death by SIGPIPE.
-            let _ = sys::sigprocmask_set(SigSet::FULL);
+            let _ = sys::signal::sigprocmask_set(SigSet::FULL);
             report_exec_error(file.to_bytes(), err);
-            sys::exit_group(exec::exit_status_for(err))
+            sys::process::exit_group(exec::exit_status_for(err))
         }
         Fork::Parent(pid) => {
             // Also from this side, so that a `-g` signal finds the group even if it comes
             // before the child ran; EACCES once the child has exec'd is expected.
-            let _ = sys::setpgid(pid, pid);
+            let _ = sys::process::setpgid(pid, pid);
             Ok(pid)
         }
     }

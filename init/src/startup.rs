@@ -1,7 +1,10 @@
 //! The process's start-up data: argc, argv and envp as the kernel laid them out for `_start`.
-//! Reads the initial process stack described by execve(2) and the System V AMD64 ABI (3.4.1).
+//! Reads the initial process stack described by execve(2) and the System V AMD64 ABI (3.4.1),
+//! and execs with its environment (execve(2)).
 
 use core::ffi::CStr;
+
+use crate::sys::{self, Errno};
 
 /// argv and envp of this process, valid for its whole life (the kernel's copy on our stack).
 pub struct Startup {
@@ -67,6 +70,15 @@ impl Startup {
     /// The NULL-terminated environment array, for execve.
     pub fn envp(&self) -> *const *const u8 {
         self.envp
+    }
+
+    /// execve(2) of `path` with the arguments from argument `i` on (`i` <= argc) and this
+    /// process's environment; returns only on failure, with the error.
+    pub fn execve(&self, path: &CStr, i: usize) -> Errno {
+        // SAFETY: argv_from(i) and envp are NULL-terminated arrays of pointers to
+        // NUL-terminated strings (the kernel's, or from_arrays's contract), alive as long as
+        // `self`.
+        unsafe { sys::process::execve(path, self.argv_from(i), self.envp) }
     }
 
     /// The value of environment variable `name`, if set.

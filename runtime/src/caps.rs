@@ -1,13 +1,20 @@
 //! The capabilities a container's processes keep under `--userns host`: Docker's default set,
 //! so container root (real root there) cannot undo the read-only and masked paths or change
 //! host-wide kernel state. Drives prctl(2) (PR_CAPBSET_DROP, PR_CAP_AMBIENT) and capset(2);
-//! see capabilities(7) ("Transformation of capabilities during execve()").
+//! see capabilities(7) ("Transformation of capabilities during execve()"). The calls go
+//! through rustix.
 //!
 //! Under `--userns remap` (and rootless) nothing is dropped: container root holds capabilities
 //! only over its own namespaces (e.g. `hostname x` works), and the kernel checks everything
 //! host-wide against its unprivileged host id.
 
 use std::io;
+
+use rustix::io::Errno;
+use rustix::thread::{
+    capabilities, clear_ambient_capability_set, remove_capability_from_bounding_set,
+    set_capabilities, CapabilitySet, CapabilitySets,
+};
 
 /// Docker's default capability set (moby oci/caps/defaults.go), by capability number:
 /// CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE,
@@ -30,78 +37,31 @@ pub fn drop_bounding_set() -> io::Result<()> {
         if keep & (1u64 << cap) != 0 {
             continue;
         }
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0 {
-            let e = io::Error::last_os_error();
+        match remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(1u64 << cap)) {
+            Ok(()) => {}
             // EINVAL: past the kernel's last capability (cap_last_cap): done.
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                break;
-            }
-            return Err(e);
+            Err(Errno::INVAL) => break,
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
 /// Lowers the effective and permitted sets to [`DEFAULT_SET`], empties the inheritable and
 /// ambient sets (as Docker does since CVE-2022-24769). Only ever lowers, so it works as any user.
 pub fn limit_sets() -> io::Result<()> {
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: version-3 header and a two-element data array, as capget(2) requires.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut hdr as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    let keep = default_mask();
-    for (i, d) in data.iter_mut().enumerate() {
-        let k = (keep >> (32 * i)) as u32;
-        d.permitted &= k;
-        d.effective &= d.permitted;
-        d.inheritable = 0;
-    }
-    // SAFETY: as above; capset(2) reads the same layout.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
+    let sets = capabilities(None)?;
+    let keep = CapabilitySet::from_bits_retain(default_mask());
+    let permitted = sets.permitted & keep;
+    set_capabilities(
+        None,
+        CapabilitySets {
+            effective: sets.effective & permitted,
+            permitted,
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    clear_ambient_capability_set()?;
     Ok(())
 }
 

@@ -1,8 +1,15 @@
 //! The rrun ⇄ container-child protocol: typed messages over a SOCK_SEQPACKET socketpair, with
 //! file descriptors passed as SCM_RIGHTS. Kernel interfaces: socketpair(2), sendmsg(2), recvmsg(2), unix(7).
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 
 use crate::error::{Context, Error, Result};
 
@@ -31,30 +38,21 @@ pub struct Channel {
 
 /// A connected pair (parent end, child end), both close-on-exec.
 pub fn pair() -> Result<(Channel, Channel)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error())
-            .ctx(|| "socketpair for the container handshake".into());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "socketpair for the container handshake".into())?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let (tag, payload, fds): (u8, &[u8], Vec<RawFd>) = match msg {
-            Msg::Setup(f) => (TAG_SETUP, b"", f.iter().map(AsRawFd::as_raw_fd).collect()),
-            Msg::Ready(f) => (TAG_READY, b"", f.iter().map(AsRawFd::as_raw_fd).collect()),
+        let (tag, payload, fds): (u8, &[u8], Vec<BorrowedFd<'_>>) = match msg {
+            Msg::Setup(f) => (TAG_SETUP, b"", f.iter().map(AsFd::as_fd).collect()),
+            Msg::Ready(f) => (TAG_READY, b"", f.iter().map(AsFd::as_fd).collect()),
             Msg::Failed(s) => (TAG_FAILED, s.as_bytes(), vec![]),
         };
         if fds.len() > MAX_FDS {
@@ -142,93 +140,50 @@ fn describe(m: &Option<Msg>) -> &'static str {
     }
 }
 
-fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let fd_bytes = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is a pure computation.
+fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let space = if fds.is_empty() {
         0
     } else {
-        (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize
+        rustix::cmsg_space!(ScmRights(fds.len()))
     };
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; every pointer set below stays valid during sendmsg, and the
-    // control buffer is sized with CMSG_SPACE and 8-byte aligned for the cmsghdr.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if !fds.is_empty() {
-            msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = space;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(
-                fds.as_ptr(),
-                libc::CMSG_DATA(c).cast::<RawFd>(),
-                fds.len(),
-            );
-        }
-        loop {
-            if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+    let mut cbuf = vec![MaybeUninit::<u8>::uninit(); space];
+    let mut control = SendAncillaryBuffer::new(&mut cbuf);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other(
+            "no room for the descriptors in the control buffer",
+        ));
+    }
+    let iov = [IoSlice::new(data)];
+    loop {
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 fn recv_with_fds(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut data = vec![0u8; 8192];
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space =
-        (unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) }) as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    // SAFETY: as in send_with_fds; descriptors found in SCM_RIGHTS are new and owned by us.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let n = loop {
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n >= 0 {
-                break n as usize;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ECONNRESET) => break 0,
-                _ => return Err(e),
-            }
-        };
-        let mut fds = Vec::new();
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let count =
-                    ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
-                let p = libc::CMSG_DATA(c).cast::<RawFd>();
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
+    // room for MAX_FDS descriptors, and for aligning the buffer to a cmsghdr
+    let space = rustix::cmsg_space!(ScmRights(MAX_FDS)) + std::mem::align_of::<u64>();
+    let mut cbuf = vec![MaybeUninit::<u8>::uninit(); space];
+    let mut control = RecvAncillaryBuffer::new(&mut cbuf);
+    let n = loop {
+        let mut iov = [IoSliceMut::new(&mut data)];
+        match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(m) => break m.bytes,
+            Err(Errno::INTR) => {}
+            Err(Errno::CONNRESET) => break 0,
+            Err(e) => return Err(e.into()),
         }
-        data.truncate(n);
-        Ok((data, fds))
+    };
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
+        }
     }
+    data.truncate(n);
+    Ok((data, fds))
 }

@@ -8,9 +8,14 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::MountPropagationFlags;
+use rustix::thread::UnshareFlags;
+
 use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
 use crate::spec::{self, ContainerConfig, NetMode, OsArg};
+use crate::sys::process::CStrArray;
 use crate::{caps, inroot, mounts, netns, rootfs, sys, tty, users};
 
 /// What the child needs besides the config.
@@ -30,8 +35,8 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
         Err(e) => e,
     };
     let _ = ctx.chan.send(&Msg::Failed(err.to_string()));
-    // SAFETY: _exit ends this forked child without running the parent's destructors/atexit.
-    unsafe { libc::_exit(125) }
+    // _exit: this forked child must not run the parent's destructors or atexit handlers
+    sys::process::exit_now(125)
 }
 
 /// The child's steps, in order; each says what it needs from the one before.
@@ -62,22 +67,16 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
 /// under `--net none`, the hostname, the host's resolv.conf (for `--net none|host`) and the
 /// host handles the root will need ([`rootfs::capture_host`]).
 fn before_id_maps(cfg: &ContainerConfig) -> Result<(rootfs::HostHandles, Vec<u8>)> {
-    sys::mount::mount(
-        None,
+    sys::mount::change_propagation(
         Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
     )
     .ctx(|| "make / rprivate".into())?;
     if cfg.net == NetMode::None {
         netns::loopback_up()?;
     }
-    // SAFETY: the pointer/length pair describes the hostname's bytes.
-    if unsafe { libc::sethostname(cfg.hostname.as_ptr().cast(), cfg.hostname.len()) } < 0 {
-        return Err(std::io::Error::last_os_error())
-            .ctx(|| format!("set hostname {:?}", cfg.hostname));
-    }
+    rustix::system::sethostname(cfg.hostname.as_bytes())
+        .ctx(|| format!("set hostname {:?}", cfg.hostname))?;
     let resolv_conf = match cfg.net {
         NetMode::None | NetMode::Host => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
         _ => Vec::new(),
@@ -105,17 +104,17 @@ fn become_container_root(ctx: &ChildCtx<'_>) -> Result<OwnedFd> {
     // Still with host root's uid (unmapped here), which owns the store: reach the container's
     // folder now, even below a folder only root may enter; the overlay is attached over it.
     let dir_fd = sys::fd::openat2(
-        libc::AT_FDCWD,
+        rustix::fs::CWD,
         ctx.container_dir,
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-        0,
+        OFlags::PATH | OFlags::DIRECTORY,
+        Mode::empty(),
+        ResolveFlags::empty(),
     )
     .ctx(|| format!("open {}", ctx.container_dir.display()))?;
     // Become root of the new user namespace now that the maps exist.
     sys::ids::set_ids(0, 0, &[]).ctx(|| "become root in the container's user namespace".into())?;
     if ctx.new_cgroupns {
-        sys::ns::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
+        sys::ns::unshare(UnshareFlags::NEWCGROUP).ctx(|| "unshare the cgroup namespace".into())?;
     }
     Ok(dir_fd)
 }
@@ -251,31 +250,16 @@ fn exec_rinit(
     ctx.chan.send(&Msg::Ready(master))?;
     sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
     sys::signal::reset_signals_for_exec();
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
-    e.push(std::ptr::null());
-    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call;
-    // the memfd is a sealed copy of rinit.
-    unsafe {
-        libc::execveat(
-            ctx.rinit.as_raw_fd(),
-            c"".as_ptr(),
-            a.as_ptr() as *mut _,
-            e.as_ptr() as *mut _,
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    Err(std::io::Error::last_os_error()).ctx(|| "exec rinit from its memfd".into())
+    let (a, e) = (CStrArray::new(&argv), CStrArray::new(&envp));
+    // the memfd is a sealed copy of rinit
+    let err = sys::process::execveat_fd(ctx.rinit, &a, &e);
+    Err(err).ctx(|| "exec rinit from its memfd".into())
 }
 
 /// setsid(2): a new session without a controlling terminal (the caller's terminal, if any,
 /// stays open as a plain descriptor: no TIOCSTI, no job-control signals through it).
 pub fn leave_session() -> Result<()> {
-    // SAFETY: setsid has no arguments; failure is reported via errno.
-    if unsafe { libc::setsid() } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "setsid: leave rrun's session".into());
-    }
+    rustix::process::setsid().ctx(|| "setsid: leave rrun's session".into())?;
     Ok(())
 }
 

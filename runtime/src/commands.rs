@@ -3,9 +3,13 @@
 //! Kernel docs: pidfd_open(2), pidfd_send_signal(2), signal(7).
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::Signal;
 use serde_json::json;
 
 use crate::cgroups::Cgroup;
@@ -98,7 +102,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "oom_killed": s.oom_killed,
         "orphaned": s.orphaned(),
         "created": s.created,
-        "upper_dir": upper::upper_dir(&containers, &s.id, s.upper_place()),
+        "upper_dir": upper::upper_dir(&dir, &s.id, s.upper_place()),
         "network": {"mode": s.config.net.name(), "ip": null, "gateway": null},
         "ports": [],
         "hostname": s.config.hostname,
@@ -137,25 +141,25 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "ALRM" => libc::SIGALRM,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "WINCH" => libc::SIGWINCH,
-        "PIPE" => libc::SIGPIPE,
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "KILL" => Signal::KILL,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "TERM" => Signal::TERM,
+        "ALRM" => Signal::ALARM,
+        "CONT" => Signal::CONT,
+        "STOP" => Signal::STOP,
+        "WINCH" => Signal::WINCH,
+        "PIPE" => Signal::PIPE,
         _ => {
             return Err(user(format!(
                 "bad signal {s:?}: use a name like TERM or KILL, or a number"
             )))
         }
     };
-    Ok(n)
+    Ok(n.as_raw())
 }
 
 /// Sends `sig` to the container's init if it is still the process we started (checked after
@@ -167,9 +171,9 @@ fn signal(s: &State, sig: i32) -> Result<bool> {
     if !init_alive(s.pid, s.pid_start) {
         return Ok(false);
     }
-    match sys::process::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig) {
+    match sys::process::pidfd_send_signal(fd.as_fd(), sig) {
         Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::SRCH) => Ok(false),
         Err(e) => Err(Error::Sys {
             what: format!("signal container {}", s.name),
             source: e,
@@ -189,18 +193,18 @@ fn wait_dead(s: &State, limit: Duration) -> bool {
     let start = Instant::now();
     loop {
         let left = limit.saturating_sub(start.elapsed());
-        let mut p = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
-            events: libc::POLLIN,
-            revents: 0,
+        // poll(2)'s resolution: whole milliseconds, as many as an int holds
+        let ms = left.as_millis().min(i32::MAX as u128) as i64;
+        let timeout = Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: ms % 1000 * 1_000_000,
         };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || start.elapsed() >= limit {
-            return false;
+        let mut p = [PollFd::new(&fd, PollFlags::IN)];
+        match rustix::event::poll(&mut p, Some(&timeout)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(_) if start.elapsed() >= limit => return false,
+            Err(_) => {}
         }
     }
 }
@@ -232,7 +236,7 @@ fn kill_everything(s: &State) -> Result<()> {
             cg.kill_all()?;
         }
     }
-    signal(s, libc::SIGKILL)?;
+    signal(s, Signal::KILL.as_raw())?;
     if !wait_dead(s, Duration::from_secs(10)) {
         return Err(user(format!(
             "container {} did not die after SIGKILL: see `ps` for pid {}",
@@ -251,9 +255,8 @@ fn kill_owner(s: &State) -> Result<()> {
     if !s.owner_alive() {
         return Ok(());
     }
-    let fd = std::os::fd::AsFd::as_fd(&fd);
-    match sys::process::pidfd_send_signal(fd, libc::SIGKILL) {
-        Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+    match sys::process::pidfd_send_signal(fd.as_fd(), Signal::KILL.as_raw()) {
+        Err(e) if Errno::from_io_error(&e) != Some(Errno::SRCH) => {
             return Err(Error::Sys {
                 what: format!(
                     "kill rrun {} that creates container {}",
@@ -264,13 +267,13 @@ fn kill_owner(s: &State) -> Result<()> {
         }
         _ => {}
     }
-    let mut p = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
-        events: libc::POLLIN,
-        revents: 0,
+    // a pidfd becomes readable when its process has exited
+    let mut p = [PollFd::new(&fd, PollFlags::IN)];
+    let five_seconds = Timespec {
+        tv_sec: 5,
+        tv_nsec: 0,
     };
-    // SAFETY: one valid pollfd; a pidfd becomes readable when its process has exited.
-    unsafe { libc::poll(&mut p, 1, 5000) };
+    let _ = rustix::event::poll(&mut p, Some(&five_seconds));
     Ok(())
 }
 
@@ -295,7 +298,7 @@ pub fn stop(root: &Path, time: u64, names: &[String]) -> Result<i32> {
         if s.status() != Status::Running {
             return Ok(());
         }
-        signal(&s, libc::SIGTERM)?;
+        signal(&s, Signal::TERM.as_raw())?;
         if !wait_dead(&s, Duration::from_secs(time)) {
             kill_everything(&s)?;
         }
@@ -425,7 +428,7 @@ pub fn logs(root: &Path, follow: bool, name: &str) -> Result<i32> {
             if n == 0 {
                 break;
             }
-            crate::tty::write_all(1, &buf[..n]).map_err(|e| Error::Sys {
+            crate::tty::write_all(rustix::stdio::stdout(), &buf[..n]).map_err(|e| Error::Sys {
                 what: "write to stdout".into(),
                 source: e,
             })?;

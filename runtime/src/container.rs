@@ -6,6 +6,10 @@ use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::FileType;
+use rustix::process::{Pid, Signal, Uid};
+use rustix::thread::UnshareFlags;
+
 use crate::cgroups::{self, Cgroup, Limits};
 use crate::channel::{self, Channel, Msg};
 use crate::child::{self, ChildCtx};
@@ -41,10 +45,10 @@ impl Drop for Undo<'_> {
         if !self.armed {
             return;
         }
-        if let Some(pid) = self.pid {
-            // SAFETY: pid is our own child, not yet reaped, so it cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = sys::process::waitpid(pid, 0);
+        if let Some(pid) = self.pid.and_then(Pid::from_raw) {
+            // our own child, not yet reaped, so the pid cannot have been reused
+            let _ = rustix::process::kill_process(pid, Signal::KILL);
+            let _ = sys::process::waitpid(pid.as_raw_nonzero().get(), false);
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.kill_all();
@@ -104,7 +108,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         armed: true,
     };
     hold.keep()?;
-    upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
+    upper::prepare(&dir, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
     share_stdio(&st);
     if let Some(l) = &limits {
@@ -195,30 +199,24 @@ fn cgroup_limits(st: &State) -> Option<Limits> {
 /// milliseconds). The child runs `child::main` and never returns here.
 fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) -> Result<i32> {
     let mut flags = ctx.config.idmaps.clone_flag()
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC;
+        | UnshareFlags::NEWPID
+        | UnshareFlags::NEWNS
+        | UnshareFlags::NEWUTS
+        | UnshareFlags::NEWIPC;
     if ctx.config.net != NetMode::Host {
-        flags |= libc::CLONE_NEWNET;
+        flags |= UnshareFlags::NEWNET;
     }
     let v2_dir = match v2 {
         Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
         None => None,
     };
-    // SAFETY: rrun starts no thread before creating a container, so it is single-threaded
-    // here; the child runs child::main, which ends in exec or _exit, behind a panic catcher.
-    let pid =
-        unsafe { sys::process::clone_fork(flags as u64, v2_dir.as_ref().map(|f| f.as_raw_fd())) }
-            .ctx(|| "clone the container's namespaces".into())?;
-    if pid == 0 {
-        // SAFETY: the parent's end of the socketpair is owned by a Channel in frames of the
-        // parent that this child never returns to (child::main never returns and a panic is
-        // caught in forked_child), so closing the child's copy here cannot close it twice.
-        unsafe { libc::close(parent_end.as_raw_fd()) };
-        sys::process::forked_child(|| child::main(ctx));
-    }
-    Ok(pid)
+    // The child closes its copy of the parent's end of the socketpair (so it sees end of
+    // stream when rrun dies) and runs child::main, which ends in exec or _exit. The parent
+    // gets `ctx` back and drops it on return, closing its copy of the child's end.
+    let cgroup = v2_dir.as_ref().map(|f| f.as_fd());
+    let (pid, _ctx) =
+        sys::process::clone_child(flags, cgroup, Some(parent_end), ctx, |ctx| child::main(ctx));
+    pid.ctx(|| "clone the container's namespaces".into())
 }
 
 /// Under remap the container's root cannot reopen an anonymous pipe or socket owned by host
@@ -230,23 +228,24 @@ fn share_stdio(st: &State) {
         return;
     }
     let Some(uid) = ids.host_uid(0) else { return };
-    for fd in 0..3 {
-        // SAFETY: fstat fills a plain struct; fchown on a descriptor number we were given.
-        unsafe {
-            let mut sb: libc::stat = std::mem::zeroed();
-            if libc::fstat(fd, &mut sb) != 0 {
-                continue;
-            }
-            let kind = sb.st_mode & libc::S_IFMT;
-            let anon = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-                .map(|l| {
-                    l.to_string_lossy().starts_with("pipe:[")
-                        || l.to_string_lossy().starts_with("socket:[")
-                })
-                .unwrap_or(false);
-            if (kind == libc::S_IFIFO || kind == libc::S_IFSOCK) && sb.st_uid == 0 && anon {
-                libc::fchown(fd, uid, u32::MAX);
-            }
+    let stdio = [
+        rustix::stdio::stdin(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stderr(),
+    ];
+    for (n, fd) in stdio.into_iter().enumerate() {
+        let Ok(sb) = rustix::fs::fstat(fd) else {
+            continue;
+        };
+        let kind = FileType::from_raw_mode(sb.st_mode);
+        let anon = std::fs::read_link(format!("/proc/self/fd/{n}"))
+            .map(|l| {
+                l.to_string_lossy().starts_with("pipe:[")
+                    || l.to_string_lossy().starts_with("socket:[")
+            })
+            .unwrap_or(false);
+        if matches!(kind, FileType::Fifo | FileType::Socket) && sb.st_uid == 0 && anon {
+            let _ = rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), None);
         }
     }
 }
@@ -278,8 +277,9 @@ fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<Own
         }
         layers.push(mounts::clone_tree(l, ns, false)?);
     }
-    let upper = upper::upper_dir(containers, &st.id, st.upper_place());
-    let work = upper::work_dir(containers, &st.id, st.upper_place());
+    let dir = containers.dir(&st.id);
+    let upper = upper::upper_dir(&dir, &st.id, st.upper_place());
+    let work = upper::work_dir(&dir, &st.id, st.upper_place());
     let root = mounts::overlay(&layers, &upper, &work)?;
     drop(layers);
     let mut out = vec![root];
@@ -293,9 +293,5 @@ fn build_mounts(pid: i32, containers: &Containers, st: &State) -> Result<Vec<Own
 /// True when `p` lies on a cgroup v2 filesystem.
 fn is_cgroup2(p: &Path) -> bool {
     let Ok(c) = sys::cstr(p) else { return false };
-    // SAFETY: statfs fills a plain struct from a valid C path.
-    unsafe {
-        let mut s: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::CGROUP2_SUPER_MAGIC
-    }
+    rustix::fs::statfs(c.as_c_str()).is_ok_and(|s| s.f_type == sys::CGROUP2_SUPER_MAGIC)
 }

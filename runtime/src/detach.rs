@@ -1,67 +1,53 @@
 //! `rrun -d`: a monitor process (double fork + setsid) owns the container, keeps its output in
 //! container.log and records its exit code; the caller prints the id once it started.
-//! Kernel docs: fork(2), setsid(2), pipe(2).
+//! Kernel docs: fork(2), setsid(2), pipe2(2).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
+
+use rustix::pipe::PipeFlags;
 
 use crate::container;
 use crate::error::{Context, Error, Result};
 use crate::image::ImageHold;
 use crate::state::{Containers, State};
 use crate::supervise::{self, Io};
-use crate::{run, sys};
+use crate::{finish, sys};
 
 /// The detached container's output (stdout and stderr, in order), in its folder.
 pub const LOG_FILE: &str = "container.log";
 
 fn pipe() -> Result<(File, File)> {
-    let mut fds = [0; 2];
-    // SAFETY: valid array for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "pipe".into());
-    }
-    // SAFETY: both descriptors are new and ours.
-    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
-}
-
-fn fork() -> Result<i32> {
-    // SAFETY: rrun is single-threaded here; the child only runs the monitor code below, which
-    // ends in _exit (sys::process::forked_child), never returning into the caller's frames.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "fork the monitor".into());
-    }
-    Ok(pid)
+    let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe".into())?;
+    Ok((File::from(r), File::from(w)))
 }
 
 /// Starts the container under a monitor and returns once it runs (0, id printed) or failed.
 pub fn start(containers: &Containers, st: State, hold: ImageHold, rinit: &Path) -> Result<i32> {
-    let (mut rd, wr) = pipe()?;
+    let (rd, wr) = pipe()?;
     let id = st.id.clone();
-    let pid = fork()?;
-    if pid == 0 {
-        sys::process::forked_child(|| {
-            drop(rd);
-            // First child: new session, then fork again so the monitor is no session leader
-            // and is adopted by init (or the nearest subreaper) when this one exits.
-            // SAFETY: setsid has no arguments.
-            unsafe { libc::setsid() };
-            match fork() {
-                Ok(0) => sys::process::forked_child(|| monitor(containers, st, hold, rinit, wr)),
-                _ => {
-                    hold.leave_to_child();
-                    0
-                }
-            }
+    let parts = (rd, st, hold, wr);
+    let (pid, (mut rd, _st, hold, wr)) = sys::process::fork(parts, |(rd, st, hold, wr)| {
+        drop(rd);
+        // First child: new session, then fork again so the monitor is no session leader
+        // and is adopted by init (or the nearest subreaper) when this one exits.
+        let _ = rustix::process::setsid();
+        let (_, handed) = sys::process::fork((st, hold, wr), |(st, hold, wr)| {
+            monitor(containers, st, hold, rinit, wr)
         });
-    }
-    // the monitor carries the hold on: this process waits for its report, and then exits
+        // This process ends with _exit now: what it handed on is the monitor's, and is
+        // not dropped here (a drop could close or release what the monitor holds).
+        std::mem::forget(handed);
+        0
+    });
+    // Without a monitor the hold is released here (dropped); with one, the monitor carries it
+    // on: this process waits for its report, and then exits.
+    let pid = pid.ctx(|| "fork the monitor".into())?;
     hold.leave_to_child();
     drop(wr);
-    let _ = sys::process::waitpid(pid, 0);
+    let _ = sys::process::waitpid(pid, false);
     let mut msg = String::new();
     let _ = rd.read_to_string(&mut msg);
     match msg.strip_prefix("ok") {
@@ -116,10 +102,10 @@ fn monitor(
     let io = Io {
         master: c.master.as_ref().map(|m| m.as_fd()),
         stdin: None,
-        stdout: out.as_ref().map_or(1, |o| o.as_raw_fd()),
+        stdout: out.as_ref().map_or(rustix::stdio::stdout(), |o| o.as_fd()),
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io).unwrap_or(0);
-    run::finish(containers, c, status)
+    finish::finish(containers, c, status)
 }
 
 fn redirect_stdio_to_null() -> Result<()> {

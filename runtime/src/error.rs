@@ -60,6 +60,15 @@ impl<T> Context<T> for io::Result<T> {
     }
 }
 
+impl<T> Context<T> for rustix::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T> {
+        self.map_err(|e| Error::Sys {
+            what: what(),
+            source: e.into(),
+        })
+    }
+}
+
 /// Shorthand for a user error.
 pub fn user(msg: impl Into<String>) -> Error {
     Error::User(msg.into())

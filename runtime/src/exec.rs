@@ -8,22 +8,26 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use rustix::io::Errno;
+use rustix::thread::ThreadNameSpaceType;
+
 use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
 use crate::error::{user, Context, Result};
 use crate::spec::{self, OsArg};
 use crate::state::{Containers, State, Status};
 use crate::supervise::{self, Io};
+use crate::sys::process::CStrArray;
 use crate::{caps, child, inroot, sys, tty, users};
 
-const NAMESPACES: [(&str, i32); 7] = [
-    ("user", libc::CLONE_NEWUSER),
-    ("mnt", libc::CLONE_NEWNS),
-    ("uts", libc::CLONE_NEWUTS),
-    ("ipc", libc::CLONE_NEWIPC),
-    ("net", libc::CLONE_NEWNET),
-    ("cgroup", libc::CLONE_NEWCGROUP),
-    ("pid", libc::CLONE_NEWPID),
+const NAMESPACES: [(&str, ThreadNameSpaceType); 7] = [
+    ("user", ThreadNameSpaceType::USER),
+    ("mnt", ThreadNameSpaceType::MOUNT),
+    ("uts", ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME),
+    ("ipc", ThreadNameSpaceType::INTER_PROCESS_COMMUNICATION),
+    ("net", ThreadNameSpaceType::NETWORK),
+    ("cgroup", ThreadNameSpaceType::CONTROL_GROUP),
+    ("pid", ThreadNameSpaceType::PROCESS_ID),
 ];
 
 /// Runs `rrun exec`; returns the exit code.
@@ -98,23 +102,17 @@ fn fork_and_supervise(
 ) -> Result<i32> {
     let _old = sys::signal::block_signals(&supervise::HANDLED);
     let sigfd = sys::signal::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
-    // SAFETY: single-threaded; the child only sets up and execs, ending in _exit otherwise
-    // (sys::process::forked_child), never returning into frames it shares with this process.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "fork into the container".into());
-    }
-    if pid == 0 {
-        sys::process::forked_child(|| in_child(pty.as_ref().map(|p| &p.1)));
-    }
+    // The child only sets up and execs, ending in _exit otherwise; it borrows what it needs.
+    let (pid, ()) = sys::process::fork((), |()| in_child(pty.as_ref().map(|p| &p.1)));
+    let pid = pid.ctx(|| "fork into the container".into())?;
     let child_fd = sys::process::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
     // Our copy of the pty's slave goes: the master then ends when the process's copies do.
     let master = pty.map(|(m, _slave)| m);
-    let _raw = relay_stdin.then(|| tty::RawMode::enter(0));
+    let _raw = relay_stdin.then(|| tty::RawMode::enter(rustix::stdio::stdin()));
     let io = Io {
         master: master.as_ref().map(|m| m.as_fd()),
-        stdin: relay_stdin.then_some(0),
-        stdout: 1,
+        stdin: relay_stdin.then(rustix::stdio::stdin),
+        stdout: rustix::stdio::stdout(),
     };
     supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)
 }
@@ -129,7 +127,7 @@ fn enter(st: &State) -> Result<()> {
     }
     // Namespaces the container shares with rrun (--net host) are left out: joining one's own
     // is a no-op at best. Which those are is read by pid; the join itself goes by pidfd.
-    let mut flags = 0;
+    let mut flags = ThreadNameSpaceType::empty();
     for (name, flag) in NAMESPACES {
         let theirs = std::fs::metadata(format!("/proc/{}/ns/{name}", st.pid)).map(|m| m.ino());
         let mine = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| m.ino());
@@ -140,9 +138,9 @@ fn enter(st: &State) -> Result<()> {
     if !st.cgroup_paths.is_empty() {
         Cgroup::from_paths(&st.cgroup_paths)?.add_pid(std::process::id() as i32)?;
     }
-    sys::ns::setns(pidfd.as_fd(), flags)
+    rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags)
         .ctx(|| format!("join the namespaces of container {}", st.name))?;
-    if flags & libc::CLONE_NEWUSER != 0 {
+    if flags.contains(ThreadNameSpaceType::USER) {
         sys::ids::set_ids(0, 0, &[])
             .ctx(|| "become root in the container's user namespace".into())?;
     }
@@ -193,23 +191,17 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
         return 125;
     }
     sys::signal::reset_signals_for_exec();
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
-    e.push(std::ptr::null());
+    let (a, e) = (CStrArray::new(argv), CStrArray::new(envp));
     let name = argv[0].as_bytes();
-    let err = search_and_exec(name, path, |p| {
-        // SAFETY: NULL-terminated arrays of valid C strings outliving the call.
-        unsafe { libc::execve(p.as_ptr(), a.as_ptr(), e.as_ptr()) };
-        std::io::Error::last_os_error()
-    });
+    let err = search_and_exec(name, path, |p| sys::process::execve(p, &a, &e));
     let shown = String::from_utf8_lossy(name);
-    if err.raw_os_error() == Some(libc::ENOENT) && !name.contains(&b'/') {
+    let errno = Errno::from_io_error(&err);
+    if errno == Some(Errno::NOENT) && !name.contains(&b'/') {
         eprintln!("rrun: {shown}: command not found in the container");
     } else {
         eprintln!("rrun: exec {shown}: {err}");
     }
-    if matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
+    if matches!(errno, Some(Errno::NOENT | Errno::NOTDIR)) {
         127
     } else {
         126
@@ -225,7 +217,7 @@ fn search_and_exec(
     path: &[u8],
     mut exec: impl FnMut(&std::ffi::CStr) -> std::io::Error,
 ) -> std::io::Error {
-    let enoent = || std::io::Error::from_raw_os_error(libc::ENOENT);
+    let enoent = || std::io::Error::from(Errno::NOENT);
     if name.is_empty() {
         return enoent();
     }
@@ -242,16 +234,16 @@ fn search_and_exec(
             continue;
         };
         let err = exec(&candidate);
-        match err.raw_os_error() {
-            Some(libc::EACCES) => saw_eacces = true,
+        match Errno::from_io_error(&err) {
+            Some(Errno::ACCESS) => saw_eacces = true,
             Some(
-                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENAMETOOLONG | libc::ELOOP,
+                Errno::NOENT | Errno::NOTDIR | Errno::STALE | Errno::NAMETOOLONG | Errno::LOOP,
             ) => {}
             _ => return err,
         }
     }
     if saw_eacces {
-        std::io::Error::from_raw_os_error(libc::EACCES)
+        std::io::Error::from(Errno::ACCESS)
     } else {
         enoent()
     }
@@ -266,26 +258,26 @@ mod tests {
         let mut tried = Vec::new();
         let err = search_and_exec(b"ls", b"/a:/b::/c", |p| {
             tried.push(p.to_string_lossy().into_owned());
-            std::io::Error::from_raw_os_error(if p.to_bytes() == b"/a/ls" {
-                libc::EACCES
+            std::io::Error::from(if p.to_bytes() == b"/a/ls" {
+                Errno::ACCESS
             } else {
-                libc::ENOENT
+                Errno::NOENT
             })
         });
         assert_eq!(tried, ["/a/ls", "/b/ls", "./ls", "/c/ls"]);
-        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+        assert_eq!(Errno::from_io_error(&err), Some(Errno::ACCESS));
         let err = search_and_exec(b"ls", b"/a:/b", |p| {
-            std::io::Error::from_raw_os_error(if p.to_bytes() == b"/b/ls" {
-                libc::ENOEXEC
+            std::io::Error::from(if p.to_bytes() == b"/b/ls" {
+                Errno::NOEXEC
             } else {
-                libc::ENOENT
+                Errno::NOENT
             })
         });
-        assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC));
+        assert_eq!(Errno::from_io_error(&err), Some(Errno::NOEXEC));
         let mut tried = Vec::new();
         search_and_exec(b"./x", b"/a", |p| {
             tried.push(p.to_string_lossy().into_owned());
-            std::io::Error::from_raw_os_error(libc::ENOENT)
+            std::io::Error::from(Errno::NOENT)
         });
         assert_eq!(tried, ["./x"]);
     }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use rustix::thread::UnshareFlags;
 use serde::{Deserialize, Serialize};
 use store::subid;
 
@@ -120,11 +121,11 @@ impl IdMaps {
     }
 
     /// The clone(2) flag for the container's user namespace (none under `--userns host`).
-    pub fn clone_flag(&self) -> i32 {
+    pub fn clone_flag(&self) -> UnshareFlags {
         if self.own_userns() {
-            libc::CLONE_NEWUSER
+            UnshareFlags::NEWUSER
         } else {
-            0
+            UnshareFlags::empty()
         }
     }
 

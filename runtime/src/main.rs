@@ -38,7 +38,7 @@ fn main() {
         tracing_subscriber::fmt()
             .with_env_filter(env)
             .with_writer(std::io::stderr)
-            .with_ansi(rrun::tty::is_tty(2))
+            .with_ansi(rrun::tty::is_tty(rustix::stdio::stderr()))
             .without_time()
             .init();
     }

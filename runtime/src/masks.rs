@@ -13,10 +13,12 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
+use rustix::mount::{MountAttrFlags, OpenTreeFlags};
 
 use crate::error::{Context, Error, Result};
 use crate::inroot::Root;
 use crate::sys;
+use crate::sys::mount::MountAttr;
 
 /// Made read-only (bind-mounted over themselves): writing there changes the host's kernel.
 pub const READONLY: [&str; 5] = [
@@ -51,21 +53,21 @@ pub fn apply(root: &Root, null: &OwnedFd) -> Result<()> {
             continue;
         };
         let bind = sys::mount::open_tree(
-            fd_raw(&fd),
+            fd.as_fd(),
             std::path::Path::new(""),
-            libc::OPEN_TREE_CLONE
-                | libc::OPEN_TREE_CLOEXEC
-                | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32,
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH
+                | OpenTreeFlags::AT_RECURSIVE,
         )
         .ctx(|| format!("bind {p} to make it read-only"))?;
-        let attr = libc::mount_attr {
-            attr_set: libc::MOUNT_ATTR_RDONLY
-                | libc::MOUNT_ATTR_NOSUID
-                | libc::MOUNT_ATTR_NODEV
-                | libc::MOUNT_ATTR_NOEXEC,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
+        let attr = MountAttr {
+            set: MountAttrFlags::MOUNT_ATTR_RDONLY
+                | MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            clear: MountAttrFlags::empty(),
+            userns: None,
         };
         sys::mount::mount_setattr_fd(bind.as_fd(), true, &attr)
             .ctx(|| format!("make {p} read-only"))?;
@@ -83,19 +85,17 @@ pub fn apply(root: &Root, null: &OwnedFd) -> Result<()> {
             empty_tmpfs().ctx(|| format!("an empty tmpfs to mask {p}"))?
         } else {
             sys::mount::open_tree(
-                fd_raw(null),
+                null.as_fd(),
                 std::path::Path::new(""),
-                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH,
             )
             .ctx(|| format!("bind /dev/null to mask {p}"))?
         };
         sys::mount::move_mount_fd(cover.as_fd(), fd.as_fd()).ctx(|| format!("mask {p}"))?;
     }
     Ok(())
-}
-
-fn fd_raw(fd: &OwnedFd) -> i32 {
-    std::os::fd::AsRawFd::as_raw_fd(fd)
 }
 
 /// An O_PATH descriptor of `p` (not following a final symbolic link), None when missing.
@@ -118,9 +118,9 @@ fn empty_tmpfs() -> std::io::Result<OwnedFd> {
     sys::mount::fsconfig_create(fs.as_fd())?;
     sys::mount::fsmount(
         fs.as_fd(),
-        libc::MOUNT_ATTR_RDONLY
-            | libc::MOUNT_ATTR_NOSUID
-            | libc::MOUNT_ATTR_NODEV
-            | libc::MOUNT_ATTR_NOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
 }

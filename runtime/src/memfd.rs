@@ -2,10 +2,11 @@
 //! alter the host's binary nor see it in its filesystem. Kernel doc: memfd_create(2), fcntl(2)
 //! (F_ADD_SEALS), execveat(2).
 
-use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{MemfdFlags, SealFlags};
 
 use crate::error::{user, Context, Result};
 
@@ -31,20 +32,11 @@ pub fn find_rinit() -> Result<PathBuf> {
 /// A close-on-exec memfd holding a copy of `path`, sealed against any change.
 pub fn sealed_copy(path: &Path) -> Result<OwnedFd> {
     let mut src = File::open(path).ctx(|| format!("open rinit at {}", path.display()))?;
-    let name = CString::new("rinit").expect("static name has no NUL");
-    // SAFETY: `name` is a valid C string; the returned descriptor is new and ours.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "memfd_create for rinit".into());
-    }
-    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
-    let mut dst = unsafe { File::from_raw_fd(fd) };
+    let fd = rustix::fs::memfd_create(c"rinit", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .ctx(|| "memfd_create for rinit".into())?;
+    let mut dst = File::from(fd);
     std::io::copy(&mut src, &mut dst).ctx(|| format!("copy {} into a memfd", path.display()))?;
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
-    // SAFETY: fcntl on a descriptor we own, integer argument.
-    if unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "seal the rinit memfd".into());
-    }
+    let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL;
+    rustix::fs::fcntl_add_seals(&dst, seals).ctx(|| "seal the rinit memfd".into())?;
     Ok(OwnedFd::from(dst))
 }

@@ -4,20 +4,23 @@
 //! Kernel docs: open_tree(2), mount_setattr(2) (MOUNT_ATTR_IDMAP), fsopen(2)/fsconfig(2)/fsmount(2),
 //! Documentation/filesystems/overlayfs.rst ("lowerdir+" and layers given as file descriptors).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountAttrFlags, OpenTreeFlags};
 
 use crate::error::{Context, Result};
 use crate::spec::Volume;
 use crate::sys;
+use crate::sys::mount::MountAttr;
 
 /// A detached copy of the tree at `path` (not its submounts), optionally idmapped to the user
 /// namespace `userns` and/or read-only.
 pub fn clone_tree(path: &Path, userns: Option<BorrowedFd<'_>>, readonly: bool) -> Result<OwnedFd> {
     let fd = sys::mount::open_tree(
-        libc::AT_FDCWD,
+        rustix::fs::CWD,
         path,
-        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )
     .ctx(|| format!("open_tree {}", path.display()))?;
     set_attrs(fd, path, userns, readonly)
@@ -31,9 +34,11 @@ pub fn clone_volume(v: &Volume, userns: Option<BorrowedFd<'_>>) -> Result<OwnedF
         return clone_tree(&v.source, userns, v.readonly);
     };
     let fd = sys::mount::open_tree(
-        src.as_raw_fd(),
+        src.as_fd(),
         Path::new(""),
-        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
     )
     .ctx(|| format!("open_tree {}", v.source.display()))?;
     set_attrs(fd, &v.source, userns, v.readonly)
@@ -45,20 +50,19 @@ fn set_attrs(
     userns: Option<BorrowedFd<'_>>,
     readonly: bool,
 ) -> Result<OwnedFd> {
-    let mut attr = libc::mount_attr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+    let mut attr = MountAttr {
+        set: MountAttrFlags::empty(),
+        clear: MountAttrFlags::empty(),
+        userns: None,
     };
     if let Some(ns) = userns {
-        attr.attr_set |= libc::MOUNT_ATTR_IDMAP;
-        attr.userns_fd = ns.as_raw_fd() as u64;
+        attr.set |= MountAttrFlags::MOUNT_ATTR_IDMAP;
+        attr.userns = Some(ns);
     }
     if readonly {
-        attr.attr_set |= libc::MOUNT_ATTR_RDONLY;
+        attr.set |= MountAttrFlags::MOUNT_ATTR_RDONLY;
     }
-    if attr.attr_set != 0 {
+    if !attr.set.is_empty() {
         sys::mount::mount_setattr_fd(fd.as_fd(), false, &attr).ctx(|| {
             if userns.is_some() {
                 format!(
@@ -76,7 +80,7 @@ fn set_attrs(
 /// The root overlay's mount attributes: nodev (device nodes shipped in an image open nothing;
 /// the devices cgroup is the other guard), but not nosuid: setuid programs of the image must
 /// work for container root, as in Docker.
-pub const ROOT_ATTRS: u64 = libc::MOUNT_ATTR_NODEV;
+pub const ROOT_ATTRS: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NODEV;
 
 /// Layer folders top first with later duplicates dropped. The kernel refuses a layer listed
 /// twice ("overlayfs: conflicting lowerdir path", ELOOP; checked on 6.18), and for overlay

@@ -13,15 +13,17 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, OFlags};
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::mount::{MountAttrFlags, MountFlags, OpenTreeFlags, UnmountFlags};
 
 use crate::error::{Context, Result};
 use crate::inroot::{Kind, Root};
 use crate::spec::{self, Volume};
+use crate::sys::mount::MountAttr;
 use crate::{masks, mounts, sys};
 
 /// The host device nodes bind-mounted into the container's /dev.
@@ -64,14 +66,16 @@ pub fn capture_host(want_devnull: bool) -> Result<HostHandles> {
         "/proc",
         new_fs(
             c"proc",
-            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         )?,
     )];
     // sysfs needs a network namespace of our own (refused with --net host): then rinit tries.
-    let ro = libc::MOUNT_ATTR_RDONLY
-        | libc::MOUNT_ATTR_NOSUID
-        | libc::MOUNT_ATTR_NODEV
-        | libc::MOUNT_ATTR_NOEXEC;
+    let ro = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
     if let Ok(fd) = new_fs(c"sysfs", ro) {
         kernel_fs.push(("/sys", fd));
     }
@@ -100,7 +104,9 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
     sys::mount::fsconfig_create(fs.as_fd()).ctx(|| "create the /etc files tmpfs".into())?;
     let mnt = sys::mount::fsmount(
         fs.as_fd(),
-        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
     .ctx(|| "fsmount the /etc files tmpfs".into())?;
     let data: [&[u8]; 3] = [
@@ -111,20 +117,20 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
     let mut out = Vec::with_capacity(3);
     for (name, bytes) in ETC_FILES.iter().zip(data) {
         let f = sys::fd::openat2(
-            mnt.as_raw_fd(),
+            mnt.as_fd(),
             Path::new(name),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
-            0o644,
-            libc::RESOLVE_BENEATH,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::EXCL,
+            Mode::from_raw_mode(0o644),
+            ResolveFlags::BENEATH,
         )
         .ctx(|| format!("create {name} in the /etc files tmpfs"))?;
         File::from(f)
             .write_all(bytes)
             .ctx(|| format!("write {name}"))?;
         let bind = sys::mount::open_tree(
-            mnt.as_raw_fd(),
+            mnt.as_fd(),
             Path::new(name),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
         )
         .ctx(|| format!("bind {name} from the /etc files tmpfs"))?;
         out.push((*name, bind));
@@ -133,7 +139,7 @@ fn etc_tmpfs(files: &EtcFiles) -> Result<Vec<(&'static str, OwnedFd)>> {
 }
 
 /// A detached mount of a fresh instance of a kernel filesystem (proc, sysfs).
-fn new_fs(fstype: &std::ffi::CStr, attrs: u64) -> Result<OwnedFd> {
+fn new_fs(fstype: &std::ffi::CStr, attrs: MountAttrFlags) -> Result<OwnedFd> {
     let name = fstype.to_string_lossy();
     let fs = sys::mount::fsopen(fstype).ctx(|| format!("fsopen {name}"))?;
     sys::mount::fsconfig_create(fs.as_fd()).ctx(|| format!("create a {name} instance"))?;
@@ -156,14 +162,12 @@ pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
 pub fn enter_root(root: OwnedFd, mountpoint: std::os::fd::BorrowedFd<'_>) -> Result<()> {
     sys::mount::move_mount_fd(root.as_fd(), mountpoint)
         .ctx(|| "attach the overlay over the container's folder".into())?;
-    // SAFETY: fchdir on the (now attached) overlay mount's root directory fd.
-    if unsafe { libc::fchdir(root.as_raw_fd()) } < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "chdir into the overlay".into());
-    }
+    rustix::process::fchdir(&root).ctx(|| "chdir into the overlay".into())?;
     drop(root);
     sys::mount::pivot_root(Path::new("."), Path::new("."))
         .ctx(|| "pivot_root into the container root".into())?;
-    sys::mount::umount2(Path::new("."), libc::MNT_DETACH).ctx(|| "detach the old root".into())?;
+    sys::mount::umount2(Path::new("."), UnmountFlags::DETACH)
+        .ctx(|| "detach the old root".into())?;
     std::env::set_current_dir("/").ctx(|| "chdir /".into())
 }
 
@@ -182,10 +186,10 @@ pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Res
     let dev = Path::new("/dev");
     mkdir_all(dev)?;
     sys::mount::mount(
-        Some("tmpfs"),
+        "tmpfs",
         dev,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
         Some("mode=755,size=65536k"),
     )
     .ctx(|| "mount tmpfs on /dev".into())?;
@@ -205,10 +209,10 @@ pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Res
         None => "newinstance,ptmxmode=0666,mode=0620".to_string(),
     };
     sys::mount::mount(
-        Some("devpts"),
+        "devpts",
         &pts,
-        Some("devpts"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
         Some(&opts),
     )
     .ctx(|| "mount devpts on /dev/pts".into())?;
@@ -225,7 +229,7 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let master = OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags((OFlags::NOCTTY | OFlags::CLOEXEC).bits() as i32)
         .open("/dev/pts/ptmx")
         .ctx(|| "open /dev/pts/ptmx".into())?;
     let master = OwnedFd::from(master);
@@ -272,7 +276,7 @@ fn check_resolved_target(root: &Root, target: &OwnedFd, path: &str, what: &str) 
         }
     }
     let on_proc = rustix::fs::fstatfs(target)
-        .map(|s| s.f_type == libc::PROC_SUPER_MAGIC)
+        .map(|s| s.f_type == rustix::fs::PROC_SUPER_MAGIC)
         .unwrap_or(false);
     if on_proc && !spec::PROC_TARGETS_ALLOWED.contains(&spec::normalize(path).as_str()) {
         return spec::check_mount_target("/proc", what);
@@ -313,7 +317,8 @@ pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
         sys::mount::fsconfig_string(fs.as_fd(), c"mode", c"1777")
             .ctx(|| format!("tmpfs mode for {what}"))?;
         sys::mount::fsconfig_create(fs.as_fd()).ctx(|| format!("create the tmpfs of {what}"))?;
-        let mnt = sys::mount::fsmount(fs.as_fd(), libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV)
+        let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+        let mnt = sys::mount::fsmount(fs.as_fd(), attrs)
             .ctx(|| format!("fsmount the tmpfs of {what}"))?;
         sys::mount::move_mount_fd(mnt.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
     }
@@ -322,11 +327,10 @@ pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
 
 /// Makes the root mount (only the root, not the mounts on it) read-only.
 pub fn make_root_readonly() -> Result<()> {
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+    let attr = MountAttr {
+        set: MountAttrFlags::MOUNT_ATTR_RDONLY,
+        clear: MountAttrFlags::empty(),
+        userns: None,
     };
     sys::mount::mount_setattr_path(Path::new("/"), &attr).ctx(|| "make the root read-only".into())
 }
@@ -341,7 +345,7 @@ pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
     let m = |src: &str,
              path: &str,
              fstype: &str,
-             flags: libc::c_ulong,
+             flags: MountFlags,
              data: Option<&str>,
              mode: u32|
      -> Result<()> {
@@ -353,10 +357,9 @@ pub fn premount_kernel_fs(have_pts: bool) -> Result<()> {
         mkdir_all(p)?;
         fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode))
             .ctx(|| format!("chmod {path}"))?;
-        sys::mount::mount(Some(src), p, Some(fstype), flags, data)
-            .ctx(|| format!("mount {fstype} on {path}"))
+        sys::mount::mount(src, p, fstype, flags, data).ctx(|| format!("mount {fstype} on {path}"))
     };
-    let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
+    let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);
     if !have_pts && !is_mount_point(Path::new("/dev/pts")) {
         m(
             "devpts",

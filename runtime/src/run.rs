@@ -1,19 +1,19 @@
 //! `rrun --image IMAGE [--] COMMAND`: turning the command line and the image into a container
-//! config, running it in the foreground (or handing it to a detached monitor), and finishing
-//! it (exit code, OOM report, removal). Kernel interfaces: see container.rs and supervise.rs.
+//! config and running it in the foreground (or handing it to a detached monitor); the end is
+//! [`crate::finish`]'s. Kernel interfaces: see container.rs and supervise.rs.
 
 use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::cgroups;
 use crate::cli::RunArgs;
-use crate::container::{self, Created};
+use crate::container;
 use crate::error::{user, Error, Result};
 use crate::idmap::IdMaps;
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
-use crate::{detach, image, memfd, sys, tty};
+use crate::{detach, finish, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
 /// every check that needs no image first, then the image, resolved and held for the new
@@ -186,79 +186,20 @@ fn run_foreground(
     let stdin_on = st.config.process.stdin;
     let c = container::create(containers, st, hold, rinit)?;
     let _raw = if tty_mode && stdin_on {
-        Some(tty::RawMode::enter(0))
+        Some(tty::RawMode::enter(rustix::stdio::stdin()))
     } else {
         None
     };
     let io = Io {
         master: c.master.as_ref().map(|m| m.as_fd()),
-        stdin: (tty_mode && stdin_on).then_some(0),
-        stdout: 1,
+        stdin: (tty_mode && stdin_on).then(rustix::stdio::stdin),
+        stdout: rustix::stdio::stdout(),
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
     drop(_raw);
     let status = status?;
     tracing::debug!(us = crate::elapsed_us(), "container exited");
-    let code = finish(containers, c, status);
+    let code = finish::finish(containers, c, status);
     tracing::debug!(us = crate::elapsed_us(), "cleaned up");
     Ok(code)
-}
-
-/// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code:
-/// always the command's own status (as Docker: an OOM kill is reported beside it, in a line on
-/// stderr and `oom_killed` in inspect, not in place of it; a command whose process the OOM
-/// killer ended exits 137 by itself, as a shell running it does).
-pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
-    let oom = c.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
-    let code = sys::process::exit_code_of(status);
-    if oom {
-        let limit = c
-            .state
-            .config
-            .limits
-            .memory
-            .map_or("none".into(), |m| m.to_string());
-        let what = if code == 137 {
-            format!("container {} was killed", c.state.name)
-        } else {
-            format!("a process of container {} was killed", c.state.name)
-        };
-        eprintln!("rrun: {what} by the kernel's OOM killer (memory limit {limit} bytes)");
-    }
-    // Nothing of the container may outlive its init (the pid namespace is gone, but a task
-    // that joined with exec could remain): empty and remove the cgroup.
-    if let Some(cg) = c.cgroup {
-        if !cg.pids().is_empty() {
-            let _ = cg.kill_all();
-        }
-        if let Err(e) = cg.remove() {
-            eprintln!("rrun: {e}");
-        }
-    }
-    tracing::debug!(us = crate::elapsed_us(), "cgroup removed");
-    drop(c.pidfd);
-    drop(c.master);
-    if let Err(e) = record_end(containers, &c.state, code, oom) {
-        eprintln!("rrun: {e}");
-    }
-    code
-}
-
-/// Removes a container removed on exit, or records how a kept one ended. Someone may have
-/// removed it meanwhile (`rrun rm -f`): then there is nothing left to do.
-fn record_end(containers: &Containers, st: &State, code: i32, oom: bool) -> Result<()> {
-    if !st.auto_remove {
-        return containers
-            .update(&st.id, |s| {
-                s.finished = true;
-                s.exit_code = Some(code);
-                s.oom_killed = oom;
-            })
-            .map(drop);
-    }
-    match containers.lock(&st.id) {
-        Ok(_l) => containers.remove_dir(&st.id),
-        Err(Error::NoSuchContainer(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
 }

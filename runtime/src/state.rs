@@ -13,14 +13,17 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use rustix::rand::GetRandomFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
+use crate::lock::{flock, Lock};
 use crate::spec::ContainerConfig;
 use crate::{sys, upper};
 
@@ -179,27 +182,6 @@ pub struct Containers {
     dir: PathBuf,
 }
 
-/// An exclusive flock held until dropped.
-pub struct Lock {
-    _file: File,
-}
-
-/// An exclusive flock(2) of the file or folder `path` (opened read-only, never created),
-/// retried on EINTR; NotFound when it is missing.
-pub fn flock(path: &Path) -> std::io::Result<Lock> {
-    let f = File::open(path)?;
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock { _file: f });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 impl Containers {
     /// The containers of the store at `root`. Nothing is created: the folder is made with the
     /// store, and a store that does not exist has no containers.
@@ -286,7 +268,7 @@ impl Containers {
         bytes.push(b'\n');
         if let Ok(f) = OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
             .open(&p)
         {
             let old = f.metadata().map(|m| m.len() as usize).unwrap_or(usize::MAX);
@@ -492,7 +474,10 @@ impl Containers {
     }
 
     fn remove_folder(&self, id: &str) -> Result<()> {
-        upper::remove_run_dir(id)?;
+        if let Some(run) = is_id(id).then(|| upper::run_dir_of(id)).flatten() {
+            remove_tree(&run)?;
+            upper::unmount_run_if_unused()?;
+        }
         let d = self.dir(id);
         if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
             return std::fs::remove_file(&d).ctx(|| format!("remove {}", d.display()));
@@ -516,7 +501,7 @@ fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
         .open(p)?;
     let m = f.metadata()?;
     if !m.is_file() || m.len() > max {
@@ -540,10 +525,10 @@ pub fn remove_tree(d: &Path) -> Result<()> {
 /// A new random container id: 64 hex digits.
 pub fn new_id() -> Result<String> {
     let mut b = [0u8; 32];
-    // SAFETY: the buffer is valid for its length.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        return Err(std::io::Error::last_os_error()).ctx(|| "getrandom for a container id".into());
+    match rustix::rand::getrandom(&mut b, GetRandomFlags::empty()) {
+        Ok(n) if n == b.len() => {}
+        Ok(_) => return Err(Errno::IO).ctx(|| "getrandom for a container id: short read".into()),
+        Err(e) => return Err(e).ctx(|| "getrandom for a container id".into()),
     }
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -2,21 +2,28 @@
 //! follow the window size, reap it and turn its wait status into rrun's exit code.
 //! Kernel docs: signalfd(2), poll(2), waitpid(2), pidfd_send_signal(2).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::Signal;
 
 use crate::error::{Context, Result};
 use crate::{sys, tty};
 
+const SIGCHLD: i32 = Signal::CHILD.as_raw();
+const SIGWINCH: i32 = Signal::WINCH.as_raw();
+
 /// Signals rrun blocks and handles through a signalfd while a container runs.
 pub const HANDLED: [i32; 8] = [
-    libc::SIGCHLD,
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
+    SIGCHLD,
+    Signal::INT.as_raw(),
+    Signal::TERM.as_raw(),
+    Signal::HUP.as_raw(),
+    Signal::QUIT.as_raw(),
+    Signal::USR1.as_raw(),
+    Signal::USR2.as_raw(),
+    SIGWINCH,
 ];
 
 /// What to relay.
@@ -24,9 +31,9 @@ pub struct Io<'a> {
     /// The pty master (terminal mode).
     pub master: Option<BorrowedFd<'a>>,
     /// Where the caller's input comes from (terminal mode with -i).
-    pub stdin: Option<i32>,
+    pub stdin: Option<BorrowedFd<'a>>,
     /// Where the terminal's output goes.
-    pub stdout: i32,
+    pub stdout: BorrowedFd<'a>,
 }
 
 /// Waits for process `pid` (our child) to end, forwarding signals through `pidfd` and relaying
@@ -40,42 +47,57 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
         buf: vec![0u8; 16384],
     };
     if let Some(m) = io.master {
-        tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
+        tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m);
     }
     let mut status: Option<i32> = None;
+    // Once the container has exited, drain the pty without blocking forever.
+    let drain = Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
     while status.is_none() || relay.master_open {
-        let mut fds = vec![pollfd(sigfd.as_raw_fd())];
+        let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
         let (mi, si) = relay.add_poll_fds(&mut fds, status.is_none());
-        // Once the container has exited, drain the pty without blocking forever.
-        let timeout = if status.is_some() { 100 } else { -1 };
-        // SAFETY: `fds` is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).ctx(|| "poll".into());
-        }
+        let timeout = status.is_some().then_some(&drain);
+        let n = match rustix::event::poll(&mut fds, timeout) {
+            Ok(n) => n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e).ctx(|| "poll".into()),
+        };
         if n == 0 && status.is_some() {
             break;
         }
-        if fds[0].revents & libc::POLLIN != 0 {
+        let ready = Ready::of(&fds, mi, si);
+        drop(fds);
+        if ready.signal {
             status = handle_signals(pid, pidfd, sigfd, io, status)?;
         } else if status.is_none() {
             // A SIGCHLD may have been merged with one already read: check cheaply.
-            status = sys::process::waitpid(pid, libc::WNOHANG).ok().flatten();
+            status = sys::process::waitpid(pid, true).ok().flatten();
         }
-        relay.pump(&fds, mi, si);
+        relay.pump(&ready);
     }
     Ok(status.unwrap_or(0))
 }
 
-fn pollfd(fd: i32) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// Which of the polled descriptors are ready: the signalfd, the master, stdin.
+struct Ready {
+    signal: bool,
+    master: bool,
+    stdin: bool,
+}
+
+impl Ready {
+    fn of(fds: &[PollFd<'_>], mi: Option<usize>, si: Option<usize>) -> Ready {
+        let ready = |i: Option<usize>| {
+            let any = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
+            i.is_some_and(|i| fds[i].revents().intersects(any))
+        };
+        Ready {
+            signal: fds[0].revents().contains(PollFlags::IN),
+            master: ready(mi),
+            stdin: ready(si),
+        }
     }
 }
 
@@ -91,14 +113,14 @@ fn handle_signals(
 ) -> Result<Option<i32>> {
     while let Some(sig) = sys::signal::read_signal(sigfd.as_fd()) {
         match sig {
-            libc::SIGCHLD if status.is_none() => {
-                status = sys::process::waitpid(pid, libc::WNOHANG)
+            SIGCHLD if status.is_none() => {
+                status = sys::process::waitpid(pid, true)
                     .ctx(|| format!("wait for the container's init {pid}"))?;
             }
-            libc::SIGCHLD => {}
-            libc::SIGWINCH => {
+            SIGCHLD => {}
+            SIGWINCH => {
                 if let Some(m) = io.master {
-                    tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
+                    tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m);
                 }
             }
             s if status.is_none() => {
@@ -118,22 +140,21 @@ struct Relay<'a> {
     buf: Vec<u8>,
 }
 
-impl Relay<'_> {
+impl<'a> Relay<'a> {
     /// Adds the master and (while the child runs) stdin to the poll set; returns their indexes.
-    fn add_poll_fds(
+    fn add_poll_fds<'f>(
         &self,
-        fds: &mut Vec<libc::pollfd>,
+        fds: &mut Vec<PollFd<'f>>,
         running: bool,
-    ) -> (Option<usize>, Option<usize>) {
-        let mut add = |fd: i32| {
-            fds.push(pollfd(fd));
+    ) -> (Option<usize>, Option<usize>)
+    where
+        'a: 'f,
+    {
+        let mut add = |fd: BorrowedFd<'a>| {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             fds.len() - 1
         };
-        let mi = self
-            .io
-            .master
-            .filter(|_| self.master_open)
-            .map(|m| add(m.as_raw_fd()));
+        let mi = self.io.master.filter(|_| self.master_open).map(&mut add);
         let si = self
             .io
             .stdin
@@ -143,28 +164,26 @@ impl Relay<'_> {
     }
 
     /// Copies what is ready; a side that ends (EOF or an error) is closed for good.
-    fn pump(&mut self, fds: &[libc::pollfd], mi: Option<usize>, si: Option<usize>) {
-        let ready = |i: Option<usize>| {
-            i.is_some_and(|i| fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
-        };
-        if let (true, Some(m)) = (ready(mi), self.io.master) {
-            self.master_open = copy(&mut self.buf, m.as_raw_fd(), Some(self.io.stdout));
+    fn pump(&mut self, ready: &Ready) {
+        if let (true, Some(m)) = (ready.master, self.io.master) {
+            self.master_open = copy(&mut self.buf, m, Some(self.io.stdout));
         }
-        if let (true, Some(i)) = (ready(si), self.io.stdin) {
-            self.stdin_open = copy(&mut self.buf, i, self.io.master.map(|m| m.as_raw_fd()));
+        if let (true, Some(i)) = (ready.stdin, self.io.stdin) {
+            self.stdin_open = copy(&mut self.buf, i, self.io.master);
         }
     }
 }
 
 /// One read from `from`, written to `to`; false once `from` has ended.
-fn copy(buf: &mut [u8], from: i32, to: Option<i32>) -> bool {
-    // SAFETY: reading into a valid buffer of its length.
-    let r = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
-    if r > 0 {
-        if let Some(to) = to {
-            let _ = tty::write_all(to, &buf[..r as usize]);
+fn copy(buf: &mut [u8], from: BorrowedFd<'_>, to: Option<BorrowedFd<'_>>) -> bool {
+    match rustix::io::read(from, &mut *buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            if let Some(to) = to {
+                let _ = tty::write_all(to, &buf[..n]);
+            }
+            true
         }
-        return true;
+        Err(e) => e == Errno::INTR,
     }
-    r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
 }

@@ -22,11 +22,12 @@ use std::fs;
 use std::os::unix::fs::{chown, DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::mount::{MountFlags, UnmountFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
 use crate::idmap::IdMaps;
-use crate::state::{self, Containers};
+use crate::lock::{self, Lock};
 use crate::sys;
 
 /// Where rrun's tmpfs for the upper dirs of containers removed on exit is mounted.
@@ -54,29 +55,30 @@ pub fn choose(auto_remove: bool, rootless: bool) -> Place {
     }
 }
 
-/// The folder holding `upper/` and `work/` of container `id` (a validated id).
-pub fn base(containers: &Containers, id: &str, place: Place) -> PathBuf {
+/// The folder holding `upper/` and `work/` of container `id` (a validated id), whose folder
+/// in the store is `store_dir`.
+pub fn base(store_dir: &Path, id: &str, place: Place) -> PathBuf {
     match place {
-        Place::Store => containers.dir(id),
+        Place::Store => store_dir.to_path_buf(),
         Place::Run => Path::new(RUN_DIR).join(id),
     }
 }
 
 /// The host path of the overlay's upper dir.
-pub fn upper_dir(containers: &Containers, id: &str, place: Place) -> PathBuf {
-    base(containers, id, place).join("upper")
+pub fn upper_dir(store_dir: &Path, id: &str, place: Place) -> PathBuf {
+    base(store_dir, id, place).join("upper")
 }
 
 /// The host path of the overlay's work dir.
-pub fn work_dir(containers: &Containers, id: &str, place: Place) -> PathBuf {
-    base(containers, id, place).join("work")
+pub fn work_dir(store_dir: &Path, id: &str, place: Place) -> PathBuf {
+    base(store_dir, id, place).join("work")
 }
 
 /// Makes upper/ (mode 0755, owned by the container's root so the overlay root looks like the
 /// image's) and work/ for a new container; in rrun's tmpfs, mounted first if need be. Rootless
 /// containers get them from the child, which owns them through its single-id map.
-pub fn prepare(containers: &Containers, id: &str, place: Place, ids: &IdMaps) -> Result<()> {
-    let b = base(containers, id, place);
+pub fn prepare(store_dir: &Path, id: &str, place: Place, ids: &IdMaps) -> Result<()> {
+    let b = base(store_dir, id, place);
     if place == Place::Run {
         let _lock = run_lock(true)?;
         ensure_tmpfs()?;
@@ -98,17 +100,19 @@ pub fn prepare(containers: &Containers, id: &str, place: Place, ids: &IdMaps) ->
     Ok(())
 }
 
-/// Removes container `id`'s folder in rrun's tmpfs, if any (only root has one), then unmounts
-/// the tmpfs when no container's folder is left in it.
-pub fn remove_run_dir(id: &str) -> Result<()> {
-    if !state::is_id(id) || !rustix::process::geteuid().is_root() {
-        return Ok(());
+/// Container `id`'s folder in rrun's tmpfs (`id` a validated id), if it has one there (only
+/// root's containers may); the caller removes it, then calls [`unmount_run_if_unused`].
+pub fn run_dir_of(id: &str) -> Option<PathBuf> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
     }
     let mine = Path::new(RUN_DIR).join(id);
-    if fs::symlink_metadata(&mine).is_err() {
-        return Ok(()); // this container's upper dir was never there (or is gone already)
-    }
-    state::remove_tree(&mine)?;
+    // None: this container's upper dir was never there (or is gone already)
+    fs::symlink_metadata(&mine).ok().map(|_| mine)
+}
+
+/// Unmounts rrun's tmpfs when no container's folder is left in it (after a removal).
+pub fn unmount_run_if_unused() -> Result<()> {
     let Some(_lock) = run_lock(false)? else {
         return Ok(());
     };
@@ -123,7 +127,7 @@ fn unmount_if_unused() -> Result<()> {
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
     if empty && is_own_tmpfs(dir) {
-        sys::mount::umount2(dir, libc::MNT_DETACH)
+        sys::mount::umount2(dir, UnmountFlags::DETACH)
             .ctx(|| format!("unmount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
         tracing::info!("unmounted the tmpfs on {RUN_DIR}: no container uses it");
     }
@@ -133,7 +137,7 @@ fn unmount_if_unused() -> Result<()> {
 /// An exclusive flock(2) of [`RUN_DIR`]'s parent, made first when `create`; None when it does
 /// not exist and `create` is false. Held while the tmpfs is mounted, a folder is made in it, or
 /// it is checked empty and unmounted.
-fn run_lock(create: bool) -> Result<Option<state::Lock>> {
+fn run_lock(create: bool) -> Result<Option<Lock>> {
     let parent = Path::new(RUN_DIR).parent().unwrap_or(Path::new("/"));
     if create {
         fs::DirBuilder::new()
@@ -142,7 +146,7 @@ fn run_lock(create: bool) -> Result<Option<state::Lock>> {
             .create(parent)
             .ctx(|| format!("create {}", parent.display()))?;
     }
-    match state::flock(parent) {
+    match lock::flock(parent) {
         Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         r => r.map(Some).ctx(|| format!("lock {}", parent.display())),
     }
@@ -161,10 +165,10 @@ fn ensure_tmpfs() -> Result<()> {
         _ => {}
     }
     sys::mount::mount(
-        Some("tmpfs"),
+        "tmpfs",
         dir,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
         Some(RUN_TMPFS_OPTIONS),
     )
     .ctx(|| format!("mount rrun's tmpfs for upper dirs on {RUN_DIR}"))?;
@@ -175,11 +179,7 @@ fn ensure_tmpfs() -> Result<()> {
 /// True when `dir` is the root of a tmpfs mount (not merely a folder of a tmpfs /run).
 fn is_own_tmpfs(dir: &Path) -> bool {
     let Ok(c) = sys::cstr(dir) else { return false };
-    // SAFETY: statfs fills a plain struct from a valid C path.
-    let tmpfs = unsafe {
-        let mut s: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::TMPFS_MAGIC
-    };
+    let tmpfs = rustix::fs::statfs(c.as_c_str()).is_ok_and(|s| s.f_type == sys::TMPFS_MAGIC);
     let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
     tmpfs && dev(dir).is_some() && dev(dir) != dir.parent().and_then(dev)
 }

@@ -1,9 +1,12 @@
-//! Shared helpers for the end-to-end tests in `tests/tests/`: where the binaries are, root checks,
-//! unique names and scratch folders that clean up after themselves.
+//! Shared helpers for the end-to-end tests in `tests/tests/`: where the binaries are, processes
+//! started with a clean signal state, root checks, unique names and scratch folders that clean
+//! up after themselves.
 //!
 //! Every test here drives the real binaries against the real kernel. Tests that need root call
 //! [`require_root`], which fails the test loudly (never skips) when not run as root.
 
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,9 +36,73 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A `Command` for one of the project's binaries.
+/// A `Command` for one of the project's binaries, with clean signal state ([`command`]).
 pub fn cmd(name: &str) -> Command {
-    Command::new(bin(name))
+    command(bin(name))
+}
+
+/// `Command::new(program)` whose process starts with every signal at its default disposition
+/// and none blocked, whatever the test runner was started with: a shell ignores SIGINT and
+/// SIGQUIT in what it starts in the background (`cargo test &`), a terminal's job control may
+/// leave others ignored or blocked, and a process that inherits an ignored signal cannot catch
+/// it (a non-interactive `sh` may not even trap it). Tests start every process through this
+/// (or [`cmd`]), and set a signal's disposition themselves when they need another one.
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    // SAFETY: between fork and exec the closure makes only rt_sigaction(2) and sigprocmask(2)
+    // calls (async-signal-safe), on data of its own stack; it allocates nothing and takes no
+    // lock, so it is safe in the child of a multithreaded test process.
+    unsafe { c.pre_exec(default_signals) };
+    c
+}
+
+/// In the child of [`command`]: every catchable signal to SIG_DFL, an empty signal mask. By
+/// the raw rt_sigaction(2) system call, which also resets the two real-time signals glibc
+/// keeps for itself (32 and 33: its sigaction(2) refuses them, yet a parent may have left
+/// them ignored; cargo's test processes do).
+fn default_signals() -> std::io::Result<()> {
+    /// The kernel's struct sigaction on x86_64 (not libc's): handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `dfl` is a kernel sigaction of the size passed (8-byte mask); the old
+        // action is not asked for (NULL).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: sigprocmask gets an initialised, empty set of this frame.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Fails the calling test unless it runs as root. Root tests never skip silently.

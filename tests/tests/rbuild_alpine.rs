@@ -10,7 +10,6 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
 use rbox_tests::{alpine_fixture, require_root, Scratch};
 use rbuild_common::*;
@@ -102,7 +101,7 @@ fn compare_with_tar_x(version: &str) {
         &["layer", "add", tgz.to_str().unwrap(), "--sha256", &sum],
     ));
 
-    let gz = Command::new("sh")
+    let gz = rbox_tests::command("sh")
         .arg("-c")
         .arg(format!("gzip -dc '{}' | sha256sum", tgz.display()))
         .output()
@@ -120,7 +119,7 @@ fn compare_with_tar_x(version: &str) {
 
     let x = s.join("tar-x");
     fs::create_dir_all(&x).unwrap();
-    let st = Command::new("tar")
+    let st = rbox_tests::command("tar")
         .args(["-xpf"])
         .arg(&tgz)
         .arg("-C")

@@ -313,7 +313,7 @@ fn a_tampered_image_config_is_not_inspected_reused_or_trusted_for_removals() {
 /// or reads /dev/zero without end fails the test instead of hanging or filling the machine.
 fn rb_bounded(lab: &Lab, args: &[&str]) -> Output {
     let c = rbuild_command(&lab.root, args);
-    let mut b = std::process::Command::new("sh");
+    let mut b = rbox_tests::command("sh");
     b.arg("-c")
         .arg("ulimit -v 1048576; exec timeout 10 \"$@\"")
         .arg("sh")

@@ -202,7 +202,7 @@ fn a_directory_source_file_that_shrinks_while_read_is_refused_in_one_line() {
     let attr = Path::new("/sys/kernel/mm/transparent_hugepage/enabled");
     assert_eq!(fs::metadata(attr).unwrap().size(), 4096, "sysfs sizes");
     fs::write(src.join("attr"), "").unwrap();
-    let st = std::process::Command::new("mount")
+    let st = rbox_tests::command("mount")
         .args(["--bind"])
         .arg(attr)
         .arg(src.join("attr"))
@@ -212,7 +212,7 @@ fn a_directory_source_file_that_shrinks_while_read_is_refused_in_one_line() {
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = rbox_tests::command("umount").arg(&self.0).status();
         }
     }
     let _m = Unmount(src.join("attr"));

@@ -502,7 +502,7 @@ fn layer_add_never_panics_on_mutated_archives() {
 /// `tool -c` of `data`, as the command line writes it (xz-utils and bzip2 are installed by .ci/deps.sh).
 fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut c = std::process::Command::new(tool)
+    let mut c = rbox_tests::command(tool)
         .arg("-c")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

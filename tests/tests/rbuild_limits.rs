@@ -8,7 +8,6 @@ mod rbuild_common;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rbox_tests::{require_root, Scratch};
@@ -16,7 +15,7 @@ use rbuild_common::*;
 
 /// `tar --sparse` (GNU format, the default) of `members` of `dir`, in that order.
 fn gnu_sparse_tar(dir: &Path, out: &Path, members: &[&str]) {
-    let st = Command::new("tar")
+    let st = rbox_tests::command("tar")
         .args(["--sparse", "--numeric-owner", "--format=gnu", "-C"])
         .arg(dir)
         .arg("-cf")
@@ -249,7 +248,7 @@ struct Tmpfs(std::path::PathBuf);
 impl Tmpfs {
     fn mount(at: &Path) -> Tmpfs {
         fs::create_dir_all(at).unwrap();
-        let st = Command::new("mount")
+        let st = rbox_tests::command("mount")
             .args(["-t", "tmpfs", "-o", "size=1g,mode=0700", "tmpfs"])
             .arg(at)
             .status()
@@ -261,7 +260,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = rbox_tests::command("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -274,7 +276,7 @@ fn layer_add_of_400k_directories_peaks_below_64_mib() {
     let mnt = Tmpfs::mount(&s.join("mnt"));
     let root = mnt.0.join("store");
     let rss = s.join("rss");
-    let mut c = Command::new("/usr/bin/time");
+    let mut c = rbox_tests::command("/usr/bin/time");
     c.arg("-f")
         .arg("%M")
         .arg("-o")
@@ -311,7 +313,7 @@ fn layer_add_refuses_pax_format_sparse_members_instead_of_storing_their_map() {
     fs::create_dir(&src).unwrap();
     sparse_file(&src.join("s.img"), 64 << 20, &[(1 << 20, b"data")]);
     let t = s.join("posix.tar");
-    let st = Command::new("tar")
+    let st = rbox_tests::command("tar")
         .args(["--sparse", "--format=posix", "-C"])
         .arg(&src)
         .arg("-cf")

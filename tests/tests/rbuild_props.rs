@@ -10,7 +10,6 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rbox_tests::{require_root, Scratch};
 use rbuild_common::*;
@@ -358,7 +357,7 @@ impl Overlay {
     fn mount(lowers: &[&Path], at: &Path) -> Overlay {
         fs::create_dir_all(at).unwrap();
         let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
-        let st = Command::new("mount")
+        let st = rbox_tests::command("mount")
             .args([
                 "-t",
                 "overlay",
@@ -376,7 +375,7 @@ impl Overlay {
 
 impl Drop for Overlay {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = rbox_tests::command("umount").arg(&self.0).status();
     }
 }
 

@@ -8,7 +8,7 @@ mod rbuild_common;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rbox_tests::{bin, require_root, Scratch};
 use rbuild_common::*;
@@ -16,7 +16,7 @@ use rbuild_common::*;
 const NOBODY: u32 = 65534;
 
 fn as_nobody(args: &[&str], envs: &[(&str, &Path)]) -> Output {
-    let mut c = Command::new("setpriv");
+    let mut c = rbox_tests::command("setpriv");
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(bin("rbuild"))
         .args(args);
@@ -293,7 +293,7 @@ fn rootless_whiteouts_work_in_an_unprivileged_overlay_mount() {
         rootfs(&store, &lo).display(),
         m = mnt.display()
     );
-    let o = Command::new("setpriv")
+    let o = rbox_tests::command("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -327,15 +327,20 @@ struct SubidUser {
 impl SubidUser {
     fn new() -> SubidUser {
         let name = rbox_tests::unique("rbt");
-        let st = Command::new("useradd")
+        let st = rbox_tests::command("useradd")
             .args(["-M", "-N", "-s", "/bin/false", &name])
             .status()
             .unwrap();
         assert!(st.success(), "useradd {name}");
         let id = |flag: &str| -> u32 {
-            stdout(&Command::new("id").args([flag, &name]).output().unwrap())
-                .parse()
-                .unwrap()
+            stdout(
+                &rbox_tests::command("id")
+                    .args([flag, &name])
+                    .output()
+                    .unwrap(),
+            )
+            .parse()
+            .unwrap()
         };
         let start = |file: &str| -> u32 {
             let text = fs::read_to_string(file).unwrap();
@@ -356,7 +361,7 @@ impl SubidUser {
     }
 
     fn rbuild(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut c = Command::new("setpriv");
+        let mut c = rbox_tests::command("setpriv");
         c.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .args(["--clear-groups", "--"]);
@@ -373,7 +378,7 @@ impl SubidUser {
 
 impl Drop for SubidUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
+        let _ = rbox_tests::command("userdel").arg(&self.name).status();
     }
 }
 

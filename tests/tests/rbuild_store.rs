@@ -433,7 +433,7 @@ fn the_store_and_its_folders_are_private_to_root() {
     )
     .unwrap();
     let tool = rootfs(&lab.root, &lab.l1).join("bin/tool");
-    let o = std::process::Command::new("setpriv")
+    let o = rbox_tests::command("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",

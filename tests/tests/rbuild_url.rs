@@ -328,7 +328,7 @@ fn a_stalled_download_fails_after_the_idle_timeout_with_one_line() {
 fn rbuild_raises_its_open_file_soft_limit_to_the_hard_limit() {
     let lab = Lab::new();
     // started with a soft limit of 64 (hard limit unchanged), then kept waiting on a stalled server
-    let mut c = std::process::Command::new("sh");
+    let mut c = rbox_tests::command("sh");
     c.arg("-c")
         .arg("ulimit -Sn 64; exec \"$0\" \"$@\"")
         .arg(rbox_tests::bin("rbuild"))

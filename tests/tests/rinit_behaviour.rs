@@ -138,7 +138,7 @@ fn zombies_of_a_process_that_joined_later_are_reaped(init: Init) {
     let mut lines = Lines::of(child.stdout.take().expect("stdout"));
     lines.expect("up", 10 * SEC);
     let pid = init_pid(&child, Mode::Pid1).to_string();
-    let mut join = std::process::Command::new("nsenter");
+    let mut join = rbox_tests::command("nsenter");
     join.args(["--target", &pid, "--pid", "--mount", "--"])
         .arg(&probe)
         .args(["storm", "1000", "1"]);
@@ -169,7 +169,7 @@ fn the_command_starts_with_the_signal_mask_and_dispositions_the_init_got(init: I
             .collect()
     };
     // What the probe sees when the test starts it directly, with no init in between.
-    let mut direct = std::process::Command::new(status[0]);
+    let mut direct = rbox_tests::command(status[0]);
     direct.args(&status[1..]);
     let baseline = fields(&run(direct, 20 * SEC).stdout);
     assert_eq!(baseline.len(), 2, "SigBlk and SigIgn in /proc/self/status");
@@ -265,7 +265,7 @@ fn group_signals(init: Init, mode: Mode, group: bool) {
     if mode == Mode::Subreaper && !group {
         // tini leaves the grandchild running: end it (its pid is a host pid here).
         if let Some(gc) = lines.seen.iter().find_map(|l| l.strip_prefix("gc-pid ")) {
-            let _ = std::process::Command::new("kill")
+            let _ = rbox_tests::command("kill")
                 .arg(gc)
                 .stderr(Stdio::null())
                 .status();

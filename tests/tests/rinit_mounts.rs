@@ -18,7 +18,7 @@ const SEC: Duration = Duration::from_secs(1);
 fn alpine_root(scratch: &Scratch) -> PathBuf {
     let root = scratch.join("root");
     std::fs::create_dir_all(&root).expect("root dir");
-    let st = Command::new("tar")
+    let st = rbox_tests::command("tar")
         .arg("-xzf")
         .arg(alpine_fixture("3.20.3"))
         .arg("-C")
@@ -46,7 +46,7 @@ fn install(from: &Path, to: &Path) {
 
 /// `unshare --pid --fork --mount --root ROOT /rinit -- args...`
 fn rinit_in(root: &Path, extra_unshare: &[&str], args: &[&str]) -> Command {
-    let mut c = Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args(extra_unshare);
     c.args(["--pid", "--fork", "--mount", "--kill-child", "--root"])
         .arg(root);
@@ -151,7 +151,7 @@ fn rinit_keeps_a_prepared_dev_and_adds_only_what_is_missing() {
         grep -c ' /dev/null ' /proc/mounts
         for p in /dev/zero /dev/pts /dev/shm /dev/mqueue; do grep " $p " /proc/mounts | cut -d' ' -f1-3; done
         stat -c '%n %F %t:%T' /dev/zero; readlink /dev/ptmx; readlink /dev/fd"#;
-    let mut c = Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args([
         "--pid",
         "--fork",
@@ -178,7 +178,7 @@ fn rinit_keeps_a_proc_of_its_own_pid_namespace() {
     let scratch = Scratch::new("rinit-proc");
     let root = alpine_root(&scratch);
     let prepare = r#"R=$1; shift; mount -t proc proc "$R/proc" && exec chroot "$R" "$@""#;
-    let mut c = Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args([
         "--pid",
         "--fork",
@@ -267,7 +267,7 @@ fn rinit_refuses_to_mount_in_the_mount_namespace_of_its_procs_init() {
         echo "before $(grep -c ' /proc proc ' /proc/mounts) $(grep -c ' /tmp ' /proc/mounts)"
         unshare --pid --fork --kill-child "$R" -- /bin/sh -c \
             'echo "after $(grep -c " /proc proc " /proc/mounts) $(grep -c " /tmp " /proc/mounts)"; echo "pid $$"'"#;
-    let mut c = Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args([
         "--mount",
         "--propagation",
@@ -314,7 +314,7 @@ fn rinit_says_in_one_line_which_mount_failed_and_exits_125() {
     let root = empty_root(&scratch);
     // A read-only root without /proc: the mount point cannot be made.
     let ro = r#"R=$1; shift; mount --bind "$R" "$R" && mount -o remount,bind,ro "$R" && exec chroot "$R" "$@""#;
-    let mut c = Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args([
         "--pid",
         "--fork",

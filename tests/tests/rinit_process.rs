@@ -13,7 +13,7 @@ use std::time::Duration;
 const SEC: Duration = Duration::from_secs(1);
 
 fn rinit() -> Command {
-    Command::new(rbox_tests::bin("rinit"))
+    rbox_tests::command(rbox_tests::bin("rinit"))
 }
 
 /// True while `pid` is a live (not zombie) process.
@@ -49,7 +49,7 @@ fn rinit_names_itself_rinit_whatever_its_file_is_called() {
     let scratch = Scratch::new("rinit-comm");
     let renamed = scratch.join("some-other-name");
     std::fs::copy(rbox_tests::bin("rinit"), &renamed).expect("copy rinit");
-    let mut c = Command::new(&renamed);
+    let mut c = rbox_tests::command(&renamed);
     c.args(["--", "/bin/sh", "-c", "cat /proc/$PPID/comm"]);
     let f = run(c, 20 * SEC);
     assert_eq!(
@@ -159,7 +159,7 @@ fn rinit_explains_bad_usage_in_one_line_and_exits_125() {
 #[test]
 fn rinit_is_a_static_binary_smaller_than_tini_static_and_catatonit() {
     let path = rbox_tests::bin("rinit");
-    let file = Command::new("file")
+    let file = rbox_tests::command("file")
         .arg("-L")
         .arg(&path)
         .output()
@@ -169,7 +169,7 @@ fn rinit_is_a_static_binary_smaller_than_tini_static_and_catatonit() {
         file.contains("statically linked") || file.contains("static-pie linked"),
         "file says: {file}"
     );
-    let ldd = Command::new("ldd").arg(&path).output().expect("ldd");
+    let ldd = rbox_tests::command("ldd").arg(&path).output().expect("ldd");
     let ldd = format!(
         "{}{}",
         String::from_utf8_lossy(&ldd.stdout),
@@ -228,7 +228,7 @@ fn rinit_as_pid1_sends_sigterm_to_the_rest_then_sigkill_after_a_grace() {
 fn rinit_as_subreaper_stops_its_own_descendants_and_nothing_else() {
     require_root();
     // A process of the same user that is not rinit's descendant must survive.
-    let mut bystander = Command::new("sleep")
+    let mut bystander = rbox_tests::command("sleep")
         .arg("60")
         .stdin(Stdio::null())
         .spawn()

@@ -355,7 +355,7 @@ fn cpus_half_gives_a_busy_loop_about_half_a_cpu() {
     let (name, pid, _) = lab.detach(&["--cpus", "0.5"], &["sh", "-c", "while :; do :; done"]);
     // The same loop unlimited on the host, over the same window: on a busy machine (other tests,
     // 2 shared cores) neither gets a full CPU, and the limited one can only be judged against it.
-    let mut reference = Command::new("sh")
+    let mut reference = rbox_tests::command("sh")
         .args(["-c", "while :; do :; done"])
         .spawn()
         .expect("spawn");

@@ -17,7 +17,7 @@
 mod rrun_common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use rbox_tests::{cmd, Scratch};
 use rrun_common::{line, output, wait_output, Lab};
@@ -101,7 +101,7 @@ fn host_device_nodes_on_a_volume_are_refused_by_the_device_cgroup_in_every_user_
     // so the container's EPERM comes from its device cgroup, not from the node, the filesystem
     // or the driver.
     let paths = node_paths(&nodes.path().display().to_string());
-    let host = Command::new("setpriv")
+    let host = rbox_tests::command("setpriv")
         .args([
             "--reuid",
             "65534",
@@ -285,7 +285,7 @@ _, st = os.waitpid(pid, 0)
 print(buf.decode(errors="replace"))
 print("exit=%d" % os.waitstatus_to_exitcode(st))
 "#;
-    let mut c = Command::new("python3");
+    let mut c = rbox_tests::command("python3");
     c.arg("-c")
         .arg(driver)
         .arg(rbox_tests::bin("rrun"))
@@ -385,7 +385,7 @@ fn a_rootless_container_cannot_open_a_device_node_in_its_root() {
         std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
     }
     let nobody = |program: &str, args: &[&str]| {
-        let mut c = Command::new("setpriv");
+        let mut c = rbox_tests::command("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(rbox_tests::bin(program))
             .args(args);
@@ -450,7 +450,7 @@ fn rrun_without(lab: &Lab, unmount: &[&str], args: &[&str]) -> std::process::Out
         script.push_str(&format!("umount {m} || exit 99; "));
     }
     script.push_str("exec \"$@\"");
-    let mut c = Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args([
         "-m",
         "--propagation",

@@ -320,7 +320,7 @@ fn foreground_run_forwards_sigterm_to_the_command() {
     // The command printed: rrun has blocked and handles its signals since before the clone.
     let (mut child, first) = rrun_common::spawn_until_first_line(&mut c);
     assert_eq!(first, "started");
-    assert!(std::process::Command::new("kill")
+    assert!(rbox_tests::command("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap()
@@ -530,7 +530,7 @@ fn a_container_whose_rrun_died_shows_as_an_orphan_and_a_removed_on_exit_one_is_r
     assert!(std::path::Path::new(&upper).is_dir());
     // Its command ends: nobody recorded the exit code, ps says so ...
     let pid = v["pid"].as_i64().unwrap();
-    assert!(std::process::Command::new("kill")
+    assert!(rbox_tests::command("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
         .unwrap()
@@ -772,7 +772,7 @@ echo after_rm=$(count)
         dir = rrun_common::RUN_DIR
     );
     let name = unique("tmpfs");
-    let mut c = std::process::Command::new("unshare");
+    let mut c = rbox_tests::command("unshare");
     c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
         .arg(&rrun)
         .args([&lab.image, &name])
@@ -878,10 +878,7 @@ fn assert_clean_sees_a_leftover_cgroup_and_the_process_in_it() {
         .unwrap_or_else(|| own[0].clone())
         .join(format!("rbox-{}", "0e".repeat(32)));
     std::fs::create_dir(&dir).unwrap();
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("1000")
-        .spawn()
-        .unwrap();
+    let mut sleeper = rbox_tests::command("sleep").arg("1000").spawn().unwrap();
     let moved = std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).is_ok();
     let caught =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lab.assert_clean(&[]))).err();
@@ -1015,7 +1012,7 @@ fn an_image_added_without_privileges_is_refused_by_root_rrun_in_one_line() {
         std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
     }
     let as_nobody = |args: &[&str]| {
-        let mut c = std::process::Command::new("setpriv");
+        let mut c = rbox_tests::command("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(rbox_tests::bin("rbuild"))
             .args(args);
@@ -1057,7 +1054,7 @@ fn rm_removes_a_container_that_made_a_tree_deeper_than_the_descriptor_limit() {
         .run(&["--name", &name], &["sh", "-c", script])
         .status
         .success());
-    let mut c = std::process::Command::new("sh");
+    let mut c = rbox_tests::command("sh");
     c.args(["-c", "ulimit -n 256 && exec \"$0\" rm \"$1\""])
         .arg(rbox_tests::bin("rrun"))
         .arg(&name)

@@ -10,7 +10,6 @@ mod rrun_common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use rbox_tests::{alpine_fixture, bin, require_root, Scratch};
 use rrun_common::{output, Lab};
@@ -167,7 +166,7 @@ fn rootless_container_root_cannot_unlock_a_ro_volume_or_the_masks() {
     let fixture = s.join("alpine.tar.gz");
     std::fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
     let as_nobody = |program: &str, args: &[&str]| {
-        let mut c = Command::new("setpriv");
+        let mut c = rbox_tests::command("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(bin(program))
             .args(args)

@@ -5,14 +5,14 @@
 mod rrun_common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rbox_tests::{alpine_fixture, bin, require_root, Scratch};
 
 const NOBODY: u32 = 65534;
 
 fn as_nobody(store: &Path, program: &str, args: &[&str]) -> Output {
-    let mut c = Command::new("setpriv");
+    let mut c = rbox_tests::command("setpriv");
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(bin(program))
         .args(args);

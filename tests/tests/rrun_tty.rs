@@ -4,7 +4,7 @@
 
 mod rrun_common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use rrun_common::{wait_output, Lab};
 
@@ -50,7 +50,7 @@ print("exit=%d" % os.waitstatus_to_exitcode(st))
 print("restored=%s" % (before[3] == after[3]))
 print(buf.decode(errors="replace"))
 "#;
-    let mut c = Command::new("python3");
+    let mut c = rbox_tests::command("python3");
     c.arg("-c")
         .arg(driver)
         .arg(serde_json::to_string(lines).unwrap());

@@ -1,16 +1,15 @@
-//! Owns: a tiny eBPF assembler (the handful of instructions a device filter needs) and the bpf(2)
-//! calls that load a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to a cgroup v2 directory.
-//! Kernel interface: bpf(2) BPF_PROG_LOAD / BPF_PROG_ATTACH / BPF_PROG_QUERY, the instruction
-//! set of Documentation/bpf/standardization/instruction-set.rst, include/uapi/linux/bpf.h.
+//! Owns: a tiny eBPF assembler (the handful of instructions a device filter needs), and loading
+//! such a program as a BPF_PROG_TYPE_CGROUP_DEVICE program and attaching it to a cgroup v2
+//! directory. Kernel interface: bpf(2) BPF_PROG_LOAD / BPF_PROG_ATTACH / BPF_PROG_QUERY through
+//! [`crate::sys::bpf`], the instruction set of Documentation/bpf/standardization/instruction-set.rst.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 
-// include/uapi/linux/bpf.h: enum bpf_cmd, bpf_prog_type, bpf_attach_type and attach flags.
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-#[cfg(test)]
-const BPF_PROG_QUERY: libc::c_long = 16;
+pub use crate::sys::bpf::Insn;
+use crate::sys::bpf::{self as sysbpf, Program};
+
+// include/uapi/linux/bpf.h: enum bpf_prog_type, bpf_attach_type and attach flags.
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 /// Programs of this cgroup and of its ancestors all run; access needs every one to allow it.
@@ -18,17 +17,6 @@ pub const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
 /// BPF_PROG_QUERY: the programs in effect (own and inherited), not only those attached here.
 #[cfg(test)]
 pub const BPF_F_QUERY_EFFECTIVE: u32 = 1 << 0;
-
-/// One 8-byte eBPF instruction (struct bpf_insn): opcode, dst_reg in the low nibble and src_reg
-/// in the high nibble of `regs` (little-endian bitfields), signed offset, signed immediate.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    pub regs: u8,
-    pub off: i16,
-    pub imm: i32,
-}
 
 /// Registers: r0 return value, r1 the context pointer on entry, r2-r9 scratch for us.
 pub type Reg = u8;
@@ -108,46 +96,6 @@ pub fn exit() -> Insn {
     insn(CLASS_JMP | OP_EXIT, 0, 0, 0, 0)
 }
 
-/// The bpf(2) system call with an attribute struct of the command's layout (union bpf_attr).
-/// The kernel reads `size_of::<A>()` bytes and treats the rest of its union as zero.
-fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, exclusively borrowed #[repr(C)] struct laid out as the prefix of
-    // union bpf_attr for `cmd` (checked against include/uapi/linux/bpf.h); we pass its exact size,
-    // so the kernel reads and (for queries) writes only within it. Pointers stored inside it refer
-    // to buffers the caller keeps alive for the duration of this call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut A as *mut libc::c_void,
-            std::mem::size_of::<A>() as libc::c_uint,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// union bpf_attr for BPF_PROG_LOAD, up to expected_attach_type.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoad {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
 /// Why the kernel refused a program: the errno and the verifier's last words.
 #[derive(Debug)]
 pub struct LoadError {
@@ -157,29 +105,21 @@ pub struct LoadError {
 
 /// Loads `prog` as a cgroup device program named `name` (at most 15 bytes). On a refusal the
 /// load is repeated with the verifier log on, so the error says why.
-pub fn load_device_program(prog: &[Insn], name: &str) -> Result<OwnedFd, LoadError> {
-    let license = c"Apache-2.0";
-    let mut attr = ProgLoad {
+pub fn load_device_program(prog: &[Insn], name: &str) -> Result<std::os::fd::OwnedFd, LoadError> {
+    let p = Program {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: prog.len() as u32,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
+        insns: prog,
+        license: c"Apache-2.0",
+        name,
         expected_attach_type: BPF_CGROUP_DEVICE,
-        ..ProgLoad::default()
     };
-    let n = name.len().min(15);
-    attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else owns.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+    match sysbpf::prog_load(&p, None) {
+        Ok(fd) => Ok(fd),
         Err(source) => {
             let mut log = vec![0u8; 64 * 1024];
-            attr.log_level = 1;
-            attr.log_size = log.len() as u32;
-            attr.log_buf = log.as_mut_ptr() as u64;
-            if let Ok(fd) = bpf(BPF_PROG_LOAD, &mut attr) {
-                // SAFETY: as above; the second attempt succeeded after all, keep its descriptor.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            if let Ok(fd) = sysbpf::prog_load(&p, Some(&mut log)) {
+                // the second attempt succeeded after all: keep its descriptor
+                return Ok(fd);
             }
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
@@ -195,44 +135,11 @@ pub fn load_device_program(prog: &[Insn], name: &str) -> Result<OwnedFd, LoadErr
     }
 }
 
-/// union bpf_attr for BPF_PROG_ATTACH, up to attach_flags.
-#[repr(C)]
-struct ProgAttach {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-}
-
 /// Attaches a loaded device program to the cgroup v2 directory `cgroup` (an open directory fd).
 /// The attachment holds its own reference: it lasts until the cgroup is removed, whatever
 /// becomes of `prog` and of this process.
-pub fn attach_device_program(
-    cgroup: &impl AsRawFd,
-    prog: &impl AsRawFd,
-    flags: u32,
-) -> io::Result<()> {
-    let mut attr = ProgAttach {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_bpf_fd: prog.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: flags,
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr).map(|_| ())
-}
-
-/// union bpf_attr for BPF_PROG_QUERY, up to prog_cnt.
-#[cfg(test)]
-#[repr(C)]
-#[derive(Default)]
-struct ProgQuery {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-    _pad: u32,
+pub fn attach_device_program(cgroup: &impl AsFd, prog: &impl AsFd, flags: u32) -> io::Result<()> {
+    sysbpf::prog_attach(cgroup.as_fd(), prog.as_fd(), BPF_CGROUP_DEVICE, flags)
 }
 
 /// How many device programs are attached to the cgroup directory `dir` (with
@@ -240,14 +147,7 @@ struct ProgQuery {
 #[cfg(test)]
 pub fn device_program_count(dir: &std::path::Path, query_flags: u32) -> io::Result<u32> {
     let d = std::fs::File::open(dir)?;
-    let mut attr = ProgQuery {
-        target_fd: d.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        query_flags,
-        ..ProgQuery::default()
-    };
-    bpf(BPF_PROG_QUERY, &mut attr)?;
-    Ok(attr.prog_cnt)
+    sysbpf::prog_query_count(d.as_fd(), BPF_CGROUP_DEVICE, query_flags)
 }
 
 /// Runs `prog` on a context of u32 fields the way the kernel would, for the instructions this
@@ -300,7 +200,6 @@ mod unit {
         // Reference encodings: r2 = *(u32 *)(r1 + 4) is 61 12 04 00 00 00 00 00.
         let i = load_u32(2, 1, 4);
         assert_eq!((i.code, i.regs, i.off, i.imm), (0x61, 0x12, 4, 0));
-        assert_eq!(std::mem::size_of::<Insn>(), 8);
         assert_eq!(jne_imm(5, 136, 3).code, 0x55);
         assert_eq!(exit().code, 0x95);
         assert_eq!(jeq_imm(5, 3, 1).code, 0x15);
@@ -309,17 +208,6 @@ mod unit {
         assert_eq!(mov32_imm(0, 1).code, 0xb4);
         assert_eq!(and32_imm(3, 0xffff).code, 0x54);
         assert_eq!(rsh32_imm(4, 16).code, 0x74);
-    }
-
-    #[test]
-    fn attribute_structs_match_the_union_bpf_attr_layout() {
-        assert_eq!(std::mem::offset_of!(ProgLoad, insns), 8);
-        assert_eq!(std::mem::offset_of!(ProgLoad, log_buf), 32);
-        assert_eq!(std::mem::offset_of!(ProgLoad, prog_name), 48);
-        assert_eq!(std::mem::offset_of!(ProgLoad, expected_attach_type), 68);
-        assert_eq!(std::mem::offset_of!(ProgQuery, prog_ids), 16);
-        assert_eq!(std::mem::offset_of!(ProgQuery, prog_cnt), 24);
-        assert_eq!(std::mem::size_of::<ProgAttach>(), 16);
     }
 
     #[test]

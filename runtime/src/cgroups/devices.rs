@@ -281,7 +281,7 @@ pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
         match fs::write(dir, "devices.allow", &r.v1_line()) {
             Ok(()) => {}
             Err(CgroupError::Write { source, data, .. })
-                if source.raw_os_error() == Some(libc::EPERM) =>
+                if source.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) =>
             {
                 tracing::debug!(rule = %data, "the parent devices cgroup does not allow this rule: skipped")
             }

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use rustix::fs::{self as rfs, FileType};
+
 use super::detect::{self, Hierarchy, Version};
 use super::*;
 
@@ -852,16 +854,19 @@ struct Nodes(PathBuf);
 
 impl Nodes {
     /// Makes `name` as a node of kind `S_IFCHR`/`S_IFBLK` major:minor with mode 0666.
-    fn new(nodes: &[(&str, libc::mode_t, u32, u32)]) -> Nodes {
+    fn new(nodes: &[(&str, FileType, u32, u32)]) -> Nodes {
         let dir = std::env::temp_dir().join(unique("rbox-devtest-"));
         std::fs::create_dir(&dir).unwrap();
         let n = Nodes(dir);
         for &(name, kind, major, minor) in nodes {
-            let p = std::ffi::CString::new(n.0.join(name).into_os_string().into_encoded_bytes())
-                .unwrap();
-            // SAFETY: mknod on a valid C path in our own scratch folder.
-            let r = unsafe { libc::mknod(p.as_ptr(), kind | 0o666, libc::makedev(major, minor)) };
-            assert_eq!(r, 0, "mknod {name}: {}", std::io::Error::last_os_error());
+            let r = rfs::mknodat(
+                rfs::CWD,
+                n.0.join(name),
+                kind,
+                rfs::Mode::from_raw_mode(0o666),
+                rfs::makedev(major, minor),
+            );
+            assert!(r.is_ok(), "mknod {name}: {r:?}");
             std::fs::set_permissions(
                 n.0.join(name),
                 std::os::unix::fs::PermissionsExt::from_mode(0o666),
@@ -929,14 +934,15 @@ fn open_helper() {
             "r" => std::fs::File::open(path).map(drop),
             "w" => std::fs::OpenOptions::new().write(true).open(path).map(drop),
             "mknod" => {
-                let p = std::ffi::CString::new(path).unwrap();
-                // SAFETY: mknod on a valid C path in the test's scratch folder.
-                match unsafe {
-                    libc::mknod(p.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11))
-                } {
-                    0 => Ok(()),
-                    _ => Err(std::io::Error::last_os_error()),
-                }
+                let mode = rfs::Mode::from_raw_mode(0o600);
+                rfs::mknodat(
+                    rfs::CWD,
+                    path,
+                    FileType::CharacterDevice,
+                    mode,
+                    rfs::makedev(1, 11),
+                )
+                .map_err(std::io::Error::from)
             }
             k => panic!("unknown operation {k}"),
         };
@@ -969,9 +975,9 @@ fn allowlist_checks(n: &Nodes) -> Vec<(String, &'static str)> {
 
 fn scratch_nodes() -> Nodes {
     Nodes::new(&[
-        ("kvm", libc::S_IFCHR, 10, 232),
-        ("kmsg", libc::S_IFCHR, 1, 11),
-        ("loop0", libc::S_IFBLK, 7, 0),
+        ("kvm", FileType::CharacterDevice, 10, 232),
+        ("kmsg", FileType::CharacterDevice, 1, 11),
+        ("loop0", FileType::BlockDevice, 7, 0),
     ])
 }
 

@@ -2,40 +2,35 @@
 //! inherited ones. Kernel interfaces: openat2(2), dup2(2), fcntl(2) F_SETFD, close_range(2).
 
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use super::{check, check_fd, cstr};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use super::{check, cstr};
 
 /// `openat2(2)` with a `resolve` mask (e.g. RESOLVE_IN_ROOT), always O_CLOEXEC.
 pub fn openat2(
-    dirfd: RawFd,
+    dirfd: BorrowedFd<'_>,
     path: &Path,
-    flags: i32,
-    mode: u32,
-    resolve: u64,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
 ) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
-    // SAFETY: open_how is plain data; zeroed is a valid value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = mode as u64;
-    how.resolve = resolve;
-    // SAFETY: `c` and `how` are valid for the call and we pass the struct's size.
-    check_fd(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    })
+    Ok(rustix::fs::openat2(
+        dirfd,
+        c.as_c_str(),
+        flags | OFlags::CLOEXEC,
+        mode,
+        resolve,
+    )?)
 }
 
 /// Marks every descriptor from `first` upwards close-on-exec (`close_range(2)`).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
-    // SAFETY: integer arguments.
+    // SAFETY: integer arguments; with CLOSE_RANGE_CLOEXEC nothing is closed now, so no
+    // descriptor owned elsewhere in this process goes away under its owner.
     check(unsafe {
         libc::syscall(
             libc::SYS_close_range,

@@ -3,24 +3,23 @@
 
 use std::io;
 
-use super::check;
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
+use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
 
-/// Sets real, effective and saved uid and gid (raw syscalls: this process is single-threaded
-/// where it matters) and clears the supplementary groups unless `groups` are given.
+/// Sets real, effective and saved uid and gid (raw syscalls, for this thread: this process is
+/// single-threaded where it matters) and clears the supplementary groups unless `groups` are
+/// given.
 pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    // SAFETY: `groups` is a valid slice of gid_t for its length.
-    let r = check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) });
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
     // A rootless user namespace denies setgroups (see IdMaps::single): then there are no
     // supplementary groups to drop anyway.
-    match r {
-        Err(e) if groups.is_empty() && e.raw_os_error() == Some(libc::EPERM) => {}
-        other => {
-            other?;
-        }
+    match set_thread_groups(&groups) {
+        Err(Errno::PERM) if groups.is_empty() => {}
+        other => other?,
     }
-    // SAFETY: integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
-    // SAFETY: integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })?;
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    set_thread_res_gid(gid, gid, gid)?;
+    set_thread_res_uid(uid, uid, uid)?;
     Ok(())
 }

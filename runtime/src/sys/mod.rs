@@ -1,19 +1,28 @@
 //! Checked wrappers over the Linux system calls rrun needs that std does not offer, one
 //! module per kernel interface: [`mount`], [`fd`], [`process`], [`ns`], [`ids`], [`procfs`],
-//! [`signal`]. This module holds the shared return-value checks and [`cstr`].
+//! [`signal`], [`bpf`], [`netdevice`]. They call rustix where it covers the call; raw libc and
+//! `unsafe` in rrun are here only. This module holds the shared return-value checks, [`cstr`]
+//! and the filesystem magic numbers rrun compares statfs(2) answers with.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
+pub mod bpf;
 pub mod fd;
 pub mod ids;
 pub mod mount;
+pub mod netdevice;
 pub mod ns;
 pub mod process;
 pub mod procfs;
 pub mod signal;
+
+/// statfs(2) `f_type` of a cgroup v2 filesystem (include/uapi/linux/magic.h).
+pub const CGROUP2_SUPER_MAGIC: rustix::fs::FsWord = 0x6367_7270;
+/// statfs(2) `f_type` of a tmpfs (include/uapi/linux/magic.h).
+pub const TMPFS_MAGIC: rustix::fs::FsWord = 0x0102_1994;
 
 /// A C string from a path or str; interior NUL bytes are an `InvalidInput` error.
 pub fn cstr(p: impl AsRef<std::ffi::OsStr>) -> io::Result<CString> {

@@ -1,21 +1,21 @@
-//! Namespaces: joining one of another process, or leaving one of ours.
-//! Kernel interfaces: setns(2), unshare(2) (namespaces(7)).
+//! Namespaces: leaving some of ours, or moving into a copy of our mount namespace whose
+//! mounts are locked. Kernel interfaces: unshare(2), setns(2) (namespaces(7)).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd};
 
-use super::check;
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
-/// `setns(2)`.
-pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
-    // SAFETY: borrowed fd, integer flags.
-    check(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long).map(drop)
-}
-
-/// `unshare(2)`.
-pub fn unshare(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: integer flags only.
-    check(unsafe { libc::unshare(flags) } as libc::c_long).map(drop)
+/// `unshare(2)` of namespaces (`flags` without CLONE_FILES, which is refused with EINVAL: a
+/// descriptor table of its own is no namespace, and sharing descriptors is what rrun's
+/// ownership of them relies on).
+pub fn unshare(flags: UnshareFlags) -> io::Result<()> {
+    if flags.contains(UnshareFlags::FILES) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: without CLONE_FILES, unshare(2) leaves this process's descriptors as they are,
+    // which is all rustix's unshare_unsafe asks of its callers.
+    Ok(unsafe { rustix::thread::unshare_unsafe(flags) }?)
 }
 
 /// Moves the calling process into a copy of its mount namespace whose every mount is locked
@@ -76,10 +76,14 @@ pub fn enter_locked_mount_ns() -> io::Result<()> {
             libc::_exit(code)
         }
     }
-    let status = super::process::waitpid(pid, 0)?.unwrap_or(0);
+    let status = super::process::waitpid(pid, false)?.unwrap_or(0);
     if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
         // `slot` now refers to the helper's (locked) mount namespace.
-        return setns(slot.as_fd(), libc::CLONE_NEWNS);
+        let mount = Some(LinkNameSpaceType::Mount);
+        return Ok(rustix::thread::move_into_link_name_space(
+            slot.as_fd(),
+            mount,
+        )?);
     }
     Err(
         match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {

@@ -331,7 +331,7 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
 /// `rbuild --root ROOT ARGS...` started through `sh -c 'PRELUDE; exec rbuild ...'`, so a test
 /// can set shell limits (`ulimit -n 256`) on the real binary.
 pub fn rbuild_sh(root: &Path, prelude: &str, args: &[&str]) -> Output {
-    let mut c = std::process::Command::new("sh");
+    let mut c = rbox_tests::command("sh");
     c.arg("-c")
         .arg(format!("{prelude}; exec \"$0\" \"$@\""))
         .arg(rbox_tests::bin("rbuild"))

@@ -54,7 +54,7 @@ pub fn init_command<S: AsRef<OsStr>>(init: Init, mode: Mode, group: bool, args: 
     let mut c;
     match mode {
         Mode::Pid1 => {
-            c = Command::new("unshare");
+            c = rbox_tests::command("unshare");
             c.args([
                 "--pid",
                 "--fork",
@@ -72,7 +72,7 @@ pub fn init_command<S: AsRef<OsStr>>(init: Init, mode: Mode, group: bool, args: 
             c.arg(init.path());
         }
         Mode::Subreaper => {
-            c = Command::new(init.path());
+            c = rbox_tests::command(init.path());
             c.arg("-s");
         }
     }
@@ -372,7 +372,7 @@ pub fn probe() -> PathBuf {
             let tmp = dir.join(rbox_tests::unique("rinit-probe-build-"));
             std::fs::create_dir_all(&tmp).expect("probe build dir");
             std::fs::write(tmp.join("probe.c"), PROBE_C).expect("write probe.c");
-            let out = Command::new("gcc")
+            let out = rbox_tests::command("gcc")
                 .args(["-static", "-O2", "-o"])
                 .arg(tmp.join("probe"))
                 .arg(tmp.join("probe.c"))

@@ -16,7 +16,7 @@ pub fn static_c(dir: &Path, name: &str, src: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, src).unwrap();
     let out = dir.join(name);
-    let o = Command::new("gcc")
+    let o = rbox_tests::command("gcc")
         .args(["-static", "-O1", "-o"])
         .arg(&out)
         .arg(&c)

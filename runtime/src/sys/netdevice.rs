@@ -1,0 +1,34 @@
+//! Network interfaces, by the ioctls of a socket: an interface's flags.
+//! Kernel interface: netdevice(7) (SIOCGIFFLAGS, SIOCSIFFLAGS, struct ifreq).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+/// Sets IFF_UP on the interface `name` (at most IFNAMSIZ - 1 bytes) of the network namespace
+/// `sock` (any socket) belongs to, keeping its other flags.
+pub fn set_up(sock: &impl AsFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: ifreq is plain data (a name and a union of integers), for which all-zero bytes
+    // are a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = name.to_bytes_with_nul();
+    if name.len() > ifr.ifr_name.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, b) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *b as libc::c_char;
+    }
+    let fd = sock.as_fd().as_raw_fd();
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name from `ifr` and writes the flags into
+    // its union; `ifr` is a live, exclusively borrowed ifreq.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds the flags (ifru_flags).
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the name and the flags from `ifr`, which outlives the call.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
