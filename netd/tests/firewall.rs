@@ -8,24 +8,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use netd::firewall::{watch, Firewall, FwState, Network, PortBinding, Proto};
+use netd::firewall::{Firewall, FirewallConfig, PortBinding};
+use netd::view::{FirewallView, NetView, Proto};
 
 const T: Duration = Duration::from_secs(2);
 const SHORT: Duration = Duration::from_millis(400);
 
-fn networks() -> Vec<Network> {
+fn networks() -> Vec<NetView> {
+    let net = |name: &str, bridge: &str, s4: &str, g4: &str, s6: Option<(&str, &str)>| NetView {
+        name: name.into(),
+        bridge: bridge.into(),
+        subnet4: s4.parse().unwrap(),
+        gateway4: g4.parse().unwrap(),
+        subnet6: s6.map(|(s, _)| s.parse().unwrap()),
+        gateway6: s6.map(|(_, g)| g.parse().unwrap()),
+        isolated: true,
+    };
     vec![
-        Network {
-            bridge: "br-a".into(),
-            subnet4: Some("10.77.1.0/24".parse().unwrap()),
-            subnet6: Some("fd77:1::/64".parse().unwrap()),
-        },
-        Network {
-            bridge: "br-b".into(),
-            subnet4: Some("10.77.2.0/24".parse().unwrap()),
-            subnet6: None,
-        },
+        net(
+            "a",
+            "br-a",
+            "10.77.1.0/24",
+            GW_A4,
+            Some(("fd77:1::/64", GW_A6)),
+        ),
+        net("b", "br-b", "10.77.2.0/24", GW_B4, None),
     ]
+}
+
+fn firewall(lab: &Lab) -> Firewall {
+    Firewall::new(FirewallConfig {
+        table: lab.table.clone(),
+        bridge_prefix: "br-".into(),
+    })
+    .unwrap()
 }
 
 fn port(proto: Proto, host_ip: Option<&str>, host_port: u16, addr: &str, port: u16) -> PortBinding {
@@ -46,7 +62,7 @@ fn lab_with_ports() -> (Lab, Firewall) {
     lab.serve(&lab.c2.clone(), "c2", sa("::", 80));
     lab.serve(&lab.o.clone(), "out", sa("::", 80));
     lab.serve(&lab.c3.clone(), "c3", sa("::", 80));
-    let fw = Firewall::new(&lab.table).unwrap();
+    let fw = firewall(&lab);
     let ports = vec![
         port(Proto::Tcp, None, 8080, C1_4, 80),
         port(Proto::Udp, None, 8080, C1_4, 80),
@@ -55,7 +71,7 @@ fn lab_with_ports() -> (Lab, Firewall) {
         port(Proto::Tcp, Some("198.18.0.3"), 9090, C1_4, 80),
     ];
     lab.host(|| {
-        fw.rebuild(FwState {
+        fw.rebuild(&FirewallView {
             networks: networks(),
             ports,
         })
@@ -277,6 +293,29 @@ fn unpublish_and_publish_change_only_map_elements() {
         .to_string();
     assert!(e.contains("already published"), "{e}");
     assert_eq!(lab.host(|| fw.damage().unwrap()), None);
+    // Removing a port that is not published is no error (detach after a failed attach).
+    lab.host(|| fw.remove_ports(&[p]).unwrap());
+    // A network removed and added again: its elements only.
+    let b = networks().remove(1);
+    let view = FirewallView {
+        networks: networks(),
+        ports: vec![],
+    };
+    assert_eq!(
+        udp(&lab.c3, sa(OUT4, 80), T).unwrap(),
+        format!("out {HOST4}")
+    );
+    lab.host(|| fw.remove_network(&b, &view).unwrap());
+    assert!(
+        udp(&lab.c3, sa(OUT4, 80), SHORT).is_err(),
+        "no MASQUERADE once the network is gone"
+    );
+    lab.host(|| fw.add_network(&b, &view).unwrap());
+    assert_eq!(
+        udp(&lab.c3, sa(OUT4, 80), T).unwrap(),
+        format!("out {HOST4}")
+    );
+    assert_eq!(lab.host(|| fw.damage().unwrap()), None);
     let e = lab
         .host(|| {
             fw.add_ports(&[port(Proto::Tcp, Some("::1"), 8082, C1_6, 80)])
@@ -289,13 +328,27 @@ fn unpublish_and_publish_change_only_map_elements() {
 #[test]
 fn flush_ruleset_is_repaired_within_a_second() {
     let (lab, fw) = lab_with_ports();
+    let view = FirewallView {
+        networks: networks(),
+        ports: fw.state().ports,
+    };
     let fw = Arc::new(fw);
-    let watcher = lab.host(|| watch(fw.clone()).unwrap());
+    let weak = Arc::downgrade(&fw);
+    // As the service does: the watcher reports, the owner of the state rebuilds.
+    lab.host(|| {
+        fw.watch(Box::new(move || {
+            if let Some(fw) = weak.upgrade() {
+                fw.rebuild(&view).unwrap();
+            }
+        }))
+        .unwrap()
+    });
     assert!(tcp(&lab.o, sa(HOST4, 8080), T).is_ok());
+    let quick = Duration::from_millis(100);
     for _ in 0..3 {
         lab.nft(&["flush", "ruleset"]);
         let (_, took) = until_ok(Duration::from_secs(1), || {
-            tcp(&lab.o, sa(HOST4, 8080), Duration::from_millis(100))
+            tcp(&lab.o, sa(HOST4, 8080), quick)
         })
         .expect("published port did not work again within a second of nft flush ruleset");
         assert!(took < Duration::from_secs(1), "{took:?}");
@@ -303,20 +356,19 @@ fn flush_ruleset_is_repaired_within_a_second() {
     // Deleting only netd's table, or emptying one of its maps, is repaired too.
     lab.nft(&["delete", "table", "inet", &lab.table]);
     until_ok(Duration::from_secs(1), || {
-        tcp(&lab.o, sa(HOST4, 8080), Duration::from_millis(100))
+        tcp(&lab.o, sa(HOST4, 8080), quick)
     })
     .unwrap();
     lab.nft(&["flush", "map", "inet", &lab.table, "dnat4_addr"]);
     until_ok(Duration::from_secs(1), || {
-        tcp(&lab.o, sa(HOST4, 8080), Duration::from_millis(100))
+        tcp(&lab.o, sa(HOST4, 8080), quick)
     })
     .unwrap();
     assert_eq!(lab.host(|| fw.damage().unwrap()), None);
     // After netd down the watcher leaves the table deleted.
-    lab.host(|| fw.delete().unwrap());
+    lab.host(|| fw.teardown().unwrap());
     std::thread::sleep(Duration::from_millis(300));
     assert!(!lab.nft(&["list", "tables"]).contains(&lab.table));
-    drop(watcher);
 }
 
 #[test]
@@ -324,10 +376,10 @@ fn rule_count_is_the_same_for_1_and_500_published_ports() {
     let lab = Lab::new();
     let mut serv = lab;
     serv.serve(&serv.c1.clone(), "c1", sa("::", 80));
-    let fw = Firewall::new(&serv.table).unwrap();
+    let fw = firewall(&serv);
     let one = vec![port(Proto::Tcp, None, 20000, C1_4, 80)];
     let n1 = serv.host(|| {
-        fw.rebuild(FwState {
+        fw.rebuild(&FirewallView {
             networks: networks(),
             ports: one,
         })
@@ -349,8 +401,11 @@ fn rule_count_is_the_same_for_1_and_500_published_ports() {
         format!("c1 {OUT4}")
     );
     // A rebuild from the same state gives the same table.
-    let st = serv.host(|| fw.state());
-    serv.host(|| fw.rebuild(st).unwrap());
+    let view = FirewallView {
+        networks: networks(),
+        ports: serv.host(|| fw.state().ports),
+    };
+    serv.host(|| fw.rebuild(&view).unwrap());
     assert_eq!(serv.host(|| fw.damage().unwrap()), None);
 }
 
@@ -369,7 +424,7 @@ fn foreign_forward_drop_policy_is_detected_and_named() {
     ]);
     let found = lab.host(|| fw.foreign_drops().unwrap());
     assert_eq!(found.len(), 1, "{found:?}");
-    let w = found[0].warning();
+    let w = found[0].warning("br-");
     assert!(
         w.starts_with("table ip filter: forward chain FORWARD has policy drop"),
         "{w}"
@@ -377,6 +432,6 @@ fn foreign_forward_drop_policy_is_detected_and_named() {
     // It does defeat forwarding: the published port no longer answers from outside.
     assert!(tcp(&lab.o, sa(HOST4, 8080), SHORT).is_err());
     // netd's delete leaves the other table alone.
-    lab.host(|| fw.delete().unwrap());
+    lab.host(|| fw.teardown().unwrap());
     assert!(lab.nft(&["list", "tables"]).contains("table ip filter"));
 }

@@ -10,12 +10,12 @@ use serde_json::Value;
 
 use super::model::FwState;
 use super::rules::{self, CHAINS, DNAT4, DNAT6, SET_BRIDGES, SET_INTRA, SET_NETS4, SET_NETS6};
-use super::FwError;
+use super::FirewallError;
 
 /// Replaces the whole table by the one built from `state`, in one transaction: `add table`
 /// (so that the delete finds it), `delete table`, then every set, map, chain, rule and element.
 /// Another table is never named, so never touched.
-pub fn rebuild(table: &str, state: &FwState) -> Result<(), FwError> {
+pub fn rebuild(table: &str, state: &FwState) -> Result<(), FirewallError> {
     let mut batch = Batch::new();
     let t = NfListObject::Table(Table {
         family: NfFamily::INet,
@@ -31,7 +31,7 @@ pub fn rebuild(table: &str, state: &FwState) -> Result<(), FwError> {
 }
 
 /// Deletes the table if it exists (`netd down`).
-pub fn delete(table: &str) -> Result<(), FwError> {
+pub fn delete(table: &str) -> Result<(), FirewallError> {
     let mut batch = Batch::new();
     let t = NfListObject::Table(Table {
         family: NfFamily::INet,
@@ -44,7 +44,7 @@ pub fn delete(table: &str) -> Result<(), FwError> {
 }
 
 /// Adds (`add: true`) or deletes elements, all in one transaction.
-pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), FwError> {
+pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), FirewallError> {
     if objs.is_empty() {
         return Ok(());
     }
@@ -62,8 +62,9 @@ pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), FwErr
     )
 }
 
-fn run(batch: Batch, what: &'static str) -> Result<(), FwError> {
-    helper::apply_ruleset(&batch.to_nftables()).map_err(|e| FwError::Nft(what, nft_message(e)))
+fn run(batch: Batch, what: &'static str) -> Result<(), FirewallError> {
+    helper::apply_ruleset(&batch.to_nftables())
+        .map_err(|e| FirewallError::Nft(what, nft_message(e)))
 }
 
 /// One line from nft's error: its stderr's first lines, else the crate's message.
@@ -83,13 +84,13 @@ pub fn nft_message(e: NftablesError) -> String {
 }
 
 /// The JSON objects of `nft -j list ARGS...`, `None` when nft says the object does not exist.
-pub fn list(args: &[&str]) -> Result<Option<Vec<Value>>, FwError> {
+pub fn list(args: &[&str]) -> Result<Option<Vec<Value>>, FirewallError> {
     let mut full = vec!["list"];
     full.extend_from_slice(args);
     match helper::get_current_ruleset_raw(helper::DEFAULT_NFT, full.iter()) {
         Ok(out) => {
-            let v: Value =
-                serde_json::from_str(&out).map_err(|e| FwError::Nft("listing", e.to_string()))?;
+            let v: Value = serde_json::from_str(&out)
+                .map_err(|e| FirewallError::Nft("listing", e.to_string()))?;
             Ok(Some(
                 v.get("nftables")
                     .and_then(Value::as_array)
@@ -102,7 +103,7 @@ pub fn list(args: &[&str]) -> Result<Option<Vec<Value>>, FwError> {
         {
             Ok(None)
         }
-        Err(e) => Err(FwError::Nft("listing", nft_message(e))),
+        Err(e) => Err(FirewallError::Nft("listing", nft_message(e))),
     }
 }
 
@@ -110,7 +111,7 @@ pub fn list(args: &[&str]) -> Result<Option<Vec<Value>>, FwError> {
 /// every chain, the right number of rules and every set and map holds as many elements as the
 /// model says. Counting is enough: only netd writes this table, and any flush or delete by
 /// someone else changes a count.
-pub fn damage(table: &str, state: &FwState) -> Result<Option<String>, FwError> {
+pub fn damage(table: &str, state: &FwState) -> Result<Option<String>, FirewallError> {
     let Some(objs) = list(&["table", "inet", table])? else {
         return Ok(Some("the table is gone".into()));
     };

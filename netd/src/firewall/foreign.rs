@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::apply;
-use super::FwError;
+use super::FirewallError;
 
 /// One chain of another table that drops forwarded traffic netd's table accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,16 +19,17 @@ pub struct ForeignDrop {
 
 impl ForeignDrop {
     /// One line for the log and the status reply, naming the table and the fix.
-    pub fn warning(&self) -> String {
+    /// `bridge_prefix` is the start of netd's bridge names, for the fix.
+    pub fn warning(&self, bridge_prefix: &str) -> String {
         format!(
-            "table {} {}: forward chain {} has {}, which drops containers' forwarded traffic that netd accepts; accept netd's bridges there or change it",
+            "table {} {}: forward chain {} has {}, which drops containers' forwarded traffic; add iifname \"{bridge_prefix}*\" accept and oifname \"{bridge_prefix}*\" accept there",
             self.family, self.table, self.chain, self.how
         )
     }
 }
 
 /// Every forward base chain outside `own` (family inet) that drops what it does not accept.
-pub fn find(own: &str) -> Result<Vec<ForeignDrop>, FwError> {
+pub fn find(own: &str) -> Result<Vec<ForeignDrop>, FirewallError> {
     let objs = apply::list(&["ruleset"])?.unwrap_or_default();
     let mut out = Vec::new();
     for c in objs.iter().filter_map(|o| o.get("chain")) {

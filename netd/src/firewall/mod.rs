@@ -63,20 +63,15 @@
 //! `[::1]` is refused (see [`PortBinding::checked`]); every other IPv6 host address works through
 //! the same DNAT, `[::]` (no host address) meaning all of them.
 //!
-//! # Use from the service
+//! # Use from the service (the seam in lib.rs)
 //!
-//! ```no_run
-//! # fn main() -> Result<(), netd::firewall::FwError> {
-//! use std::sync::Arc;
-//! use netd::firewall::{Firewall, FwState, Network, PortBinding, Proto};
-//! let fw = Arc::new(Firewall::new("rbox")?);
-//! fw.rebuild(FwState::default())?;                // at start: the whole table from the state
-//! let _watch = netd::firewall::watch(fw.clone())?; // restores it after `nft flush ruleset`
-//! fw.add_network(&Network { bridge: "rbox0".into(), subnet4: Some("10.88.0.0/16".parse().unwrap()), subnet6: None })?;
-//! fw.add_ports(&[PortBinding { proto: Proto::Tcp, host_ip: None, host_port: 8080, addr: "10.88.0.2".parse().unwrap(), port: 80 }])?;
-//! for w in fw.foreign_drops()? { eprintln!("warning: {}", w.warning()); }
-//! # Ok(()) }
-//! ```
+//! The core builds a [`FirewallView`] of its state and calls, under its own lock:
+//! [`Firewall::rebuild`] at start (and after a flush), [`Firewall::add_network`] /
+//! [`Firewall::remove_network`], [`Firewall::add_ports`] / [`Firewall::remove_ports`] at attach
+//! and detach, [`Firewall::teardown`] for `netd down`. [`Firewall::watch`] starts the
+//! NFNLGRP_NFTABLES watcher, which calls back when netd's table was damaged (within
+//! milliseconds of a flush); the core then calls `rebuild`. Every method takes `&self` and an
+//! internal lock, so the watcher's check never sees half a change.
 //!
 //! Hairpin needs one thing outside this table: the container's bridge port in hairpin mode
 //! (IFLA_BRPORT_MODE, `bridge link set dev VETH hairpin on`). Where br_netfilter is loaded, a
@@ -94,30 +89,33 @@ mod sys;
 mod sysctl;
 mod watch;
 
-use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use foreign::ForeignDrop;
-pub use model::{FwState, Network, PortBinding, Proto, IFNAME_MAX};
-pub use watch::{watch, Watcher};
+pub use model::{FwState, Network, PortBinding, IFNAME_MAX};
+
+use crate::view::{FirewallView, NetView, PortView};
+
+/// Settings the firewall gets from netd's config.
+#[derive(Debug, Clone)]
+pub struct FirewallConfig {
+    /// The nftables table (family inet) netd owns; nothing else is touched.
+    pub table: String,
+    /// Every bridge netd makes starts with this (named in the foreign-drop warning's fix).
+    pub bridge_prefix: String,
+}
 
 /// What the firewall refuses or fails at, each one line naming the object.
 #[derive(Debug, thiserror::Error)]
-pub enum FwError {
+pub enum FirewallError {
     #[error("nft table name {0:?}: use 1 to 64 letters, digits, '_' or '-'")]
     TableName(String),
     #[error("bridge name {0:?}: use 1 to 15 letters, digits, '-', '_' or '.'")]
     Bridge(String),
-    #[error("network on bridge {0} is already in the firewall")]
-    NetworkExists(String),
-    #[error("no network on bridge {0} in the firewall")]
-    NoNetwork(String),
     #[error("port {0}: {1}")]
-    Port(PortBinding, &'static str),
+    Port(PortView, &'static str),
     #[error("port {0} is already published as {1}")]
-    PortTaken(PortBinding, PortBinding),
-    #[error("port {0} is not published")]
-    NotPublished(PortBinding),
+    PortTaken(PortView, PortView),
     #[error("nft {0} netd's table: {1}")]
     Nft(&'static str, String),
     #[error("sysctl {0}: {1}")]
@@ -126,61 +124,84 @@ pub enum FwError {
     Events(std::io::Error),
 }
 
-/// netd's nftables table and the model it is built from. Every method takes an internal lock,
-/// so the watcher's restore never interleaves with a change.
+/// netd's nftables table, the model it is built from, and its watcher.
 pub struct Firewall {
+    inner: Arc<Inner>,
+    watcher: Mutex<Option<watch::Watcher>>,
+}
+
+struct Inner {
     table: String,
-    state: Mutex<Model>,
+    bridge_prefix: String,
+    model: Mutex<Model>,
 }
 
 struct Model {
     fw: FwState,
-    /// After [`Firewall::delete`], the watcher no longer restores anything.
-    deleted: bool,
+    /// Set by [`Firewall::teardown`]: the watcher no longer reports the table gone.
+    torn_down: bool,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What is wrong with the kernel's table, `None` when intact or after teardown.
+    fn damage(&self) -> Result<Option<String>, FirewallError> {
+        let m = self.lock();
+        if m.torn_down {
+            return Ok(None);
+        }
+        apply::damage(&self.table, &m.fw)
+    }
 }
 
 impl Firewall {
-    /// A firewall for table `inet NAME`. Nothing is sent to the kernel before [`Self::rebuild`].
-    pub fn new(table: &str) -> Result<Self, FwError> {
-        let ok = !table.is_empty()
-            && table.len() <= 64
-            && table
-                .bytes()
+    /// Checks the config; nothing is sent to the kernel before [`Self::rebuild`].
+    pub fn new(cfg: FirewallConfig) -> Result<Firewall, FirewallError> {
+        let t = &cfg.table;
+        let ok = !t.is_empty()
+            && t.len() <= 64
+            && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
-            return Err(FwError::TableName(table.to_string()));
+            return Err(FirewallError::TableName(t.clone()));
         }
-        Ok(Firewall {
-            table: table.to_string(),
-            state: Mutex::new(Model {
+        let inner = Inner {
+            table: cfg.table,
+            bridge_prefix: cfg.bridge_prefix,
+            model: Mutex::new(Model {
                 fw: FwState::default(),
-                deleted: false,
+                torn_down: false,
             }),
+        };
+        Ok(Firewall {
+            inner: Arc::new(inner),
+            watcher: Mutex::new(None),
         })
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
-        &self.table
+        &self.inner.table
     }
 
-    fn lock(&self) -> MutexGuard<'_, Model> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Replaces the table by one built from `state` in one transaction, turns on forwarding
-    /// (IPv6 too when a network has an IPv6 subnet) and `route_localnet` on every bridge.
-    /// Returns notes for the log (uplinks whose `accept_ra` went to 2, bridges whose
-    /// `route_localnet` could not be set). On error the kernel keeps the table it had.
-    pub fn rebuild(&self, state: FwState) -> Result<Vec<String>, FwError> {
+    /// Replaces the table by one built from `view` in one transaction, turns on forwarding
+    /// (IPv6 too when a network has an IPv6 subnet), `accept_ra=2` on IPv6 uplinks where it was
+    /// 1, and `route_localnet` on every bridge. Returns warnings to log: what changed on the
+    /// uplinks, and forward chains of other tables that drop by default (naming the table).
+    /// On error the kernel keeps the table it had.
+    pub fn rebuild(&self, view: &FirewallView) -> Result<Vec<String>, FirewallError> {
+        let state = FwState::from(view);
         for n in &state.networks {
             n.check()?;
         }
-        let mut checked = Vec::with_capacity(state.ports.len());
+        let mut checked: Vec<PortView> = Vec::with_capacity(state.ports.len());
         for p in &state.ports {
             let p = p.checked()?;
-            if let Some(q) = checked.iter().find(|q: &&PortBinding| q.overlaps(&p)) {
-                return Err(FwError::PortTaken(p, *q));
+            if let Some(q) = checked.iter().find(|q| q.overlaps(&p)) {
+                return Err(FirewallError::PortTaken(p, *q));
             }
             checked.push(p);
         }
@@ -188,45 +209,57 @@ impl Firewall {
             networks: state.networks,
             ports: checked,
         };
-        let mut m = self.lock();
-        apply::rebuild(&self.table, &state)?;
-        let mut notes =
+        let mut m = self.inner.lock();
+        apply::rebuild(&self.inner.table, &state)?;
+        let mut warnings =
             sysctl::enable_forwarding(state.networks.iter().any(|n| n.subnet6.is_some()))?;
         for n in &state.networks {
             if let Err(e) = sysctl::set_route_localnet(&n.bridge) {
-                notes.push(e.to_string());
+                warnings.push(e.to_string());
             }
         }
         m.fw = state;
-        m.deleted = false;
-        Ok(notes)
+        m.torn_down = false;
+        drop(m);
+        match self.foreign_drops() {
+            Ok(found) => {
+                warnings.extend(found.iter().map(|f| f.warning(&self.inner.bridge_prefix)))
+            }
+            Err(e) => warnings.push(format!("looking for drop policies in other tables: {e}")),
+        }
+        Ok(warnings)
     }
 
-    /// Adds a network's bridge and subnets (set elements), sets `route_localnet` on its bridge
-    /// (which must exist) and turns on forwarding. Returns notes as [`Self::rebuild`].
-    pub fn add_network(&self, net: &Network) -> Result<Vec<String>, FwError> {
+    /// A network (its bridge exists, with its addresses) was added: its bridge and subnets
+    /// become set elements, `route_localnet` is set on its bridge, forwarding turned on.
+    /// Returns warnings as [`Self::rebuild`] (uplinks changed). `_view` includes `net`.
+    pub fn add_network(
+        &self,
+        net: &NetView,
+        _view: &FirewallView,
+    ) -> Result<Vec<String>, FirewallError> {
+        let net = Network::from(net);
         net.check()?;
-        let mut m = self.lock();
+        let mut m = self.inner.lock();
         if m.fw.networks.iter().any(|n| n.bridge == net.bridge) {
-            return Err(FwError::NetworkExists(net.bridge.clone()));
+            return Ok(Vec::new());
         }
         sysctl::set_route_localnet(&net.bridge)?;
-        let notes = sysctl::enable_forwarding(net.subnet6.is_some())?;
-        apply::elements(rules::network_elements(&self.table, net), true)?;
-        m.fw.networks.push(net.clone());
-        Ok(notes)
+        let warnings = sysctl::enable_forwarding(net.subnet6.is_some())?;
+        apply::elements(rules::network_elements(&self.inner.table, &net), true)?;
+        m.fw.networks.push(net);
+        Ok(warnings)
     }
 
-    /// Removes a network's elements. Its published ports are the caller's to remove first.
-    pub fn remove_network(&self, bridge: &str) -> Result<(), FwError> {
-        let mut m = self.lock();
-        let i =
-            m.fw.networks
-                .iter()
-                .position(|n| n.bridge == bridge)
-                .ok_or_else(|| FwError::NoNetwork(bridge.to_string()))?;
+    /// A network is going away: its elements are deleted. Its published ports are removed
+    /// first by the core (detach). A network the firewall does not hold is no error.
+    pub fn remove_network(&self, net: &NetView, _view: &FirewallView) -> Result<(), FirewallError> {
+        let mut m = self.inner.lock();
+        let Some(i) = m.fw.networks.iter().position(|n| n.bridge == net.bridge) else {
+            return Ok(());
+        };
         apply::elements(
-            rules::network_elements(&self.table, &m.fw.networks[i]),
+            rules::network_elements(&self.inner.table, &m.fw.networks[i]),
             false,
         )?;
         m.fw.networks.remove(i);
@@ -234,96 +267,79 @@ impl Firewall {
     }
 
     /// Publishes ports (map elements), all of them or none: a port already published on the
-    /// same protocol, host port and family (and host address, or all addresses) is refused.
-    pub fn add_ports(&self, ports: &[PortBinding]) -> Result<(), FwError> {
-        let mut m = self.lock();
-        let mut new: Vec<PortBinding> = Vec::with_capacity(ports.len());
+    /// same protocol, host port and family (and host address, or all addresses) is refused, and
+    /// so is `[::1]` ([`PortView::checked`]).
+    pub fn add_ports(&self, ports: &[PortView]) -> Result<(), FirewallError> {
+        let mut m = self.inner.lock();
+        let mut new: Vec<PortView> = Vec::with_capacity(ports.len());
         for p in ports {
             let p = p.checked()?;
             if let Some(q) = m.fw.ports.iter().chain(new.iter()).find(|q| q.overlaps(&p)) {
-                return Err(FwError::PortTaken(p, *q));
+                return Err(FirewallError::PortTaken(p, *q));
             }
             new.push(p);
         }
-        apply::elements(rules::port_elements(&self.table, &new), true)?;
+        apply::elements(rules::port_elements(&self.inner.table, &new), true)?;
         m.fw.ports.extend(new);
         Ok(())
     }
 
-    /// Unpublishes ports, all of them or none; each must be published.
-    pub fn remove_ports(&self, ports: &[PortBinding]) -> Result<(), FwError> {
-        let mut m = self.lock();
-        let mut gone = Vec::with_capacity(ports.len());
+    /// Unpublishes ports, all of them or none; ports not published are no error.
+    pub fn remove_ports(&self, ports: &[PortView]) -> Result<(), FirewallError> {
+        let mut m = self.inner.lock();
+        let mut gone: Vec<PortView> = Vec::with_capacity(ports.len());
         for p in ports {
-            let p = p.checked()?;
-            if !m.fw.ports.contains(&p) || gone.contains(&p) {
-                return Err(FwError::NotPublished(p));
+            let Ok(p) = p.checked() else { continue };
+            if m.fw.ports.contains(&p) && !gone.contains(&p) {
+                gone.push(p);
             }
-            gone.push(p);
         }
-        apply::elements(rules::port_keys(&self.table, &gone), false)?;
+        apply::elements(rules::port_keys(&self.inner.table, &gone), false)?;
         m.fw.ports.retain(|p| !gone.contains(p));
         Ok(())
     }
 
-    /// Unpublishes every port whose DNAT target is `addr` (a container going away).
-    pub fn remove_ports_of(&self, addr: IpAddr) -> Result<Vec<PortBinding>, FwError> {
-        let ports: Vec<PortBinding> = self
-            .lock()
-            .fw
-            .ports
-            .iter()
-            .filter(|p| p.addr == addr)
-            .copied()
-            .collect();
-        self.remove_ports(&ports)?;
-        Ok(ports)
-    }
-
-    /// A copy of the model the table is built from.
-    pub fn state(&self) -> FwState {
-        self.lock().fw.clone()
-    }
-
-    /// What differs between the kernel's table and the model, `None` when it is intact.
-    pub fn damage(&self) -> Result<Option<String>, FwError> {
-        let m = self.lock();
-        apply::damage(&self.table, &m.fw)
-    }
-
-    /// Rebuilds the table from the model when it is damaged (flushed, deleted, emptied).
-    /// Returns what was wrong, `None` when nothing was (or after [`Self::delete`]).
-    pub fn restore_if_damaged(&self) -> Result<Option<String>, FwError> {
-        let m = self.lock();
-        if m.deleted {
-            return Ok(None);
-        }
-        let Some(what) = apply::damage(&self.table, &m.fw)? else {
-            return Ok(None);
-        };
-        apply::rebuild(&self.table, &m.fw)?;
-        Ok(Some(what))
-    }
-
-    /// Deletes the table (`netd down`); the watcher stops restoring it. Sysctls stay as they
-    /// are: other services may rely on forwarding.
-    pub fn delete(&self) -> Result<(), FwError> {
-        let mut m = self.lock();
-        m.deleted = true;
-        apply::delete(&self.table)?;
+    /// `netd down`: deletes netd's table (and only it); the watcher stops reporting. Sysctls
+    /// stay as they are: other services may rely on forwarding.
+    pub fn teardown(&self) -> Result<(), FirewallError> {
+        let mut m = self.inner.lock();
+        m.torn_down = true;
+        apply::delete(&self.inner.table)?;
         m.fw = FwState::default();
         Ok(())
     }
 
-    /// Forward chains of other tables that drop by default: print [`ForeignDrop::warning`] at
-    /// start and in a status reply.
-    pub fn foreign_drops(&self) -> Result<Vec<ForeignDrop>, FwError> {
-        foreign::find(&self.table)
+    /// Starts watching nftables events (NFNLGRP_NFTABLES) in the calling thread's network
+    /// namespace: `on_gone` is called from the watcher's thread, without any lock of the
+    /// firewall held, when netd's table was damaged (flushed, deleted, emptied by someone
+    /// else); the caller then calls [`Self::rebuild`]. The watcher stops when the firewall is
+    /// dropped. A second call replaces the first watcher.
+    pub fn watch(&self, on_gone: Box<dyn Fn() + Send + 'static>) -> Result<(), FirewallError> {
+        let w = watch::spawn(self.inner.clone(), on_gone)?;
+        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+        Ok(())
     }
 
-    /// The number of rules in the kernel's table (18 whatever the ports), for tests and benches.
-    pub fn kernel_rule_count(&self) -> Result<usize, FwError> {
-        let objs = apply::list(&["table", "inet", &self.table])?.unwrap_or_default();
+    /// What differs between the kernel's table and the model, `None` when it is intact.
+    pub fn damage(&self) -> Result<Option<String>, FirewallError> {
+        self.inner.damage()
+    }
+
+    /// A copy of the model the table is built from.
+    pub fn state(&self) -> FwState {
+        self.inner.lock().fw.clone()
+    }
+
+    /// Forward chains of other tables that drop by default ([`ForeignDrop::warning`]): for a
+    /// status request; [`Self::rebuild`] returns them as warnings too.
+    pub fn foreign_drops(&self) -> Result<Vec<ForeignDrop>, FirewallError> {
+        foreign::find(&self.inner.table)
+    }
+
+    /// The number of rules in the kernel's table (constant whatever the ports), for tests and
+    /// benchmarks.
+    pub fn kernel_rule_count(&self) -> Result<usize, FirewallError> {
+        let objs = apply::list(&["table", "inet", &self.inner.table])?.unwrap_or_default();
         Ok(objs.iter().filter(|o| o.get("rule").is_some()).count())
     }
 }

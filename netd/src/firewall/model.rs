@@ -5,13 +5,13 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use serde::{Deserialize, Serialize};
 
-use super::FwError;
+use super::FirewallError;
+use crate::view::{FirewallView, NetView, PortView};
 
-/// One of netd's networks as the firewall sees it: the bridge its containers hang on and the
-/// subnets they get leases from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One of netd's networks as the firewall keeps it: the bridge its containers hang on and the
+/// subnets they get leases from (from [`NetView`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Network {
     /// The bridge's interface name (at most 15 bytes, IFNAMSIZ - 1).
     pub bridge: String,
@@ -21,41 +21,22 @@ pub struct Network {
     pub subnet6: Option<Ipv6Net>,
 }
 
-/// Transport protocol of a published port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    /// The name nft uses (`inet_proto` values).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
+impl From<&NetView> for Network {
+    fn from(n: &NetView) -> Self {
+        Network {
+            bridge: n.bridge.clone(),
+            subnet4: Some(n.subnet4),
+            subnet6: n.subnet6,
         }
     }
 }
 
-/// One published port: `-p [HOSTIP:]HOSTPORT:PORT[/PROTO]` for one address family.
-///
-/// A container with an IPv4 and an IPv6 address that publishes `-p 8080:80` gets two bindings,
-/// one per family (`addr` decides the family). `host_ip: None` means every address of the host
-/// in that family (`fib daddr type local`), including 127.0.0.1; `Some` only that address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PortBinding {
-    pub proto: Proto,
-    pub host_ip: Option<IpAddr>,
-    pub host_port: u16,
-    /// The container's address (the DNAT target).
-    pub addr: IpAddr,
-    /// The container's port.
-    pub port: u16,
-}
+/// One published port: `-p [HOSTIP:]HOSTPORT:PORT[/PROTO]` for one address family (`addr`
+/// decides the family). `host_ip: None` means every address of the host in that family
+/// (`fib daddr type local`), including 127.0.0.1; `Some` only that address.
+pub type PortBinding = PortView;
 
-impl fmt::Display for PortBinding {
+impl fmt::Display for PortView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.host_ip {
             Some(IpAddr::V6(a)) => write!(f, "[{a}]:")?,
@@ -77,15 +58,15 @@ impl fmt::Display for PortBinding {
     }
 }
 
-impl PortBinding {
+impl PortView {
     /// The binding with an unspecified host address (`0.0.0.0`, `::`) written as `None`, and
     /// refused when it cannot work: port 0, a host address of the other family, a multicast
     /// host address, or `[::1]`. The kernel never routes ::1 off `lo` (RFC 4291 2.5.3, and Linux
     /// has no IPv6 `route_localnet`), so DNAT cannot reach a container from it; netd refuses it
     /// rather than run a userland proxy that would hide every client's address.
-    pub fn checked(mut self) -> Result<Self, FwError> {
+    pub fn checked(mut self) -> Result<Self, FirewallError> {
         if self.host_port == 0 || self.port == 0 {
-            return Err(FwError::Port(
+            return Err(FirewallError::Port(
                 self,
                 "port 0 cannot be published; pick a port from 1 to 65535",
             ));
@@ -97,19 +78,19 @@ impl PortBinding {
             return Ok(self);
         };
         if host.is_ipv6() != self.addr.is_ipv6() {
-            return Err(FwError::Port(
+            return Err(FirewallError::Port(
                 self,
                 "the host address and the container address are of different families",
             ));
         }
         if host.is_multicast() {
-            return Err(FwError::Port(
+            return Err(FirewallError::Port(
                 self,
                 "a multicast host address cannot be published",
             ));
         }
         if host == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) {
-            return Err(FwError::Port(
+            return Err(FirewallError::Port(
                 self,
                 "[::1] cannot be published: the kernel never routes ::1 off lo; use 127.0.0.1 or a host address",
             ));
@@ -119,7 +100,7 @@ impl PortBinding {
 
     /// True when both bindings would catch the same packets: same protocol, host port and
     /// family, and the same host address or one of them on every address.
-    pub fn overlaps(&self, other: &PortBinding) -> bool {
+    pub fn overlaps(&self, other: &PortView) -> bool {
         self.proto == other.proto
             && self.host_port == other.host_port
             && self.addr.is_ipv6() == other.addr.is_ipv6()
@@ -131,10 +112,19 @@ impl PortBinding {
 }
 
 /// Everything netd's table is rebuilt from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FwState {
     pub networks: Vec<Network>,
-    pub ports: Vec<PortBinding>,
+    pub ports: Vec<PortView>,
+}
+
+impl From<&FirewallView> for FwState {
+    fn from(v: &FirewallView) -> Self {
+        FwState {
+            networks: v.networks.iter().map(Network::from).collect(),
+            ports: v.ports.clone(),
+        }
+    }
 }
 
 /// Longest interface name the kernel takes (IFNAMSIZ 16 with the NUL, netdevice(7)).
@@ -142,7 +132,7 @@ pub const IFNAME_MAX: usize = 15;
 
 impl Network {
     /// Refuses a bridge name the kernel would refuse or that could not be an interface name.
-    pub fn check(&self) -> Result<(), FwError> {
+    pub fn check(&self) -> Result<(), FirewallError> {
         let ok = !self.bridge.is_empty()
             && self.bridge.len() <= IFNAME_MAX
             && self.bridge != "."
@@ -154,7 +144,7 @@ impl Network {
         if ok {
             Ok(())
         } else {
-            Err(FwError::Bridge(self.bridge.clone()))
+            Err(FirewallError::Bridge(self.bridge.clone()))
         }
     }
 }
@@ -162,6 +152,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::Proto;
 
     fn b(host_ip: Option<&str>, host_port: u16, addr: &str) -> PortBinding {
         PortBinding {

@@ -4,10 +4,10 @@
 
 use std::fs;
 
-use super::FwError;
+use super::FirewallError;
 
-fn write(path: &str, value: &str) -> Result<(), FwError> {
-    fs::write(path, value).map_err(|e| FwError::Sysctl(path.to_string(), e))
+fn write(path: &str, value: &str) -> Result<(), FirewallError> {
+    fs::write(path, value).map_err(|e| FirewallError::Sysctl(path.to_string(), e))
 }
 
 fn read(path: &str) -> Option<String> {
@@ -17,7 +17,7 @@ fn read(path: &str) -> Option<String> {
 /// Turns IPv4 forwarding on, and IPv6 forwarding when `v6`. Returns one note per uplink whose
 /// `accept_ra` went from 1 to 2: with forwarding on, a value of 1 makes the kernel ignore router
 /// advertisements, and the host would lose its IPv6 default route when the current one expires.
-pub fn enable_forwarding(v6: bool) -> Result<Vec<String>, FwError> {
+pub fn enable_forwarding(v6: bool) -> Result<Vec<String>, FirewallError> {
     if read("/proc/sys/net/ipv4/ip_forward").as_deref() != Some("1") {
         write("/proc/sys/net/ipv4/ip_forward", "1")?;
     }
@@ -40,7 +40,7 @@ pub fn enable_forwarding(v6: bool) -> Result<Vec<String>, FwError> {
 
 /// Lets the host's own 127.0.0.1 reach containers through DNAT on this bridge (and its replies
 /// come back). The raw_prerouting rule keeps 127.0.0.0/8 closed to everything but `lo`.
-pub fn set_route_localnet(bridge: &str) -> Result<(), FwError> {
+pub fn set_route_localnet(bridge: &str) -> Result<(), FirewallError> {
     write(
         &format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
         "1",

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::sys::{Events, Kind};
-use super::{Firewall, FwError};
+use super::{FirewallError, Inner};
 
 /// How long the socket read blocks, which bounds how late the thread sees a stop request.
 const TICK: Duration = Duration::from_millis(200);
@@ -32,28 +32,30 @@ impl Drop for Watcher {
     }
 }
 
-/// Starts watching in the calling thread's network namespace. Each restore is logged with what
-/// was wrong (`tracing::warn`); a failed restore is logged and retried at the next event.
-pub fn watch(fw: Arc<Firewall>) -> Result<Watcher, FwError> {
-    let mut events = Events::open(TICK).map_err(FwError::Events)?;
+/// Starts the thread in the calling thread's network namespace.
+pub(super) fn spawn(
+    fw: Arc<Inner>,
+    on_gone: Box<dyn Fn() + Send + 'static>,
+) -> Result<Watcher, FirewallError> {
+    let mut events = Events::open(TICK).map_err(FirewallError::Events)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let thread = std::thread::Builder::new()
         .name("netd-nft-watch".into())
-        .spawn(move || run(&fw, &mut events, &stop2))
-        .map_err(FwError::Events)?;
+        .spawn(move || run(&fw, &mut events, &stop2, &*on_gone))
+        .map_err(FirewallError::Events)?;
     Ok(Watcher {
         stop,
         thread: Some(thread),
     })
 }
 
-fn run(fw: &Firewall, events: &mut Events, stop: &AtomicBool) {
+fn run(fw: &Inner, events: &mut Events, stop: &AtomicBool, on_gone: &dyn Fn()) {
     while !stop.load(Ordering::Relaxed) {
         let dirty = match events.next() {
             Ok(None) => false,
             Ok(Some(evs)) => evs.iter().any(|e| {
-                e.kind == Kind::Removed && e.table.as_deref().is_none_or(|t| t == fw.table())
+                e.kind == Kind::Removed && e.table.as_deref().is_none_or(|t| t == fw.table)
             }),
             Err(e) => {
                 // ENOBUFS: events were lost, so look at the table anyway.
@@ -63,13 +65,16 @@ fn run(fw: &Firewall, events: &mut Events, stop: &AtomicBool) {
         };
         if dirty {
             settle(events);
-            match fw.restore_if_damaged() {
-                Ok(Some(what)) => tracing::warn!(
-                    "nft table {} was changed by someone else ({what}); restored",
-                    fw.table()
-                ),
+            match fw.damage() {
+                Ok(Some(what)) => {
+                    tracing::warn!(
+                        "nft table {} was changed by someone else ({what})",
+                        fw.table
+                    );
+                    on_gone();
+                }
                 Ok(None) => {}
-                Err(e) => tracing::error!("restoring nft table {}: {e}", fw.table()),
+                Err(e) => tracing::error!("checking nft table {}: {e}", fw.table),
             }
         }
     }
