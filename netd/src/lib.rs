@@ -12,7 +12,9 @@
 //! | `sys/netlink` | one NETLINK_ROUTE socket: links, addresses, routes | rtnetlink(7) |
 //! | `sys/netns` | netns descriptors: type, owner, a netlink socket inside one | setns(2), ioctl_ns(2) |
 //! | `links` | bridges and veth pairs as netd makes them | through `sys/netlink` |
-//! | `core` | the requests: attach, detach, networks; rollback (Undo) | through the above |
+//! | `core` | the state behind one lock; dispatch; views for firewall and dns | none |
+//! | `attach` | attach and detach; rollback over a typed list of what was made | through the above |
+//! | `networks` | the default network, user networks: create, ls, inspect, rm | through `links` |
 //! | `auth` | who may do what (SO_PEERCRED, netns owner, ports, limits) | ioctl_ns(2) |
 //! | `server` | the socket, connections, time and size limits | unix(7) |
 //! | `watch` | RTM_DELLINK: leases of veths that vanished with their namespace | rtnetlink(7) |
@@ -49,6 +51,18 @@
 //! netlink socket opened inside the container's netns (setns on a short-lived thread), closed
 //! before the reply: netd keeps no netns descriptor after an attach.
 
+pub mod attach;
+pub mod auth;
+pub mod config;
+pub mod core;
 pub mod dns;
 pub mod firewall;
+pub mod ipam;
+pub mod links;
+pub mod networks;
+pub mod reconcile;
+pub mod server;
+pub mod store;
+pub mod sys;
 pub mod view;
+pub mod watch;
