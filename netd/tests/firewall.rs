@@ -473,3 +473,54 @@ fn changes_before_the_first_rebuild_build_the_table() {
     );
     assert!(!e.contains('\n'), "{e}");
 }
+
+#[test]
+fn ipv6_forwarding_keeps_router_advertisements_on_the_uplink() {
+    let lab = Lab::new();
+    let set = |dev: &str, v: &str| {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.h,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{dev}.accept_ra={v}"),
+        ])
+    };
+    let get = |dev: &str| {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.h,
+            "cat",
+            &format!("/proc/sys/net/ipv6/conf/{dev}/accept_ra"),
+        ])
+    };
+    set("up0", "1");
+    set("br-b", "1");
+    sh(&[
+        "ip", "-n", &lab.h, "-6", "route", "add", "default", "via", OUT6, "dev", "up0",
+    ]);
+    let fw = firewall(&lab);
+    let warnings = lab.host(|| {
+        fw.rebuild(&FirewallView {
+            networks: networks(),
+            ports: vec![],
+        })
+        .unwrap()
+    });
+    assert_eq!(
+        get("up0").trim(),
+        "2",
+        "the uplink (IPv6 default route) keeps accepting RAs"
+    );
+    assert_eq!(get("br-b").trim(), "1", "only the uplink is changed");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("up0: accept_ra set to 2")),
+        "{warnings:?}"
+    );
+}

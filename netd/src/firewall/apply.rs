@@ -78,6 +78,7 @@ fn run(batch: Batch, what: &'static str) -> Result<(), FirewallError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| FirewallError::Nft(what, format!("cannot run nft: {e} (install nftables)")))?;
+    own_pids::record(child.id());
     let mut stdin = child
         .stdin
         .take()
@@ -240,4 +241,29 @@ fn expected_elements(state: &FwState) -> Vec<(&'static str, usize)> {
         out.push((maps.host_port, count(v6, true)));
     }
     out
+}
+
+/// The pids of the `nft` processes netd ran last: the watcher ignores the transactions they
+/// committed (NFT_MSG_NEWGEN names the committing process), so netd's own changes never trigger
+/// a check. A pid is kept until 64 newer runs (pids are not reused that fast).
+pub mod own_pids {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    static RECENT: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
+
+    pub fn record(pid: u32) {
+        let mut r = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() == 64 {
+            r.pop_front();
+        }
+        r.push_back(pid);
+    }
+
+    pub fn contains(pid: u32) -> bool {
+        RECENT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&pid)
+    }
 }
