@@ -13,10 +13,11 @@ use netd_proto::{
 };
 
 use crate::auth::{self, Fail, Peer};
-use crate::core::Core;
+use crate::core::{lock, Core, Shared};
 use crate::ipam;
 use crate::links::{self, VethPlan};
 use crate::store::AttachRec;
+use crate::sys::netlink::Netlink;
 use crate::view::PortView;
 
 /// What an attach made so far, undone in reverse order on failure.
@@ -346,42 +347,74 @@ impl Core {
         Err(Fail::internal(anyhow::anyhow!("no free veth name")))
     }
 
-    /// Detaches a container from `network` (None: all of its networks). Idempotent.
-    pub(crate) fn detach(
+    /// Detach, first half (under the lock): the container's attachments on `network` (None:
+    /// all) lose their ports and names at once and are marked releasing; their leases stay
+    /// taken until [`Core::detach_end`]. Returns what to delete. Idempotent.
+    pub(crate) fn detach_begin(
         &mut self,
         peer: &Peer,
         container_id: &str,
         network: Option<&str>,
-    ) -> Result<Vec<String>, Fail> {
+    ) -> Result<Vec<AttachRec>, Fail> {
         check_container_id(container_id).map_err(Fail::bad)?;
         let mine: Vec<AttachRec> = self
             .atts
             .values()
             .filter(|a| a.container_id == container_id && network.is_none_or(|n| a.network == n))
+            .filter(|a| a.ready && !self.releasing.contains(&a.host_ifname))
             .cloned()
             .collect();
         for a in &mine {
             auth::check_owner(peer, a.owner_uid, &a.container_name)?;
         }
-        let mut done = Vec::new();
-        for a in mine {
-            let ports = self.port_views(&a);
+        for a in &mine {
+            let ports = self.port_views(a);
             if let Err(e) = self.fw.remove_ports(&ports) {
                 tracing::warn!("firewall: {e}");
             }
-            Core::fail(links::remove_veth(
-                &mut self.nl,
-                &a.host_ifname,
-                a.host_index,
-            ))?;
+            self.releasing.insert(a.host_ifname.clone());
+        }
+        if !mine.is_empty() {
+            self.update_dns();
+        }
+        Ok(mine)
+    }
+
+    /// Detach, second half (under the lock, after the veths were deleted): the records and
+    /// leases go.
+    pub(crate) fn detach_end(&mut self, gone: &[AttachRec]) -> Result<(), Fail> {
+        for a in gone {
+            self.releasing.remove(&a.host_ifname);
             Core::fail(self.store.remove_attachment(&a.host_ifname))?;
             self.atts.remove(&a.host_ifname);
-            if !self.networks.get(&a.network).is_some_and(|n| n.rec.default) {
-                self.update_dns();
-            }
-            done.push(a.network);
         }
-        Ok(done)
+        Ok(())
+    }
+}
+
+/// Detach without holding the core's lock while the kernel deletes the veths (tens of
+/// milliseconds each: the kernel waits for RCU grace periods), so other requests go on.
+pub fn detach(
+    core: &Shared,
+    peer: &Peer,
+    container_id: &str,
+    network: Option<&str>,
+) -> Result<Vec<String>, Fail> {
+    let mine = lock(core).detach_begin(peer, container_id, network)?;
+    if mine.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut nl = Core::fail(Netlink::open().map_err(anyhow::Error::from))?;
+    let mut err = None;
+    for a in &mine {
+        if let Err(e) = links::remove_veth(&mut nl, &a.host_ifname, a.host_index) {
+            err.get_or_insert(e);
+        }
+    }
+    lock(core).detach_end(&mine)?;
+    match err {
+        Some(e) => Err(Fail::internal(e)),
+        None => Ok(mine.into_iter().map(|a| a.network).collect()),
     }
 }
 

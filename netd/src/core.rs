@@ -41,6 +41,8 @@ pub struct Core {
     pub networks: BTreeMap<String, Net>,
     /// By host veth name.
     pub atts: BTreeMap<String, AttachRec>,
+    /// Attachments a detach is deleting (their leases stay taken until it is done).
+    pub releasing: std::collections::BTreeSet<String>,
     pub fw: Firewall,
     pub dns: Dns,
 }
@@ -82,6 +84,7 @@ impl Core {
             ula,
             networks: BTreeMap::new(),
             atts: BTreeMap::new(),
+            releasing: Default::default(),
             fw,
             dns,
         })
@@ -98,9 +101,9 @@ impl Core {
         }
         let r = match req {
             Request::Attach(a) => self.attach(peer, a, fds).map(Reply::Attached),
-            Request::Detach(d) => self
-                .detach(peer, &d.container_id, d.network.as_deref())
-                .map(|networks| Reply::Detached { networks }),
+            Request::Detach(_) => Err(Fail::internal(anyhow::anyhow!(
+                "detach is served by attach::detach, outside the lock"
+            ))),
             Request::NetworkCreate(c) => self.network_create(peer, c).map(Reply::Network),
             Request::NetworkList {} => Ok(Reply::Networks(self.network_list())),
             Request::NetworkInspect { name } => self.network_inspect(&name).map(Reply::Network),
@@ -139,7 +142,7 @@ impl Core {
             return;
         }
         let a = a.clone();
-        tracing::info!(
+        tracing::debug!(
             "released {} of container {} on {}: its network namespace is gone",
             a.ipv4,
             a.container_name,
@@ -174,9 +177,12 @@ impl Core {
 
     /// Forgets an attachment whose veth is gone: ports, record, names.
     pub fn release(&mut self, a: &AttachRec) {
-        let ports = self.port_views(a);
-        if let Err(e) = self.fw.remove_ports(&ports) {
-            tracing::warn!("firewall: {e}");
+        // A detach in progress removed the ports already.
+        if !self.releasing.contains(&a.host_ifname) {
+            let ports = self.port_views(a);
+            if let Err(e) = self.fw.remove_ports(&ports) {
+                tracing::warn!("firewall: {e}");
+            }
         }
         if let Err(e) = self.store.remove_attachment(&a.host_ifname) {
             tracing::warn!("{e:#}");
@@ -254,7 +260,7 @@ impl Core {
             ports: self
                 .atts
                 .values()
-                .filter(|a| a.ready)
+                .filter(|a| a.ready && !self.releasing.contains(&a.host_ifname))
                 .flat_map(|a| self.port_views(a))
                 .collect(),
         }

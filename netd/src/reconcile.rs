@@ -29,6 +29,9 @@ pub fn start(core: &mut Core) -> Result<()> {
             Err(e) => tracing::error!("network {}: {e:#}", rec.name),
         }
     }
+    // Before the default network is made: a bridge left by a netd whose state is lost would
+    // otherwise look like a host route in the way.
+    remove_strays(core, false, true)?;
     if !core.networks.values().any(|n| n.rec.default) {
         let rec = core.default_network()?;
         core.add_network(rec)
@@ -61,7 +64,7 @@ pub fn start(core: &mut Core) -> Result<()> {
         }
         core.store.remove_attachment(&a.host_ifname)?;
     }
-    remove_strays(core)?;
+    remove_strays(core, true, false)?;
     let view = core.fw_view();
     for w in core
         .fw
@@ -74,14 +77,17 @@ pub fn start(core: &mut Core) -> Result<()> {
     Ok(())
 }
 
-/// Veths and bridges named as this netd names them that its state does not know.
-fn remove_strays(core: &mut Core) -> Result<()> {
+/// Veths (`veths`) and bridges (`bridges`) named as this netd names them that its state does
+/// not know.
+fn remove_strays(core: &mut Core, veths: bool, bridges: bool) -> Result<()> {
     let prefix = core.cfg.bridge_prefix.clone();
     for l in core.nl.links()? {
-        let stray_veth = l.kind.as_deref() == Some("veth")
+        let stray_veth = veths
+            && l.kind.as_deref() == Some("veth")
             && is_our_veth(&prefix, &l.name)
             && !core.atts.contains_key(&l.name);
-        let stray_bridge = l.kind.as_deref() == Some("bridge")
+        let stray_bridge = bridges
+            && l.kind.as_deref() == Some("bridge")
             && is_our_bridge(&prefix, &l.name)
             && !core.networks.values().any(|n| n.rec.bridge == l.name);
         if stray_veth || stray_bridge {

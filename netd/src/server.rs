@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netd_proto::frame::{self, FrameError};
-use netd_proto::{ErrorKind, Reply, ReplyFrame, RequestFrame, MAX_REQUEST, VERSION};
+use netd_proto::{ErrorKind, Reply, ReplyFrame, Request, RequestFrame, MAX_REQUEST, VERSION};
 
 use crate::auth::Peer;
 use crate::core::{lock, Shared};
@@ -155,7 +155,15 @@ fn connection(stream: UnixStream, core: &Shared, timeout: Duration) {
             let _ = reply(&stream, version_error(u64::from(frame.version)));
             return;
         }
-        let r = lock(core).handle(&peer, frame.request, fds);
+        let r = match frame.request {
+            Request::Detach(d) if fds.is_empty() => {
+                match crate::attach::detach(core, &peer, &d.container_id, d.network.as_deref()) {
+                    Ok(networks) => Reply::Detached { networks },
+                    Err(f) => Reply::error(f.kind, f.message),
+                }
+            }
+            req => lock(core).handle(&peer, req, fds),
+        };
         if reply(&stream, r).is_err() {
             return;
         }

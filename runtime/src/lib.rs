@@ -55,6 +55,7 @@ pub mod inroot;
 pub mod masks;
 pub mod memfd;
 pub mod mounts;
+pub mod net;
 pub mod netns;
 pub mod rootfs;
 pub mod run;

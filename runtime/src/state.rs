@@ -476,6 +476,7 @@ impl Containers {
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         upper::remove_run_dir(id)?;
         let d = self.dir(id);
+        crate::net::attach::release(&d, id);
         if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
             return std::fs::remove_file(&d).ctx(|| format!("remove {}", d.display()));
         }
