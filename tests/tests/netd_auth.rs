@@ -13,7 +13,7 @@ const UID: u32 = 65534;
 /// The socket's group in these tests (the client is given it or not).
 const GID: u32 = 65534;
 
-/// netd-client as uid 65534 with groups `groups`, optionally inside a new user and network
+/// netd-client as uid 65534 with group `groups` (real and supplementary), optionally inside a new user and network
 /// namespace of its own (`unshare -Urn`, the namespace passed as /proc/self/ns/net).
 fn as_user(h: &Host, own_ns: bool, groups: &str, script: &str) -> Output {
     let client = bin("netd-client");
@@ -30,7 +30,7 @@ fn as_user(h: &Host, own_ns: bool, groups: &str, script: &str) -> Output {
     std::process::Command::new("setpriv")
         .args([
             &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
+            &format!("--regid={groups}"),
             &format!("--groups={groups}"),
             "--",
             "sh",
