@@ -235,7 +235,7 @@ impl Host {
 
     /// A TCP or UDP server in netns `ns` answering `reply` on `port` (python3), in the
     /// background; killed with the namespace.
-    pub fn server(&self, ns: &str, proto: &str, addr: &str, port: u16, reply: &str) -> Child {
+    pub fn server(&self, ns: &str, proto: &str, addr: &str, port: u16, reply: &str) -> Server {
         let fam = if addr.contains(':') {
             "AF_INET6"
         } else {
@@ -262,11 +262,12 @@ impl Host {
                 "ip netns exec {ns} ss -H {check} 'sport = :{port}'"
             ));
             if !String::from_utf8_lossy(&o.stdout).trim().is_empty() {
-                return c;
+                return Server(c);
             }
             std::thread::sleep(Duration::from_millis(30));
         }
         let _ = c.kill();
+        let _ = c.wait();
         panic!("server on {addr}:{port}/{proto} in {ns} did not start");
     }
 
@@ -287,6 +288,16 @@ impl Host {
             .output()
             .expect("run client");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+/// A test server process, killed and reaped on drop.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
