@@ -435,3 +435,92 @@ fn foreign_forward_drop_policy_is_detected_and_named() {
     lab.host(|| fw.teardown().unwrap());
     assert!(lab.nft(&["list", "tables"]).contains("table ip filter"));
 }
+
+#[test]
+fn changes_before_the_first_rebuild_build_the_table() {
+    let mut lab = Lab::new();
+    lab.serve(&lab.c1.clone(), "c1", sa("::", 80));
+    let fw = firewall(&lab);
+    let nets = networks();
+    let view = FirewallView {
+        networks: nets.clone(),
+        ports: vec![],
+    };
+    // As netd's start does: the default network first, then the ports of attachments.
+    lab.host(|| fw.add_network(&nets[0], &view).unwrap());
+    lab.host(|| {
+        fw.add_ports(&[port(Proto::Tcp, None, 8080, C1_4, 80)])
+            .unwrap()
+    });
+    assert_eq!(
+        tcp(&lab.o, sa(HOST4, 8080), T).unwrap(),
+        format!("c1 {OUT4}")
+    );
+    assert_eq!(lab.host(|| fw.damage().unwrap()), None);
+    assert_eq!(lab.host(|| fw.kernel_rule_count().unwrap()), 18);
+    // nft's own error comes back as one line naming the table.
+    lab.nft(&["delete", "table", "inet", &lab.table]);
+    let e = lab
+        .host(|| {
+            fw.add_ports(&[port(Proto::Tcp, None, 8081, C1_4, 80)])
+                .unwrap_err()
+        })
+        .to_string();
+    assert!(
+        e.starts_with("nft adding elements netd's table: ")
+            && e.contains("No such file or directory"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}
+
+#[test]
+fn ipv6_forwarding_keeps_router_advertisements_on_the_uplink() {
+    let lab = Lab::new();
+    let set = |dev: &str, v: &str| {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.h,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{dev}.accept_ra={v}"),
+        ])
+    };
+    let get = |dev: &str| {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.h,
+            "cat",
+            &format!("/proc/sys/net/ipv6/conf/{dev}/accept_ra"),
+        ])
+    };
+    set("up0", "1");
+    set("br-b", "1");
+    sh(&[
+        "ip", "-n", &lab.h, "-6", "route", "add", "default", "via", OUT6, "dev", "up0",
+    ]);
+    let fw = firewall(&lab);
+    let warnings = lab.host(|| {
+        fw.rebuild(&FirewallView {
+            networks: networks(),
+            ports: vec![],
+        })
+        .unwrap()
+    });
+    assert_eq!(
+        get("up0").trim(),
+        "2",
+        "the uplink (IPv6 default route) keeps accepting RAs"
+    );
+    assert_eq!(get("br-b").trim(), "1", "only the uplink is changed");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("up0: accept_ra set to 2")),
+        "{warnings:?}"
+    );
+}

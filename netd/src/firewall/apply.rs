@@ -2,6 +2,9 @@
 //! transaction per call, and reads it back (`nft -j list table`) to see whether it is intact.
 //! Kernel interface: nf_tables through nft(8)'s JSON API (libnftables-json(5)).
 
+use std::io::Write;
+use std::process::{Command, Stdio};
+
 use nftables::batch::Batch;
 use nftables::helper::{self, NftablesError};
 use nftables::schema::{NfCmd, NfListObject, Table};
@@ -62,9 +65,52 @@ pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), Firew
     )
 }
 
+/// Sends one batch to `nft -j -f -` as one transaction. Not through the crate's
+/// `apply_ruleset`: that lets nft's stderr through to netd's own and reports an empty message;
+/// here the error is nft's first lines, as one line.
 fn run(batch: Batch, what: &'static str) -> Result<(), FirewallError> {
-    helper::apply_ruleset(&batch.to_nftables())
-        .map_err(|e| FirewallError::Nft(what, nft_message(e)))
+    let json = serde_json::to_vec(&batch.to_nftables())
+        .map_err(|e| FirewallError::Nft(what, e.to_string()))?;
+    let mut child = Command::new("nft")
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| FirewallError::Nft(what, format!("cannot run nft: {e} (install nftables)")))?;
+    own_pids::record(child.id());
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| FirewallError::Nft(what, "no stdin".into()))?;
+    // A write error shows up as nft's failure below.
+    let _ = stdin.write_all(&json);
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .map_err(|e| FirewallError::Nft(what, e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(FirewallError::Nft(
+            what,
+            first_lines(&String::from_utf8_lossy(&out.stderr)),
+        ))
+    }
+}
+
+fn first_lines(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(2)
+        .collect();
+    if lines.is_empty() {
+        "nft failed without a message".into()
+    } else {
+        lines.join(" / ")
+    }
 }
 
 /// One line from nft's error: its stderr's first lines, else the crate's message.
@@ -195,4 +241,29 @@ fn expected_elements(state: &FwState) -> Vec<(&'static str, usize)> {
         out.push((maps.host_port, count(v6, true)));
     }
     out
+}
+
+/// The pids of the `nft` processes netd ran last: the watcher ignores the transactions they
+/// committed (NFT_MSG_NEWGEN names the committing process), so netd's own changes never trigger
+/// a check. A pid is kept until 64 newer runs (pids are not reused that fast).
+pub mod own_pids {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    static RECENT: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
+
+    pub fn record(pid: u32) {
+        let mut r = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() == 64 {
+            r.pop_front();
+        }
+        r.push_back(pid);
+    }
+
+    pub fn contains(pid: u32) -> bool {
+        RECENT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&pid)
+    }
 }

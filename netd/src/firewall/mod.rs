@@ -138,6 +138,8 @@ struct Inner {
 
 struct Model {
     fw: FwState,
+    /// The table was built by this firewall ([`Firewall::rebuild`]); before, a change builds it.
+    built: bool,
     /// Set by [`Firewall::teardown`]: the watcher no longer reports the table gone.
     torn_down: bool,
 }
@@ -150,7 +152,7 @@ impl Inner {
     /// What is wrong with the kernel's table, `None` when intact or after teardown.
     fn damage(&self) -> Result<Option<String>, FirewallError> {
         let m = self.lock();
-        if m.torn_down {
+        if m.torn_down || !m.built {
             return Ok(None);
         }
         apply::damage(&self.table, &m.fw)
@@ -173,6 +175,7 @@ impl Firewall {
             bridge_prefix: cfg.bridge_prefix,
             model: Mutex::new(Model {
                 fw: FwState::default(),
+                built: false,
                 torn_down: false,
             }),
         };
@@ -219,6 +222,7 @@ impl Firewall {
             }
         }
         m.fw = state;
+        m.built = true;
         m.torn_down = false;
         drop(m);
         match self.foreign_drops() {
@@ -246,8 +250,17 @@ impl Firewall {
         }
         sysctl::set_route_localnet(&net.bridge)?;
         let warnings = sysctl::enable_forwarding(net.subnet6.is_some())?;
-        apply::elements(rules::network_elements(&self.inner.table, &net), true)?;
-        m.fw.networks.push(net);
+        if m.built {
+            apply::elements(rules::network_elements(&self.inner.table, &net), true)?;
+            m.fw.networks.push(net);
+        } else {
+            // Before the first rebuild there is no table to add to: build it with this network.
+            let mut fw = m.fw.clone();
+            fw.networks.push(net);
+            apply::rebuild(&self.inner.table, &fw)?;
+            m.fw = fw;
+            m.built = true;
+        }
         Ok(warnings)
     }
 
@@ -279,8 +292,16 @@ impl Firewall {
             }
             new.push(p);
         }
-        apply::elements(rules::port_elements(&self.inner.table, &new), true)?;
-        m.fw.ports.extend(new);
+        if m.built {
+            apply::elements(rules::port_elements(&self.inner.table, &new), true)?;
+            m.fw.ports.extend(new);
+        } else {
+            let mut fw = m.fw.clone();
+            fw.ports.extend(new);
+            apply::rebuild(&self.inner.table, &fw)?;
+            m.fw = fw;
+            m.built = true;
+        }
         Ok(())
     }
 
@@ -294,7 +315,9 @@ impl Firewall {
                 gone.push(p);
             }
         }
-        apply::elements(rules::port_keys(&self.inner.table, &gone), false)?;
+        if m.built {
+            apply::elements(rules::port_keys(&self.inner.table, &gone), false)?;
+        }
         m.fw.ports.retain(|p| !gone.contains(p));
         Ok(())
     }
@@ -306,6 +329,7 @@ impl Firewall {
         m.torn_down = true;
         apply::delete(&self.inner.table)?;
         m.fw = FwState::default();
+        m.built = false;
         Ok(())
     }
 

@@ -23,6 +23,9 @@ const NFGENMSG_LEN: usize = 4;
 /// attribute 1 (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
 /// NFTA_SET_ELEM_LIST_TABLE).
 const NFTA_TABLE: u16 = 1;
+/// NFT_MSG_NEWGEN and its NFTA_GEN_PROC_PID attribute (big-endian u32).
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFTA_GEN_PROC_PID: u16 = 2;
 
 /// What one event message says happened (enum nf_tables_msg_types).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +33,10 @@ pub enum Kind {
     /// NFT_MSG_DELTABLE, DELCHAIN, DELRULE, DELSET, DELSETELEM, or their DESTROY twins: something
     /// was removed, perhaps from netd's table.
     Removed,
-    /// Anything else (new objects, the generation message that ends a batch).
+    /// NFT_MSG_NEWGEN, the message that ends each committed transaction, with the pid of the
+    /// process that committed it (NFTA_GEN_PROC_PID, kernel 4.20+).
+    Generation { pid: Option<u32> },
+    /// Anything else (new objects).
     Other,
 }
 
@@ -95,10 +101,22 @@ pub fn parse(mut b: &[u8]) -> Vec<Event> {
         }
         let msg = &b[NLMSG_HDRLEN..len];
         if ty >> 8 == NFNL_SUBSYS_NFTABLES && msg.len() >= NFGENMSG_LEN {
+            let attrs = &msg[NFGENMSG_LEN..];
+            let kind = match ty & 0xff {
+                NFT_MSG_NEWGEN => Kind::Generation {
+                    pid: attr(attrs, NFTA_GEN_PROC_PID).and_then(be_u32),
+                },
+                t => kind(t),
+            };
+            let table = if matches!(kind, Kind::Generation { .. }) {
+                None
+            } else {
+                attr(attrs, NFTA_TABLE).map(cstr)
+            };
             out.push(Event {
-                kind: kind(ty & 0xff),
+                kind,
                 family: msg[0],
-                table: table_attr(&msg[NFGENMSG_LEN..]),
+                table,
             });
         }
         b = &b[align(len).min(b.len())..];
@@ -114,21 +132,28 @@ fn kind(msg: u16) -> Kind {
     }
 }
 
-fn table_attr(mut a: &[u8]) -> Option<String> {
+/// The payload of the first attribute of type `want` (netlink(7) attributes, 4-byte aligned).
+fn attr(mut a: &[u8], want: u16) -> Option<&[u8]> {
     while a.len() >= 4 {
         let len = u16::from_ne_bytes([a[0], a[1]]) as usize;
         let ty = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff; // without NLA_F_NESTED/NET_BYTEORDER
         if len < 4 || len > a.len() {
             return None;
         }
-        if ty == NFTA_TABLE {
-            let v = &a[4..len];
-            let v = v.split(|&c| c == 0).next().unwrap_or_default();
-            return Some(String::from_utf8_lossy(v).into_owned());
+        if ty == want {
+            return Some(&a[4..len]);
         }
         a = &a[align(len).min(a.len())..];
     }
     None
+}
+
+fn cstr(v: &[u8]) -> String {
+    String::from_utf8_lossy(v.split(|&c| c == 0).next().unwrap_or_default()).into_owned()
+}
+
+fn be_u32(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }
 
 fn align(n: usize) -> usize {
@@ -157,7 +182,15 @@ mod tests {
     #[test]
     fn parses_deltable_with_its_name_and_skips_garbage() {
         let mut b = msg((10 << 8) | 2, &[(1, b"rbox\0")]);
-        b.extend(msg((10 << 8) | 15, &[(1, b"\0\0\0\x07")]));
+        b.extend(msg(
+            (10 << 8) | 15,
+            &[
+                (1, b"\0\0\0\x07"),
+                (2, &4242u32.to_be_bytes()),
+                (3, b"nft\0"),
+            ],
+        ));
+        b.extend(msg((10 << 8) | 12, &[(1, b"rbox\0")]));
         let ev = parse(&b);
         assert_eq!(
             ev[0],
@@ -167,7 +200,8 @@ mod tests {
                 table: Some("rbox".into())
             }
         );
-        assert_eq!(ev[1].kind, Kind::Other);
+        assert_eq!(ev[1].kind, Kind::Generation { pid: Some(4242) });
+        assert_eq!(ev[2].kind, Kind::Other);
         assert!(parse(&[0xff; 7]).is_empty());
         let mut bad = msg((10 << 8) | 8, &[(1, b"x\0")]);
         bad[0] = 200; // length past the end

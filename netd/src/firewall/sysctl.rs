@@ -47,10 +47,11 @@ pub fn set_route_localnet(bridge: &str) -> Result<(), FirewallError> {
     )
 }
 
-/// Interfaces that carry an IPv6 default route (`/proc/net/ipv6_route`, one route a line:
+/// Interfaces that carry an IPv6 default route (`/proc/thread-self/net/ipv6_route`, the calling
+/// thread's netns: one route a line,
 /// destination, prefix length in hex, ..., device name last).
 fn ipv6_default_route_devices() -> Vec<String> {
-    let Some(table) = read("/proc/net/ipv6_route") else {
+    let Some(table) = read("/proc/thread-self/net/ipv6_route") else {
         return Vec::new();
     };
     let mut devs: Vec<String> = table

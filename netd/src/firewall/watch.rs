@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::sys::{Events, Kind};
-use super::{FirewallError, Inner};
+use super::{apply, FirewallError, Inner};
 
 /// How long the socket read blocks, which bounds how late the thread sees a stop request.
 const TICK: Duration = Duration::from_millis(200);
@@ -51,19 +51,37 @@ pub(super) fn spawn(
 }
 
 fn run(fw: &Inner, events: &mut Events, stop: &AtomicBool, on_gone: &dyn Fn()) {
+    // Something of netd's table was removed in the transaction whose events are coming in; it
+    // is judged at the transaction's NEWGEN message, which names who committed it.
+    let mut removed = false;
     while !stop.load(Ordering::Relaxed) {
-        let dirty = match events.next() {
-            Ok(None) => false,
-            Ok(Some(evs)) => evs.iter().any(|e| {
-                e.kind == Kind::Removed && e.table.as_deref().is_none_or(|t| t == fw.table)
-            }),
+        let check = match events.next() {
+            // Quiet: a transaction whose NEWGEN never came (lost) is checked now.
+            Ok(None) => std::mem::take(&mut removed),
+            Ok(Some(evs)) => {
+                let mut check = false;
+                for e in evs {
+                    match e.kind {
+                        Kind::Removed if e.table.as_deref().is_none_or(|t| t == fw.table) => {
+                            removed = true
+                        }
+                        Kind::Generation { pid } => {
+                            let ours = pid.is_some_and(apply::own_pids::contains);
+                            check |= std::mem::take(&mut removed) && !ours;
+                        }
+                        _ => {}
+                    }
+                }
+                check
+            }
             Err(e) => {
                 // ENOBUFS: events were lost, so look at the table anyway.
                 tracing::debug!("nftables events: {e}");
+                removed = false;
                 true
             }
         };
-        if dirty {
+        if check {
             settle(events);
             match fw.damage() {
                 Ok(Some(what)) => {
