@@ -219,6 +219,27 @@ fn user_networks_and_container_mode() {
         "nc -w 3 127.0.0.1 8080 </dev/null",
     ]);
     assert_eq!(ok(output(c, 60)), "SHARED");
+    // connect and disconnect a running container.
+    let mut c = rrun(&h, &lab);
+    c.args(["network", "connect", "--alias", "backend", "n1", "srv"]);
+    ok(output(c, 30));
+    let mut c = rrun(&h, &lab);
+    c.args([
+        "exec", "srv", "ip", "-o", "-4", "addr", "show", "dev", "eth1",
+    ]);
+    assert!(
+        ok(output(c, 30)).contains("inet 10.79.1.2/24"),
+        "eth1 on n1 (the earlier run's lease was released)"
+    );
+    let mut c = rrun(&h, &lab);
+    c.args(["network", "rm", "n1"]);
+    assert!(!output(c, 30).status.success(), "n1 is in use by srv");
+    let mut c = rrun(&h, &lab);
+    c.args(["network", "disconnect", "n1", "srv"]);
+    ok(output(c, 30));
+    let mut c = rrun(&h, &lab);
+    c.args(["exec", "srv", "ip", "-o", "link"]);
+    assert!(!ok(output(c, 30)).contains("eth1"), "eth1 is gone");
     let mut c = rrun(&h, &lab);
     c.args(["network", "rm", "n1"]);
     ok(output(c, 30));
