@@ -349,19 +349,29 @@ impl Core {
 
     /// Detach, first half (under the lock): the container's attachments on `network` (None:
     /// all) lose their ports and names at once and are marked releasing; their leases stay
-    /// taken until [`Core::detach_end`]. Returns what to delete. Idempotent.
+    /// taken until [`Core::detach_end`]. Returns what to delete, and the host veths another
+    /// detach is deleting already. Idempotent.
     pub(crate) fn detach_begin(
         &mut self,
         peer: &Peer,
         container_id: &str,
         network: Option<&str>,
-    ) -> Result<Vec<AttachRec>, Fail> {
+    ) -> Result<(Vec<AttachRec>, Vec<String>), Fail> {
         check_container_id(container_id).map_err(Fail::bad)?;
-        let mine: Vec<AttachRec> = self
+        let all: Vec<&AttachRec> = self
             .atts
             .values()
             .filter(|a| a.container_id == container_id && network.is_none_or(|n| a.network == n))
-            .filter(|a| a.ready && !self.releasing.contains(&a.host_ifname))
+            .filter(|a| a.ready)
+            .collect();
+        let others: Vec<String> = all
+            .iter()
+            .filter(|a| self.releasing.contains(&a.host_ifname))
+            .map(|a| a.host_ifname.clone())
+            .collect();
+        let mine: Vec<AttachRec> = all
+            .into_iter()
+            .filter(|a| !self.releasing.contains(&a.host_ifname))
             .cloned()
             .collect();
         for a in &mine {
@@ -377,7 +387,7 @@ impl Core {
         if !mine.is_empty() {
             self.update_dns();
         }
-        Ok(mine)
+        Ok((mine, others))
     }
 
     /// Detach, second half (under the lock, after the veths were deleted): the records and
@@ -400,7 +410,16 @@ pub fn detach(
     container_id: &str,
     network: Option<&str>,
 ) -> Result<Vec<String>, Fail> {
-    let mine = lock(core).detach_begin(peer, container_id, network)?;
+    let (mine, others) = lock(core).detach_begin(peer, container_id, network)?;
+    if !others.is_empty() {
+        // Another detach of the same container is deleting its veths: answer once it is done.
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(10)
+            && others.iter().any(|n| lock(core).atts.contains_key(n))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
     if mine.is_empty() {
         return Ok(Vec::new());
     }

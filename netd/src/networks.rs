@@ -179,7 +179,7 @@ impl Core {
             gateway6: subnet6.map(ipam::gateway6),
             default: false,
         };
-        self.add_network(rec.clone())?;
+        self.add_network(rec.clone(), true)?;
         self.update_dns();
         tracing::info!(
             "network {} created: {} on {}",
@@ -190,8 +190,9 @@ impl Core {
         Ok(self.info(&rec, false))
     }
 
-    /// Saves, makes the bridge and tells the firewall; all or nothing.
-    pub fn add_network(&mut self, rec: NetworkRec) -> Result<(), Fail> {
+    /// Saves, makes the bridge and (with `firewall`; at start-up the table is built after)
+    /// tells the firewall; all or nothing.
+    pub fn add_network(&mut self, rec: NetworkRec, firewall: bool) -> Result<(), Fail> {
         Core::fail(self.store.save_network(&rec))?;
         let index = match links::ensure_bridge(&mut self.nl, &rec, self.mtu) {
             Ok(i) => i,
@@ -208,6 +209,9 @@ impl Core {
                 bridge_index: index,
             },
         );
+        if !firewall {
+            return Ok(());
+        }
         let view = self.fw_view();
         if let Err(e) = self.fw.add_network(&Core::net_view(&rec), &view) {
             self.networks.remove(&rec.name);

@@ -34,7 +34,7 @@ pub fn start(core: &mut Core) -> Result<()> {
     remove_strays(core, false, true)?;
     if !core.networks.values().any(|n| n.rec.default) {
         let rec = core.default_network()?;
-        core.add_network(rec)
+        core.add_network(rec, false)
             .map_err(|f| anyhow::anyhow!("default network: {}", f.message))?;
     }
     let links = core.nl.links()?;

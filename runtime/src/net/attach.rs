@@ -64,11 +64,17 @@ pub fn finish(mut p: Pending, dir: &Path) -> Result<Attachment> {
     Ok(a)
 }
 
-/// Asks netd to release everything of container `id` whose folder is `dir` (nothing when it
-/// never asked netd for anything). netd unreachable is no error: the veth went with the
-/// namespace, and netd releases leases of vanished veths itself.
+/// Containers this process already asked netd to release without waiting.
+static RELEASED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Asks netd to release everything of container `id` whose folder is `dir` and waits until
+/// it is done (nothing when it never asked netd for anything, or when this process sent the
+/// release already with [`release_nowait`]). netd unreachable is no error: the veth went with
+/// the namespace, and netd releases leases of vanished veths itself.
 pub fn release(dir: &Path, id: &str) {
-    if !dir.join(crate::net::record::FILE).exists() {
+    if !dir.join(crate::net::record::FILE).exists()
+        || RELEASED.lock().is_ok_and(|r| r.iter().any(|x| x == id))
+    {
         return;
     }
     let r = Client::connect_default().and_then(|mut c| c.detach(id, None));
@@ -79,8 +85,8 @@ pub fn release(dir: &Path, id: &str) {
 }
 
 /// As [`release`], without waiting for netd: for a container whose init just ended, at the
-/// end of `rrun run` (its namespace is going away with its veth anyway). The record goes at
-/// once; netd finishes the release on its own.
+/// end of `rrun run` (its namespace is going away with its veth anyway). A release asked for
+/// later by another process (`rrun rm`) waits for this one to finish.
 pub fn release_nowait(dir: &Path, id: &str) {
     if !dir.join(crate::net::record::FILE).exists() {
         return;
@@ -90,7 +96,11 @@ pub fn release_nowait(dir: &Path, id: &str) {
         network: None,
     });
     match Client::connect_default().and_then(|mut c| c.send(&req, None)) {
-        Ok(()) => NetRecord::remove(dir),
+        Ok(()) => {
+            if let Ok(mut r) = RELEASED.lock() {
+                r.push(id.to_string());
+            }
+        }
         Err(e) => tracing::debug!("release the network of {id}: {e}"),
     }
 }
