@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: on a fresh Debian 12 machine, as root, from the project root:
 #   installs what rbox needs (Debian packages), builds the release binaries, imports the Alpine
-#   minirootfs fixture into the store, and runs the main job: a command in a container.
+#   minirootfs fixture into the store, starts netd (container networking) and runs the main
+#   job: a command in a container on the default bridge.
 set -euo pipefail
 cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (sudo ./setup.sh)"; exit 2; }
@@ -21,7 +22,32 @@ IMAGE=$("$BIN/rbuild" image create "$LAYER" --tag alpine:3.20 --cmd /bin/sh)
 echo "layer $LAYER"
 echo "image $IMAGE (alpine:3.20)"
 
-echo "--- run it: own namespaces, overlay root, rinit as PID 1, container root unprivileged on the host"
-"$BIN/rrun" --net none --image alpine:3.20 -- sh -c \
-  'echo hello-world; echo "hostname: $(hostname)"; echo "alpine $(cat /etc/alpine-release)"; id; ps'
-echo "--- done. Try: $BIN/rrun -it --net none --image alpine:3.20"
+echo "--- start netd (container networking: the default bridge, NAT, published ports)"
+# As a systemd service where systemd runs; else in the background, its log in
+# /var/log/rbox-netd.log and its pid in /run/rbox/netd.pid. Either way a netd started by an
+# earlier run is replaced by the one just built.
+install -m 755 "$BIN/netd" /usr/local/sbin/netd
+mkdir -p /run/rbox
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  install -m 644 netd/rbox-netd.service /etc/systemd/system/rbox-netd.service
+  systemctl daemon-reload
+  systemctl enable rbox-netd.service >/dev/null 2>&1 || true
+  systemctl restart rbox-netd.service
+  echo "netd runs as the systemd service rbox-netd (journalctl -u rbox-netd)"
+else
+  if [ -f /run/rbox/netd.pid ] && kill -0 "$(cat /run/rbox/netd.pid)" 2>/dev/null; then
+    kill "$(cat /run/rbox/netd.pid)"
+    for _ in $(seq 50); do kill -0 "$(cat /run/rbox/netd.pid)" 2>/dev/null || break; sleep 0.1; done
+  fi
+  nohup /usr/local/sbin/netd --socket /run/rbox/netd.sock --state-dir /var/lib/rbox/netd \
+    >>/var/log/rbox-netd.log 2>&1 </dev/null &
+  echo $! >/run/rbox/netd.pid
+  echo "netd runs in the background (pid $(cat /run/rbox/netd.pid), log /var/log/rbox-netd.log)"
+fi
+for _ in $(seq 100); do [ -S /run/rbox/netd.sock ] && break; sleep 0.1; done
+[ -S /run/rbox/netd.sock ] || { echo "setup: netd did not start; see its log"; exit 1; }
+
+echo "--- run it: own namespaces, overlay root, rinit as PID 1, container root unprivileged on the host, on the default bridge"
+"$BIN/rrun" --image alpine:3.20 -- sh -c \
+  'echo hello-world; echo "hostname: $(hostname)"; echo "alpine $(cat /etc/alpine-release)"; id; ps; ip -o -4 addr show dev eth0 | awk "{print \"eth0:\", \$4}"'
+echo "--- done. Try: $BIN/rrun -it --image alpine:3.20"

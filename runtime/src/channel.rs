@@ -24,12 +24,25 @@ pub enum Msg {
     Ready(Option<OwnedFd>),
     /// child → parent: setup failed, with the reason.
     Failed(String),
+    /// parent → child, before Setup when netd attached the container: its /etc/hosts and
+    /// /etc/resolv.conf (see net/etc.rs).
+    Net(NetEtc),
+}
+
+/// The /etc files of a container on a network of netd's.
+#[derive(Debug, Clone, Default)]
+pub struct NetEtc {
+    pub hosts: String,
+    pub resolv_conf: Vec<u8>,
 }
 
 const TAG_SETUP: u8 = 1;
 const TAG_READY: u8 = 2;
 const TAG_FAILED: u8 = 3;
+const TAG_NET: u8 = 4;
 const MAX_FDS: usize = 250;
+/// The largest message received (the Net message's /etc files).
+const RECV_MAX: usize = 64 * 1024;
 
 /// One end of the socketpair.
 pub struct Channel {
@@ -54,6 +67,13 @@ impl Channel {
             Msg::Setup(f) => (TAG_SETUP, b"", f.iter().map(AsFd::as_fd).collect()),
             Msg::Ready(f) => (TAG_READY, b"", f.iter().map(AsFd::as_fd).collect()),
             Msg::Failed(s) => (TAG_FAILED, s.as_bytes(), vec![]),
+            Msg::Net(n) => {
+                // hosts, NUL, resolv.conf: neither holds a NUL (rrun wrote both).
+                let mut b = n.hosts.as_bytes().to_vec();
+                b.push(0);
+                b.extend_from_slice(&n.resolv_conf);
+                return self.send_raw(TAG_NET, &b);
+            }
         };
         if fds.len() > MAX_FDS {
             return Err(Error::User(format!(
@@ -65,6 +85,20 @@ impl Channel {
         buf.push(tag);
         buf.extend_from_slice(payload);
         send_with_fds(self.fd.as_fd(), &buf, &fds)
+            .ctx(|| "send on the container handshake socket".into())
+    }
+
+    fn send_raw(&self, tag: u8, payload: &[u8]) -> Result<()> {
+        if payload.len() + 1 > RECV_MAX {
+            return Err(Error::User(format!(
+                "the container's /etc/hosts and /etc/resolv.conf are too large ({} bytes; at most {RECV_MAX})",
+                payload.len()
+            )));
+        }
+        let mut buf = Vec::with_capacity(1 + payload.len());
+        buf.push(tag);
+        buf.extend_from_slice(payload);
+        send_with_fds(self.fd.as_fd(), &buf, &[])
             .ctx(|| "send on the container handshake socket".into())
     }
 
@@ -83,6 +117,16 @@ impl Channel {
                 Some(fds.remove(0))
             }),
             TAG_FAILED => Msg::Failed(String::from_utf8_lossy(payload).into_owned()),
+            TAG_NET => {
+                let (hosts, resolv) = payload
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map_or((payload, &[][..]), |i| (&payload[..i], &payload[i + 1..]));
+                Msg::Net(NetEtc {
+                    hosts: String::from_utf8_lossy(hosts).into_owned(),
+                    resolv_conf: resolv.to_vec(),
+                })
+            }
             other => {
                 return Err(Error::Child(format!(
                     "unexpected handshake message tag {other}"
@@ -93,8 +137,19 @@ impl Channel {
 
     /// Waits for `Setup`; anything else is an error naming what came instead.
     pub fn wait_for_setup(&self) -> Result<Vec<OwnedFd>> {
-        match self.recv()? {
-            Some(Msg::Setup(fds)) => Ok(fds),
+        self.wait_for_setup_and_net().map(|(fds, _)| fds)
+    }
+
+    /// Waits for `Setup`, taking a `Net` that may come before it.
+    pub fn wait_for_setup_and_net(&self) -> Result<(Vec<OwnedFd>, Option<NetEtc>)> {
+        let mut net = None;
+        let mut msg = self.recv()?;
+        if let Some(Msg::Net(n)) = msg {
+            net = Some(n);
+            msg = self.recv()?;
+        }
+        match msg {
+            Some(Msg::Setup(fds)) => Ok((fds, net)),
             other => Err(Error::Child(format!(
                 "expected the setup message from rrun, got {}",
                 describe(&other)
@@ -137,6 +192,7 @@ fn describe(m: &Option<Msg>) -> &'static str {
         Some(Msg::Setup(_)) => "setup",
         Some(Msg::Ready(_)) => "ready",
         Some(Msg::Failed(_)) => "failed",
+        Some(Msg::Net(_)) => "network files",
     }
 }
 
@@ -164,7 +220,7 @@ fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> i
 }
 
 fn recv_with_fds(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let mut data = vec![0u8; 8192];
+    let mut data = vec![0u8; RECV_MAX];
     // room for MAX_FDS descriptors, and for aligning the buffer to a cmsghdr
     let space = rustix::cmsg_space!(ScmRights(MAX_FDS)) + std::mem::align_of::<u64>();
     let mut cbuf = vec![MaybeUninit::<u8>::uninit(); space];

@@ -12,7 +12,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::MountPropagationFlags;
 use rustix::thread::UnshareFlags;
 
-use crate::channel::{Channel, Msg};
+use crate::channel::{Channel, Msg, NetEtc};
 use crate::error::{Context, Error, Result};
 use crate::spec::{self, ContainerConfig, NetMode, OsArg};
 use crate::sys::process::CStrArray;
@@ -44,9 +44,9 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
     // First what needs no id map, while rrun writes the maps and builds the overlay.
     let (mut host, resolv_conf) = before_id_maps(cfg)?;
-    let (root, volume_fds) = receive_mounts(ctx)?;
+    let (root, volume_fds, net) = receive_mounts(ctx)?;
     let dir_fd = become_container_root(ctx)?;
-    host.add_etc(&etc_files(cfg, resolv_conf))?;
+    host.add_etc(&etc_files(cfg, resolv_conf, net))?;
     let (root, volume_fds) = match root {
         Some(r) => (r, volume_fds),
         None => rootless_mounts(cfg, ctx.container_dir)?,
@@ -86,16 +86,18 @@ fn before_id_maps(cfg: &ContainerConfig) -> Result<(rootfs::HostHandles, Vec<u8>
 }
 
 /// Waits for rrun's setup message: the overlay root then the volumes as detached mounts, or
-/// nothing when rootless (the child makes them itself, [`rootless_mounts`]).
-fn receive_mounts(ctx: &ChildCtx<'_>) -> Result<(Option<OwnedFd>, Vec<OwnedFd>)> {
-    let mut fds = ctx.chan.wait_for_setup()?.into_iter();
+/// nothing when rootless (the child makes them itself, [`rootless_mounts`]); and the /etc
+/// files of a network of netd's, which rrun sends before.
+fn receive_mounts(ctx: &ChildCtx<'_>) -> Result<(Option<OwnedFd>, Vec<OwnedFd>, Option<NetEtc>)> {
+    let (fds, net) = ctx.chan.wait_for_setup_and_net()?;
+    let mut fds = fds.into_iter();
     if ctx.config.rootless {
-        return Ok((None, Vec::new()));
+        return Ok((None, Vec::new(), net));
     }
     let root = fds
         .next()
         .ok_or_else(|| Error::Child("rrun sent no root mount".into()))?;
-    Ok((Some(root), fds.collect()))
+    Ok((Some(root), fds.collect(), net))
 }
 
 /// Opens the container's folder (the overlay's mount point), then becomes root of the new user
@@ -119,8 +121,16 @@ fn become_container_root(ctx: &ChildCtx<'_>) -> Result<OwnedFd> {
     Ok(dir_fd)
 }
 
-/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf.
-fn etc_files(cfg: &ContainerConfig, resolv_conf: Vec<u8>) -> rootfs::EtcFiles {
+/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf (those of its network when
+/// rrun sent them).
+fn etc_files(cfg: &ContainerConfig, resolv_conf: Vec<u8>, net: Option<NetEtc>) -> rootfs::EtcFiles {
+    if let Some(n) = net {
+        return rootfs::EtcFiles {
+            hostname: format!("{}\n", cfg.hostname),
+            hosts: n.hosts,
+            resolv_conf: n.resolv_conf,
+        };
+    }
     rootfs::EtcFiles {
         hostname: format!("{}\n", cfg.hostname),
         hosts: format!(

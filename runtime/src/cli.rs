@@ -130,6 +130,8 @@ pub enum Command {
     },
     /// Print a container's state as JSON.
     Inspect { name: String },
+    /// List a container's published ports (80/tcp -> 0.0.0.0:8080).
+    Port { name: String },
     /// User-defined networks (needs netd).
     #[command(subcommand)]
     Network(NetworkCmd),
@@ -137,16 +139,40 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCmd {
-    /// Create a network.
+    /// Create a network (a bridge of netd's with its own subnet and names).
     Create {
         name: String,
+        /// IPv4 subnet (CIDR); default: the next free one from netd's pool.
         #[arg(long)]
         subnet: Option<String>,
+        /// IPv6 too (a ULA /64 unless --subnet6).
+        #[arg(long)]
+        ipv6: bool,
+        /// IPv6 subnet (CIDR); implies --ipv6.
+        #[arg(long)]
+        subnet6: Option<String>,
     },
     /// List networks.
+    #[command(alias = "list")]
     Ls,
-    /// Remove a network.
-    Rm { name: String },
+    /// Print a network as JSON, with its containers.
+    Inspect { name: String },
+    /// Remove networks (refused while a container uses one).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Connect a running container to another network.
+    Connect {
+        /// Another name for the container on that network.
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect { network: String, container: String },
 }
 
 #[derive(Debug, Args)]
@@ -193,9 +219,18 @@ pub struct RunArgs {
     /// Network: none, host, bridge, NETWORK or container:NAME.
     #[arg(long, default_value = "bridge")]
     pub net: String,
-    /// Publish a port: [HOSTIP:]HOSTPORT:PORT[/tcp|/udp].
+    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: netd picks a free one).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Another name the container answers to on a user network.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+    /// A nameserver for the container's /etc/resolv.conf (instead of netd's choice).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// An /etc/hosts entry NAME:IP (IP may be host-gateway).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
     /// Memory limit (bytes, or with k, m, g).
     #[arg(long)]
     pub memory: Option<String>,

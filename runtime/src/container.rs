@@ -18,7 +18,7 @@ use crate::image::ImageHold;
 use crate::mounts;
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
-use crate::{memfd, sys, upper};
+use crate::{memfd, net, sys, upper};
 
 /// A container whose PID 1 (rinit) is running.
 pub struct Created {
@@ -166,8 +166,14 @@ fn start(
         Cgroup::from_paths(v1)?.add_pid(pid)?;
     }
     tracing::debug!(us = crate::elapsed_us(), "state, maps and cgroup done");
+    // netd works on the network while rrun builds the root.
+    let pending = net::attach::start(st, pid, &containers.dir(&st.id))?;
     let mounts = build_mounts(pid, containers, st)?;
     tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
+    if let Some(etc) = net::container_etc(containers, st, pending)? {
+        parent.send(&Msg::Net(etc))?;
+    }
+    tracing::debug!(us = crate::elapsed_us(), "network attached");
     parent.send(&Msg::Setup(mounts))?;
     let master = parent.wait_for_ready()?;
     tracing::debug!(us = crate::elapsed_us(), "child ready");
@@ -203,9 +209,14 @@ fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) ->
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWUTS
         | UnshareFlags::NEWIPC;
-    if ctx.config.net != NetMode::Host {
+    if !matches!(ctx.config.net, NetMode::Host | NetMode::Container(_)) {
         flags |= UnshareFlags::NEWNET;
     }
+    // --net container:NAME: the child is born in that container's network namespace.
+    let _joined = match &ctx.config.net_opts.join {
+        Some(ns) => Some(net::join::enter(ns.as_fd())?),
+        None => None,
+    };
     let v2_dir = match v2 {
         Some(p) => Some(fs::File::open(p).ctx(|| format!("open {}", p.display()))?),
         None => None,

@@ -41,6 +41,7 @@ pub fn finish(containers: &Containers, c: Created, status: i32) -> i32 {
     tracing::debug!(us = crate::elapsed_us(), "cgroup removed");
     drop(c.pidfd);
     drop(c.master);
+    crate::net::attach::release_nowait(&containers.dir(&c.state.id), &c.state.id);
     if let Err(e) = record_end(containers, &c.state, code, oom) {
         eprintln!("rrun: {e}");
     }

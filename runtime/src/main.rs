@@ -5,7 +5,7 @@ use std::ffi::OsString;
 
 use clap::Parser;
 use rrun::cli::{self, Cli, Command, NetworkCmd};
-use rrun::{commands, exec, run};
+use rrun::{commands, exec, net, run};
 
 fn main() {
     rrun::elapsed_us();
@@ -87,15 +87,25 @@ fn dispatch(root: &std::path::Path, cli: &Cli) -> rrun::Result<i32> {
         Some(Command::Rm { force, names }) => commands::rm(root, *force, names),
         Some(Command::Logs { follow, name }) => commands::logs(root, *follow, name),
         Some(Command::Inspect { name }) => commands::inspect(root, name),
-        Some(Command::Network(n)) => {
-            let what = match n {
-                NetworkCmd::Create { .. } => "network create",
-                NetworkCmd::Ls => "network ls",
-                NetworkCmd::Rm { .. } => "network rm",
-            };
-            Err(rrun::Error::User(format!(
-                "{what} needs netd, which this rrun cannot use yet"
-            )))
-        }
+        Some(Command::Port { name }) => net::commands::port(root, name),
+        Some(Command::Network(n)) => match n {
+            NetworkCmd::Create {
+                name,
+                subnet,
+                ipv6,
+                subnet6,
+            } => net::commands::create(name, subnet.as_deref(), *ipv6, subnet6.as_deref()),
+            NetworkCmd::Ls => net::commands::ls(),
+            NetworkCmd::Inspect { name } => net::commands::inspect(name),
+            NetworkCmd::Rm { names } => net::commands::rm(names),
+            NetworkCmd::Connect {
+                alias,
+                network,
+                container,
+            } => net::commands::connect(root, network, container, alias),
+            NetworkCmd::Disconnect { network, container } => {
+                net::commands::disconnect(root, network, container)
+            }
+        },
     }
 }

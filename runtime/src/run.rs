@@ -10,6 +10,7 @@ use crate::cli::RunArgs;
 use crate::container;
 use crate::error::{user, Error, Result};
 use crate::idmap::IdMaps;
+use crate::net::{self, NetOptions};
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
@@ -21,7 +22,7 @@ use crate::{detach, finish, image, memfd, sys, tty};
 pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let reference = image_reference(a)?;
     tty::check_interactive(a.interactive, a.tty)?;
-    let net = network(a)?;
+    let (net, net_opts) = network(root, a)?;
     if let Some(n) = &a.name {
         state::check_name(n)?;
     }
@@ -53,6 +54,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
         config: ContainerConfig {
             hostname,
             net,
+            net_opts,
             userns: a.userns.clone().unwrap_or_else(|| "remap".into()),
             idmaps,
             rootless: !root_caller,
@@ -80,21 +82,54 @@ fn image_reference(a: &RunArgs) -> Result<&str> {
     }
 }
 
-/// --net and -p: only none and host work without netd.
-fn network(a: &RunArgs) -> Result<NetMode> {
+/// --net, -p, --network-alias, --dns and --add-host (see net/options.rs).
+fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
     let net = NetMode::parse(&a.net)?;
-    if !matches!(net, NetMode::None | NetMode::Host) {
+    let netd = net::attach::network_of(&net).is_some();
+    if !a.publish.is_empty() && !netd {
         return Err(user(format!(
-            "--net {} needs netd, which this rrun cannot use yet: use --net none or --net host",
+            "-p needs a network of netd's (--net bridge or a user network), not --net {}",
             net.name()
         )));
     }
-    if !a.publish.is_empty() {
-        return Err(user(
-            "-p needs a bridge network (netd): it cannot be used with --net none or --net host",
-        ));
+    if !a.network_alias.is_empty() && !matches!(net, NetMode::Network(_)) {
+        return Err(user("--network-alias needs a user network (--net NETWORK)"));
     }
-    Ok(net)
+    let mut opts = NetOptions {
+        ports: a
+            .publish
+            .iter()
+            .map(|p| net::options::parse_publish(p))
+            .collect::<Result<_>>()?,
+        aliases: a.network_alias.clone(),
+        dns: a
+            .dns
+            .iter()
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| user(format!("bad --dns {d:?}: use an IP address")))
+            })
+            .collect::<Result<_>>()?,
+        add_hosts: a
+            .add_host
+            .iter()
+            .map(|h| net::options::parse_add_host(h))
+            .collect::<Result<_>>()?,
+        join: None,
+    };
+    for al in &opts.aliases {
+        net::options::check_alias(al)?;
+    }
+    if let NetMode::Container(name) = &net {
+        if !rustix::process::geteuid().is_root() {
+            return Err(user(format!(
+                "--net container:{name} needs root (rrun enters that container's namespace for the clone)"
+            )));
+        }
+        let (fd, _) = net::join::open_target(root, name)?;
+        opts.join = Some(std::sync::Arc::new(fd));
+    }
+    Ok((net, opts))
 }
 
 /// The user namespace's maps: remap (default as root) or host; rootless always maps the caller.

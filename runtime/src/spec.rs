@@ -320,6 +320,9 @@ impl NetMode {
 pub struct ContainerConfig {
     pub hostname: String,
     pub net: NetMode,
+    /// `-p`, `--network-alias`, `--dns`, `--add-host` (see net/options.rs).
+    #[serde(default)]
+    pub net_opts: crate::netopts::NetOptions,
     pub userns: String,
     pub idmaps: IdMaps,
     /// rrun runs unprivileged: the child builds the overlay (userxattr) and binds volumes itself.

@@ -479,6 +479,7 @@ impl Containers {
             upper::unmount_run_if_unused()?;
         }
         let d = self.dir(id);
+        crate::netrecord::release(&d, id);
         if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
             return std::fs::remove_file(&d).ctx(|| format!("remove {}", d.display()));
         }

@@ -299,10 +299,17 @@ fn net_none_has_only_loopback_up_and_host_shares_the_host_network() {
 }
 
 #[test]
-fn bridge_and_other_network_modes_fail_clearly_until_netd() {
+fn network_modes_without_netd_or_their_container_fail_in_one_line() {
     let lab = Lab::new("run");
-    for net in [None, Some("bridge"), Some("mynet"), Some("container:web")] {
+    let no_netd = lab.store.join("no-netd.sock");
+    for (net, want) in [
+        (None, "netd is not running"),
+        (Some("bridge"), "netd is not running"),
+        (Some("mynet"), "netd is not running"),
+        (Some("container:web"), "no such container: web"),
+    ] {
         let mut c = lab.rrun();
+        c.env("RBOX_NETD_SOCKET", &no_netd);
         if let Some(n) = net {
             c.args(["--net", n]);
         }
@@ -311,7 +318,7 @@ fn bridge_and_other_network_modes_fail_clearly_until_netd() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(125), "{net:?}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("netd"), "{err}");
+        assert!(err.contains(want), "{net:?}: {err}");
     }
     lab.assert_clean(&[]);
 }
