@@ -52,6 +52,8 @@ impl Drop for Undo<'_> {
                 tracing::warn!("cleanup: {e}");
             }
         }
+        // Under the container's lock, as every removal (see Containers::remove_abandoned).
+        let _l = self.containers.lock(&self.id);
         if let Err(e) = self.containers.remove_dir(&self.id) {
             tracing::warn!("cleanup: {e}");
         }
@@ -152,6 +154,7 @@ fn start(
 ) -> Result<Option<OwnedFd>> {
     st.pid = pid;
     st.pid_start = sys::procfs::proc_start_time(pid).unwrap_or(0);
+    st.started_at_ns = crate::clock::now_ns();
     {
         let _l = containers.lock(&st.id)?;
         containers.save(st)?;

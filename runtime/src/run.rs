@@ -13,6 +13,7 @@ use crate::idmap::IdMaps;
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
+use crate::tmpfs::Tmpfs;
 use crate::{detach, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
@@ -28,18 +29,27 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
     let root_caller = rustix::process::geteuid().is_root();
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
-    let volumes = mount_paths(a)?;
+    let (volumes, tmpfs) = mount_paths(a)?;
     let (img, store_lock) = image::resolve(root, reference, !root_caller)?;
     let id = state::new_id()?;
-    let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let hostname = match (&a.hostname, &net) {
+        (Some(h), _) => h.clone(),
+        // Docker and Podman: a container on the host's network has the host's name.
+        (None, NetMode::Host) => host_name().unwrap_or_else(|| id[..12].to_string()),
+        (None, _) => id[..12].to_string(),
+    };
     spec::check_hostname(&hostname)?;
     let process = process(&img, a, &hostname)?;
     let me = std::process::id() as i32;
+    let created_at_ns = crate::clock::now_ns();
     let st = State {
         name: a.name.clone().unwrap_or_else(|| id[..12].to_string()),
         image: img.id.clone(),
         image_ref: reference.to_string(),
-        created: state::now(),
+        created: created_at_ns / 1_000_000_000,
+        created_at_ns,
+        started_at_ns: 0,
+        finished_at_ns: 0,
         pid: 0,
         pid_start: 0,
         owner_pid: me,
@@ -58,7 +68,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
             rootless: !root_caller,
             read_only: a.read_only,
             volumes,
-            tmpfs: a.tmpfs.clone(),
+            tmpfs,
             limits,
             process,
             lowerdirs: img.lowerdirs,
@@ -66,6 +76,34 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
         id,
     };
     Ok((st, store_lock))
+}
+
+/// `rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]` as the `--image` form: the first word after
+/// the options is IMAGE (an option after it belongs to the command, as in `docker run`).
+pub fn docker_order(mut a: RunArgs) -> Result<RunArgs> {
+    if a.image.is_some() {
+        return Ok(a);
+    }
+    let Some(first) = a.command.first() else {
+        return Err(user(
+            "rrun run needs an IMAGE: rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+        ));
+    };
+    if first.as_encoded_bytes().starts_with(b"-") {
+        return Err(user(format!(
+            "unknown option {} (see `rrun run --help`)",
+            first.to_string_lossy()
+        )));
+    }
+    let image = first.to_str().map(str::to_string).ok_or_else(|| {
+        user(format!(
+            "bad IMAGE {:?}: use sha256:<id>, an id prefix or NAME[:TAG]",
+            first.to_string_lossy()
+        ))
+    })?;
+    a.command.remove(0);
+    a.image = Some(image);
+    Ok(a)
 }
 
 /// IMAGE as given; without --image, an unknown option swallowed as COMMAND is named as such.
@@ -78,6 +116,13 @@ fn image_reference(a: &RunArgs) -> Result<&str> {
         ))),
         (None, _) => Err(user("--image IMAGE is required (see `rrun --help`)")),
     }
+}
+
+/// The host's own hostname (uname(2)), when it is one a container may have.
+fn host_name() -> Option<String> {
+    let uts = rustix::system::uname();
+    let name = uts.nodename().to_str().ok()?;
+    spec::check_hostname(name).ok().map(|()| name.to_string())
 }
 
 /// --net and -p: only none and host work without netd.
@@ -122,25 +167,39 @@ fn limits(a: &RunArgs) -> Result<LimitsConfig> {
             .as_deref()
             .map(cgroups::check_cpuset)
             .transpose()?,
-        pids: a.pids_limit,
+        pids: pids_limit(a.pids_limit)?,
     })
 }
 
-/// The volumes, and checks of the --tmpfs and -w paths inside the container.
-fn mount_paths(a: &RunArgs) -> Result<Vec<Volume>> {
+/// `--pids-limit N`: N tasks at most; 0 and -1 mean unlimited (Docker's and Podman's values).
+fn pids_limit(n: Option<i64>) -> Result<Option<u64>> {
+    match n {
+        None | Some(0) | Some(-1) => Ok(None),
+        Some(n) if n > 0 => Ok(Some(n as u64)),
+        Some(n) => Err(user(format!(
+            "bad --pids-limit {n}: use a number of tasks, or 0 or -1 for no limit"
+        ))),
+    }
+}
+
+/// The volumes and --tmpfs mounts, and a check of the -w path inside the container.
+fn mount_paths(a: &RunArgs) -> Result<(Vec<Volume>, Vec<Tmpfs>)> {
     let volumes = a
         .volumes
         .iter()
         .map(|v| Volume::parse(v))
         .collect::<Result<Vec<_>>>()?;
-    for t in &a.tmpfs {
-        spec::check_container_path(t)?;
-        spec::check_mount_target(t, &format!("--tmpfs {t}"))?;
+    let mut tmpfs = Vec::with_capacity(a.tmpfs.len());
+    for arg in &a.tmpfs {
+        let t = Tmpfs::parse(arg)?;
+        spec::check_container_path(&t.path)?;
+        spec::check_mount_target(&t.path, &format!("--tmpfs {}", t.path))?;
+        tmpfs.push(t);
     }
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
     }
-    Ok(volumes)
+    Ok((volumes, tmpfs))
 }
 
 /// The process rinit starts: the image's defaults overridden by the command line.
@@ -251,6 +310,7 @@ fn record_end(containers: &Containers, st: &State, code: i32, oom: bool) -> Resu
         return containers
             .update(&st.id, |s| {
                 s.finished = true;
+                s.finished_at_ns = crate::clock::now_ns();
                 s.exit_code = Some(code);
                 s.oom_killed = oom;
             })

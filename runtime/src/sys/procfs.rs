@@ -33,3 +33,26 @@ pub fn is_child_ns_init(pid: i32) -> bool {
     let ids: Vec<&str> = ids.split_whitespace().collect();
     ids.len() > 1 && ids.last() == Some(&"1")
 }
+
+/// PF_EXITING in the flags of /proc/PID/stat (include/linux/sched.h): the task is in exit(2).
+const PF_EXITING: u64 = 0x4;
+
+/// True when process `pid` is on its way out: it is exiting (PF_EXITING in field 9 of
+/// /proc/PID/stat; a pid namespace's init stays so for milliseconds while the kernel tears its
+/// namespaces down) or it has no child left (/proc/PID/task/PID/children, proc(5)): for a
+/// container's init, whose command was its only child, the end is then a matter of
+/// milliseconds. False when it does not exist.
+pub fn ending(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let flags = s
+        .rfind(')')
+        .and_then(|i| s[i + 1..].split_whitespace().nth(6))
+        .and_then(|f| f.parse::<u64>().ok());
+    if flags.is_some_and(|f| f & PF_EXITING != 0) {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .is_ok_and(|c| c.trim().is_empty())
+}
