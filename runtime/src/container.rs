@@ -68,11 +68,13 @@ pub fn create(
     store_lock: StoreLock,
     rinit: &Path,
 ) -> Result<Created> {
-    create_with(containers, st, store_lock, rinit, |_| Ok(()))
+    create_with(containers, st, store_lock, rinit, |_| Ok(()), None)
 }
 
 /// As [`create`], calling `before_clone` with the container's folder once it exists (the
-/// detached monitor points its stdout/stderr at the log files there).
+/// detached monitor points its stdout/stderr at the log files there, a kept foreground run
+/// opens its log there), and giving the container `stdio` as its stdout and stderr instead
+/// of rrun's own (the write ends of pipes rrun relays; closed here once the child has them).
 ///
 /// Order, so that rrun killed at any moment leaves a record `ps -a` lists and `rm -f`
 /// removes completely: the placeholder state (naming every cgroup directory about to be made)
@@ -87,6 +89,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     store_lock: StoreLock,
     rinit: &Path,
     before_clone: F,
+    stdio: Option<[OwnedFd; 2]>,
 ) -> Result<Created> {
     let dir = containers.dir(&st.id);
     let rinit_fd = memfd::sealed_copy(rinit)?;
@@ -107,7 +110,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     };
     upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
-    share_stdio(&st);
+    share_stdio(&st, stdio.as_ref());
     if let Some(l) = &limits {
         undo.cgroup = Some(Cgroup::create(&st.id, l)?);
     }
@@ -125,8 +128,15 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         container_dir: &dir,
         rinit: rinit_fd.as_fd(),
         new_cgroupns: true,
+        stdio: stdio.as_ref().map(|[o, e]| [o.as_fd(), e.as_fd()]),
+        cgroup_mounts: undo
+            .cgroup
+            .as_ref()
+            .map(Cgroup::inside_mounts)
+            .unwrap_or_default(),
     };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
+    drop(stdio);
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
     let master = start(containers, &mut st, pid, &v1, &parent)?;
@@ -224,15 +234,20 @@ fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) ->
 }
 
 /// Under remap the container's root cannot reopen an anonymous pipe or socket owned by host
-/// root (as `echo > /dev/stdout` does through /proc/self/fd/1): hand such stdio objects to the
-/// container's root. Files and terminals are left as they are.
-fn share_stdio(st: &State) {
+/// root (as `echo > /dev/stdout` does through /proc/self/fd/1): hand such stdio objects (rrun's
+/// own 0-2, or the pipes given as the container's stdout and stderr) to the container's root.
+/// Files and terminals are left as they are.
+fn share_stdio(st: &State, stdio: Option<&[OwnedFd; 2]>) {
     let ids = &st.config.idmaps;
     if ids.is_identity() {
         return;
     }
     let Some(uid) = ids.host_uid(0) else { return };
-    for fd in 0..3 {
+    let fds: Vec<i32> = match stdio {
+        Some([o, e]) => vec![0, o.as_raw_fd(), e.as_raw_fd()],
+        None => vec![0, 1, 2],
+    };
+    for fd in fds {
         // SAFETY: fstat fills a plain struct; fchown on a descriptor number we were given.
         unsafe {
             let mut sb: libc::stat = std::mem::zeroed();

@@ -115,6 +115,8 @@ fn fork_and_supervise(
         master: master.as_ref().map(|m| m.as_fd()),
         stdin: relay_stdin.then_some(0),
         stdout: 1,
+        pipes: None,
+        log: None,
     };
     supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)
 }

@@ -40,6 +40,7 @@
 //!   stderr, in order, to `container.log` (`rrun logs`).
 
 pub mod caps;
+pub mod cgroupfs;
 pub mod cgroups;
 pub mod channel;
 pub mod child;

@@ -243,7 +243,32 @@ fn run_foreground(
     })?;
     let tty_mode = st.config.process.tty;
     let stdin_on = st.config.process.stdin;
-    let c = container::create(containers, st, store_lock, rinit)?;
+    // A kept container keeps a log of its output, as Docker does (`rrun logs`): with -t a copy
+    // of what the pty relay shows, else its stdout and stderr come through pipes rrun relays to
+    // its own stdout and stderr (as Docker and Podman relay them), copying both to the log.
+    let keep_log = !st.auto_remove;
+    let pipes = match keep_log && !tty_mode {
+        true => Some([output_pipe()?, output_pipe()?]),
+        false => None,
+    };
+    let mut log = None;
+    let (readers, writers) = match pipes {
+        Some([(r1, w1), (r2, w2)]) => (Some([r1, r2]), Some([w1, w2])),
+        None => (None, None),
+    };
+    let c = container::create_with(
+        containers,
+        st,
+        store_lock,
+        rinit,
+        |dir| {
+            if keep_log {
+                log = Some(detach::create_log(dir)?);
+            }
+            Ok(())
+        },
+        writers,
+    )?;
     let _raw = if tty_mode && stdin_on {
         Some(tty::RawMode::enter(0))
     } else {
@@ -253,6 +278,8 @@ fn run_foreground(
         master: c.master.as_ref().map(|m| m.as_fd()),
         stdin: (tty_mode && stdin_on).then_some(0),
         stdout: 1,
+        pipes: readers.as_ref().map(|[o, e]| [o.as_fd(), e.as_fd()]),
+        log: log.as_ref().map(|l| l.as_fd()),
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
     drop(_raw);
@@ -261,6 +288,14 @@ fn run_foreground(
     let code = finish(containers, c, status);
     tracing::debug!(us = crate::elapsed_us(), "cleaned up");
     Ok(code)
+}
+
+/// A pipe (read end, write end), both close-on-exec, for the container's stdout or stderr.
+fn output_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::Sys {
+        what: "pipe for the container's output".into(),
+        source: e.into(),
+    })
 }
 
 /// After PID 1 ended: OOM report, record the exit code, remove what must go. Returns the code:

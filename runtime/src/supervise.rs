@@ -27,25 +27,31 @@ pub struct Io<'a> {
     pub stdin: Option<i32>,
     /// Where the terminal's output goes.
     pub stdout: i32,
+    /// The read ends of the container's stdout and stderr pipes, relayed to rrun's own
+    /// stdout and stderr (a kept foreground container without -t).
+    pub pipes: Option<[BorrowedFd<'a>; 2]>,
+    /// Where a copy of everything relayed from the container goes (its log), in order.
+    pub log: Option<BorrowedFd<'a>>,
 }
 
 /// Waits for process `pid` (our child) to end, forwarding signals through `pidfd` and relaying
-/// the pty. Returns the raw wait status. After the end, the pty is drained (until it closes or
-/// stays quiet for 100 ms).
+/// the pty and the output pipes. Returns the raw wait status. After the end, the pty and the
+/// pipes are drained (until they close or stay quiet for 100 ms).
 pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Result<i32> {
     let mut relay = Relay {
         io,
         stdin_open: io.stdin.is_some(),
         master_open: io.master.is_some(),
+        pipes_open: [io.pipes.is_some(); 2],
         buf: vec![0u8; 16384],
     };
     if let Some(m) = io.master {
         tty::copy_winsize(io.stdin.unwrap_or(io.stdout), m.as_raw_fd());
     }
     let mut status: Option<i32> = None;
-    while status.is_none() || relay.master_open {
+    while status.is_none() || relay.output_open() {
         let mut fds = vec![pollfd(sigfd.as_raw_fd())];
-        let (mi, si) = relay.add_poll_fds(&mut fds, status.is_none());
+        let idx = relay.add_poll_fds(&mut fds, status.is_none());
         // Once the container has exited, drain the pty without blocking forever.
         let timeout = if status.is_some() { 100 } else { -1 };
         // SAFETY: `fds` is a valid array of pollfd for its length.
@@ -66,7 +72,7 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &OwnedFd, io: &Io<'_>) -> Re
             // A SIGCHLD may have been merged with one already read: check cheaply.
             status = sys::process::waitpid(pid, libc::WNOHANG).ok().flatten();
         }
-        relay.pump(&fds, mi, si);
+        relay.pump(&fds, &idx);
     }
     Ok(status.unwrap_or(0))
 }
@@ -110,59 +116,90 @@ fn handle_signals(
     Ok(status)
 }
 
-/// The pty relay: master to our stdout, our stdin (with -i) to the master.
+/// The relay: the pty master to our stdout, our stdin (with -i) to the master, the container's
+/// stdout and stderr pipes to ours; a copy of the container's output to its log.
 struct Relay<'a> {
     io: &'a Io<'a>,
     stdin_open: bool,
     master_open: bool,
+    pipes_open: [bool; 2],
     buf: Vec<u8>,
 }
 
+/// Where each relayed descriptor sits in the poll set.
+struct Indexes {
+    master: Option<usize>,
+    stdin: Option<usize>,
+    pipes: [Option<usize>; 2],
+}
+
 impl Relay<'_> {
-    /// Adds the master and (while the child runs) stdin to the poll set; returns their indexes.
-    fn add_poll_fds(
-        &self,
-        fds: &mut Vec<libc::pollfd>,
-        running: bool,
-    ) -> (Option<usize>, Option<usize>) {
+    /// True while some output of the container may still come.
+    fn output_open(&self) -> bool {
+        self.master_open || self.pipes_open.iter().any(|o| *o)
+    }
+
+    /// Adds the master, the pipes and (while the child runs) stdin to the poll set.
+    fn add_poll_fds(&self, fds: &mut Vec<libc::pollfd>, running: bool) -> Indexes {
         let mut add = |fd: i32| {
             fds.push(pollfd(fd));
             fds.len() - 1
         };
-        let mi = self
+        let master = self
             .io
             .master
             .filter(|_| self.master_open)
             .map(|m| add(m.as_raw_fd()));
-        let si = self
+        let stdin = self
             .io
             .stdin
             .filter(|_| self.stdin_open && running)
-            .map(add);
-        (mi, si)
+            .map(&mut add);
+        let mut pipes = [None; 2];
+        if let Some(p) = self.io.pipes {
+            for i in 0..2 {
+                if self.pipes_open[i] {
+                    pipes[i] = Some(add(p[i].as_raw_fd()));
+                }
+            }
+        }
+        Indexes {
+            master,
+            stdin,
+            pipes,
+        }
     }
 
     /// Copies what is ready; a side that ends (EOF or an error) is closed for good.
-    fn pump(&mut self, fds: &[libc::pollfd], mi: Option<usize>, si: Option<usize>) {
+    fn pump(&mut self, fds: &[libc::pollfd], idx: &Indexes) {
         let ready = |i: Option<usize>| {
             i.is_some_and(|i| fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
         };
-        if let (true, Some(m)) = (ready(mi), self.io.master) {
-            self.master_open = copy(&mut self.buf, m.as_raw_fd(), Some(self.io.stdout));
+        let log = self.io.log.map(|l| l.as_raw_fd());
+        if let (true, Some(m)) = (ready(idx.master), self.io.master) {
+            self.master_open = copy(&mut self.buf, m.as_raw_fd(), &[Some(self.io.stdout), log]);
         }
-        if let (true, Some(i)) = (ready(si), self.io.stdin) {
-            self.stdin_open = copy(&mut self.buf, i, self.io.master.map(|m| m.as_raw_fd()));
+        if let (true, Some(i)) = (ready(idx.stdin), self.io.stdin) {
+            self.stdin_open = copy(&mut self.buf, i, &[self.io.master.map(|m| m.as_raw_fd())]);
+        }
+        if let Some(p) = self.io.pipes {
+            for (i, to) in [1, 2].into_iter().enumerate() {
+                if ready(idx.pipes[i]) {
+                    self.pipes_open[i] = copy(&mut self.buf, p[i].as_raw_fd(), &[Some(to), log]);
+                }
+            }
         }
     }
 }
 
-/// One read from `from`, written to `to`; false once `from` has ended.
-fn copy(buf: &mut [u8], from: i32, to: Option<i32>) -> bool {
+/// One read from `from`, written to each of `to` (a failed write, e.g. a closed terminal, does
+/// not stop the others); false once `from` has ended.
+fn copy(buf: &mut [u8], from: i32, to: &[Option<i32>]) -> bool {
     // SAFETY: reading into a valid buffer of its length.
     let r = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
     if r > 0 {
-        if let Some(to) = to {
-            let _ = tty::write_all(to, &buf[..r as usize]);
+        for fd in to.iter().flatten() {
+            let _ = tty::write_all(*fd, &buf[..r as usize]);
         }
         return true;
     }

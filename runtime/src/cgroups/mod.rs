@@ -32,6 +32,7 @@ mod devices;
 mod error;
 mod freezer;
 mod fs;
+mod inside;
 mod memory;
 mod parse;
 mod pids;
@@ -47,6 +48,7 @@ use std::time::{Duration, Instant};
 use detect::{Hierarchy, Version};
 
 pub use error::CgroupError;
+pub use inside::InsideMount;
 pub use memory::MIN_MEMORY;
 pub use parse::{parse_cpus, parse_size};
 
