@@ -16,6 +16,7 @@ pub mod extract;
 pub mod guard;
 pub mod image;
 pub mod import;
+pub mod listing;
 pub mod lock;
 pub mod maint;
 pub mod pending;

@@ -11,20 +11,47 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::{hex, Digest};
 use crate::store::{Store, StoreError};
 
-/// `sha256:<id>  <size>  <source>` per layer, sorted by id.
-pub fn layer_lines(store: &Store) -> Result<Vec<String>, StoreError> {
+/// One stored layer, as `layer ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRow {
+    /// Hex DiffID.
+    pub id: String,
+    /// Uncompressed bytes.
+    pub size: u64,
+    /// Where it was added from.
+    pub source: String,
+}
+
+/// Every complete layer, sorted by id.
+pub fn layer_rows(store: &Store) -> Result<Vec<LayerRow>, StoreError> {
     let mut out = Vec::new();
     for id in store.layer_ids()? {
         match store.layer_meta(&id) {
-            Ok(m) => out.push(format!("sha256:{id}  {}  {}", m.size, m.source)),
+            Ok(m) => out.push(LayerRow {
+                id,
+                size: m.size,
+                source: m.source,
+            }),
             Err(_) => continue, // not a complete layer (fsck reports it)
         }
     }
     Ok(out)
 }
 
-/// `sha256:<id>  <tags or <none>>  <n> layer(s)  <bytes>` per image, sorted by id.
-pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
+/// One stored image, as `image ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    /// Hex ImageID.
+    pub id: String,
+    /// Its tags, `NAME:TAG`.
+    pub tags: Vec<String>,
+    /// Number of layers and their uncompressed bytes; None when its config cannot be read
+    /// (listed, not hidden: the user learns it is there and where to look).
+    pub layers: Option<(usize, u64)>,
+}
+
+/// Every image, sorted by id.
+pub fn image_rows(store: &Store) -> Result<Vec<ImageRow>, StoreError> {
     let tags = store.tags()?;
     let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
     for (t, id) in &tags {
@@ -32,28 +59,18 @@ pub fn image_lines(store: &Store) -> Result<Vec<String>, StoreError> {
     }
     let mut out = Vec::new();
     for id in store.image_ids()? {
-        let t = by_id
-            .get(&format!("sha256:{id}"))
-            .map(|v| v.join(","))
-            .unwrap_or_else(|| "<none>".into());
-        let Ok(cfg) = store.image_config(&id) else {
-            // listed, not hidden: the user learns it is there and where to look
-            out.push(format!(
-                "sha256:{id}  {t}  damaged config (see `rbuild fsck`)"
-            ));
-            continue;
-        };
-        let diff_ids = cfg.rootfs().diff_ids();
-        let size: u64 = diff_ids
-            .iter()
-            .filter_map(|d| Digest::parse_sha256(d))
-            .filter_map(|h| store.layer_meta(&h).ok())
-            .map(|m| m.size)
-            .sum();
-        out.push(format!(
-            "sha256:{id}  {t}  {} layer(s)  {size}",
-            diff_ids.len()
-        ));
+        let tags = by_id.remove(&format!("sha256:{id}")).unwrap_or_default();
+        let layers = store.image_config(&id).ok().map(|cfg| {
+            let diff_ids = cfg.rootfs().diff_ids();
+            let size: u64 = diff_ids
+                .iter()
+                .filter_map(|d| Digest::parse_sha256(d))
+                .filter_map(|h| store.layer_meta(&h).ok())
+                .map(|m| m.size)
+                .sum();
+            (diff_ids.len(), size)
+        });
+        out.push(ImageRow { id, tags, layers });
     }
     Ok(out)
 }

@@ -17,10 +17,6 @@ use crate::error::{Context, Error, Result};
 use crate::inroot::Root;
 use crate::sys;
 
-/// sysfs's magic number (statfs(2)): /sys/fs/cgroup is only mounted over when it lies in the
-/// sysfs the container got (not an image's folder or a volume the user put at /sys).
-const SYSFS_MAGIC: i64 = 0x6265_6572;
-
 /// The attributes of every mount made here: read-only, and nothing to execute or open as a
 /// device.
 const RO: u64 = libc::MOUNT_ATTR_RDONLY
@@ -37,7 +33,9 @@ pub fn mount_inside(root: &Root, mounts: &[InsideMount]) -> Result<()> {
     let Ok(target) = root.resolve("/sys/fs/cgroup", OFlags::PATH | OFlags::DIRECTORY) else {
         return Ok(());
     };
-    let on_sysfs = rustix::fs::fstatfs(&target).is_ok_and(|s| s.f_type as i64 == SYSFS_MAGIC);
+    // Only over the sysfs the container got (statfs(2) SYSFS_MAGIC), not over an image's
+    // folder or a volume the user put at /sys.
+    let on_sysfs = rustix::fs::fstatfs(&target).is_ok_and(|s| s.f_type == libc::SYSFS_MAGIC);
     if !on_sysfs {
         return Ok(());
     }

@@ -88,7 +88,7 @@ pub fn one_line_usage_error(e: &clap::Error) -> String {
 pub enum Command {
     /// Run a command from an image, in Docker's order (the same as `rrun --image IMAGE`).
     #[command(override_usage = "rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers (running ones; -a for all), newest first.
     Ps {
         /// Show exited containers (and damaged records) too.

@@ -82,7 +82,7 @@ fn absolute_root(cli: &Cli) -> rrun::Result<std::path::PathBuf> {
 fn dispatch(root: &std::path::Path, cli: &Cli) -> rrun::Result<i32> {
     match &cli.command {
         None => run::run(root, &cli.run),
-        Some(Command::Run(a)) => run::run(root, &run::docker_order(a.clone())?),
+        Some(Command::Run(a)) => run::run(root, &run::docker_order(a.as_ref().clone())?),
         Some(Command::Ps {
             all,
             no_trunc,
