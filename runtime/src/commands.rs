@@ -149,7 +149,13 @@ fn settle(containers: &Containers, s: &State) {
             Ok(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    let _ = containers.update(&s.id, |n| n.finished = true);
+    let _ = containers.update(&s.id, |n| {
+        n.finished = true;
+        if n.finished_at_ns == 0 {
+            // its owner died: the init's end, seen just now, is the best time there is
+            n.finished_at_ns = crate::clock::now_ns();
+        }
+    });
 }
 
 /// Kills every process of a container: its rrun if it is still creating it, the tasks in its
@@ -307,16 +313,29 @@ pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
 
 /// How long `rm` waits for a container whose command has ended to finish exiting.
 const ENDING_WAIT: Duration = Duration::from_secs(2);
+/// How long `rm` watches a running container for its end to begin (a command that just wrote
+/// its last line may not have reached exit(2) yet) before it calls it running.
+const ENDING_GRACE: Duration = Duration::from_millis(100);
 
-/// When the container's init is on its way out (its command has ended: it has no child left,
-/// or it is exiting), waits for its end and for its owner to record it, so that `rm` right
-/// after the command ended removes the container instead of calling it running.
+/// When the container's init is on its way out (its command has ended: its children are
+/// exiting or gone, or it is exiting itself), now or within [`ENDING_GRACE`], waits for its end
+/// and for its owner to record it, so that `rm` right after the command ended removes the
+/// container instead of calling it running.
 fn wait_if_ending(containers: &Containers, s: &State) {
-    if s.status() == Status::Running
-        && sys::procfs::ending(s.pid)
-        && init_alive(s.pid, s.pid_start)
-        && wait_dead(s, ENDING_WAIT)
-    {
+    if s.status() != Status::Running {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        if !init_alive(s.pid, s.pid_start) || sys::procfs::ending(s.pid) {
+            break;
+        }
+        if start.elapsed() >= ENDING_GRACE {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if wait_dead(s, ENDING_WAIT) {
         settle(containers, s);
     }
 }

@@ -38,6 +38,10 @@
 //!   that user (as `docker run --init -u` does), since rinit has no user option.
 //! - Detached containers: a double-forked monitor owns the container and writes its stdout and
 //!   stderr, in order, to `container.log` (`rrun logs`).
+//!   A kept (named) container run in the foreground keeps the same log: without -t its stdout
+//!   and stderr are pipes rrun relays to its own and copies to the log ([`supervise`]).
+//! - /sys/fs/cgroup inside shows the container's own cgroups, read-only, through its cgroup
+//!   namespace ([`cgroupfs`]); only hierarchies it has a cgroup of its own in.
 
 pub mod caps;
 pub mod cgroupfs;

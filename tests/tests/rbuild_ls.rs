@@ -69,7 +69,10 @@ fn layer_and_image_ls_have_a_header_human_sizes_quiet_ids_and_json() {
         lines[1].find(row[1]),
         "aligned: {ls}"
     );
-    assert!(lines[1].ends_with("alpine-minirootfs-3.15.11-x86_64.tar.gz"), "{ls}");
+    assert!(
+        lines[1].ends_with("alpine-minirootfs-3.15.11-x86_64.tar.gz"),
+        "{ls}"
+    );
 
     let ls = out(&rb(&store, &["image", "ls"]));
     let lines: Vec<&str> = ls.lines().collect();
