@@ -10,7 +10,10 @@
 use std::io::{self, IsTerminal, Read};
 use std::time::Duration;
 
-use crate::import::AddError;
+/// A download that could not start (connection, TLS, HTTP status).
+#[derive(Debug, thiserror::Error)]
+#[error("download failed: {0}")]
+pub struct DownloadError(String);
 
 /// How long a download may go without receiving a byte before it is abandoned.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,7 +24,7 @@ pub fn open(
     url: &str,
     progress: bool,
     idle: Option<Duration>,
-) -> Result<Box<dyn Read + Send>, AddError> {
+) -> Result<Box<dyn Read + Send>, DownloadError> {
     let idle = idle.unwrap_or(IDLE_TIMEOUT);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -33,7 +36,7 @@ pub fn open(
     let resp = agent
         .get(url)
         .call()
-        .map_err(|e| AddError::Download(e.to_string()))?;
+        .map_err(|e| DownloadError(e.to_string()))?;
     let len = resp
         .headers()
         .get("content-length")

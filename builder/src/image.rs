@@ -1,22 +1,13 @@
-//! Images: an OCI image config (canonical JSON: sorted keys, no insignificant whitespace, no
-//! wall-clock time) whose sha256 is the ImageID, stored at `images/<hex>/config.json`.
-//! Kernel interfaces: rename(2)/renameat2(2) RENAME_NOREPLACE for atomic publication.
-
-use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+//! Composing images: an OCI image config (canonical JSON: sorted keys, no insignificant
+//! whitespace, no wall-clock time) whose sha256 is the ImageID, written into the store
+//! (`Store::put_image_config`). No kernel interface of its own.
 
 use oci_spec::image::{
     Arch, ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
 };
-use rustix::fs::{RenameFlags, CWD};
-use rustix::io::Errno;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-
-use crate::store::{Store, StoreError};
-
-/// The default PATH written into an image config that does not set one (as Docker does).
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use store::{Store, StoreError, DEFAULT_PATH};
 
 #[derive(Debug, Clone, Default)]
 pub struct ImageOptions {
@@ -159,7 +150,7 @@ pub fn build_config(layers: &[String], o: &ImageOptions) -> Result<ImageConfigur
 pub fn config_bytes(cfg: &ImageConfiguration) -> Result<(Vec<u8>, String), ImageError> {
     let v = serde_json::to_value(cfg).map_err(|e| ImageError::Config(e.to_string()))?;
     let bytes = canonical_json(&v);
-    let id = crate::digest::hex(&Sha256::digest(&bytes));
+    let id = store::digest::hex(&Sha256::digest(&bytes));
     Ok((bytes, id))
 }
 
@@ -181,47 +172,43 @@ pub fn create(
     store.common_mode("the new image", &layers)?;
     // validate tags before anything is written
     for t in tags {
-        crate::store::normalize_tag(t)?;
+        store::normalize_tag(t)?;
     }
     let cfg = build_config(&layers, o)?;
     let (bytes, id) = config_bytes(&cfg)?;
-    store_config(store, &bytes, &id)?;
+    store.put_image_config(&bytes, &id)?;
     for t in tags {
         store.set_tag(t, &id)?;
     }
     Ok(id)
 }
 
-/// Writes `images/<id>/config.json` through a staging folder; an existing image is kept once
-/// its config is known to hash to `id` (a tampered one is refused, never handed out as new).
-pub fn store_config(store: &Store, bytes: &[u8], id: &str) -> Result<(), StoreError> {
-    let dest = store.image_dir(id);
-    if dest.join("config.json").is_file() {
-        return store.verified_config_bytes(id).map(drop);
+/// RFC 3339 UTC time of a Unix timestamp (for SOURCE_DATE_EPOCH), e.g. 1970-01-01T00:00:00Z.
+pub fn rfc3339(secs: i64) -> Option<String> {
+    if secs < 0 {
+        return None;
     }
-    let stage = store.tmp_dir().join(format!(
-        "image-{}-{}",
-        std::process::id(),
-        crate::util::nonce()
-    ));
-    let res = (|| {
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&stage)
-            .map_err(StoreError::io(&stage))?;
-        let cfg = stage.join("config.json");
-        fs::write(&cfg, bytes).map_err(StoreError::io(&cfg))?;
-        match rustix::fs::renameat_with(CWD, &stage, CWD, &dest, RenameFlags::NOREPLACE) {
-            Ok(()) => Ok(()),
-            Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(()),
-            Err(e) => Err(StoreError::Io {
-                path: dest.clone(),
-                source: e.into(),
-            }),
-        }
-    })();
-    let _ = crate::util::remove_tree(&stage);
-    res
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // civil-from-days (proleptic Gregorian)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let mut y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    if m <= 2 {
+        y += 1;
+    }
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
 }
 
 #[cfg(test)]
@@ -248,6 +235,53 @@ mod tests {
         let s = String::from_utf8(a.0).unwrap();
         assert!(s.contains(r#""diff_ids":["sha256:abab"#), "{s}");
         assert!(!s.contains("created"), "{s}");
+    }
+
+    #[test]
+    fn rfc3339_of_known_times() {
+        assert_eq!(rfc3339(0).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000).unwrap(), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400).unwrap(), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn images_mixing_root_and_rootless_layers_are_not_created() {
+        let dir = std::env::temp_dir().join(format!(
+            "rbuild-unit-{}-{}",
+            std::process::id(),
+            store::files::nonce()
+        ));
+        let store = Store::create(&dir).unwrap();
+        let (r, u) = ("d".repeat(64), "e".repeat(64));
+        for (hex, rootless) in [(&r, false), (&u, true)] {
+            std::fs::create_dir_all(store.layer_dir(hex).join("rootfs")).unwrap();
+            let meta = store::LayerMeta {
+                diff_id: format!("sha256:{hex}"),
+                size: 0,
+                source: "unit".into(),
+                blob_sha256: hex.to_string(),
+                blob_sha512: None,
+                compression: "tar".into(),
+                tree_digest: String::new(),
+                rootless,
+                id_map: None,
+            };
+            std::fs::write(
+                store.layer_dir(hex).join("layer.json"),
+                serde_json::to_vec(&meta).unwrap(),
+            )
+            .unwrap();
+        }
+        let e = create(&store, &[r, u], &ImageOptions::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the new image mixes layers extracted as root (sha256:dddd")
+                && e.contains("(sha256:eeee"),
+            "{e}"
+        );
+        assert!(store.image_ids().unwrap().is_empty(), "nothing was written");
+        store::remove_tree(&dir).unwrap();
     }
 
     #[test]

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
-use crate::digest::parse_checksum;
+use crate::checksum::parse_checksum;
 use crate::extract::{ExtractError, Extractor, Stats};
 use crate::pipeline::{self, StreamDigests, StreamError};
-use crate::store::{write_atomic, LayerMeta, Store, StoreError};
+use store::files::{read_store_file, write_atomic, Durability};
+use store::{IdMap, LayerMeta, Store, StoreError};
 
 /// Where a layer comes from.
 #[derive(Debug, Clone)]
@@ -92,8 +93,8 @@ pub enum AddError {
     },
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
-    #[error("download failed: {0}")]
-    Download(String),
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
     #[error("reading directory {path}: {source}")]
     DirSource { path: String, source: io::Error },
     #[error("staging {path}: {source}")]
@@ -125,11 +126,7 @@ impl Staging {
                     tv_nsec: st.st_mtime_nsec as _,
                 },
             });
-        let path = tmp.join(format!(
-            "layer-{}-{}",
-            std::process::id(),
-            crate::util::nonce()
-        ));
+        let path = store.staging_path("layer");
         let mut b = fs::DirBuilder::new();
         b.mode(0o755);
         b.create(&path).map_err(|source| AddError::Staging {
@@ -154,7 +151,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.keep {
-            if let Err(e) = crate::util::remove_tree(&self.path) {
+            if let Err(e) = store::remove_tree(&self.path) {
                 tracing::warn!("could not remove staging {}: {e}", self.path.display());
             } else if let Some(ts) = &self.tmp_times {
                 let _ = rustix::fs::utimensat(CWD, &self.tmp, ts, rustix::fs::AtFlags::empty());
@@ -169,15 +166,15 @@ fn blob_index_path(store: &Store, algo: &str, hex: &str) -> PathBuf {
 
 /// The DiffID (hex) a received blob with this checksum gave before, if that layer is still here.
 pub fn lookup_blob(store: &Store, algo: &str, hex: &str) -> Option<String> {
-    let s = crate::util::read_store_file(&blob_index_path(store, algo, hex)).ok()?;
+    let s = read_store_file(&blob_index_path(store, algo, hex)).ok()?;
     let s = String::from_utf8(s).ok()?;
-    let id = crate::digest::Digest::parse_sha256(s.trim())?;
+    let id = store::digest::Digest::parse_sha256(s.trim())?;
     store.has_layer(&id).then_some(id)
 }
 
 fn record_blob(store: &Store, algo: &str, hex: &str, diff_hex: &str) {
     let p = blob_index_path(store, algo, hex);
-    if crate::util::read_store_file(&p)
+    if read_store_file(&p)
         .map(|s| String::from_utf8_lossy(&s).trim() == format!("sha256:{diff_hex}"))
         .unwrap_or(false)
     {
@@ -187,6 +184,7 @@ fn record_blob(store: &Store, algo: &str, hex: &str, diff_hex: &str) {
         &store.tmp_dir(),
         &p,
         format!("sha256:{diff_hex}\n").as_bytes(),
+        Durability::Synced,
     ) {
         tracing::warn!("blob index: {e}");
     }
@@ -362,7 +360,7 @@ fn publish(
         rootless: privilege != crate::userns::Privilege::Root,
         id_map: (privilege == crate::userns::Privilege::UserNs).then(|| {
             let (uid, gid) = crate::userns::id_maps();
-            crate::store::IdMap { uid, gid }
+            IdMap { uid, gid }
         }),
     };
     let mut json =
@@ -387,7 +385,7 @@ fn publish(
 pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Added, AddError> {
     let (want256, want512) = wanted_checksums(opts)?;
     // what an interrupted earlier run left (best effort: gc reports failures)
-    let _ = crate::maint::clean_stale_staging(store);
+    let _ = store.clean_stale_staging();
     if let Source::Url(_) = source {
         let known = want256
             .as_deref()

@@ -46,9 +46,10 @@ pub fn layers(rows: &[LayerRow], f: Format) -> Vec<String> {
 
 /// `image ls`: IMAGE ID, TAGS, LAYERS, SIZE.
 pub fn images(rows: &[ImageRow], f: Format) -> Vec<String> {
-    let tags = |r: &ImageRow| match r.tags.is_empty() {
-        true => "<none>".to_string(),
-        false => r.tags.join(","),
+    let tags = |r: &ImageRow| match &r.tags {
+        None => "<tags unreadable>".to_string(),
+        Some(t) if t.is_empty() => "<none>".to_string(),
+        Some(t) => t.join(","),
     };
     match f {
         Format::Quiet => rows.iter().map(|r| format!("sha256:{}", r.id)).collect(),

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use rbuild::image::ImageOptions;
 use rbuild::import::{AddOptions, Source};
-use rbuild::store::Store;
+use store::{Store, StoreError};
 
 /// Exit status of rbuild's own failures (and of usage errors).
 const FAILURE: u8 = 1;
@@ -82,8 +82,12 @@ enum Cmd {
     Image(ImageCmd),
     /// Remove layers no image uses, and stale staging folders
     Gc,
-    /// Verify every stored digest (layer trees, image configs, tags)
-    Fsck,
+    /// Verify every stored digest (layer trees, image configs, tags) and read every hold
+    Fsck {
+        /// First rebuild tags.json from the tags that can be verified, saying what is dropped
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,7 +174,7 @@ enum ImageCmd {
         #[arg(long)]
         raw: bool,
     },
-    /// Remove a tag, or an image with all its tags (refused while a container uses it)
+    /// Remove a tag, or an image with all its tags (refused while a container holds it, until `rrun rm`)
     Rm {
         /// Images: ids, prefixes or NAME[:TAG]
         #[arg(required = true, value_name = "IMAGE")]
@@ -207,14 +211,14 @@ fn main() -> ExitCode {
             return ExitCode::from(FAILURE);
         }
     }
-    rbuild::util::raise_nofile_limit();
+    raise_nofile_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return usage_exit(&e),
     };
     init_logging(cli.verbose);
     // a user with subordinate ids: run again inside a mapped user namespace, keeping owners
-    let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
+    let root = cli.root.clone().unwrap_or_else(store::default_root);
     if let Some(code) = rbuild::userns::reexec(&root) {
         return ExitCode::from(u8::try_from(code).unwrap_or(FAILURE));
     }
@@ -352,9 +356,51 @@ fn idle_timeout() -> Result<Option<Duration>> {
     Ok(Some(Duration::from_secs_f64(secs)))
 }
 
+/// How a command uses the store: it adds to it (made if missing), changes it (it must exist;
+/// brought to the current format), or only reads it (it must exist; left as it is).
+#[derive(Clone, Copy)]
+enum Access {
+    Add,
+    Change,
+    Read,
+}
+
+fn access(cmd: &Cmd) -> Access {
+    match cmd {
+        Cmd::Layer(LayerCmd::Add { .. }) => Access::Add,
+        Cmd::Layer(LayerCmd::Ls(_)) | Cmd::Image(ImageCmd::Ls(_) | ImageCmd::Inspect { .. }) => {
+            Access::Read
+        }
+        Cmd::Fsck { repair: false } => Access::Read,
+        _ => Access::Change,
+    }
+}
+
+/// Listings and `gc` of a store that does not exist have nothing to do: they say so on stderr
+/// and succeed (a script listing a fresh machine's images gets nothing, not an error).
+fn nothing_to_do(cmd: &Cmd) -> bool {
+    matches!(
+        cmd,
+        Cmd::Layer(LayerCmd::Ls(_)) | Cmd::Image(ImageCmd::Ls(_)) | Cmd::Gc
+    )
+}
+
 fn run(cli: Cli) -> Result<()> {
-    let root = cli.root.clone().unwrap_or_else(rbuild::store::default_root);
-    let store = Store::open(&root).with_context(|| format!("store {}", root.display()))?;
+    let root = cli.root.clone().unwrap_or_else(store::default_root);
+    let opened = match access(&cli.cmd) {
+        Access::Add => Store::create(&root),
+        Access::Change => Store::open(&root),
+        Access::Read => Store::open_read(&root),
+    };
+    let store = match opened {
+        Ok(s) => s,
+        Err(e @ StoreError::NoStore(_)) if nothing_to_do(&cli.cmd) => {
+            say!("rbuild: {e}");
+            return Ok(());
+        }
+        Err(e @ StoreError::NoStore(_)) => return Err(e.into()),
+        Err(e) => return Err(e).with_context(|| format!("store {}", root.display())),
+    };
     match cli.cmd {
         Cmd::Layer(LayerCmd::Add {
             source,
@@ -376,7 +422,7 @@ fn run(cli: Cli) -> Result<()> {
             user,
             arch,
         }) => {
-            let created = source_date_epoch().and_then(rbuild::maint::rfc3339);
+            let created = source_date_epoch().and_then(rbuild::image::rfc3339);
             let o = ImageOptions {
                 cmd,
                 entrypoint,
@@ -389,10 +435,7 @@ fn run(cli: Cli) -> Result<()> {
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
             out(format_args!("sha256:{id}"))
         }
-        Cmd::Image(ImageCmd::Ls(a)) => print_lines(rbuild::listing::images(
-            &rbuild::maint::image_rows(&store).context("image ls")?,
-            a.format(),
-        )),
+        Cmd::Image(ImageCmd::Ls(a)) => image_ls(&store, a.format()),
         Cmd::Image(ImageCmd::Inspect { image, raw }) => image_inspect(&store, &image, raw),
         Cmd::Image(ImageCmd::Rm { images }) => image_rm(&store, &images),
         Cmd::Image(ImageCmd::Tag { image, tag }) => {
@@ -405,8 +448,16 @@ fn run(cli: Cli) -> Result<()> {
             out(t)
         }
         Cmd::Gc => gc(&store),
-        Cmd::Fsck => fsck(&store),
+        Cmd::Fsck { repair } => fsck(&store, repair),
     }
+}
+
+fn image_ls(store: &Store, format: rbuild::listing::Format) -> Result<()> {
+    let listing = rbuild::maint::image_rows(store).context("image ls")?;
+    if let Some(e) = &listing.tags_error {
+        say!("rbuild: warning: {e}");
+    }
+    print_lines(rbuild::listing::images(&listing.rows, format))
 }
 
 fn print_lines(lines: Vec<String>) -> Result<()> {
@@ -501,14 +552,37 @@ fn gc(store: &Store) -> Result<()> {
     Ok(())
 }
 
-fn fsck(store: &Store) -> Result<()> {
-    let problems = rbuild::maint::fsck(store).context("fsck")?;
-    if problems.is_empty() {
+fn fsck(store: &Store, repair: bool) -> Result<()> {
+    let r = rbuild::fsck::fsck(store, repair).context("fsck")?;
+    for d in &r.dropped {
+        out(format_args!("dropped {d}"))?;
+    }
+    if let Some(kept) = r.tags_kept {
+        say!(
+            "rbuild: fsck --repair: tags.json rebuilt: {kept} tag(s) kept, {} dropped",
+            r.dropped.len()
+        );
+    }
+    if r.problems.is_empty() {
         say!("rbuild: fsck: every digest verified");
         return Ok(());
     }
-    for p in &problems {
+    for p in &r.problems {
         out(p)?;
     }
-    anyhow::bail!("fsck: {} problem(s) found", problems.len())
+    anyhow::bail!("fsck: {} problem(s) found", r.problems.len())
+}
+
+/// Raises this process's soft limit of open files to its hard limit (setrlimit(2)
+/// RLIMIT_NOFILE): deep trees and many layers never need more than a few descriptors at once,
+/// but the tar, decoder and store paths then have room to spare.
+fn raise_nofile_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, l) {
+            tracing::debug!("cannot raise RLIMIT_NOFILE: {e}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::digest::hex;
+use store::digest::hex;
 
 const CHUNK: usize = 1 << 20;
 const CHUNKS: usize = 6;

@@ -19,7 +19,7 @@ pub fn tree_digest(root: &Path, known: &HashMap<(u64, u64), [u8; 32]>) -> io::Re
     let mut buf = vec![0u8; 1 << 20];
     record(&mut h, root, b".", known, &mut buf)?;
     walk(&mut h, root, &mut Vec::new(), known, &mut buf)?;
-    Ok(crate::digest::hex(&h.finalize()))
+    Ok(store::digest::hex(&h.finalize()))
 }
 
 fn walk(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::subid::{self, SubRange};
+use store::subid::{self, SubRange};
 
 /// The marker telling a re-executed rbuild that it must enter its user namespace first.
 pub const CHILD_ENV: &str = "RBUILD_USERNS_CHILD";
@@ -146,10 +146,8 @@ pub fn reexec(root: &Path) -> Option<i32> {
 /// First thing a re-executed child does (still single-threaded): unshare the user namespace
 /// and wait until the parent has written both maps.
 pub fn enter_child() -> Result<(), String> {
-    // SAFETY: CLONE_NEWUSER only (no CLONE_FILES, the flag unshare_unsafe warns about), and
-    // the process has no other thread yet (this runs first in main), as unshare(2) requires
-    // for CLONE_NEWUSER.
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }
+    // the process has no other thread yet: this runs first in main
+    crate::sys::unshare_user_namespace()
         .map_err(|e| format!("cannot create a user namespace: {e}"))?;
     let started = Instant::now();
     loop {

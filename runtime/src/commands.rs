@@ -266,6 +266,9 @@ pub fn kill(root: &Path, sig: &str, names: &[String]) -> Result<i32> {
 /// `rrun rm [-f] NAME...`: under the container's lock (a second rm of the same container
 /// waits, then finds it gone), kill what runs (-f), remove cgroup, upper dir and folder.
 pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
+    // a store of the previous format gets its containers' holds first, so the holds of the
+    // containers removed here are released, not written after them
+    crate::image::migrate(root)?;
     let containers = Containers::open(root)?;
     Ok(each(names, |n| {
         let found = match containers.find(n) {

@@ -10,7 +10,7 @@ use crate::cgroups::{self, Cgroup, Limits};
 use crate::channel::{self, Channel, Msg};
 use crate::child::{self, ChildCtx};
 use crate::error::{user, Context, Result};
-use crate::image::StoreLock;
+use crate::image::ImageHold;
 use crate::mounts;
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
@@ -65,10 +65,10 @@ impl Drop for Undo<'_> {
 pub fn create(
     containers: &Containers,
     st: State,
-    store_lock: StoreLock,
+    hold: ImageHold,
     rinit: &Path,
 ) -> Result<Created> {
-    create_with(containers, st, store_lock, rinit, |_| Ok(()), None)
+    create_with(containers, st, hold, rinit, |_| Ok(()), None)
 }
 
 /// As [`create`], calling `before_clone` with the container's folder once it exists (the
@@ -81,12 +81,13 @@ pub fn create(
 /// first, then the upper dir, the cgroup and the clone; the pid is recorded as soon as it is
 /// known. A child whose rrun died before sending Setup sees end of stream and exits.
 ///
-/// `store_lock` (held since the image was resolved) is released once the state names the
-/// image: from then on rbuild refuses to remove the image and its layers.
+/// `hold` (this process's hold on the image since it was resolved) is made to last until the
+/// container is removed once its state is saved: from then on rbuild refuses to remove the
+/// image and its layers until `rrun rm`.
 pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     containers: &Containers,
     mut st: State,
-    store_lock: StoreLock,
+    hold: ImageHold,
     rinit: &Path,
     before_clone: F,
     stdio: Option<[OwnedFd; 2]>,
@@ -100,7 +101,6 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         tracing::trace!(?l, "cgroup limits");
     }
     containers.reserve(&st)?;
-    drop(store_lock);
     let mut undo = Undo {
         containers,
         id: st.id.clone(),
@@ -108,6 +108,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         cgroup: None,
         armed: true,
     };
+    hold.keep()?;
     upper::prepare(containers, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
     share_stdio(&st, stdio.as_ref());

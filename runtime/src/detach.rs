@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::container;
 use crate::error::{Context, Error, Result};
-use crate::image::StoreLock;
+use crate::image::ImageHold;
 use crate::state::{Containers, State};
 use crate::supervise::{self, Io};
 use crate::{run, sys};
@@ -38,12 +38,7 @@ fn fork() -> Result<i32> {
 }
 
 /// Starts the container under a monitor and returns once it runs (0, id printed) or failed.
-pub fn start(
-    containers: &Containers,
-    st: State,
-    store_lock: StoreLock,
-    rinit: &Path,
-) -> Result<i32> {
+pub fn start(containers: &Containers, st: State, hold: ImageHold, rinit: &Path) -> Result<i32> {
     let (mut rd, wr) = pipe()?;
     let id = st.id.clone();
     let pid = fork()?;
@@ -55,13 +50,16 @@ pub fn start(
             // SAFETY: setsid has no arguments.
             unsafe { libc::setsid() };
             match fork() {
-                Ok(0) => {
-                    sys::process::forked_child(|| monitor(containers, st, store_lock, rinit, wr))
+                Ok(0) => sys::process::forked_child(|| monitor(containers, st, hold, rinit, wr)),
+                _ => {
+                    hold.leave_to_child();
+                    0
                 }
-                _ => 0,
             }
         });
     }
+    // the monitor carries the hold on: this process waits for its report, and then exits
+    hold.leave_to_child();
     drop(wr);
     let _ = sys::process::waitpid(pid, 0);
     let mut msg = String::new();
@@ -82,7 +80,7 @@ pub fn start(
 fn monitor(
     containers: &Containers,
     mut st: State,
-    store_lock: StoreLock,
+    mut hold: ImageHold,
     rinit: &Path,
     mut report: File,
 ) -> i32 {
@@ -92,16 +90,10 @@ fn monitor(
     let dir = containers.dir(&st.id);
     let result = (|| -> Result<container::Created> {
         redirect_stdio_to_null()?;
+        hold.bind_to_this_process()?;
         let _old = sys::signal::block_signals(&supervise::HANDLED);
         let owner = (st.config.idmaps.host_uid(0), st.config.idmaps.host_gid(0));
-        let c = container::create_with(
-            containers,
-            st,
-            store_lock,
-            rinit,
-            |d| open_logs(d, owner),
-            None,
-        )?;
+        let c = container::create_with(containers, st, hold, rinit, |d| open_logs(d, owner), None)?;
         Ok(c)
     })();
     let c = match result {

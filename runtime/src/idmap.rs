@@ -8,8 +8,8 @@
 
 use std::path::Path;
 
-use rbuild::subid;
 use serde::{Deserialize, Serialize};
+use store::subid;
 
 use crate::error::{Context, Result};
 
@@ -57,7 +57,7 @@ impl IdMaps {
 
     /// `--userns remap`: container 0..N maps to the `rbox` subordinate range, else the default.
     pub fn remap() -> IdMaps {
-        // rbuild's parser (the one rbuild and rrun share): the first `rbox:START:COUNT` line.
+        // the store's parser (the one rbuild and rrun share): the first `rbox:START:COUNT` line.
         let first = |file: &str| {
             subid::read(Path::new(file), &subid::Owner::name(REMAP_USER))
                 .first()

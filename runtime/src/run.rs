@@ -17,9 +17,9 @@ use crate::tmpfs::Tmpfs;
 use crate::{detach, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
-/// every check that needs no image first, then the image, resolved under the store lock that
-/// is returned (keep it until the state is saved, see image.rs).
-pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
+/// every check that needs no image first, then the image, resolved and held for the new
+/// container (the hold is returned: see image.rs).
+pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let reference = image_reference(a)?;
     tty::check_interactive(a.interactive, a.tty)?;
     let net = network(a)?;
@@ -30,8 +30,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
     let (volumes, tmpfs) = mount_paths(a)?;
-    let (img, store_lock) = image::resolve(root, reference, !root_caller)?;
     let id = state::new_id()?;
+    let (img, hold) = image::resolve(root, reference, !root_caller, &id)?;
     let hostname = match (&a.hostname, &net) {
         (Some(h), _) => h.clone(),
         // Docker and Podman: a container on the host's network has the host's name.
@@ -75,7 +75,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::StoreLock)> {
         },
         id,
     };
-    Ok((st, store_lock))
+    Ok((st, hold))
 }
 
 /// `rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]` as the `--image` form: the first word after
@@ -220,20 +220,20 @@ fn process(img: &image::Image, a: &RunArgs, hostname: &str) -> Result<ProcessCon
 
 /// `rrun ... --image IMAGE`: returns the exit code rrun should exit with.
 pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
-    let (st, store_lock) = plan(root, a)?;
+    let (st, hold) = plan(root, a)?;
     tracing::debug!(us = crate::elapsed_us(), "planned");
     let containers = Containers::open(root)?;
     let rinit = memfd::find_rinit()?;
     if a.detach {
-        return detach::start(&containers, st, store_lock, &rinit);
+        return detach::start(&containers, st, hold, &rinit);
     }
-    run_foreground(&containers, st, store_lock, &rinit)
+    run_foreground(&containers, st, hold, &rinit)
 }
 
 fn run_foreground(
     containers: &Containers,
     st: State,
-    store_lock: image::StoreLock,
+    hold: image::ImageHold,
     rinit: &Path,
 ) -> Result<i32> {
     let _old = sys::signal::block_signals(&supervise::HANDLED);
@@ -259,7 +259,7 @@ fn run_foreground(
     let c = container::create_with(
         containers,
         st,
-        store_lock,
+        hold,
         rinit,
         |dir| {
             if keep_log {

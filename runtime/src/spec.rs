@@ -15,9 +15,9 @@ use crate::error::{user, Result};
 use crate::idmap::IdMaps;
 use crate::image::Image;
 
-/// The `PATH=...` entry a container gets when neither its image nor `-e` sets PATH (rbuild's,
-/// Docker's default).
-pub use rbuild::DEFAULT_PATH;
+/// The `PATH=...` entry a container gets when neither its image nor `-e` sets PATH (the image
+/// config's default, Docker's).
+pub use store::DEFAULT_PATH;
 
 /// A command-line argument or environment entry: any bytes but NUL, as execve(2) takes them.
 /// Stored as a JSON string when it is UTF-8 (always so far), else as an array of byte values.

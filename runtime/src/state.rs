@@ -8,8 +8,9 @@
 //! later moment leaves a record that `ps -a` lists and `rm -f` removes completely. The pid is
 //! then written in place (one page, under the lock: no block is freed on the start-up path).
 //! Removal deletes the cgroup, the upper dir, state.json and then the rest of the folder, under
-//! the container's lock: a folder without a state holds nothing but files, and the next `ps`,
-//! run or `rm` that finds it so (under the folder lock and then its own) removes it.
+//! the container's lock, then releases the container's hold on its image (see image.rs): a
+//! folder without a state holds nothing but files, and the next `ps`, run or `rm` that finds it
+//! so (under the folder lock and then its own) removes it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -32,7 +33,7 @@ pub struct State {
     /// 64 lowercase hex digits, the name of the container's folder.
     pub id: String,
     pub name: String,
-    /// `sha256:<hex>`: rbuild refuses to remove an image while a container references it.
+    /// `sha256:<hex>`. The container holds it in the store (see image.rs) until it is removed.
     pub image: String,
     /// The image as the user named it (`alpine:3.15`, an id prefix), shown by `ps`.
     #[serde(default)]
@@ -192,6 +193,7 @@ pub enum Entry {
 /// The folder of containers of one store.
 #[derive(Debug, Clone)]
 pub struct Containers {
+    root: PathBuf,
     dir: PathBuf,
 }
 
@@ -217,10 +219,13 @@ pub fn flock(path: &Path) -> std::io::Result<Lock> {
 }
 
 impl Containers {
+    /// The containers of the store at `root`. Nothing is created: the folder is made with the
+    /// store, and a store that does not exist has no containers.
     pub fn open(root: &Path) -> Result<Containers> {
-        let dir = crate::image::containers_dir(root);
-        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-        Ok(Containers { dir })
+        Ok(Containers {
+            root: root.to_path_buf(),
+            dir: crate::image::containers_dir(root),
+        })
     }
 
     /// The folder of container `id` (a validated id: never a name from a file).
@@ -319,9 +324,16 @@ impl Containers {
     }
 
     /// [`Containers::entries`] under the folder lock, after removing the orphans of
-    /// containers removed on exit and abandoned folders (see [`Containers::tidy`]).
+    /// containers removed on exit and abandoned folders (see [`Containers::tidy`]) and releasing
+    /// the holds of containers that are gone. A store without a containers folder has none.
     pub fn entries_reaped(&self) -> Result<Vec<Entry>> {
-        let _all = self.lock_all()?;
+        let _all = match self.lock_all() {
+            Err(Error::Sys { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new())
+            }
+            other => other?,
+        };
+        crate::image::release_orphan_holds(&self.root, &self.dir);
         let entries = self.entries();
         Ok(if self.tidy(&entries) > 0 {
             self.entries()
@@ -537,9 +549,15 @@ impl Containers {
     }
 
     /// Removes a container's upper dir (outside the store when it is in rrun's tmpfs), its
-    /// state.json and then the rest of its folder. Its processes and cgroup must be gone, and
-    /// the caller holds the container's lock (see [`Containers::remove_abandoned`]).
+    /// state.json and then the rest of its folder, then releases its hold on its image. Its
+    /// processes and cgroup must be gone, and the caller holds the container's lock (see
+    /// [`Containers::remove_abandoned`]).
     pub fn remove_dir(&self, id: &str) -> Result<()> {
+        self.remove_folder(id)?;
+        crate::image::release(&self.root, id)
+    }
+
+    fn remove_folder(&self, id: &str) -> Result<()> {
         upper::remove_run_dir(id)?;
         let d = self.dir(id);
         if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
@@ -578,11 +596,11 @@ fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Removes a directory tree, NotFound being success: rbuild's removal, which never follows
+/// Removes a directory tree, NotFound being success: the store's removal, which never follows
 /// symlinks, opens up directories left unreadable (overlayfs's work/work is mode 0 when
 /// rootless) and holds a bounded number of descriptors whatever the depth.
 pub fn remove_tree(d: &Path) -> Result<()> {
-    rbuild::util::remove_tree(d).ctx(|| format!("remove {}", d.display()))
+    store::remove_tree(d).ctx(|| format!("remove {}", d.display()))
 }
 
 /// A new random container id: 64 hex digits.

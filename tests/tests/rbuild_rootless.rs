@@ -214,8 +214,14 @@ fn rootless_refusal_leaves_the_store_as_it_was() {
     require_root();
     let s = Scratch::new("rbr");
     let store = user_dir(&s.join("store"));
+    // a store with a layer in it (a listing would not make one: reading creates nothing)
+    let seed = write_tar(
+        &s,
+        "seed.tar",
+        RawTar::new().file(b"seed", b"seed").finish(),
+    );
     ok_line(&as_nobody(
-        &["--root", store.to_str().unwrap(), "layer", "ls"],
+        &["--root", store.to_str().unwrap(), "layer", "add", &seed],
         &[],
     ));
     let before = snapshot(&store);
@@ -482,7 +488,15 @@ fn rootless_store_is_private_to_the_user() {
         &[("XDG_DATA_HOME", &xdg)],
     ));
     let store = xdg.join("rbox");
-    for sub in ["", "layers", "images", "containers", "blobs", "tmp"] {
+    for sub in [
+        "",
+        "layers",
+        "images",
+        "holds",
+        "containers",
+        "blobs",
+        "tmp",
+    ] {
         let md = fs::metadata(store.join(sub)).unwrap();
         assert_eq!(
             (md.mode() & 0o7777, md.uid()),

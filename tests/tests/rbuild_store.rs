@@ -1,6 +1,7 @@
 //! rbuild's store commands as a user drives them: image create/ls/inspect/tag/rm, image
-//! references (id, 12-digit prefix, NAME[:TAG]), layer ls/rm refused while used, image rm
-//! refused while a container uses it, gc, and fsck catching real corruption.
+//! references (id, 12-digit prefix, NAME[:TAG]), layer ls/rm refused while used, gc, and fsck
+//! catching real corruption. Holds (image rm refused while a container uses the image) are in
+//! store_holds.rs, the migration of an older store in store_migration.rs.
 
 mod rbuild_common;
 
@@ -162,29 +163,6 @@ fn image_rm_of_a_tag_keeps_the_image_while_another_tag_remains() {
     );
     assert!(!lab.root.join("images").join(hex(&lab.img)).exists());
     assert_eq!(stdout(&lab.rb(&["image", "ls", "-q"])), "");
-}
-
-#[test]
-fn image_rm_refuses_while_a_container_uses_the_image() {
-    let lab = Lab::new();
-    let c = lab.root.join("containers/c0ffee");
-    fs::create_dir_all(&c).unwrap();
-    fs::write(
-        c.join("state.json"),
-        format!("{{\"id\":\"c0ffee\",\"image\":\"{}\"}}", lab.img),
-    )
-    .unwrap();
-    lab.fails_with(&["image", "rm", &lab.img], "is used by container c0ffee");
-    assert!(lab.root.join("images").join(hex(&lab.img)).is_dir());
-    fs::remove_dir_all(&c).unwrap();
-    assert_eq!(ok_line(&lab.rb(&["image", "rm", &lab.img])), lab.img);
-    assert_eq!(
-        fs::read_to_string(lab.root.join("tags.json"))
-            .unwrap()
-            .trim(),
-        "{}",
-        "its tags went with it"
-    );
 }
 
 #[test]
@@ -435,7 +413,15 @@ fn a_killed_layer_add_leaves_no_layer_and_the_next_add_cleans_its_staging() {
 fn the_store_and_its_folders_are_private_to_root() {
     let lab = Lab::new();
     use std::os::unix::fs::PermissionsExt;
-    for sub in ["", "layers", "images", "containers", "blobs", "tmp"] {
+    for sub in [
+        "",
+        "layers",
+        "images",
+        "holds",
+        "containers",
+        "blobs",
+        "tmp",
+    ] {
         let mode = fs::metadata(lab.root.join(sub))
             .unwrap()
             .permissions()
@@ -496,37 +482,6 @@ fn spawn_waiting(root: &Path, args: &[&str]) -> std::process::Child {
     child
 }
 
-fn write_state(root: &Path, id: &str, json: &str) {
-    let c = root.join("containers").join(id);
-    fs::create_dir_all(&c).unwrap();
-    fs::write(c.join("state.json"), json).unwrap();
-}
-
-#[test]
-fn image_rm_waits_for_a_starting_container_and_then_refuses() {
-    let lab = Lab::new();
-    let lock = hold_store_lock_shared(&lab.root);
-    let child = spawn_waiting(&lab.root, &["image", "rm", &lab.img]);
-    // rrun writes the container's state naming the image before it lets the lock go
-    write_state(
-        &lab.root,
-        &"c".repeat(64),
-        &format!("{{\"image\":\"{}\"}}", lab.img),
-    );
-    drop(lock);
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("is used by container {}", "c".repeat(64))),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        lab.root.join("images").join(hex(&lab.img)).is_dir(),
-        "the image is still there"
-    );
-}
-
 #[test]
 fn layer_rm_and_gc_wait_for_the_store_lock() {
     let lab = Lab::new();
@@ -550,53 +505,4 @@ fn layer_rm_and_gc_wait_for_the_store_lock() {
         assert_eq!(ok_line(&o), loose, "{args:?}");
         assert!(!lab.root.join("layers").join(hex(&loose)).exists());
     }
-}
-
-#[test]
-fn image_rm_reads_only_a_valid_image_field_of_container_states() {
-    let lab = Lab::new();
-    let img = &lab.img;
-    // read in sorted order: every one of these comes before the real user and is not one
-    write_state(&lab.root, "a0-garbage", "\u{1}\u{2} not json at all");
-    write_state(&lab.root, "a1-number", "{\"image\": 42}");
-    write_state(&lab.root, "a2-path", "{\"image\": \"sha256:../../../etc\"}");
-    write_state(&lab.root, "a3-dir-state", "{}");
-    fs::remove_file(lab.root.join("containers/a3-dir-state/state.json")).unwrap();
-    fs::create_dir(lab.root.join("containers/a3-dir-state/state.json")).unwrap();
-    let fifo = lab.root.join("containers/a4-fifo/state.json");
-    fs::create_dir_all(fifo.parent().unwrap()).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
-    let elsewhere = lab._s.path().join("elsewhere.json");
-    fs::write(&elsewhere, format!("{{\"image\":\"{img}\"}}")).unwrap();
-    fs::create_dir_all(lab.root.join("containers/a5-symlink")).unwrap();
-    std::os::unix::fs::symlink(
-        &elsewhere,
-        lab.root.join("containers/a5-symlink/state.json"),
-    )
-    .unwrap();
-    // rrun's own fields, whatever they hold, do not matter: only "image" is read
-    let user = "f".repeat(64);
-    write_state(&lab.root, &user, &format!("{{\"id\":\"/etc\",\"name\":\"\u{7f}x\",\"pid\":\"?\",\"image\":\"{img}\",\"config\":[1]}}"));
-    let rm = || {
-        let mut c = rbuild_command(&lab.root, &["image", "rm", img]);
-        c.env_remove("RUST_LOG");
-        output_within(c, std::time::Duration::from_secs(30))
-    };
-    let o = rm();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("is used by container {user}")),
-        "{}",
-        stderr(&o)
-    );
-    fs::remove_dir_all(lab.root.join("containers").join(&user)).unwrap();
-    assert_eq!(ok_line(&rm()), *img, "no other state names the image");
 }

@@ -138,7 +138,10 @@ impl Lab {
         }
         let tar = t.finish();
         let gz = gzip(&tar);
-        ok_line(&rbuild(&root, &["layer", "ls"])); // an existing, empty store
+        // an existing store (with a layer from a file: a listing would not make one)
+        let seed = s.join("seed.tar");
+        std::fs::write(&seed, RawTar::new().file(b"seed", b"seed").finish()).unwrap();
+        ok_line(&rbuild(&root, &["layer", "add", seed.to_str().unwrap()]));
         let server = Server::start(gz.clone());
         Lab {
             _s: s,

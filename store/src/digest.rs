@@ -1,5 +1,5 @@
-//! Digest helpers: hex encoding, `sha256:<hex>` parsing and checksum-argument validation.
-//! No kernel interface (pure functions over bytes).
+//! Digests as the store spells them: lowercase hex, and `sha256:<64 hex>` ids (DiffIDs,
+//! ImageIDs). No kernel interface (pure functions over bytes).
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -19,24 +19,19 @@ pub fn is_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// True when `s` is a full id's hex part: 64 lowercase hex digits.
+pub fn is_id_hex(s: &str) -> bool {
+    s.len() == 64 && is_hex(s)
+}
+
 pub struct Digest;
 
 impl Digest {
     /// `sha256:<64 lowercase hex>` -> the hex part.
     pub fn parse_sha256(s: &str) -> Option<String> {
         let h = s.strip_prefix("sha256:")?;
-        (h.len() == 64 && is_hex(h)).then(|| h.to_string())
+        is_id_hex(h).then(|| h.to_string())
     }
-}
-
-/// Normalises a user-given checksum (`HEX` or `ALGO:HEX`, any case) of `len` hex digits.
-pub fn parse_checksum(s: &str, algo: &str, len: usize) -> Option<String> {
-    let s = s.trim();
-    let h = s
-        .strip_prefix(&format!("{algo}:"))
-        .unwrap_or(s)
-        .to_ascii_lowercase();
-    (h.len() == len && is_hex(&h)).then_some(h)
 }
 
 #[cfg(test)]
@@ -50,15 +45,13 @@ mod tests {
         assert!(!is_hex("00AB"));
         assert!(!is_hex(""));
         let h = "a".repeat(64);
+        assert!(is_id_hex(&h));
+        assert!(!is_id_hex(&h[1..]));
         assert_eq!(
             Digest::parse_sha256(&format!("sha256:{h}")),
             Some(h.clone())
         );
         assert_eq!(Digest::parse_sha256(&h), None);
-        assert_eq!(
-            parse_checksum(&format!("sha256:{}", "A".repeat(64)), "sha256", 64),
-            Some(h)
-        );
-        assert_eq!(parse_checksum("abc", "sha256", 64), None);
+        assert_eq!(Digest::parse_sha256("sha256:../../etc"), None);
     }
 }

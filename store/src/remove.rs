@@ -1,73 +1,15 @@
-//! Small filesystem helpers: unique staging names, bounded reads of the store's own small files,
-//! and a tree removal that never follows symlinks and copes with unwritable directories left
-//! by rootless extraction.
-//! Kernel interfaces: openat(2) O_NOFOLLOW|O_DIRECTORY|O_NONBLOCK, fstat(2), getdents64(2),
+//! Removal of trees: layers, images, staging folders and containers' upper dirs. It never follows
+//! a symlink, holds a bounded number of descriptors whatever the depth, and copes with the
+//! unwritable directories rootless extraction and overlayfs leave. rbuild and rrun both remove
+//! through it. Kernel interfaces: openat(2) O_NOFOLLOW|O_DIRECTORY, fstat(2), getdents64(2),
 //! unlinkat(2), fchmod(2).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
-
-/// A value unique within this process, mixed with the clock, for staging names.
-pub fn nonce() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!("{:x}{:x}", t, N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The most rbuild reads of one of the store's own small files (config.json, layer.json,
-/// tags.json, blob index entries).
-pub const MAX_STORE_FILE: u64 = 16 << 20;
-
-/// The contents of the store file `path`: a regular file (its last component not followed, a
-/// FIFO never waited on) of at most [`MAX_STORE_FILE`] bytes. A file that is something else
-/// or bigger is an `InvalidData` error saying so; other errors (NotFound...) are kept as they
-/// are. A store changed behind rbuild's back must not make it hang or read without end.
-pub fn read_store_file(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
-        Errno::LOOP => io::Error::new(
-            io::ErrorKind::InvalidData,
-            "a symbolic link, not a regular file",
-        ),
-        e => e.into(),
-    })?;
-    let st = rustix::fs::fstat(&fd)?;
-    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
-    if ft != rustix::fs::FileType::RegularFile {
-        let what = format!("a {ft:?}, not a regular file").to_lowercase();
-        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
-    }
-    let too_big = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "larger than {} MiB, the most rbuild reads",
-                MAX_STORE_FILE >> 20
-            ),
-        )
-    };
-    if st.st_size as u64 > MAX_STORE_FILE {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::with_capacity(st.st_size as usize);
-    std::fs::File::from(fd)
-        .take(MAX_STORE_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_STORE_FILE {
-        return Err(too_big());
-    }
-    Ok(bytes)
-}
 
 /// Removes `path` and everything below it. Symlinks are removed, never followed. Missing is fine.
 /// Uses a bounded number of descriptors whatever the depth (see [`remove_at`]).
@@ -252,20 +194,6 @@ fn make_ours(dir: &OwnedFd) {
     }
 }
 
-/// Raises this process's soft limit of open files to its hard limit (setrlimit(2)
-/// RLIMIT_NOFILE): deep trees and many layers never need more than a few descriptors at once,
-/// but the tar, decoder and store paths then have room to spare.
-pub fn raise_nofile_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut l = getrlimit(Resource::Nofile);
-    if l.current != l.maximum {
-        l.current = l.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, l) {
-            tracing::debug!("cannot raise RLIMIT_NOFILE: {e}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,8 +202,11 @@ mod tests {
 
     #[test]
     fn remove_tree_takes_wide_deep_and_read_only_trees_but_never_follows_symlinks() {
-        let base =
-            std::env::temp_dir().join(format!("rbuild-rm-{}-{}", std::process::id(), nonce()));
+        let base = std::env::temp_dir().join(format!(
+            "store-rm-{}-{}",
+            std::process::id(),
+            crate::files::nonce()
+        ));
         let (tree, outside) = (base.join("tree"), base.join("outside"));
         fs::create_dir_all(&outside).unwrap();
         fs::write(outside.join("keep"), "keep").unwrap();

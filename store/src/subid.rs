@@ -1,4 +1,5 @@
-//! Subordinate id ranges from /etc/subuid and /etc/subgid: the one parser rbuild and rrun share.
+//! Subordinate id ranges from /etc/subuid and /etc/subgid: the one parser rbuild (the owners it
+//! keeps in stored layers) and rrun (the ranges it maps them with) share.
 //! No kernel interface (plain files; format in subuid(5) and subgid(5), used by newuidmap(1)).
 //!
 //! Semantics, as shadow-utils' newuidmap/newgidmap apply them: each line is
