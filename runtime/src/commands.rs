@@ -349,7 +349,13 @@ fn wait_if_ending(containers: &Containers, s: &State) {
 /// missing because an rrun was killed while making or removing it goes without -f (see
 /// [`Containers::is_abandoned`]); a damaged state needs -f.
 fn rm_corrupt(containers: &Containers, key: &str, force: bool) -> Result<()> {
-    let _all = containers.lock_all()?;
+    let _all = match containers.lock_all() {
+        // a store without a containers folder has no container at all
+        Err(Error::Sys { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoSuchContainer(key.to_string()))
+        }
+        other => other?,
+    };
     let bad: Vec<(String, String)> = containers
         .entries()
         .into_iter()
