@@ -12,6 +12,7 @@ pub mod fsck;
 pub mod guard;
 pub mod image;
 pub mod import;
+pub mod listing;
 pub mod maint;
 pub mod pending;
 pub mod pipeline;

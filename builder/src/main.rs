@@ -103,14 +103,36 @@ enum LayerCmd {
         #[arg(long, value_name = "HEX")]
         sha512: Option<String>,
     },
-    /// One line per layer: id, size (uncompressed bytes), source
-    Ls,
+    /// One line per layer under a header: id, size (uncompressed, human units), source
+    Ls(LsArgs),
     /// Remove layers (refused while an image uses them)
     Rm {
         /// Layers: sha256:<DiffID> or a unique prefix of at least 12 hex digits
         #[arg(required = true, value_name = "LAYER")]
         layers: Vec<String>,
     },
+}
+
+/// What `layer ls` and `image ls` print.
+#[derive(clap::Args)]
+struct LsArgs {
+    /// Print only the ids (sha256:<hex>), one per line
+    #[arg(short, long)]
+    quiet: bool,
+    /// table (default) or json (one JSON object per line, sizes in bytes)
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+}
+
+impl LsArgs {
+    fn format(&self) -> rbuild::listing::Format {
+        use rbuild::listing::Format;
+        match (self.quiet, self.format.as_str()) {
+            (true, _) => Format::Quiet,
+            (false, "json") => Format::Json,
+            _ => Format::Table,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -142,8 +164,8 @@ enum ImageCmd {
         #[arg(long, value_name = "ARCH")]
         arch: Option<String>,
     },
-    /// One line per image: id, tags, layers, size
-    Ls,
+    /// One line per image under a header: id, tags, layers, size (human units)
+    Ls(LsArgs),
     /// Print the image config JSON
     Inspect {
         /// sha256:<ImageID>, a unique prefix of at least 12 hex digits, or NAME[:TAG]
@@ -346,7 +368,7 @@ enum Access {
 fn access(cmd: &Cmd) -> Access {
     match cmd {
         Cmd::Layer(LayerCmd::Add { .. }) => Access::Add,
-        Cmd::Layer(LayerCmd::Ls) | Cmd::Image(ImageCmd::Ls | ImageCmd::Inspect { .. }) => {
+        Cmd::Layer(LayerCmd::Ls(_)) | Cmd::Image(ImageCmd::Ls(_) | ImageCmd::Inspect { .. }) => {
             Access::Read
         }
         Cmd::Fsck { repair: false } => Access::Read,
@@ -359,7 +381,7 @@ fn access(cmd: &Cmd) -> Access {
 fn nothing_to_do(cmd: &Cmd) -> bool {
     matches!(
         cmd,
-        Cmd::Layer(LayerCmd::Ls) | Cmd::Image(ImageCmd::Ls) | Cmd::Gc
+        Cmd::Layer(LayerCmd::Ls(_)) | Cmd::Image(ImageCmd::Ls(_)) | Cmd::Gc
     )
 }
 
@@ -385,9 +407,10 @@ fn run(cli: Cli) -> Result<()> {
             sha256,
             sha512,
         }) => layer_add(&store, &source, sha256, sha512),
-        Cmd::Layer(LayerCmd::Ls) => {
-            print_lines(rbuild::maint::layer_lines(&store).context("layer ls")?)
-        }
+        Cmd::Layer(LayerCmd::Ls(a)) => print_lines(rbuild::listing::layers(
+            &rbuild::maint::layer_rows(&store).context("layer ls")?,
+            a.format(),
+        )),
         Cmd::Layer(LayerCmd::Rm { layers }) => layer_rm(&store, &layers),
         Cmd::Image(ImageCmd::Create {
             layers,
@@ -412,7 +435,7 @@ fn run(cli: Cli) -> Result<()> {
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
             out(format_args!("sha256:{id}"))
         }
-        Cmd::Image(ImageCmd::Ls) => image_ls(&store),
+        Cmd::Image(ImageCmd::Ls(a)) => image_ls(&store, a.format()),
         Cmd::Image(ImageCmd::Inspect { image, raw }) => image_inspect(&store, &image, raw),
         Cmd::Image(ImageCmd::Rm { images }) => image_rm(&store, &images),
         Cmd::Image(ImageCmd::Tag { image, tag }) => {
@@ -429,12 +452,12 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn image_ls(store: &Store) -> Result<()> {
-    let listing = rbuild::maint::image_lines(store).context("image ls")?;
+fn image_ls(store: &Store, format: rbuild::listing::Format) -> Result<()> {
+    let listing = rbuild::maint::image_rows(store).context("image ls")?;
     if let Some(e) = &listing.tags_error {
         say!("rbuild: warning: {e}");
     }
-    print_lines(listing.lines)
+    print_lines(rbuild::listing::images(&listing.rows, format))
 }
 
 fn print_lines(lines: Vec<String>) -> Result<()> {

@@ -9,27 +9,54 @@ use std::fs;
 use store::digest::Digest;
 use store::{Store, StoreError};
 
-/// `sha256:<id>  <size>  <source>` per layer, sorted by id.
-pub fn layer_lines(store: &Store) -> Result<Vec<String>, StoreError> {
+/// One stored layer, as `layer ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRow {
+    /// Hex DiffID.
+    pub id: String,
+    /// Uncompressed bytes.
+    pub size: u64,
+    /// Where it was added from.
+    pub source: String,
+}
+
+/// Every complete layer, sorted by id.
+pub fn layer_rows(store: &Store) -> Result<Vec<LayerRow>, StoreError> {
     let mut out = Vec::new();
     for id in store.layer_ids()? {
         match store.layer_meta(&id) {
-            Ok(m) => out.push(format!("sha256:{id}  {}  {}", m.size, m.source)),
+            Ok(m) => out.push(LayerRow {
+                id,
+                size: m.size,
+                source: m.source,
+            }),
             Err(_) => continue, // not a complete layer (fsck reports it)
         }
     }
     Ok(out)
 }
 
-/// `rbuild image ls`: its lines, and why the tags could not be shown, if they could not.
+/// One stored image, as `image ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    /// Hex ImageID.
+    pub id: String,
+    /// Its tags, `NAME:TAG`; None when tags.json cannot be read.
+    pub tags: Option<Vec<String>>,
+    /// Number of layers and their uncompressed bytes; None when its config cannot be read
+    /// (listed, not hidden: the user learns it is there and where to look).
+    pub layers: Option<(usize, u64)>,
+}
+
+/// `rbuild image ls`: its rows, and why the tags could not be shown, if they could not.
 pub struct ImageListing {
-    pub lines: Vec<String>,
+    pub rows: Vec<ImageRow>,
     pub tags_error: Option<StoreError>,
 }
 
-/// `sha256:<id>  <tags or <none>>  <n> layer(s)  <bytes>` per image, sorted by id. A damaged
-/// tags.json does not hide the images: their tags show as `<tags unreadable>`.
-pub fn image_lines(store: &Store) -> Result<ImageListing, StoreError> {
+/// Every image, sorted by id. A damaged tags.json does not hide the images: their tags are
+/// unknown (None).
+pub fn image_rows(store: &Store) -> Result<ImageListing, StoreError> {
     let (tags, tags_error) = match store.tags() {
         Ok(t) => (Some(t), None),
         Err(e @ StoreError::TagsDamaged { .. }) => (None, Some(e)),
@@ -39,35 +66,28 @@ pub fn image_lines(store: &Store) -> Result<ImageListing, StoreError> {
     for (t, id) in tags.iter().flatten() {
         by_id.entry(id.clone()).or_default().push(t.clone());
     }
-    let mut lines = Vec::new();
+    let mut rows = Vec::new();
     for id in store.image_ids()? {
-        let t = match &tags {
-            None => "<tags unreadable>".to_string(),
-            Some(_) => by_id
-                .get(&format!("sha256:{id}"))
-                .map(|v| v.join(","))
-                .unwrap_or_else(|| "<none>".into()),
-        };
-        let Ok(cfg) = store.image_config(&id) else {
-            // listed, not hidden: the user learns it is there and where to look
-            lines.push(format!(
-                "sha256:{id}  {t}  damaged config (see `rbuild fsck`)"
-            ));
-            continue;
-        };
-        let diff_ids = cfg.rootfs().diff_ids();
-        let size: u64 = diff_ids
-            .iter()
-            .filter_map(|d| Digest::parse_sha256(d))
-            .filter_map(|h| store.layer_meta(&h).ok())
-            .map(|m| m.size)
-            .sum();
-        lines.push(format!(
-            "sha256:{id}  {t}  {} layer(s)  {size}",
-            diff_ids.len()
-        ));
+        let t = tags
+            .as_ref()
+            .map(|_| by_id.remove(&format!("sha256:{id}")).unwrap_or_default());
+        let layers = store.image_config(&id).ok().map(|cfg| {
+            let diff_ids = cfg.rootfs().diff_ids();
+            let size: u64 = diff_ids
+                .iter()
+                .filter_map(|d| Digest::parse_sha256(d))
+                .filter_map(|h| store.layer_meta(&h).ok())
+                .map(|m| m.size)
+                .sum();
+            (diff_ids.len(), size)
+        });
+        rows.push(ImageRow {
+            id,
+            tags: t,
+            layers,
+        });
     }
-    Ok(ImageListing { lines, tags_error })
+    Ok(ImageListing { rows, tags_error })
 }
 
 /// Removes a layer unless an image uses it or a hold keeps it; returns its hex id.

@@ -16,7 +16,7 @@ use crate::channel::{Channel, Msg, NetEtc};
 use crate::error::{Context, Error, Result};
 use crate::spec::{self, ContainerConfig, NetMode, OsArg};
 use crate::sys::process::CStrArray;
-use crate::{caps, inroot, mounts, netns, rootfs, sys, tty, users};
+use crate::{caps, cgroupfs, inroot, mounts, netns, rootfs, sys, tty, users};
 
 /// What the child needs besides the config.
 pub struct ChildCtx<'a> {
@@ -26,6 +26,10 @@ pub struct ChildCtx<'a> {
     pub rinit: BorrowedFd<'a>,
     /// Whether this child must enter a cgroup namespace once rrun placed it in its cgroup.
     pub new_cgroupns: bool,
+    /// The container's stdout and stderr when they are not rrun's own (pipes rrun relays).
+    pub stdio: Option<[BorrowedFd<'a>; 2]>,
+    /// The hierarchies to show at /sys/fs/cgroup ([`cgroupfs`]).
+    pub cgroup_mounts: Vec<crate::cgroups::InsideMount>,
 }
 
 /// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
@@ -42,6 +46,10 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
 /// The child's steps, in order; each says what it needs from the one before.
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
+    if let Some([out, err]) = ctx.stdio {
+        sys::fd::dup2(out.as_raw_fd(), 1).ctx(|| "stdout to rrun's pipe".into())?;
+        sys::fd::dup2(err.as_raw_fd(), 2).ctx(|| "stderr to rrun's pipe".into())?;
+    }
     // First what needs no id map, while rrun writes the maps and builds the overlay.
     let (mut host, resolv_conf) = before_id_maps(cfg)?;
     let (root, volume_fds, net) = receive_mounts(ctx)?;
@@ -51,7 +59,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
         Some(r) => (r, volume_fds),
         None => rootless_mounts(cfg, ctx.container_dir)?,
     };
-    let built = build_root(cfg, &mut host, root, dir_fd, volume_fds)?;
+    let built = build_root(ctx, &mut host, root, dir_fd, volume_fds)?;
     lock_mounts()?;
     let pty = match cfg.process.tty {
         true => Some(rootfs::open_pty()?),
@@ -150,10 +158,10 @@ struct BuiltRoot {
 }
 
 /// Attaches `root` over the container's folder, pivots into it and mounts everything inside:
-/// kernel filesystems, /dev, masked paths, /etc files, volumes, tmpfs mounts; resolves the user
-/// and checks the working directory.
+/// kernel filesystems, its cgroups at /sys/fs/cgroup, /dev, masked paths, /etc files,
+/// volumes, tmpfs mounts; resolves the user and checks the working directory.
 fn build_root(
-    cfg: &ContainerConfig,
+    ctx: &ChildCtx<'_>,
     host: &mut rootfs::HostHandles,
     root: OwnedFd,
     dir_fd: OwnedFd,
@@ -161,11 +169,13 @@ fn build_root(
 ) -> Result<BuiltRoot> {
     // The overlay goes over the container's own folder: in this private mount namespace that
     // hides nothing from anyone, and needs no extra mount-point directory on disk.
+    let cfg = ctx.config;
     rootfs::enter_root(root, dir_fd.as_fd())?;
     drop(dir_fd);
     let croot = inroot::Root::open()?;
     let tty_gid = cfg.idmaps.host_gid(5).map(|_| 5);
     rootfs::attach_kernel_fs(host)?;
+    cgroupfs::mount_inside(&croot, &ctx.cgroup_mounts)?;
     rootfs::populate_dev(host, cfg.process.tty, tty_gid)?;
     rootfs::protect_kernel_paths(&croot)?;
     rootfs::bind_etc(host, &croot)?;

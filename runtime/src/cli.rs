@@ -86,14 +86,23 @@ pub fn one_line_usage_error(e: &clap::Error) -> String {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List containers (running ones; -a for all).
+    /// Run a command from an image, in Docker's order (the same as `rrun --image IMAGE`).
+    #[command(override_usage = "rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]")]
+    Run(Box<RunArgs>),
+    /// List containers (running ones; -a for all), newest first.
     Ps {
         /// Show exited containers (and damaged records) too.
         #[arg(short = 'a', long)]
         all: bool,
-        /// Show full container ids.
+        /// Show full container ids and commands.
         #[arg(long)]
         no_trunc: bool,
+        /// Print only the container ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// table (default) or json (one JSON object per line, as `docker ps --format json`).
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
     },
     /// Run a command inside a running container.
     Exec(ExecArgs),
@@ -121,7 +130,7 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Print a container's output (kept for detached containers).
+    /// Print a container's output (kept for every container not removed on exit).
     Logs {
         /// Keep following the output until the container exits.
         #[arg(short = 'f', long)]
@@ -175,7 +184,7 @@ pub enum NetworkCmd {
     Disconnect { network: String, container: String },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// IMAGE: sha256:<64 hex>, a unique hex prefix of >= 12 digits, or NAME[:TAG].
     #[arg(long)]
@@ -210,8 +219,9 @@ pub struct RunArgs {
     /// Bind-mount HOSTDIR at DIR (":ro" for read-only).
     #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR[:ro]")]
     pub volumes: Vec<String>,
-    /// Mount a fresh tmpfs at DIR.
-    #[arg(long = "tmpfs", value_name = "DIR")]
+    /// Mount a fresh tmpfs at DIR; OPTIONS as Docker's: size=SIZE, mode=OCTAL, uid=N, gid=N,
+    /// ro, rw, exec, noexec, nosuid, nodev (default noexec,nosuid,nodev).
+    #[arg(long = "tmpfs", value_name = "DIR[:OPTIONS]")]
     pub tmpfs: Vec<String>,
     /// Make the root filesystem read-only.
     #[arg(long)]
@@ -240,9 +250,9 @@ pub struct RunArgs {
     /// CPUs the container may run on (e.g. 0-1,3).
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
-    /// Maximum number of tasks.
-    #[arg(long)]
-    pub pids_limit: Option<u64>,
+    /// Maximum number of tasks (0 or -1: unlimited, as in Docker).
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
     /// remap (default as root: container root is an unprivileged host id) or host.
     #[arg(long)]
     pub userns: Option<String>,

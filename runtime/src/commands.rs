@@ -1,8 +1,8 @@
-//! The lifecycle subcommands: ps, stop, kill, rm, logs, inspect. They work from state.json and
+//! The lifecycle subcommands: stop, kill, rm, logs, inspect (ps is in ps.rs). They work from state.json and
 //! signal a container's init through a pidfd taken after checking its start time (no pid reuse).
 //! Kernel docs: pidfd_open(2), pidfd_send_signal(2), signal(7).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,73 +16,6 @@ use crate::cgroups::Cgroup;
 use crate::error::{user, Error, Result};
 use crate::state::{init_alive, Containers, Entry, State, Status};
 use crate::{sys, upper};
-
-/// `rrun ps [-a]`: running containers (all with -a, corrupt records included). Containers
-/// removed on exit whose rrun died are removed here once their processes are gone.
-pub fn ps(root: &Path, all: bool, no_trunc: bool) -> Result<i32> {
-    let id_len = if no_trunc { 64 } else { 12 };
-    let containers = Containers::open(root)?;
-    let mut out = String::from(
-        "CONTAINER ID   NAME                 IMAGE                STATUS              COMMAND\n",
-    );
-    for e in containers.entries_reaped()? {
-        let line = match e {
-            Entry::Valid(s) => {
-                let status = s.status();
-                if !all && status != Status::Running {
-                    continue;
-                }
-                let image = if s.image_ref.is_empty() {
-                    short(s.image.trim_start_matches("sha256:"), 12)
-                } else {
-                    s.image_ref.clone()
-                };
-                let cmd = crate::spec::display_command(&s.config.process.args);
-                format!(
-                    "{:<14} {:<20} {:<20} {:<19} {}\n",
-                    short(&s.id, id_len),
-                    s.name,
-                    image,
-                    status_text(&s, status),
-                    short(&cmd, 40)
-                )
-            }
-            Entry::Corrupt { id, why } if all => format!(
-                "{:<14} {:<20} {:<20} {:<19} {}\n",
-                short(&id, id_len),
-                "-",
-                "-",
-                "corrupt",
-                why
-            ),
-            Entry::Corrupt { .. } => continue,
-        };
-        out.push_str(&line);
-    }
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .map_err(|e| Error::Sys {
-            what: "write to stdout".into(),
-            source: e,
-        })?;
-    Ok(0)
-}
-
-/// At most `n` characters of `s` (never cut inside a character).
-fn short(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
-/// `ps`'s STATUS column: exited with its code, or with "?" when its rrun died before recording
-/// it; "running (orphan)" when its rrun is gone.
-fn status_text(s: &State, status: Status) -> String {
-    match (status, s.exit_code) {
-        (Status::Exited, Some(c)) => format!("exited ({c})"),
-        (Status::Exited, None) => "exited (?)".into(),
-        (Status::Running, _) if s.orphaned() => "running (orphan)".into(),
-        (st, _) => st.as_str().to_string(),
-    }
-}
 
 /// `rrun inspect NAME`.
 pub fn inspect(root: &Path, name: &str) -> Result<i32> {
@@ -101,7 +34,9 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         "exit_code": if running { None } else { s.exit_code },
         "oom_killed": s.oom_killed,
         "orphaned": s.orphaned(),
-        "created": s.created,
+        "created": crate::clock::rfc3339(s.created_ns()),
+        "started_at": (s.started_at_ns > 0).then(|| crate::clock::rfc3339(s.started_at_ns)),
+        "finished_at": (s.finished_at_ns > 0).then(|| crate::clock::rfc3339(s.finished_at_ns)),
         "upper_dir": upper::upper_dir(&dir, &s.id, s.upper_place()),
         "network": crate::net::record::NetRecord::load(&dir).inspect_network(&s.config.net.name()),
         "ports": crate::net::record::NetRecord::load(&dir).inspect_ports(),
@@ -124,10 +59,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<i32> {
         what: "serialize inspect".into(),
         source,
     })?;
-    writeln!(std::io::stdout(), "{text}").map_err(|e| Error::Sys {
-        what: "write to stdout".into(),
-        source: e,
-    })?;
+    crate::output::line(&text)?;
     Ok(0)
 }
 
@@ -221,7 +153,13 @@ fn settle(containers: &Containers, s: &State) {
             Ok(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    let _ = containers.update(&s.id, |n| n.finished = true);
+    let _ = containers.update(&s.id, |n| {
+        n.finished = true;
+        if n.finished_at_ns == 0 {
+            // its owner died: the init's end, seen just now, is the best time there is
+            n.finished_at_ns = crate::clock::now_ns();
+        }
+    });
 }
 
 /// Kills every process of a container: its rrun if it is still creating it, the tasks in its
@@ -277,14 +215,19 @@ fn kill_owner(s: &State) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` for each name; a failure prints one line and makes the exit code 125 (rrun
-/// failed), the other names are still handled.
+/// Runs `f` for each name and prints the name, as given, once it was acted on (Docker's
+/// habit, for scripts); a failure prints one line and makes the exit code 125 (rrun failed),
+/// the other names are still handled. A closed stdout ends the loop quietly (141).
 fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> i32 {
     let mut code = 0;
     for n in names {
-        if let Err(e) = f(n) {
-            eprintln!("rrun: {e}");
-            code = 125;
+        match f(n).and_then(|()| crate::output::line(n)) {
+            Ok(()) => {}
+            Err(e) if crate::output::is_closed_stdout(&e) => return crate::output::BROKEN_PIPE,
+            Err(e) => {
+                eprintln!("rrun: {e}");
+                code = 125;
+            }
         }
     }
     code
@@ -340,6 +283,9 @@ pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
             }
             Err(e) => return Err(e),
         };
+        if !force {
+            wait_if_ending(&containers, &found);
+        }
         let gone = || Error::NoSuchContainer(n.to_string());
         let _l = containers.lock(&found.id).map_err(|e| {
             if matches!(e, Error::NoSuchContainer(_)) {
@@ -371,11 +317,48 @@ pub fn rm(root: &Path, force: bool, names: &[String]) -> Result<i32> {
     }))
 }
 
+/// How long `rm` waits for a container whose command has ended to finish exiting.
+const ENDING_WAIT: Duration = Duration::from_secs(2);
+/// How long `rm` watches a running container for its end to begin (a command that just wrote
+/// its last line may not have reached exit(2) yet) before it calls it running.
+const ENDING_GRACE: Duration = Duration::from_millis(100);
+
+/// When the container's init is on its way out (its command has ended: its children are
+/// exiting or gone, or it is exiting itself), now or within [`ENDING_GRACE`], waits for its end
+/// and for its owner to record it, so that `rm` right after the command ended removes the
+/// container instead of calling it running.
+fn wait_if_ending(containers: &Containers, s: &State) {
+    if s.status() != Status::Running {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        if !init_alive(s.pid, s.pid_start) || sys::procfs::ending(s.pid) {
+            break;
+        }
+        if start.elapsed() >= ENDING_GRACE {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if wait_dead(s, ENDING_WAIT) {
+        settle(containers, s);
+    }
+}
+
 /// `rm` of a folder named like an id (given in full or by a unique prefix of at least 12
 /// digits) whose state is missing or refused: only the folder (and its upper dir in rrun's
-/// tmpfs, named by the same id) is removed, nothing a file names.
+/// tmpfs, named by the same id) is removed, nothing a file names. A folder whose state is
+/// missing because an rrun was killed while making or removing it goes without -f (see
+/// [`Containers::is_abandoned`]); a damaged state needs -f.
 fn rm_corrupt(containers: &Containers, key: &str, force: bool) -> Result<()> {
-    let _all = containers.lock_all()?;
+    let _all = match containers.lock_all() {
+        // a store without a containers folder has no container at all
+        Err(Error::Sys { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoSuchContainer(key.to_string()))
+        }
+        other => other?,
+    };
     let bad: Vec<(String, String)> = containers
         .entries()
         .into_iter()
@@ -393,11 +376,12 @@ fn rm_corrupt(containers: &Containers, key: &str, force: bool) -> Result<()> {
             )))
         }
     };
-    if !force {
+    if !force && !containers.is_abandoned(id) {
         return Err(user(format!(
             "container {id} has a bad record ({why}): remove its folder with `rrun rm -f {id}`"
         )));
     }
+    let _l = containers.lock(id)?;
     containers.remove_dir(id)
 }
 
@@ -409,7 +393,7 @@ pub fn logs(root: &Path, follow: bool, name: &str) -> Result<i32> {
     let p = containers.dir(&s.id).join(crate::detach::LOG_FILE);
     let Ok(mut f) = std::fs::File::open(&p) else {
         return Err(user(format!(
-            "container {} keeps no logs (only detached containers do)",
+            "container {} keeps no logs (containers removed on exit keep none)",
             s.name
         )));
     };
@@ -428,10 +412,7 @@ pub fn logs(root: &Path, follow: bool, name: &str) -> Result<i32> {
             if n == 0 {
                 break;
             }
-            crate::tty::write_all(rustix::stdio::stdout(), &buf[..n]).map_err(|e| Error::Sys {
-                what: "write to stdout".into(),
-                source: e,
-            })?;
+            crate::output::write(&buf[..n])?;
         }
         if !running {
             break;

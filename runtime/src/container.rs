@@ -56,6 +56,8 @@ impl Drop for Undo<'_> {
                 tracing::warn!("cleanup: {e}");
             }
         }
+        // Under the container's lock, as every removal (see Containers::remove_abandoned).
+        let _l = self.containers.lock(&self.id);
         if let Err(e) = self.containers.remove_dir(&self.id) {
             tracing::warn!("cleanup: {e}");
         }
@@ -70,11 +72,13 @@ pub fn create(
     hold: ImageHold,
     rinit: &Path,
 ) -> Result<Created> {
-    create_with(containers, st, hold, rinit, |_| Ok(()))
+    create_with(containers, st, hold, rinit, |_| Ok(()), None)
 }
 
 /// As [`create`], calling `before_clone` with the container's folder once it exists (the
-/// detached monitor points its stdout/stderr at the log files there).
+/// detached monitor points its stdout/stderr at the log files there, a kept foreground run
+/// opens its log there), and giving the container `stdio` as its stdout and stderr instead
+/// of rrun's own (the write ends of pipes rrun relays; closed here once the child has them).
 ///
 /// Order, so that rrun killed at any moment leaves a record `ps -a` lists and `rm -f`
 /// removes completely: the placeholder state (naming every cgroup directory about to be made)
@@ -90,6 +94,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     hold: ImageHold,
     rinit: &Path,
     before_clone: F,
+    stdio: Option<[OwnedFd; 2]>,
 ) -> Result<Created> {
     let dir = containers.dir(&st.id);
     let rinit_fd = memfd::sealed_copy(rinit)?;
@@ -110,7 +115,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
     hold.keep()?;
     upper::prepare(&dir, &st.id, st.upper_place(), &st.config.idmaps)?;
     before_clone(&dir)?;
-    share_stdio(&st);
+    share_stdio(&st, stdio.as_ref());
     if let Some(l) = &limits {
         undo.cgroup = Some(Cgroup::create(&st.id, l)?);
     }
@@ -128,8 +133,15 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         container_dir: &dir,
         rinit: rinit_fd.as_fd(),
         new_cgroupns: true,
+        stdio: stdio.as_ref().map(|[o, e]| [o.as_fd(), e.as_fd()]),
+        cgroup_mounts: undo
+            .cgroup
+            .as_ref()
+            .map(Cgroup::inside_mounts)
+            .unwrap_or_default(),
     };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
+    drop(stdio);
     undo.pid = Some(pid);
     tracing::debug!(us = crate::elapsed_us(), "cloned");
     let master = start(containers, &mut st, pid, &v1, &parent)?;
@@ -157,6 +169,7 @@ fn start(
 ) -> Result<Option<OwnedFd>> {
     st.pid = pid;
     st.pid_start = sys::procfs::proc_start_time(pid).unwrap_or(0);
+    st.started_at_ns = crate::clock::now_ns();
     {
         let _l = containers.lock(&st.id)?;
         containers.save(st)?;
@@ -231,25 +244,29 @@ fn spawn(ctx: ChildCtx<'_>, v2: Option<&PathBuf>, parent_end: BorrowedFd<'_>) ->
 }
 
 /// Under remap the container's root cannot reopen an anonymous pipe or socket owned by host
-/// root (as `echo > /dev/stdout` does through /proc/self/fd/1): hand such stdio objects to the
-/// container's root. Files and terminals are left as they are.
-fn share_stdio(st: &State) {
+/// root (as `echo > /dev/stdout` does through /proc/self/fd/1): hand such stdio objects (rrun's
+/// own 0-2, or the pipes given as the container's stdout and stderr) to the container's root.
+/// Files and terminals are left as they are.
+fn share_stdio(st: &State, stdio: Option<&[OwnedFd; 2]>) {
     let ids = &st.config.idmaps;
     if ids.is_identity() {
         return;
     }
     let Some(uid) = ids.host_uid(0) else { return };
-    let stdio = [
-        rustix::stdio::stdin(),
-        rustix::stdio::stdout(),
-        rustix::stdio::stderr(),
-    ];
-    for (n, fd) in stdio.into_iter().enumerate() {
+    let fds: Vec<BorrowedFd<'_>> = match stdio {
+        Some([o, e]) => vec![rustix::stdio::stdin(), o.as_fd(), e.as_fd()],
+        None => vec![
+            rustix::stdio::stdin(),
+            rustix::stdio::stdout(),
+            rustix::stdio::stderr(),
+        ],
+    };
+    for fd in fds {
         let Ok(sb) = rustix::fs::fstat(fd) else {
             continue;
         };
         let kind = FileType::from_raw_mode(sb.st_mode);
-        let anon = std::fs::read_link(format!("/proc/self/fd/{n}"))
+        let anon = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map(|l| {
                 l.to_string_lossy().starts_with("pipe:[")
                     || l.to_string_lossy().starts_with("socket:[")

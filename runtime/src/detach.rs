@@ -79,7 +79,7 @@ fn monitor(
         hold.bind_to_this_process()?;
         let _old = sys::signal::block_signals(&supervise::HANDLED);
         let owner = (st.config.idmaps.host_uid(0), st.config.idmaps.host_gid(0));
-        let c = container::create_with(containers, st, hold, rinit, |d| open_logs(d, owner))?;
+        let c = container::create_with(containers, st, hold, rinit, |d| open_logs(d, owner), None)?;
         Ok(c)
     })();
     let c = match result {
@@ -103,6 +103,8 @@ fn monitor(
         master: c.master.as_ref().map(|m| m.as_fd()),
         stdin: None,
         stdout: out.as_ref().map_or(rustix::stdio::stdout(), |o| o.as_fd()),
+        pipes: None,
+        log: None,
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io).unwrap_or(0);
     finish::finish(containers, c, status)
@@ -123,21 +125,24 @@ fn redirect_stdio_to_null() -> Result<()> {
 /// Points this process's stdout and stderr at the container's log (the child inherits them):
 /// one file in append mode, so the lines keep the order they were written in.
 fn open_logs(dir: &Path, owner: (Option<u32>, Option<u32>)) -> Result<()> {
+    let f = create_log(dir)?;
     let p = dir.join(LOG_FILE);
-    {
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .ctx(|| format!("create {}", p.display()))?;
-        // The container's root may reopen its stdout (/dev/stdout): the logs are its files.
-        if let (Some(u), Some(g)) = (owner.0, owner.1) {
-            std::os::unix::fs::fchown(&f, Some(u), Some(g))
-                .ctx(|| format!("chown {}", p.display()))?;
-        }
-        for fd in [1, 2] {
-            sys::fd::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
-        }
+    // The container's root may reopen its stdout (/dev/stdout): the logs are its files.
+    if let (Some(u), Some(g)) = (owner.0, owner.1) {
+        std::os::unix::fs::fchown(&f, Some(u), Some(g)).ctx(|| format!("chown {}", p.display()))?;
+    }
+    for fd in [1, 2] {
+        sys::fd::dup2(f.as_raw_fd(), fd).ctx(|| format!("redirect to {}", p.display()))?;
     }
     Ok(())
+}
+
+/// Creates (or opens) the container's log in its folder `dir`, in append mode.
+pub fn create_log(dir: &Path) -> Result<File> {
+    let p = dir.join(LOG_FILE);
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .ctx(|| format!("create {}", p.display()))
 }

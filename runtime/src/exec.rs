@@ -113,6 +113,8 @@ fn fork_and_supervise(
         master: master.as_ref().map(|m| m.as_fd()),
         stdin: relay_stdin.then(rustix::stdio::stdin),
         stdout: rustix::stdio::stdout(),
+        pipes: None,
+        log: None,
     };
     supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)
 }

@@ -55,6 +55,7 @@ fn record_end(containers: &Containers, st: &State, code: i32, oom: bool) -> Resu
         return containers
             .update(&st.id, |s| {
                 s.finished = true;
+                s.finished_at_ns = crate::clock::now_ns();
                 s.exit_code = Some(code);
                 s.oom_killed = oom;
             })

@@ -38,12 +38,18 @@
 //!   that user (as `docker run --init -u` does), since rinit has no user option.
 //! - Detached containers: a double-forked monitor owns the container and writes its stdout and
 //!   stderr, in order, to `container.log` (`rrun logs`).
+//!   A kept (named) container run in the foreground keeps the same log: without -t its stdout
+//!   and stderr are pipes rrun relays to its own and copies to the log ([`supervise`]).
+//! - /sys/fs/cgroup inside shows the container's own cgroups, read-only, through its cgroup
+//!   namespace ([`cgroupfs`]); only hierarchies it has a cgroup of its own in.
 
 pub mod caps;
+pub mod cgroupfs;
 pub mod cgroups;
 pub mod channel;
 pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod container;
 pub mod detach;
@@ -61,12 +67,15 @@ pub mod net;
 pub mod netns;
 pub mod netopts;
 pub mod netrecord;
+pub mod output;
+pub mod ps;
 pub mod rootfs;
 pub mod run;
 pub mod spec;
 pub mod state;
 pub mod supervise;
 pub mod sys;
+pub mod tmpfs;
 pub mod tty;
 pub mod upper;
 pub mod users;

@@ -44,6 +44,8 @@ fn main() {
     }
     let code = match absolute_root(&cli).and_then(|root| dispatch(&root, &cli)) {
         Ok(code) => code,
+        // Stdout's reader went away: end quietly, as a tool killed by SIGPIPE.
+        Err(e) if rrun::output::is_closed_stdout(&e) => rrun::output::BROKEN_PIPE,
         Err(e) => {
             rrun::tty::restore();
             eprintln!("rrun: {e}");
@@ -80,7 +82,21 @@ fn absolute_root(cli: &Cli) -> rrun::Result<std::path::PathBuf> {
 fn dispatch(root: &std::path::Path, cli: &Cli) -> rrun::Result<i32> {
     match &cli.command {
         None => run::run(root, &cli.run),
-        Some(Command::Ps { all, no_trunc }) => commands::ps(root, *all, *no_trunc),
+        Some(Command::Run(a)) => run::run(root, &run::docker_order(a.as_ref().clone())?),
+        Some(Command::Ps {
+            all,
+            no_trunc,
+            quiet,
+            format,
+        }) => rrun::ps::list(
+            root,
+            &rrun::ps::Options {
+                all: *all,
+                no_trunc: *no_trunc,
+                quiet: *quiet,
+                json: format == "json",
+            },
+        ),
         Some(Command::Exec(a)) => exec::exec(root, a),
         Some(Command::Stop { time, names }) => commands::stop(root, *time, names),
         Some(Command::Kill { signal, names }) => commands::kill(root, signal, names),

@@ -306,20 +306,15 @@ pub fn attach_volumes(root: &Root, vols: &[Volume], fds: Vec<OwnedFd>) -> Result
     Ok(())
 }
 
-/// Mounts a fresh tmpfs (mode 1777, nosuid, nodev) at each path.
-pub fn mount_tmpfs(root: &Root, dirs: &[String]) -> Result<()> {
-    for d in dirs {
+/// Mounts each `--tmpfs` (a fresh tmpfs with its options, see [`crate::tmpfs`]) at its path.
+pub fn mount_tmpfs(root: &Root, mounts: &[crate::tmpfs::Tmpfs]) -> Result<()> {
+    for t in mounts {
+        let d = &t.path;
         let what = format!("--tmpfs {d}");
         spec::check_mount_target(d, &what)?;
         let target = root.mount_target(d, Kind::Dir, &what)?;
         check_resolved_target(root, &target, d, &what)?;
-        let fs = sys::mount::fsopen(c"tmpfs").ctx(|| format!("fsopen tmpfs for {what}"))?;
-        sys::mount::fsconfig_string(fs.as_fd(), c"mode", c"1777")
-            .ctx(|| format!("tmpfs mode for {what}"))?;
-        sys::mount::fsconfig_create(fs.as_fd()).ctx(|| format!("create the tmpfs of {what}"))?;
-        let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
-        let mnt = sys::mount::fsmount(fs.as_fd(), attrs)
-            .ctx(|| format!("fsmount the tmpfs of {what}"))?;
+        let mnt = t.new_mount()?;
         sys::mount::move_mount_fd(mnt.as_fd(), target.as_fd()).ctx(|| format!("mount {what}"))?;
     }
     Ok(())

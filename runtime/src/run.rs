@@ -14,6 +14,7 @@ use crate::net::{self, NetOptions};
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
+use crate::tmpfs::Tmpfs;
 use crate::{detach, finish, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
@@ -29,18 +30,27 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let root_caller = rustix::process::geteuid().is_root();
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
-    let volumes = mount_paths(a)?;
+    let (volumes, tmpfs) = mount_paths(a)?;
     let id = state::new_id()?;
     let (img, hold) = image::resolve(root, reference, !root_caller, &id)?;
-    let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let hostname = match (&a.hostname, &net) {
+        (Some(h), _) => h.clone(),
+        // Docker and Podman: a container on the host's network has the host's name.
+        (None, NetMode::Host) => host_name().unwrap_or_else(|| id[..12].to_string()),
+        (None, _) => id[..12].to_string(),
+    };
     spec::check_hostname(&hostname)?;
     let process = process(&img, a, &hostname)?;
     let me = std::process::id() as i32;
+    let created_at_ns = crate::clock::now_ns();
     let st = State {
         name: a.name.clone().unwrap_or_else(|| id[..12].to_string()),
         image: img.id.clone(),
         image_ref: reference.to_string(),
-        created: state::now(),
+        created: created_at_ns / 1_000_000_000,
+        created_at_ns,
+        started_at_ns: 0,
+        finished_at_ns: 0,
         pid: 0,
         pid_start: 0,
         owner_pid: me,
@@ -60,7 +70,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
             rootless: !root_caller,
             read_only: a.read_only,
             volumes,
-            tmpfs: a.tmpfs.clone(),
+            tmpfs,
             limits,
             process,
             lowerdirs: img.lowerdirs,
@@ -68,6 +78,34 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
         id,
     };
     Ok((st, hold))
+}
+
+/// `rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]` as the `--image` form: the first word after
+/// the options is IMAGE (an option after it belongs to the command, as in `docker run`).
+pub fn docker_order(mut a: RunArgs) -> Result<RunArgs> {
+    if a.image.is_some() {
+        return Ok(a);
+    }
+    let Some(first) = a.command.first() else {
+        return Err(user(
+            "rrun run needs an IMAGE: rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+        ));
+    };
+    if first.as_encoded_bytes().starts_with(b"-") {
+        return Err(user(format!(
+            "unknown option {} (see `rrun run --help`)",
+            first.to_string_lossy()
+        )));
+    }
+    let image = first.to_str().map(str::to_string).ok_or_else(|| {
+        user(format!(
+            "bad IMAGE {:?}: use sha256:<id>, an id prefix or NAME[:TAG]",
+            first.to_string_lossy()
+        ))
+    })?;
+    a.command.remove(0);
+    a.image = Some(image);
+    Ok(a)
 }
 
 /// IMAGE as given; without --image, an unknown option swallowed as COMMAND is named as such.
@@ -80,6 +118,13 @@ fn image_reference(a: &RunArgs) -> Result<&str> {
         ))),
         (None, _) => Err(user("--image IMAGE is required (see `rrun --help`)")),
     }
+}
+
+/// The host's own hostname (uname(2)), when it is one a container may have.
+fn host_name() -> Option<String> {
+    let uts = rustix::system::uname();
+    let name = uts.nodename().to_str().ok()?;
+    spec::check_hostname(name).ok().map(|()| name.to_string())
 }
 
 /// --net, -p, --network-alias, --dns and --add-host (see net/options.rs).
@@ -157,25 +202,39 @@ fn limits(a: &RunArgs) -> Result<LimitsConfig> {
             .as_deref()
             .map(cgroups::check_cpuset)
             .transpose()?,
-        pids: a.pids_limit,
+        pids: pids_limit(a.pids_limit)?,
     })
 }
 
-/// The volumes, and checks of the --tmpfs and -w paths inside the container.
-fn mount_paths(a: &RunArgs) -> Result<Vec<Volume>> {
+/// `--pids-limit N`: N tasks at most; 0 and -1 mean unlimited (Docker's and Podman's values).
+fn pids_limit(n: Option<i64>) -> Result<Option<u64>> {
+    match n {
+        None | Some(0) | Some(-1) => Ok(None),
+        Some(n) if n > 0 => Ok(Some(n as u64)),
+        Some(n) => Err(user(format!(
+            "bad --pids-limit {n}: use a number of tasks, or 0 or -1 for no limit"
+        ))),
+    }
+}
+
+/// The volumes and --tmpfs mounts, and a check of the -w path inside the container.
+fn mount_paths(a: &RunArgs) -> Result<(Vec<Volume>, Vec<Tmpfs>)> {
     let volumes = a
         .volumes
         .iter()
         .map(|v| Volume::parse(v))
         .collect::<Result<Vec<_>>>()?;
-    for t in &a.tmpfs {
-        spec::check_container_path(t)?;
-        spec::check_mount_target(t, &format!("--tmpfs {t}"))?;
+    let mut tmpfs = Vec::with_capacity(a.tmpfs.len());
+    for arg in &a.tmpfs {
+        let t = Tmpfs::parse(arg)?;
+        spec::check_container_path(&t.path)?;
+        spec::check_mount_target(&t.path, &format!("--tmpfs {}", t.path))?;
+        tmpfs.push(t);
     }
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
     }
-    Ok(volumes)
+    Ok((volumes, tmpfs))
 }
 
 /// The process rinit starts: the image's defaults overridden by the command line.
@@ -219,7 +278,32 @@ fn run_foreground(
     })?;
     let tty_mode = st.config.process.tty;
     let stdin_on = st.config.process.stdin;
-    let c = container::create(containers, st, hold, rinit)?;
+    // A kept container keeps a log of its output, as Docker does (`rrun logs`): with -t a copy
+    // of what the pty relay shows, else its stdout and stderr come through pipes rrun relays to
+    // its own stdout and stderr (as Docker and Podman relay them), copying both to the log.
+    let keep_log = !st.auto_remove;
+    let pipes = match keep_log && !tty_mode {
+        true => Some([output_pipe()?, output_pipe()?]),
+        false => None,
+    };
+    let mut log = None;
+    let (readers, writers) = match pipes {
+        Some([(r1, w1), (r2, w2)]) => (Some([r1, r2]), Some([w1, w2])),
+        None => (None, None),
+    };
+    let c = container::create_with(
+        containers,
+        st,
+        hold,
+        rinit,
+        |dir| {
+            if keep_log {
+                log = Some(detach::create_log(dir)?);
+            }
+            Ok(())
+        },
+        writers,
+    )?;
     let _raw = if tty_mode && stdin_on {
         Some(tty::RawMode::enter(rustix::stdio::stdin()))
     } else {
@@ -229,6 +313,8 @@ fn run_foreground(
         master: c.master.as_ref().map(|m| m.as_fd()),
         stdin: (tty_mode && stdin_on).then(rustix::stdio::stdin),
         stdout: rustix::stdio::stdout(),
+        pipes: readers.as_ref().map(|[o, e]| [o.as_fd(), e.as_fd()]),
+        log: log.as_ref().map(|l| l.as_fd()),
     };
     let status = supervise::wait(c.pid, c.pidfd.as_fd(), &sigfd, &io);
     drop(_raw);
@@ -237,4 +323,12 @@ fn run_foreground(
     let code = finish::finish(containers, c, status);
     tracing::debug!(us = crate::elapsed_us(), "cleaned up");
     Ok(code)
+}
+
+/// A pipe (read end, write end), both close-on-exec, for the container's stdout or stderr.
+fn output_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::Sys {
+        what: "pipe for the container's output".into(),
+        source: e.into(),
+    })
 }

@@ -204,10 +204,10 @@ pub fn check_mount_target(path: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a `--hostname` like Docker (RFC 1123): labels of letters, digits and '-' (not at
-/// either end), at most 63 characters each, joined by '.'; at most 64 characters in all (the
-/// kernel's limit for a UTS hostname, stricter than RFC 1123's 253). Nothing else can reach
-/// /etc/hosts or /etc/hostname.
+/// Checks a `--hostname` like Podman (RFC 1123 plus '_'): labels of letters, digits, '-' (not
+/// at either end) and '_', at most 63 characters each, joined by '.'; at most 64 characters in
+/// all (the kernel's limit for a UTS hostname, stricter than RFC 1123's 253). Nothing else
+/// (no space, control character or '#') can reach /etc/hosts or /etc/hostname.
 pub fn check_hostname(h: &str) -> Result<()> {
     let bad = |why: &str| user(format!("bad --hostname {h:?}: {why}"));
     if h.is_empty() || h.len() > 64 {
@@ -219,9 +219,9 @@ pub fn check_hostname(h: &str) -> Result<()> {
         }
         if !label
             .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         {
-            return Err(bad("use only letters, digits, '-' and '.'"));
+            return Err(bad("use only letters, digits, '-', '_' and '.'"));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(bad("a part cannot start or end with '-'"));
@@ -330,7 +330,7 @@ pub struct ContainerConfig {
     pub rootless: bool,
     pub read_only: bool,
     pub volumes: Vec<Volume>,
-    pub tmpfs: Vec<String>,
+    pub tmpfs: Vec<crate::tmpfs::Tmpfs>,
     pub limits: LimitsConfig,
     pub process: ProcessConfig,
     /// The image's layer folders, bottom first.
@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn hostnames_follow_rfc_1123() {
-        for ok in ["lab1", "a", "web-1.example", &"a".repeat(63)] {
+        for ok in ["lab1", "a", "web-1.example", "a_b", &"a".repeat(63)] {
             assert!(check_hostname(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -457,7 +457,6 @@ mod tests {
             "-a",
             "a-",
             "a..b",
-            "under_score",
             &"a".repeat(64),
             &format!("{}.{}", "a".repeat(40), "b".repeat(30)),
         ] {

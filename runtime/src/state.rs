@@ -7,9 +7,10 @@
 //! the cgroup directories about to be made) before anything else exists, so a crash at any
 //! later moment leaves a record that `ps -a` lists and `rm -f` removes completely. The pid is
 //! then written in place (one page, under the lock: no block is freed on the start-up path).
-//! Removal deletes the cgroup, the upper dir, state.json and then the rest of the folder: a
-//! folder without a state holds nothing but files, and `rm -f ID` finishes it. Then the
-//! container's hold on its image is released (see image.rs).
+//! Removal deletes the cgroup, the upper dir, state.json and then the rest of the folder, under
+//! the container's lock, then releases the container's hold on its image (see image.rs): a
+//! folder without a state holds nothing but files, and the next `ps`, run or `rm` that finds it
+//! so (under the folder lock and then its own) removes it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -40,8 +41,17 @@ pub struct State {
     /// The image as the user named it (`alpine:3.15`, an id prefix), shown by `ps`.
     #[serde(default)]
     pub image_ref: String,
-    /// Seconds since the epoch.
+    /// Seconds since the epoch (older records have only this; see [`State::created_ns`]).
     pub created: u64,
+    /// When the record was made, in nanoseconds since the epoch (0 in older records).
+    #[serde(default)]
+    pub created_at_ns: u64,
+    /// When its init was started, in nanoseconds since the epoch (0 before).
+    #[serde(default)]
+    pub started_at_ns: u64,
+    /// When its end was recorded, in nanoseconds since the epoch (0 before, or unknown).
+    #[serde(default)]
+    pub finished_at_ns: u64,
     /// Host pid of the container's PID 1 (0 before it exists).
     pub pid: i32,
     /// Its start time (clock ticks after boot), to tell it from a reused pid.
@@ -95,6 +105,14 @@ impl State {
             return Status::Created;
         }
         Status::Exited
+    }
+
+    /// When the record was made, in nanoseconds since the epoch.
+    pub fn created_ns(&self) -> u64 {
+        match self.created_at_ns {
+            0 => self.created.saturating_mul(1_000_000_000),
+            ns => ns,
+        }
     }
 
     /// Where the overlay's upper and work dirs live (derived, see [`upper::choose`]).
@@ -288,8 +306,8 @@ impl Containers {
     }
 
     /// [`Containers::entries`] under the folder lock, after removing the orphans of
-    /// containers removed on exit (see [`Containers::reap_orphans`]) and releasing the holds
-    /// of containers that are gone. A store without a containers folder has none.
+    /// containers removed on exit and abandoned folders (see [`Containers::tidy`]) and releasing
+    /// the holds of containers that are gone. A store without a containers folder has none.
     pub fn entries_reaped(&self) -> Result<Vec<Entry>> {
         let _all = match self.lock_all() {
             Err(Error::Sys { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -299,11 +317,58 @@ impl Containers {
         };
         crate::image::release_orphan_holds(&self.root, &self.dir);
         let entries = self.entries();
-        Ok(if self.reap_orphans(&entries) > 0 {
+        Ok(if self.tidy(&entries) > 0 {
             self.entries()
         } else {
             entries
         })
+    }
+
+    /// Removes what nobody else will: orphans of containers removed on exit
+    /// ([`Containers::reap_orphans`]) and folders left without a state by an rrun killed while
+    /// it made or removed them ([`Containers::remove_abandoned`]). Called with the folder lock
+    /// held; returns how many went.
+    fn tidy(&self, entries: &[Entry]) -> usize {
+        self.reap_orphans(entries) + self.remove_abandoned(entries)
+    }
+
+    /// Removes the folders without a state.json whose maker or remover is proven gone: a
+    /// folder and its first state are made under the folder lock (held by the caller, so no
+    /// creation is under way), and every removal holds the container's lock (taken here, so
+    /// none is under way either); whoever left the folder so was killed. What such a folder
+    /// holds is files only (an upper dir, logs): its cgroup and processes, if it had any, went
+    /// before its state did. A folder whose state.json exists but is damaged is left for
+    /// `rrun rm -f`.
+    fn remove_abandoned(&self, entries: &[Entry]) -> usize {
+        let mut n = 0;
+        for e in entries {
+            let Entry::Corrupt { id, .. } = e else {
+                continue;
+            };
+            if self.is_abandoned(id) {
+                tracing::info!(%id, "removing a folder whose creation or removal was cut short");
+                match self.remove_dir(id) {
+                    Ok(()) => n += 1,
+                    Err(e) => {
+                        eprintln!("rrun: warning: removing abandoned container folder {id}: {e}")
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// True when container `id`'s folder exists without a state.json and nobody is removing it
+    /// (checked under its lock, which is released again). The caller holds the folder lock.
+    pub fn is_abandoned(&self, id: &str) -> bool {
+        if !is_id(id) {
+            return false;
+        }
+        let Ok(_l) = self.lock(id) else { return false };
+        let d = self.dir(id);
+        d.is_dir()
+            && std::fs::symlink_metadata(d.join(STATE_FILE))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     }
 
     /// Makes the folder of a new container and its placeholder state under the folder lock,
@@ -311,7 +376,7 @@ impl Containers {
     pub fn reserve(&self, st: &State) -> Result<()> {
         let _all = self.lock_all()?;
         let mut entries = self.entries();
-        if self.reap_orphans(&entries) > 0 {
+        if self.tidy(&entries) > 0 {
             entries = self.entries();
         }
         if entries
@@ -467,7 +532,8 @@ impl Containers {
 
     /// Removes a container's upper dir (outside the store when it is in rrun's tmpfs), its
     /// state.json and then the rest of its folder, then releases its hold on its image. Its
-    /// processes and cgroup must be gone.
+    /// processes and cgroup must be gone, and the caller holds the container's lock (see
+    /// [`Containers::remove_abandoned`]).
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         self.remove_folder(id)?;
         crate::image::release(&self.root, id)
@@ -542,10 +608,19 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Valid container names: like Docker's, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64.
+/// The longest container name rrun takes (Docker sets none; this one keeps state.json small).
+pub const MAX_NAME: usize = 1024;
+
+/// Valid container names: like Docker's, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, of any length up to
+/// [`MAX_NAME`] characters.
 pub fn check_name(n: &str) -> Result<()> {
+    if n.len() > MAX_NAME {
+        return Err(Error::User(format!(
+            "container name is {} characters long: use at most {MAX_NAME}",
+            n.len()
+        )));
+    }
     let ok = !n.is_empty()
-        && n.len() <= 64
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));

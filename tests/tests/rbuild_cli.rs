@@ -141,7 +141,7 @@ fn stdout_whose_reader_is_gone_exits_141_without_a_message() {
         assert_eq!(stderr(&o), "", "{args:?}: quiet on a closed pipe");
     }
     // what was asked for was still done: the layer is stored, the tag exists
-    assert_eq!(stdout(&lab.rb(&["layer", "ls"])).lines().count(), 2);
+    assert_eq!(stdout(&lab.rb(&["layer", "ls", "-q"])).lines().count(), 2);
     assert!(stdout(&lab.rb(&["image", "ls"])).contains("other:2"));
 }
 

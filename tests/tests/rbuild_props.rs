@@ -509,7 +509,12 @@ fn layer_add_is_idempotent_and_concurrent_adds_end_with_one_layer() {
         0,
         "no staging left"
     );
-    assert_eq!(stdout(&rbuild(&root, &["layer", "ls"])).lines().count(), 1);
+    assert_eq!(
+        stdout(&rbuild(&root, &["layer", "ls", "-q"]))
+            .lines()
+            .count(),
+        1
+    );
 }
 
 #[test]

@@ -538,7 +538,9 @@ fn image_create_refuses_layers_extracted_rootless_and_as_root_together() {
         "{err}"
     );
     assert_eq!(
-        stdout(&rbuild(&store, &["image", "ls"])).lines().count(),
+        stdout(&rbuild(&store, &["image", "ls", "-q"]))
+            .lines()
+            .count(),
         2,
         "nothing more was created"
     );

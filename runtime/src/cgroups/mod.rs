@@ -27,6 +27,7 @@ mod devices;
 mod error;
 mod freezer;
 mod fs;
+mod inside;
 mod limits;
 mod memory;
 mod parse;
@@ -45,6 +46,7 @@ use std::path::PathBuf;
 use detect::Version;
 
 pub use error::CgroupError;
+pub use inside::InsideMount;
 pub use limits::Limits;
 pub use memory::MIN_MEMORY;
 pub use parse::{parse_cpus, parse_size};

@@ -33,3 +33,36 @@ pub fn is_child_ns_init(pid: i32) -> bool {
     let ids: Vec<&str> = ids.split_whitespace().collect();
     ids.len() > 1 && ids.last() == Some(&"1")
 }
+
+/// PF_EXITING in the flags of /proc/PID/stat (include/linux/sched.h): the task is in exit(2).
+const PF_EXITING: u64 = 0x4;
+
+/// True when process `pid` is exiting or has exited: PF_EXITING in field 9 of /proc/PID/stat,
+/// or state Z or X.
+fn exiting(pid: &str) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let Some(i) = s.rfind(')') else { return false };
+    let mut f = s[i + 1..].split_whitespace();
+    let state = f.next().unwrap_or("");
+    let flags = f.nth(5).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    state == "Z" || state == "X" || flags & PF_EXITING != 0
+}
+
+/// True when process `pid` is on its way out: it is exiting (a pid namespace's init stays so
+/// for milliseconds while the kernel tears its namespaces down), or every child it has left
+/// (/proc/PID/task/PID/children, proc(5)) is exiting or waits to be reaped: for a container's
+/// init, whose command has ended, its own end is then a matter of milliseconds. False when
+/// it does not exist.
+pub fn ending(pid: i32) -> bool {
+    let p = pid.to_string();
+    if !std::path::Path::new(&format!("/proc/{p}")).exists() {
+        return false;
+    }
+    if exiting(&p) {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+        .is_ok_and(|c| c.split_whitespace().all(exiting))
+}
