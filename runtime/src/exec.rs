@@ -14,11 +14,12 @@ use rustix::thread::ThreadNameSpaceType;
 use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
 use crate::error::{user, Context, Result};
+use crate::security::Security;
 use crate::spec::{self, OsArg};
 use crate::state::{Containers, State, Status};
 use crate::supervise::{self, Io};
 use crate::sys::process::CStrArray;
-use crate::{caps, child, inroot, sys, tty, users};
+use crate::{child, inroot, security, sys, tty, users};
 
 const NAMESPACES: [(&str, ThreadNameSpaceType); 7] = [
     ("user", ThreadNameSpaceType::USER),
@@ -76,9 +77,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..])
         .to_vec();
     let envp = child::to_cstrings(&env)?;
-    // --userns host: no user namespace to join, so the process keeps only Docker's default
-    // capabilities, as the container's own processes (caps.rs).
-    let confine = !st.config.idmaps.own_userns();
+    // The container's capabilities and no_new_privs, as its own processes (security.rs).
+    let security = &st.config.security;
     let null_stdin = !a.interactive && !a.tty;
     let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
         let how = ChildSetup {
@@ -86,7 +86,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             cwd: &cwd,
             slave,
             null_stdin,
-            confine,
+            security,
         };
         child(&how, &argv, &envp, &path)
     })?;
@@ -153,8 +153,8 @@ struct ChildSetup<'a> {
     cwd: &'a str,
     slave: Option<&'a OwnedFd>,
     null_stdin: bool,
-    /// `--userns host`: keep only Docker's default capabilities (see caps.rs).
-    confine: bool,
+    /// The container's capabilities and no_new_privs.
+    security: &'a Security,
 }
 
 /// The forked process that becomes the command: a session of its own (on the pty with -t,
@@ -173,15 +173,10 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
             }
         }
         std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
-        if how.confine {
-            caps::drop_bounding_set()
-                .ctx(|| "drop capabilities outside Docker's default set".into())?;
-        }
+        security::apply_before_user(how.security)?;
         sys::ids::set_ids(u.uid, u.gid, &u.groups)
             .ctx(|| format!("switch to user {}", child::user_arg(u)))?;
-        if how.confine {
-            caps::limit_sets().ctx(|| "limit the capability sets".into())?;
-        }
+        security::apply_after_user(how.security)?;
         // Nothing of rrun's caller but 0-2 may reach the container (close_range(2)).
         sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
         Ok(())

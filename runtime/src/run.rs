@@ -10,6 +10,7 @@ use crate::cli::RunArgs;
 use crate::container;
 use crate::error::{user, Error, Result};
 use crate::idmap::IdMaps;
+use crate::security::Security;
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
@@ -29,6 +30,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
     let volumes = mount_paths(a)?;
+    let security = Security::from_flags(&a.cap_add, &a.cap_drop, a.privileged, &a.security_opt)?;
     let id = state::new_id()?;
     let (img, hold) = image::resolve(root, reference, !root_caller, &id)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
@@ -61,6 +63,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
             tmpfs: a.tmpfs.clone(),
             limits,
             process,
+            security,
             lowerdirs: img.lowerdirs,
         },
         id,

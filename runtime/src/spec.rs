@@ -19,6 +19,8 @@ use crate::image::Image;
 /// config's default, Docker's).
 pub use store::DEFAULT_PATH;
 
+use crate::security::Security;
+
 /// A command-line argument or environment entry: any bytes but NUL, as execve(2) takes them.
 /// Stored as a JSON string when it is UTF-8 (always so far), else as an array of byte values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,6 +332,9 @@ pub struct ContainerConfig {
     pub tmpfs: Vec<String>,
     pub limits: LimitsConfig,
     pub process: ProcessConfig,
+    /// Capabilities, no_new_privs, seccomp (also applied by `exec`).
+    #[serde(default)]
+    pub security: Security,
     /// The image's layer folders, bottom first.
     pub lowerdirs: Vec<PathBuf>,
 }
