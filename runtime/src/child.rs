@@ -26,6 +26,8 @@ pub struct ChildCtx<'a> {
     pub rinit: BorrowedFd<'a>,
     /// Whether this child must enter a cgroup namespace once rrun placed it in its cgroup.
     pub new_cgroupns: bool,
+    /// The seccomp filter, compiled by rrun (None: unconfined).
+    pub seccomp: Option<&'a security::Filter>,
 }
 
 /// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
@@ -59,7 +61,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     };
     let master = enter_session(pty, &host)?;
     drop(host);
-    become_user(cfg, &built.user)?;
+    become_user(cfg, &built.user, ctx.seccomp)?;
     exec_rinit(ctx, &built.user, master)
 }
 
@@ -218,8 +220,12 @@ fn enter_session(
 /// Shrinks the capability bounding set, switches to `user` with its groups, lowers the other
 /// capability sets, sets no_new_privs ([`security`]) and enters the working directory. rinit
 /// starts as the user (see rootfs::premount_kernel_fs).
-fn become_user(cfg: &ContainerConfig, user: &users::User) -> Result<()> {
-    security::apply_before_user(&cfg.security)?;
+fn become_user(
+    cfg: &ContainerConfig,
+    user: &users::User,
+    seccomp: Option<&security::Filter>,
+) -> Result<()> {
+    security::apply_before_user(&cfg.security, seccomp)?;
     sys::ids::set_ids(user.uid, user.gid, &user.groups)
         .ctx(|| format!("switch to user {}", user_arg(user)))?;
     security::apply_after_user(&cfg.security)?;
@@ -247,6 +253,7 @@ fn exec_rinit(
     sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
     sys::signal::reset_signals_for_exec();
     let (a, e) = (CStrArray::new(&argv), CStrArray::new(&envp));
+    security::apply_last(&cfg.security, ctx.seccomp)?;
     // the memfd is a sealed copy of rinit
     let err = sys::process::execveat_fd(ctx.rinit, &a, &e);
     Err(err).ctx(|| "exec rinit from its memfd".into())

@@ -18,7 +18,7 @@ use crate::image::ImageHold;
 use crate::mounts;
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
-use crate::{memfd, sys, upper};
+use crate::{memfd, security, sys, upper};
 
 /// A container whose PID 1 (rinit) is running.
 pub struct Created {
@@ -93,6 +93,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
 ) -> Result<Created> {
     let dir = containers.dir(&st.id);
     let rinit_fd = memfd::sealed_copy(rinit)?;
+    let seccomp = security::filter(&st.config.security, Some(containers.root()))?;
     let (parent, kid) = channel::pair()?;
     let limits = cgroup_limits(&st);
     if let Some(l) = &limits {
@@ -128,6 +129,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
         container_dir: &dir,
         rinit: rinit_fd.as_fd(),
         new_cgroupns: true,
+        seccomp: seccomp.as_ref(),
     };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     undo.pid = Some(pid);

@@ -79,6 +79,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let envp = child::to_cstrings(&env)?;
     // The container's capabilities and no_new_privs, as its own processes (security.rs).
     let security = &st.config.security;
+    let seccomp = security::filter(security, Some(root))?;
     let null_stdin = !a.interactive && !a.tty;
     let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
         let how = ChildSetup {
@@ -87,6 +88,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             slave,
             null_stdin,
             security,
+            seccomp: seccomp.as_ref(),
         };
         child(&how, &argv, &envp, &path)
     })?;
@@ -155,6 +157,8 @@ struct ChildSetup<'a> {
     null_stdin: bool,
     /// The container's capabilities and no_new_privs.
     security: &'a Security,
+    /// Its seccomp filter, compiled before the fork.
+    seccomp: Option<&'a security::Filter>,
 }
 
 /// The forked process that becomes the command: a session of its own (on the pty with -t,
@@ -173,7 +177,7 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
             }
         }
         std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
-        security::apply_before_user(how.security)?;
+        security::apply_before_user(how.security, how.seccomp)?;
         sys::ids::set_ids(u.uid, u.gid, &u.groups)
             .ctx(|| format!("switch to user {}", child::user_arg(u)))?;
         security::apply_after_user(how.security)?;
@@ -186,6 +190,10 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
         return 125;
     }
     sys::signal::reset_signals_for_exec();
+    if let Err(e) = security::apply_last(how.security, how.seccomp) {
+        eprintln!("rrun: {e}");
+        return 125;
+    }
     let (a, e) = (CStrArray::new(argv), CStrArray::new(envp));
     let name = argv[0].as_bytes();
     let err = search_and_exec(name, path, |p| sys::process::execve(p, &a, &e));

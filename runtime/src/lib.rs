@@ -61,6 +61,7 @@ pub mod mounts;
 pub mod netns;
 pub mod rootfs;
 pub mod run;
+pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod state;

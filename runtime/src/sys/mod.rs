@@ -17,6 +17,7 @@ pub mod netdevice;
 pub mod ns;
 pub mod process;
 pub mod procfs;
+pub mod seccomp;
 pub mod signal;
 
 /// statfs(2) `f_type` of a cgroup v2 filesystem (include/uapi/linux/magic.h).
