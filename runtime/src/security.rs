@@ -63,10 +63,12 @@ impl Security {
                 "seccomp" if value.is_some_and(|v| !v.is_empty()) => {
                     s.seccomp = Seccomp::from_opt(value.unwrap_or_default())?
                 }
-                _ => return Err(user(format!(
+                _ => {
+                    return Err(user(format!(
                     "unsupported --security-opt {o:?}: rrun knows no-new-privileges[=true|false] \
                          and seccomp=unconfined|PROFILE.json"
-                ))),
+                )))
+                }
             }
         }
         if privileged {
