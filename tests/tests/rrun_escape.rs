@@ -535,3 +535,122 @@ fn cap_add_and_cap_drop_take_dockers_names() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("SYS_NOPE"), "{err}");
 }
+
+/// A one-layer image on top of the lab's Alpine: `links` (path in the image -> target), as a
+/// plain tar made here.
+fn image_with_links(lab: &Lab, dir: &std::path::Path, links: &[(&str, &str)]) -> String {
+    let tar_path = dir.join(format!("{}.tar", unique("links")));
+    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    for (name, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.into_inner().unwrap();
+    let mut c = lab.rbuild();
+    c.args(["layer", "add", tar_path.to_str().unwrap()]);
+    let o = output(c, 60);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let layer = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let mut c = lab.rbuild();
+    c.args(["image", "create", &lab.layer, &layer]);
+    let o = output(c, 60);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn image_with_dev_proc_etc_hosts_and_volume_target_symlinks_to_host_paths() {
+    let lab = Lab::new("esc");
+    let host = rbox_tests::Scratch::new("esclinks");
+    let p = |n: &str| host.join(n).to_str().unwrap().to_string();
+    std::fs::write(host.join("hosts"), "host-original\n").unwrap();
+    let vol = host.join("volsrc");
+    std::fs::create_dir(&vol).unwrap();
+    let run = |image: &str, opts: &[&str], script: &str| {
+        let mut c = lab.rrun();
+        c.args(["--net", "none"])
+            .args(opts)
+            .args(["--image", image, "--", "sh", "-c", script]);
+        output(c, 60)
+    };
+    // /dev and /proc as links: refused in one line, nothing made where they point.
+    for (name, target) in [("dev", p("devx")), ("proc", p("procx"))] {
+        let img = image_with_links(&lab, host.path(), &[(name, &target)]);
+        let o = run(&img, &[], "true");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("/{name} is a symbolic link")),
+            "{err}"
+        );
+        assert!(!std::path::Path::new(&target).exists(), "{target} was made");
+    }
+    // /etc/hosts as a link to a host file: the container's own hosts replaces the link.
+    let img = image_with_links(&lab, host.path(), &[("etc/hosts", &p("hosts"))]);
+    let o = run(
+        &img,
+        &[],
+        "cat /etc/hosts; echo changed > /etc/hosts 2>/dev/null; true",
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("127.0.0.1\tlocalhost"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("hosts")).unwrap(),
+        "host-original\n"
+    );
+    // A volume target below a link to a host folder that does not exist in the container:
+    // refused in one line; below one that does: made inside the container only.
+    let v = format!("{}:/mnt/v", vol.display());
+    let img = image_with_links(&lab, host.path(), &[("mnt", &p("volx"))]);
+    let o = run(&img, &["-v", &v], "true");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("dangling symbolic link"), "{err}");
+    assert!(!host.join("volx").exists());
+    let leaf = unique("escvol");
+    let img = image_with_links(&lab, host.path(), &[("mnt", "/var")]);
+    let v = format!("{}:/mnt/{leaf}", vol.display());
+    let o = run(
+        &img,
+        &["-v", &v],
+        &format!("touch /var/{leaf}/inside && echo ok"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        vol.join("inside").exists(),
+        "the volume is where the link leads inside"
+    );
+    assert!(
+        !std::path::Path::new("/var").join(&leaf).exists(),
+        "host /var/{leaf} made"
+    );
+}
+
+#[test]
+fn fill_the_pid_space_past_pids_limit() {
+    let lab = Lab::new("esc");
+    let got = sh(
+        &lab,
+        &["--pids-limit", "16"],
+        // The inner shell dies when fork fails; the outer one counts with builtins only.
+        "sh -c 'i=0; while [ $i -lt 64 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null; \
+         set -- /proc/[0-9]*; echo $#",
+    );
+    let n: u32 = got.lines().last().unwrap().trim().parse().unwrap();
+    assert!((2..=16).contains(&n), "{n} processes under --pids-limit 16");
+}
