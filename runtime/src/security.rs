@@ -105,6 +105,19 @@ fn parse_bool(opt: &str, v: &str) -> Result<bool> {
     }
 }
 
+/// Makes rrun (and the processes it forks, until they execute the container's command)
+/// non-dumpable (prctl(2) PR_SET_DUMPABLE 0): a process of the container cannot ptrace them,
+/// nor open their /proc/PID/exe (the host's rrun binary: CVE-2019-5736), mem or fds while they
+/// hold host descriptors; execve of the command makes the command dumpable again. As root
+/// only: a non-dumpable child's /proc files belong to the host's root until its id maps
+/// exist, so rootless rrun could not write them (and rootless has no host root to protect).
+pub fn make_non_dumpable() {
+    if rustix::process::geteuid().is_root() {
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    }
+}
+
 /// A compiled filter, ready to install between fork and exec (no allocation left to do).
 pub struct Filter(Vec<libc::sock_filter>);
 
