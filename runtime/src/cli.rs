@@ -221,6 +221,9 @@ pub struct RunArgs {
     /// container's own user namespace under remap: host devices stay out).
     #[arg(long)]
     pub privileged: bool,
+    /// Resource limit NAME=SOFT[:HARD] (nofile, nproc, core, ...; "unlimited").
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
     /// no-new-privileges[=true|false] (default true), seccomp=unconfined|PROFILE.json.
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,

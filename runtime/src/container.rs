@@ -163,6 +163,7 @@ fn start(
         let _l = containers.lock(&st.id)?;
         containers.save(st)?;
     }
+    crate::rlimits::apply(Some(pid), &st.config.ulimits)?;
     st.config.idmaps.write(pid)?;
     if !v1.is_empty() {
         Cgroup::from_paths(v1)?.add_pid(pid)?;

@@ -54,6 +54,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .user
         .clone()
         .unwrap_or_else(|| st.config.process.user.clone());
+    crate::rlimits::apply(None, &st.config.ulimits)?;
     enter(&st)?;
     // The same user, groups and checks as the container's main process (users.rs), the
     // files read inside the container's root (inroot.rs).

@@ -59,6 +59,7 @@ pub mod masks;
 pub mod memfd;
 pub mod mounts;
 pub mod netns;
+pub mod rlimits;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;

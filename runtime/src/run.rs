@@ -30,6 +30,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
     let volumes = mount_paths(a)?;
+    let ulimits = crate::rlimits::from_flags(&a.ulimit)?;
     let security = Security::from_flags(&a.cap_add, &a.cap_drop, a.privileged, &a.security_opt)?;
     let id = state::new_id()?;
     let (img, hold) = image::resolve(root, reference, !root_caller, &id)?;
@@ -64,6 +65,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
             limits,
             process,
             security,
+            ulimits,
             lowerdirs: img.lowerdirs,
         },
         id,

@@ -19,6 +19,7 @@ use crate::image::Image;
 /// config's default, Docker's).
 pub use store::DEFAULT_PATH;
 
+use crate::rlimits::Ulimit;
 use crate::security::Security;
 
 /// A command-line argument or environment entry: any bytes but NUL, as execve(2) takes them.
@@ -335,6 +336,9 @@ pub struct ContainerConfig {
     /// Capabilities, no_new_privs, seccomp (also applied by `exec`).
     #[serde(default)]
     pub security: Security,
+    /// `--ulimit`s, set on the container's first process.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
     /// The image's layer folders, bottom first.
     pub lowerdirs: Vec<PathBuf>,
 }
