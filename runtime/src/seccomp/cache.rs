@@ -16,7 +16,7 @@ use super::Program;
 /// The digest naming the program compiled from `json` for a container holding `caps`.
 pub fn key(json: &str, caps: u64) -> String {
     let mut h = Sha256::new();
-    h.update(b"rrun seccomp cache v1\0");
+    h.update(b"rrun seccomp cache v2 (binary tree)\0");
     h.update(json.as_bytes());
     h.update(caps.to_le_bytes());
     let (maj, min) = super::profile::kernel_version();
