@@ -308,6 +308,28 @@ fn kill_a_host_process() {
 }
 
 #[test]
+fn ptrace_a_host_process() {
+    let lab = Lab::new("esc");
+    let mut victim = command("sleep")
+        .arg("120")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let call = format!("ptrace_attach:{pid}");
+    // The host's pid is no process of the container's pid namespace (or, by chance, one of
+    // its own): never the host's; with SYS_PTRACE added, still not.
+    let a = probe(&lab, &[], &[&call]);
+    let b = probe(&lab, &["--cap-add", "SYS_PTRACE"], &[&call]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert_eq!(a[0].1, "ESRCH", "{a:?}");
+    assert_eq!(b[0].1, "ESRCH", "{b:?}");
+    assert!(status.contains("TracerPid:\t0\n"), "{status}");
+}
+
+#[test]
 fn umount_masked_and_read_only_paths() {
     let lab = Lab::new("esc");
     let got = sh(
