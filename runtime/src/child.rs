@@ -16,7 +16,7 @@ use crate::channel::{Channel, Msg, NetEtc};
 use crate::error::{Context, Error, Result};
 use crate::spec::{self, ContainerConfig, NetMode, OsArg};
 use crate::sys::process::CStrArray;
-use crate::{caps, cgroupfs, inroot, mounts, netns, rootfs, sys, tty, users};
+use crate::{cgroupfs, inroot, mounts, netns, rootfs, security, sys, tty, users};
 
 /// What the child needs besides the config.
 pub struct ChildCtx<'a> {
@@ -30,6 +30,8 @@ pub struct ChildCtx<'a> {
     pub stdio: Option<[BorrowedFd<'a>; 2]>,
     /// The hierarchies to show at /sys/fs/cgroup ([`cgroupfs`]).
     pub cgroup_mounts: Vec<crate::cgroups::InsideMount>,
+    /// The seccomp filter, compiled by rrun (None: unconfined).
+    pub seccomp: Option<&'a security::Filter>,
 }
 
 /// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
@@ -67,7 +69,7 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     };
     let master = enter_session(pty, &host)?;
     drop(host);
-    become_user(cfg, &built.user, built.confine)?;
+    become_user(cfg, &built.user, ctx.seccomp)?;
     exec_rinit(ctx, &built.user, master)
 }
 
@@ -153,8 +155,6 @@ fn etc_files(cfg: &ContainerConfig, resolv_conf: Vec<u8>, net: Option<NetEtc>) -
 struct BuiltRoot {
     /// The user rinit runs as, resolved inside the container's root.
     user: users::User,
-    /// `--userns host`: Docker's default capabilities only.
-    confine: bool,
 }
 
 /// Attaches `root` over the container's folder, pivots into it and mounts everything inside:
@@ -177,7 +177,9 @@ fn build_root(
     rootfs::attach_kernel_fs(host)?;
     cgroupfs::mount_inside(&croot, &ctx.cgroup_mounts)?;
     rootfs::populate_dev(host, cfg.process.tty, tty_gid)?;
-    rootfs::protect_kernel_paths(&croot)?;
+    if !cfg.security.privileged {
+        rootfs::protect_kernel_paths(&croot)?;
+    }
     rootfs::bind_etc(host, &croot)?;
     rootfs::attach_volumes(&croot, &cfg.volumes, volume_fds)?;
     rootfs::mount_tmpfs(&croot, &cfg.tmpfs)?;
@@ -189,16 +191,16 @@ fn build_root(
     )?;
     drop(croot);
     let as_root = user.uid == 0 && user.gid == 0;
-    // --userns host: no user namespace, so container root is host root: it keeps only
-    // Docker's default capabilities (no CAP_SYS_ADMIN), and rinit can mount nothing.
-    let confine = !cfg.idmaps.own_userns();
-    if !as_root || confine {
+    // rinit mounts what is missing only as root with CAP_SYS_ADMIN (and a filter letting
+    // mount(2) through: only --privileged is sure to); otherwise rrun mounts it now.
+    let rinit_may_mount = as_root && cfg.security.privileged && cfg.idmaps.own_userns();
+    if !rinit_may_mount {
         rootfs::premount_kernel_fs(cfg.process.tty)?;
     }
     if cfg.read_only {
         rootfs::make_root_readonly()?;
     }
-    Ok(BuiltRoot { user, confine })
+    Ok(BuiltRoot { user })
 }
 
 /// Locks every mount made so far (the root, volumes, masked and read-only paths, /proc, /sys,
@@ -206,8 +208,8 @@ fn build_root(
 /// remount them read-write, whatever capabilities it holds, as the kernel locks the mounts a
 /// less privileged mount namespace inherits ([`sys::ns::enter_locked_mount_ns`]). The
 /// capability drop and the seccomp filter come on top of this; this alone already holds for
-/// a container root with every capability. Mounts rinit adds afterwards (/tmp, /dev/shm, ...)
-/// stay the container's own to change.
+/// a container root with every capability. Mounts rinit adds afterwards (under
+/// `--privileged`: /tmp, /dev/shm, ...) stay the container's own to change.
 fn lock_mounts() -> Result<()> {
     sys::ns::enter_locked_mount_ns().ctx(|| "lock the container's mounts".into())
 }
@@ -235,18 +237,18 @@ fn enter_session(
     }
 }
 
-/// Drops capabilities (when `confine`), switches to `user` with its groups and enters the
-/// working directory. rinit starts as the user (see rootfs::premount_kernel_fs).
-fn become_user(cfg: &ContainerConfig, user: &users::User, confine: bool) -> Result<()> {
-    if confine {
-        caps::drop_bounding_set()
-            .ctx(|| "drop capabilities outside Docker's default set".into())?;
-    }
+/// Shrinks the capability bounding set, switches to `user` with its groups, lowers the other
+/// capability sets, sets no_new_privs ([`security`]) and enters the working directory. rinit
+/// starts as the user (see rootfs::premount_kernel_fs).
+fn become_user(
+    cfg: &ContainerConfig,
+    user: &users::User,
+    seccomp: Option<&security::Filter>,
+) -> Result<()> {
+    security::apply_before_user(&cfg.security, seccomp)?;
     sys::ids::set_ids(user.uid, user.gid, &user.groups)
         .ctx(|| format!("switch to user {}", user_arg(user)))?;
-    if confine {
-        caps::limit_sets().ctx(|| "limit the capability sets".into())?;
-    }
+    security::apply_after_user(&cfg.security)?;
     std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))
 }
 
@@ -271,6 +273,7 @@ fn exec_rinit(
     sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
     sys::signal::reset_signals_for_exec();
     let (a, e) = (CStrArray::new(&argv), CStrArray::new(&envp));
+    security::apply_last(&cfg.security, ctx.seccomp)?;
     // the memfd is a sealed copy of rinit
     let err = sys::process::execveat_fd(ctx.rinit, &a, &e);
     Err(err).ctx(|| "exec rinit from its memfd".into())

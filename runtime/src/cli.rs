@@ -256,6 +256,22 @@ pub struct RunArgs {
     /// remap (default as root: container root is an unprivileged host id) or host.
     #[arg(long)]
     pub userns: Option<String>,
+    /// Add a capability to Docker's default set (NET_ADMIN or CAP_NET_ADMIN; ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from Docker's default set (ALL drops every one).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, no masked or read-only kernel paths (all inside the
+    /// container's own user namespace under remap: host devices stay out).
+    #[arg(long)]
+    pub privileged: bool,
+    /// Resource limit NAME=SOFT[:HARD] (nofile, nproc, core, ...; "unlimited").
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// no-new-privileges[=true|false] (default true), seccomp=unconfined|PROFILE.json.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// COMMAND [ARG...] (default: the image's entrypoint + cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,

@@ -18,7 +18,7 @@ use crate::image::ImageHold;
 use crate::mounts;
 use crate::spec::NetMode;
 use crate::state::{Containers, State};
-use crate::{memfd, net, sys, upper};
+use crate::{memfd, net, security, sys, upper};
 
 /// A container whose PID 1 (rinit) is running.
 pub struct Created {
@@ -98,6 +98,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
 ) -> Result<Created> {
     let dir = containers.dir(&st.id);
     let rinit_fd = memfd::sealed_copy(rinit)?;
+    let seccomp = security::filter(&st.config.security, Some(containers.root()))?;
     let (parent, kid) = channel::pair()?;
     let limits = cgroup_limits(&st);
     if let Some(l) = &limits {
@@ -139,6 +140,7 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
             .as_ref()
             .map(Cgroup::inside_mounts)
             .unwrap_or_default(),
+        seccomp: seccomp.as_ref(),
     };
     let pid = spawn(ctx, v2.first(), parent.as_fd())?;
     drop(stdio);
@@ -174,6 +176,7 @@ fn start(
         let _l = containers.lock(&st.id)?;
         containers.save(st)?;
     }
+    crate::rlimits::apply(Some(pid), &st.config.ulimits)?;
     st.config.idmaps.write(pid)?;
     if !v1.is_empty() {
         Cgroup::from_paths(v1)?.add_pid(pid)?;

@@ -14,11 +14,12 @@ use rustix::thread::ThreadNameSpaceType;
 use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
 use crate::error::{user, Context, Result};
+use crate::security::Security;
 use crate::spec::{self, OsArg};
 use crate::state::{Containers, State, Status};
 use crate::supervise::{self, Io};
 use crate::sys::process::CStrArray;
-use crate::{caps, child, inroot, sys, tty, users};
+use crate::{child, inroot, security, sys, tty, users};
 
 const NAMESPACES: [(&str, ThreadNameSpaceType); 7] = [
     ("user", ThreadNameSpaceType::USER),
@@ -53,6 +54,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .user
         .clone()
         .unwrap_or_else(|| st.config.process.user.clone());
+    crate::rlimits::apply(None, &st.config.ulimits)?;
     enter(&st)?;
     // The same user, groups and checks as the container's main process (users.rs), the
     // files read inside the container's root (inroot.rs).
@@ -76,9 +78,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..])
         .to_vec();
     let envp = child::to_cstrings(&env)?;
-    // --userns host: no user namespace to join, so the process keeps only Docker's default
-    // capabilities, as the container's own processes (caps.rs).
-    let confine = !st.config.idmaps.own_userns();
+    // The container's capabilities and no_new_privs, as its own processes (security.rs).
+    let security = &st.config.security;
+    let seccomp = security::filter(security, Some(root))?;
     let null_stdin = !a.interactive && !a.tty;
     let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
         let how = ChildSetup {
@@ -86,7 +88,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             cwd: &cwd,
             slave,
             null_stdin,
-            confine,
+            security,
+            seccomp: seccomp.as_ref(),
         };
         child(&how, &argv, &envp, &path)
     })?;
@@ -155,8 +158,10 @@ struct ChildSetup<'a> {
     cwd: &'a str,
     slave: Option<&'a OwnedFd>,
     null_stdin: bool,
-    /// `--userns host`: keep only Docker's default capabilities (see caps.rs).
-    confine: bool,
+    /// The container's capabilities and no_new_privs.
+    security: &'a Security,
+    /// Its seccomp filter, compiled before the fork.
+    seccomp: Option<&'a security::Filter>,
 }
 
 /// The forked process that becomes the command: a session of its own (on the pty with -t,
@@ -175,15 +180,10 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
             }
         }
         std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
-        if how.confine {
-            caps::drop_bounding_set()
-                .ctx(|| "drop capabilities outside Docker's default set".into())?;
-        }
+        security::apply_before_user(how.security, how.seccomp)?;
         sys::ids::set_ids(u.uid, u.gid, &u.groups)
             .ctx(|| format!("switch to user {}", child::user_arg(u)))?;
-        if how.confine {
-            caps::limit_sets().ctx(|| "limit the capability sets".into())?;
-        }
+        security::apply_after_user(how.security)?;
         // Nothing of rrun's caller but 0-2 may reach the container (close_range(2)).
         sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
         Ok(())
@@ -193,6 +193,10 @@ fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) 
         return 125;
     }
     sys::signal::reset_signals_for_exec();
+    if let Err(e) = security::apply_last(how.security, how.seccomp) {
+        eprintln!("rrun: {e}");
+        return 125;
+    }
     let (a, e) = (CStrArray::new(argv), CStrArray::new(envp));
     let name = argv[0].as_bytes();
     let err = search_and_exec(name, path, |p| sys::process::execve(p, &a, &e));

@@ -10,12 +10,13 @@
 //!   twice is kept once, the kernel refuses duplicates) ([`mounts`], [`container`]).
 //! - Rootless (non-root caller): container root is the caller (single-id map); the child builds
 //!   the overlay itself with `userxattr`; no cgroup unless limits are asked for.
-//! - `--userns host` (Docker's `--userns=host`): no user namespace; container root is host root
-//!   with Docker's default capabilities only, so it cannot unmount the read-only /proc/sys,
-//!   /proc/bus, ... and the masked /proc/kcore, /proc/keys, /sys/firmware, ... ([`caps`],
-//!   [`masks`]). Remap applies the same paths as defence in depth and keeps every capability
-//!   over the container's own namespaces (`hostname x` works); the kernel checks host-wide
-//!   changes against container root's unprivileged host id there.
+//! - Every mode (remap, host, rootless): Docker's default capabilities, inheritable and
+//!   ambient empty, no_new_privs; `--cap-add`, `--cap-drop`, `--privileged` and
+//!   `--security-opt` change it as in Docker ([`security`], [`caps`]). `--userns host`
+//!   (Docker's `--userns=host`): no user namespace; container root is host root, so without
+//!   CAP_SYS_ADMIN it cannot unmount the read-only /proc/sys, /proc/bus, ... and the masked
+//!   /proc/kcore, /proc/keys, /sys/firmware, ... ([`masks`]). Remap applies the same; there
+//!   the kernel also checks host-wide changes against container root's unprivileged host id.
 //! - The container's init and `exec`'d processes get a session of their own (no controlling
 //!   terminal but the container's pty with -t) and only descriptors 0-2; files of the image
 //!   rrun reads or mounts over (/etc/passwd, /etc/hosts, volume targets) are resolved inside
@@ -69,8 +70,11 @@ pub mod netopts;
 pub mod netrecord;
 pub mod output;
 pub mod ps;
+pub mod rlimits;
 pub mod rootfs;
 pub mod run;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod state;
 pub mod supervise;

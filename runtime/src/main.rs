@@ -42,6 +42,7 @@ fn main() {
             .without_time()
             .init();
     }
+    rrun::security::make_non_dumpable();
     let code = match absolute_root(&cli).and_then(|root| dispatch(&root, &cli)) {
         Ok(code) => code,
         // Stdout's reader went away: end quietly, as a tool killed by SIGPIPE.

@@ -146,14 +146,54 @@ fn new_fs(fstype: &std::ffi::CStr, attrs: MountAttrFlags) -> Result<OwnedFd> {
     sys::mount::fsmount(fs.as_fd(), attrs).ctx(|| format!("fsmount {name}"))
 }
 
-/// Attaches the proc and sysfs instances made by [`capture_host`] at /proc and /sys.
+/// Attaches the proc and sysfs instances made by [`capture_host`] at /proc and /sys, then
+/// checks that the paths really show procfs and sysfs (statfs(2) `f_type`): a process of the
+/// container reading /proc/self/... or a mask applied below /proc must reach the kernel's.
 pub fn attach_kernel_fs(h: &mut HostHandles) -> Result<()> {
     for (path, fd) in h.kernel_fs.drain(..) {
         let p = Path::new(path);
+        check_kernel_dir(path)?;
         mkdir_all(p)?;
         sys::mount::move_mount_path(fd.as_fd(), p).ctx(|| format!("mount {path}"))?;
+        let magic = match path {
+            "/proc" => sys::PROC_SUPER_MAGIC,
+            _ => sys::SYSFS_MAGIC,
+        };
+        let st = rustix::fs::statfs(p).ctx(|| format!("statfs {path}"))?;
+        if st.f_type != magic {
+            return Err(crate::error::user(format!(
+                "{path} in the container is not the {} just mounted there (f_type {:#x})",
+                if magic == sys::PROC_SUPER_MAGIC {
+                    "procfs"
+                } else {
+                    "sysfs"
+                },
+                st.f_type
+            )));
+        }
     }
     Ok(())
+}
+
+/// Refuses an image whose /proc, /sys or /dev is there but is no directory (a symbolic link,
+/// wherever it points, or a file): the kernel filesystems go on the container's own folders,
+/// as runc requires. After pivot_root, so the one-component lstat(2) stays in the container.
+fn check_kernel_dir(path: &str) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if !m.is_dir() => {
+            let what = match m.file_type().is_symlink() {
+                true => format!(
+                    "a symbolic link (to {})",
+                    fs::read_link(path).unwrap_or_default().display()
+                ),
+                false => "not a directory".to_string(),
+            };
+            Err(crate::error::user(format!(
+                "the image's {path} is {what}: it must be a directory (or absent), fix the image"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Attaches the overlay over `mountpoint`, makes it the root and detaches the old root.
@@ -184,6 +224,7 @@ pub fn mkdir_all(p: &Path) -> Result<()> {
 /// instance of the container's own (its pair is opened later, [`open_pty`]).
 pub fn populate_dev(h: &mut HostHandles, tty: bool, tty_gid: Option<u32>) -> Result<()> {
     let dev = Path::new("/dev");
+    check_kernel_dir("/dev")?;
     mkdir_all(dev)?;
     sys::mount::mount(
         "tmpfs",

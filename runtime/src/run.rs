@@ -11,6 +11,7 @@ use crate::container;
 use crate::error::{user, Error, Result};
 use crate::idmap::IdMaps;
 use crate::net::{self, NetOptions};
+use crate::security::Security;
 use crate::spec::{self, ContainerConfig, LimitsConfig, NetMode, ProcessConfig, Volume};
 use crate::state::{self, Containers, State};
 use crate::supervise::{self, Io};
@@ -31,6 +32,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
     let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
     let (volumes, tmpfs) = mount_paths(a)?;
+    let ulimits = crate::rlimits::from_flags(&a.ulimit)?;
+    let security = Security::from_flags(&a.cap_add, &a.cap_drop, a.privileged, &a.security_opt)?;
     let id = state::new_id()?;
     let (img, hold) = image::resolve(root, reference, !root_caller, &id)?;
     let hostname = match (&a.hostname, &net) {
@@ -73,6 +76,8 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
             tmpfs,
             limits,
             process,
+            security,
+            ulimits,
             lowerdirs: img.lowerdirs,
         },
         id,

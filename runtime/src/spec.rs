@@ -19,6 +19,9 @@ use crate::image::Image;
 /// config's default, Docker's).
 pub use store::DEFAULT_PATH;
 
+use crate::rlimits::Ulimit;
+use crate::security::Security;
+
 /// A command-line argument or environment entry: any bytes but NUL, as execve(2) takes them.
 /// Stored as a JSON string when it is UTF-8 (always so far), else as an array of byte values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,6 +336,12 @@ pub struct ContainerConfig {
     pub tmpfs: Vec<crate::tmpfs::Tmpfs>,
     pub limits: LimitsConfig,
     pub process: ProcessConfig,
+    /// Capabilities, no_new_privs, seccomp (also applied by `exec`).
+    #[serde(default)]
+    pub security: Security,
+    /// `--ulimit`s, set on the container's first process.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
     /// The image's layer folders, bottom first.
     pub lowerdirs: Vec<PathBuf>,
 }

@@ -210,6 +210,11 @@ impl Containers {
         })
     }
 
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The folder of container `id` (a validated id: never a name from a file).
     pub fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)

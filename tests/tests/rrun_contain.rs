@@ -137,10 +137,29 @@ fn userns_host_root_cannot_write_sysctls_read_kernel_files_or_undo_the_masks() {
 }
 
 #[test]
-fn remap_keeps_its_capabilities_and_also_gets_the_read_only_and_masked_paths() {
+fn remap_root_gets_dockers_default_capabilities_and_the_read_only_and_masked_paths() {
     let lab = Lab::new("ct");
+    // Under remap too, container root holds Docker's default set only: no CAP_SYS_ADMIN over
+    // its own namespaces either, so changing the hostname is refused, as in Docker...
+    let got = lab.ok(&[], &["sh", "-c", "hostname changed 2>/dev/null && echo changed || echo refused; awk '$1 ~ /^Cap(Eff|Bnd|Inh|Amb):/ {print $2}' /proc/self/status"]);
     assert_eq!(
-        lab.ok(&[], &["sh", "-c", "hostname changed && hostname"]),
+        got.lines().collect::<Vec<_>>(),
+        // CapInh, CapEff, CapBnd, CapAmb, in /proc/self/status order
+        [
+            "refused",
+            "0000000000000000",
+            "00000000a80425fb",
+            "00000000a80425fb",
+            "0000000000000000"
+        ],
+        "{got}"
+    );
+    // ... and works, inside the container's own uts namespace, with --cap-add SYS_ADMIN.
+    assert_eq!(
+        lab.ok(
+            &["--cap-add", "SYS_ADMIN"],
+            &["sh", "-c", "hostname changed && hostname"]
+        ),
         "changed"
     );
     let got = lab.ok(&[], &["sh", "-c", "awk '$2 == \"/proc/sys\" || $2 == \"/proc/timer_list\" || $2 == \"/sys/firmware\" {print $2, substr($4, 1, 2)}' /proc/mounts | sort"]);

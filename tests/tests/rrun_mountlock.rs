@@ -14,10 +14,10 @@ use std::path::Path;
 use rbox_tests::{alpine_fixture, bin, require_root, Scratch};
 use rrun_common::{output, Lab};
 
-/// Flags that give the container root every capability rrun can give. Today that is the
-/// default under `--userns remap`; once a capability drop or a seccomp filter is on by
-/// default, this lists what lifts them, so the probes keep testing the lock alone.
-const EVERY_CAPABILITY: &[&str] = &[];
+/// Flags that give the container root every capability rrun can give over its namespaces,
+/// without lifting the masked and read-only paths (as `--privileged` would), so the probes
+/// test the lock alone.
+const EVERY_CAPABILITY: &[&str] = &["--cap-add", "ALL"];
 
 /// Each line tries one way out; a success prints ESCAPED. `/h` is the `:ro` volume; /mnt a --tmpfs.
 const PROBES: &str = r#"

@@ -50,7 +50,7 @@ fn rootless_run_maps_root_to_the_caller_and_cleans_up() {
     let image = ok(&store, "rbuild", &["image", "create", &layer]);
 
     let out = ok(&store, "rrun", &[
-        "--net", "none", "--image", &image, "--", "sh", "-c",
+        "--net", "none", "--cap-add", "SYS_ADMIN", "--image", &image, "--", "sh", "-c",
         "id -u; awk '{print $1, $2, $3}' /proc/self/uid_map; stat -c %U /etc/passwd; hostname rl && hostname; echo w > /w && cat /w; cat /proc/1/comm",
     ]);
     assert_eq!(

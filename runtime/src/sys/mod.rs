@@ -17,10 +17,15 @@ pub mod netdevice;
 pub mod ns;
 pub mod process;
 pub mod procfs;
+pub mod seccomp;
 pub mod signal;
 
 /// statfs(2) `f_type` of a cgroup v2 filesystem (include/uapi/linux/magic.h).
 pub const CGROUP2_SUPER_MAGIC: rustix::fs::FsWord = 0x6367_7270;
+/// statfs(2) `f_type` of procfs (include/uapi/linux/magic.h).
+pub const PROC_SUPER_MAGIC: rustix::fs::FsWord = 0x9fa0;
+/// statfs(2) `f_type` of sysfs (include/uapi/linux/magic.h).
+pub const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
 /// statfs(2) `f_type` of a tmpfs (include/uapi/linux/magic.h).
 pub const TMPFS_MAGIC: rustix::fs::FsWord = 0x0102_1994;
 

@@ -1,0 +1,61 @@
+//! `--ulimit NAME=SOFT[:HARD]`: the container's processes (its command and `exec`) get the
+//! limits asked for; a value above what rrun may set is one line and nothing is created.
+
+mod rrun_common;
+
+use rbox_tests::unique;
+use rrun_common::{output, Lab};
+
+#[test]
+fn ulimits_reach_the_command_and_exec() {
+    let lab = Lab::new("ulim");
+    let got = lab.ok(
+        &["--ulimit", "nofile=100:200", "--ulimit", "core=0"],
+        &["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"],
+    );
+    assert_eq!(got, "100\n200\n0");
+    let name = unique("ulimx");
+    let mut c = lab.rrun();
+    c.args([
+        "-d",
+        "--name",
+        &name,
+        "--net",
+        "none",
+        "--ulimit",
+        "nofile=64",
+    ])
+    .args(["--image", &lab.image, "--", "sleep", "1000"]);
+    assert!(output(c, 60).status.success());
+    let mut c = lab.rrun();
+    c.args(["exec", &name, "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let o = output(c, 60);
+    let mut rm = lab.rrun();
+    rm.args(["rm", "-f", &name]);
+    let _ = output(rm, 60);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "64\n64");
+}
+
+#[test]
+fn a_limit_above_what_rrun_may_set_is_one_line_and_leaves_nothing() {
+    let lab = Lab::new("ulim");
+    let before = lab.container_ids();
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for (arg, says) in [
+        (format!("nofile={}", nr_open + 1), "hard limit"),
+        ("nofile=10:5".to_string(), "soft limit is above"),
+        ("nofiles=10".to_string(), "unknown limit"),
+        ("nofile".to_string(), "NAME=SOFT[:HARD]"),
+    ] {
+        let o = lab.run(&["--ulimit", &arg], &["true"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{arg}: {err}");
+        assert_eq!(err.lines().count(), 1, "{arg}: {err}");
+        assert!(err.contains(says), "{arg}: {err}");
+    }
+    lab.assert_clean(&before);
+}
