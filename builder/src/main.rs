@@ -80,6 +80,33 @@ enum Cmd {
     /// Images: create, list, inspect, remove, tag
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Write an image as an OCI image layout (gzip layers, the image's own DiffIDs)
+    Export {
+        /// The image: id, prefix or NAME[:TAG]
+        image: String,
+        /// Folder (new, empty or an OCI layout) and the image's name in it (default latest)
+        #[arg(value_name = "DIR[:NAME]")]
+        dest: String,
+    },
+    /// Import an OCI image layout, an OCI archive or a docker-archive (docker/podman save); prints sha256:<ImageID>
+    Import {
+        /// An OCI layout folder and the image's name in it, or a docker-archive FILE[:NAME:TAG]
+        #[arg(value_name = "DIR[:NAME]|FILE")]
+        source: String,
+        /// Tag NAME[:TAG] for the image; repeatable
+        #[arg(long, value_name = "NAME[:TAG]")]
+        tag: Vec<String>,
+        /// The platform to take from a multi-platform layout (default: this machine's)
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
+    /// Write an image as a docker-archive (what `docker load` and `podman load` read)
+    Save {
+        /// The image: id, prefix or NAME[:TAG]
+        image: String,
+        /// The archive to write (replaced once complete)
+        file: PathBuf,
+    },
     /// Remove layers no image uses, and stale staging folders
     Gc,
     /// Verify every stored digest (layer trees, image configs, tags) and read every hold
@@ -346,9 +373,11 @@ enum Access {
 fn access(cmd: &Cmd) -> Access {
     match cmd {
         Cmd::Layer(LayerCmd::Add { .. }) => Access::Add,
-        Cmd::Layer(LayerCmd::Ls) | Cmd::Image(ImageCmd::Ls | ImageCmd::Inspect { .. }) => {
-            Access::Read
-        }
+        Cmd::Layer(LayerCmd::Ls)
+        | Cmd::Image(ImageCmd::Ls | ImageCmd::Inspect { .. })
+        | Cmd::Export { .. }
+        | Cmd::Save { .. } => Access::Read,
+        Cmd::Import { .. } => Access::Add,
         Cmd::Fsck { repair: false } => Access::Read,
         _ => Access::Change,
     }
@@ -424,6 +453,38 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("image tag {image} {tag}"))?;
             out(t)
         }
+        Cmd::Export { image, dest } => {
+            let t = rbuild::oci::export::Target::parse(&dest)
+                .with_context(|| format!("export {image} {dest}"))?;
+            let m = rbuild::oci::export::export(&store, &image, &t)
+                .with_context(|| format!("export {image} {dest}"))?;
+            say!(
+                "rbuild: exported to {}:{} (manifest sha256:{m})",
+                t.dir.display(),
+                t.name
+            );
+            Ok(())
+        }
+        Cmd::Import {
+            source,
+            tag,
+            platform,
+        } => {
+            let o = rbuild::oci::import::ImportOptions {
+                platform: platform
+                    .as_deref()
+                    .map(rbuild::oci::manifest::Platform::parse)
+                    .transpose()
+                    .with_context(|| format!("import {source}"))?,
+                tags: tag,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let id = rbuild::oci::import::import(&store, &source, &o)
+                .with_context(|| format!("import {source}"))?;
+            out(format_args!("sha256:{id}"))
+        }
+        Cmd::Save { image, file } => rbuild::oci::save::save(&store, &image, &file)
+            .with_context(|| format!("save {image} {}", file.display())),
         Cmd::Gc => gc(&store),
         Cmd::Fsck { repair } => fsck(&store, repair),
     }
@@ -456,6 +517,7 @@ fn layer_add(
         progress: std::io::stderr().is_terminal(),
         source_date_epoch: source_date_epoch(),
         idle_timeout: idle_timeout()?,
+        diff_id: None,
     };
     let added = rbuild::import::add_layer(store, &Source::parse(source), &opts)
         .with_context(|| format!("layer add {source}"))?;
