@@ -429,7 +429,7 @@ mod tests {
             .unwrap()
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(e.to_string().contains("d/f changed"), "{e}");
+        assert!(e.to_string().contains("\"d/f\" changed"), "{e}");
         // a member replacing a recorded payload loses the stream
         let h = SplitHandle::create(&rec).unwrap();
         h.see(b"HDR");
