@@ -272,6 +272,7 @@ fn extract_stream(
     staging: &Staging,
     source: &Source,
     want512: bool,
+    want256: Option<&str>,
 ) -> Result<StreamDigests, AddError> {
     let (input, dir_writer) = input;
     let (mut reader, producer) =
@@ -299,6 +300,11 @@ fn extract_stream(
         }
         Ok(())
     })();
+    if extracted.is_err() && want256.is_some() {
+        // the whole blob is hashed, so that a corrupted one is reported as such (the cause)
+        // rather than as the tar error its damage caused
+        reader.drain();
+    }
     drop(reader); // stops the producer if extraction ended early
     let produced = producer
         .join()
@@ -316,7 +322,14 @@ fn extract_stream(
     }
     match (produced, extracted) {
         (Err(e), _) => Err(e.into()),
-        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(d), Err(e)) => match want256 {
+            Some(w) if w != d.blob_sha256 => Err(AddError::ChecksumMismatch {
+                algo: "sha256",
+                want: w.to_string(),
+                got: d.blob_sha256,
+            }),
+            _ => Err(e.into()),
+        },
         (Ok(d), Ok(())) => Ok(d),
     }
 }
@@ -507,7 +520,15 @@ fn add_input(
         path: split_path.clone(),
         source,
     })?;
-    let digests = extract_stream(input, &mut ex, &split, &staging, source, want512.is_some())?;
+    let digests = extract_stream(
+        input,
+        &mut ex,
+        &split,
+        &staging,
+        source,
+        want512.is_some(),
+        want256.as_deref(),
+    )?;
     verify(&digests, want256, want512)?;
     if let Some(want) = &opts.diff_id {
         if *want != digests.diff_id {

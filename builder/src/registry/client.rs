@@ -405,10 +405,7 @@ impl Client {
 
     /// The manifest `reference` (tag or digest): its bytes (at most [`MAX_MANIFEST`]), its
     /// `Content-Type` and `Docker-Content-Digest`.
-    pub fn manifest(
-        &mut self,
-        reference: &str,
-    ) -> Result<Fetched, OciError> {
+    pub fn manifest(&mut self, reference: &str) -> Result<Fetched, OciError> {
         let path = format!("/v2/{}/manifests/{reference}", self.repo);
         let resp = self.call(Method::GET, &path, Some(crate::oci::media::ACCEPT))?;
         let what = format!("manifest {}:{reference} on {}", self.repo, self.host);
