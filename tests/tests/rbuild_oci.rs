@@ -357,7 +357,7 @@ fn import_reads_uncompressed_layers_and_names_a_corrupted_blob() {
     fs::remove_file(layout.join("blobs/sha256").join(&chex)).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &layout.join("blobs/sha256").join(&chex),
+        layout.join("blobs/sha256").join(&chex),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
