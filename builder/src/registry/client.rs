@@ -81,6 +81,18 @@ fn ureq_err(what: &str, e: ureq::Error) -> OciError {
     }
 }
 
+/// A failed connection as one line; a certificate problem says how to trust a CA.
+fn connect_error(url: &str, e: ureq::Error) -> OciError {
+    let text = e.to_string();
+    if text.contains("certificate") {
+        return err(
+            url,
+            format!("{text} (trust the registry's CA with --cert-dir DIR, or /etc/containers/certs.d/HOST:PORT/ca.crt)"),
+        );
+    }
+    ureq_err(url, e)
+}
+
 /// The CA certificates in `dir` (`*.crt`, PEM), for [`RootCerts`].
 fn load_cas(dir: &Path) -> Result<Vec<Certificate<'static>>, OciError> {
     let mut out = Vec::new();
@@ -226,15 +238,26 @@ impl Client {
             auth: Auth::Anonymous,
             header: None,
         };
-        let resp = match c.raw(Method::GET, &format!("{}/v2/", c.base), None) {
+        let https = format!("https://{host}/v2/");
+        let resp = match c.raw(Method::GET, &https, None) {
             Ok(r) => r,
-            Err(e) if plain_ok => {
-                tracing::debug!("https://{host}: {e}; trying plain http");
-                c.base = format!("http://{host}");
-                c.raw(Method::GET, &format!("{}/v2/", c.base), None)
-                    .map_err(|_| ureq_err(&format!("https://{host}/v2/"), e))?
+            Err(e) => {
+                // plain HTTP where allowed, when the answer there is a registry's
+                let plain = format!("http://{host}/v2/");
+                let answer = if plain_ok {
+                    c.raw(Method::GET, &plain, None).ok()
+                } else {
+                    None
+                };
+                match answer {
+                    Some(r) if matches!(r.status().as_u16(), 200..=299 | 401) => {
+                        tracing::debug!("{https}: {e}; using plain http");
+                        c.base = format!("http://{host}");
+                        r
+                    }
+                    _ => return Err(connect_error(&https, e)),
+                }
             }
-            Err(e) => return Err(ureq_err(&format!("https://{host}/v2/"), e)),
         };
         match resp.status().as_u16() {
             200..=299 => {}
