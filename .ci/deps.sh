@@ -10,4 +10,5 @@ apt-get install -y -q --no-install-recommends \
   iproute2 nftables uidmap util-linux passwd procps psmisc \
   netcat-openbsd python3 tar gzip zstd xz-utils bzip2 file \
   tini catatonit \
-  libseccomp-dev golang-github-containers-common
+  libseccomp-dev golang-github-containers-common \
+  podman skopeo umoci runc docker-registry apache2-utils openssl

@@ -265,6 +265,8 @@ mod tests {
                 tree_digest: String::new(),
                 rootless,
                 id_map: None,
+                tar_split: None,
+                tar_split_lost: None,
             };
             std::fs::write(
                 store.layer_dir(hex).join("layer.json"),

@@ -14,6 +14,7 @@ use rustix::io::Errno;
 use crate::checksum::parse_checksum;
 use crate::extract::{ExtractError, Extractor, Stats};
 use crate::pipeline::{self, StreamDigests, StreamError};
+use crate::tarsplit::{self, Recording, SplitHandle};
 use store::files::{read_store_file, write_atomic, Durability};
 use store::{IdMap, LayerMeta, Store, StoreError};
 
@@ -23,6 +24,8 @@ pub enum Source {
     File(PathBuf),
     Dir(PathBuf),
     Url(String),
+    /// bytes the caller hands over (an image's layer blob), described for `layer ls`
+    Blob(String),
 }
 
 impl Source {
@@ -44,7 +47,7 @@ impl Source {
                 .unwrap_or_else(|_| p.clone())
                 .to_string_lossy()
                 .into_owned(),
-            Source::Url(u) => u.clone(),
+            Source::Url(u) | Source::Blob(u) => u.clone(),
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct AddOptions {
     /// URL sources: the longest silence tolerated from the server (None: the default of
     /// `download::IDLE_TIMEOUT`); the body as a whole has no deadline
     pub idle_timeout: Option<std::time::Duration>,
+    /// the DiffID (hex) the stream must have (an image config's `rootfs.diff_ids` entry)
+    pub diff_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +93,12 @@ pub enum AddError {
     #[error("{algo} mismatch: expected {want}, the input has {got}; nothing stored")]
     ChecksumMismatch {
         algo: &'static str,
+        want: String,
+        got: String,
+    },
+    #[error("blob sha256:{blob} holds layer sha256:{got}, but the image config says sha256:{want}; nothing stored")]
+    DiffIdMismatch {
+        blob: String,
         want: String,
         got: String,
     },
@@ -244,17 +255,24 @@ fn open_input(source: &Source, opts: &AddOptions) -> Result<Input, AddError> {
             crate::download::open(u, opts.progress, opts.idle_timeout)?,
             None,
         )),
+        Source::Blob(d) => Err(AddError::Open {
+            path: PathBuf::from(d),
+            source: io::Error::other("a blob is handed over by its reader"),
+        }),
     }
 }
 
-/// Streams `input` through the pipeline into `ex`; returns the digests of what went through.
-/// Errors come in order of cause: a decoding error before the tar error it caused.
+/// Streams `input` through the pipeline into `ex`, recording it in `split`; returns the
+/// digests of what went through. Errors come in order of cause: a decoding error before the
+/// tar error it caused.
 fn extract_stream(
     input: Input,
     ex: &mut Extractor,
+    split: &SplitHandle,
     staging: &Staging,
     source: &Source,
     want512: bool,
+    want256: Option<&str>,
 ) -> Result<StreamDigests, AddError> {
     let (input, dir_writer) = input;
     let (mut reader, producer) =
@@ -262,21 +280,31 @@ fn extract_stream(
             path: staging.path.clone(),
             source,
         })?;
+    ex.record_into(split.clone());
     let extracted = (|| {
-        let end_seen = {
-            let mut ar = tar::Archive::new(crate::guard::TarGuard::new(&mut reader));
-            ex.extract_all(&mut ar)?;
-            ar.into_inner().end_seen()
-        };
+        let mut rec = Recording::new(
+            crate::guard::TarGuard::new(&mut reader),
+            Some(split.clone()),
+        );
+        ex.extract_all(&mut tar::Archive::new(&mut rec))?;
+        let end_seen = rec.inner.end_seen();
+        // the rest (end-of-archive blocks, anything after them) is part of the DiffID and of
+        // the record; reading from the channel never fails
+        let _ = io::copy(&mut rec, &mut io::sink());
+        drop(rec);
         if reader.consumed() == 0 {
             return Err(ExtractError::Empty);
         }
         if !end_seen {
             return Err(ExtractError::Truncated);
         }
-        reader.drain();
         Ok(())
     })();
+    if extracted.is_err() && want256.is_some() {
+        // the whole blob is hashed, so that a corrupted one is reported as such (the cause)
+        // rather than as the tar error its damage caused
+        reader.drain();
+    }
     drop(reader); // stops the producer if extraction ended early
     let produced = producer
         .join()
@@ -294,7 +322,14 @@ fn extract_stream(
     }
     match (produced, extracted) {
         (Err(e), _) => Err(e.into()),
-        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(d), Err(e)) => match want256 {
+            Some(w) if w != d.blob_sha256 => Err(AddError::ChecksumMismatch {
+                algo: "sha256",
+                want: w.to_string(),
+                got: d.blob_sha256,
+            }),
+            _ => Err(e.into()),
+        },
         (Ok(d), Ok(())) => Ok(d),
     }
 }
@@ -334,6 +369,7 @@ fn publish(
     ex: &Extractor,
     d: &StreamDigests,
     source: &Source,
+    split: &tarsplit::Outcome,
 ) -> Result<(), AddError> {
     let hex = &d.diff_id;
     let rootfs = staging.path.join("rootfs");
@@ -362,6 +398,14 @@ fn publish(
             let (uid, gid) = crate::userns::id_maps();
             IdMap { uid, gid }
         }),
+        tar_split: match split {
+            tarsplit::Outcome::Kept(d) => Some(d.clone()),
+            tarsplit::Outcome::Lost(_) => None,
+        },
+        tar_split_lost: match split {
+            tarsplit::Outcome::Lost(why) => Some(why.clone()),
+            tarsplit::Outcome::Kept(_) => None,
+        },
     };
     let mut json =
         serde_json::to_vec_pretty(&meta).map_err(|e| staging_err(&staging.path)(e.into()))?;
@@ -378,6 +422,34 @@ fn publish(
             path: dest,
             source: e.into(),
         }),
+    }
+}
+
+/// Gives an existing layer imported before rbuild kept tar streams the record just made for
+/// it (best effort: the layer stays usable without one).
+fn adopt_split(store: &Store, hex: &str, staging: &Staging, split: &tarsplit::Outcome) {
+    let tarsplit::Outcome::Kept(digest) = split else {
+        return;
+    };
+    let Ok(mut meta) = store.layer_meta(hex) else {
+        return;
+    };
+    if meta.tar_split.is_some() {
+        return;
+    }
+    let dest = store.tar_split_path(hex);
+    let from = staging.path.join(tarsplit::FILE);
+    if rustix::fs::renameat_with(CWD, &from, CWD, &dest, RenameFlags::NOREPLACE).is_err() {
+        return;
+    }
+    meta.tar_split = Some(digest.clone());
+    meta.tar_split_lost = None;
+    let p = store.layer_dir(hex).join("layer.json");
+    if let Ok(mut json) = serde_json::to_vec_pretty(&meta) {
+        json.push(b'\n');
+        if let Err(e) = write_atomic(&store.tmp_dir(), &p, &json, Durability::Synced) {
+            tracing::warn!("layer sha256:{hex}: {e}");
+        }
     }
 }
 
@@ -404,6 +476,32 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
         }
     }
     let input = open_input(source, opts)?;
+    add_input(store, source, input, opts)
+}
+
+/// Imports the bytes `input` (an image's layer blob, described by `describe`) as a layer:
+/// the same pipeline as `layer add`, `opts.sha256` being the blob's digest.
+pub fn add_blob(
+    store: &Store,
+    describe: &str,
+    input: Box<dyn Read + Send>,
+    opts: &AddOptions,
+) -> Result<Added, AddError> {
+    add_input(
+        store,
+        &Source::Blob(describe.to_string()),
+        (input, None),
+        opts,
+    )
+}
+
+fn add_input(
+    store: &Store,
+    source: &Source,
+    input: Input,
+    opts: &AddOptions,
+) -> Result<Added, AddError> {
+    let (want256, want512) = wanted_checksums(opts)?;
     let staging = Staging::new(store)?;
     let rootfs = staging.path.join("rootfs");
     let rootfd = rustix::fs::openat(
@@ -417,11 +515,41 @@ pub fn add_layer(store: &Store, source: &Source, opts: &AddOptions) -> Result<Ad
         source: e.into(),
     })?;
     let mut ex = Extractor::new(rootfd, crate::userns::privilege());
-    let digests = extract_stream(input, &mut ex, &staging, source, want512.is_some())?;
+    let split_path = staging.path.join(tarsplit::FILE);
+    let split = SplitHandle::create(&split_path).map_err(|source| AddError::Staging {
+        path: split_path.clone(),
+        source,
+    })?;
+    let digests = extract_stream(
+        input,
+        &mut ex,
+        &split,
+        &staging,
+        source,
+        want512.is_some(),
+        want256.as_deref(),
+    )?;
     verify(&digests, want256, want512)?;
+    if let Some(want) = &opts.diff_id {
+        if *want != digests.diff_id {
+            return Err(AddError::DiffIdMismatch {
+                blob: digests.blob_sha256.clone(),
+                want: want.clone(),
+                got: digests.diff_id.clone(),
+            });
+        }
+    }
     ex.finish()?;
+    let outcome = split
+        .finish(&split_path)
+        .map_err(|source| AddError::Staging {
+            path: split_path.clone(),
+            source,
+        })?;
     if !store.has_layer(&digests.diff_id) {
-        publish(store, staging, &ex, &digests, source)?;
+        publish(store, staging, &ex, &digests, source, &outcome)?;
+    } else {
+        adopt_split(store, &digests.diff_id, &staging, &outcome);
     }
     if !matches!(source, Source::Dir(_)) {
         record_blob(store, "sha256", &digests.blob_sha256, &digests.diff_id);

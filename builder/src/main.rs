@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod cli_registry;
+
 use rbuild::image::ImageOptions;
 use rbuild::import::{AddOptions, Source};
 use store::{Store, StoreError};
@@ -20,6 +22,7 @@ const BROKEN_PIPE: u8 = 141;
 
 /// A line on stderr. Unlike `eprintln!` it never panics: a message that cannot be written
 /// (stderr closed or its reader gone) is dropped.
+#[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
         let _ = writeln!(std::io::stderr().lock(), $($arg)*);
@@ -80,6 +83,85 @@ enum Cmd {
     /// Images: create, list, inspect, remove, tag
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Write an image as an OCI image layout (gzip layers, the image's own DiffIDs)
+    Export {
+        /// The image: id, prefix or NAME[:TAG]
+        image: String,
+        /// Folder (new, empty or an OCI layout) and the image's name in it (default latest)
+        #[arg(value_name = "DIR[:NAME]")]
+        dest: String,
+    },
+    /// Import an OCI image layout, an OCI archive or a docker-archive (docker/podman save); prints sha256:<ImageID>
+    Import {
+        /// An OCI layout folder and the image's name in it, or a docker-archive FILE[:NAME:TAG]
+        #[arg(value_name = "DIR[:NAME]|FILE")]
+        source: String,
+        /// Tag NAME[:TAG] for the image; repeatable
+        #[arg(long, value_name = "NAME[:TAG]")]
+        tag: Vec<String>,
+        /// The platform to take from a multi-platform layout (default: this machine's)
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
+    /// Write an image as a docker-archive (what `docker load` and `podman load` read)
+    Save {
+        /// The image: id, prefix or NAME[:TAG]
+        image: String,
+        /// The archive to write (replaced once complete)
+        file: PathBuf,
+    },
+    /// Pull an image from a registry; prints sha256:<ImageID>
+    Pull {
+        /// [REGISTRY/]REPO[:TAG|@sha256:HEX] (an unqualified name is docker.io/library/NAME)
+        reference: String,
+        /// The platform to take from a multi-platform image (default: this machine's)
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        /// Credentials for this pull only (else the auth files')
+        #[arg(long, value_name = "USER:PASSWORD")]
+        creds: Option<String>,
+        #[command(flatten)]
+        conn: cli_registry::ConnArgs,
+    },
+    /// Push an image to a registry; prints the manifest's sha256:<digest>
+    Push {
+        /// The image: id, prefix or NAME[:TAG]
+        image: String,
+        /// [REGISTRY/]REPO[:TAG]
+        reference: String,
+        /// Credentials for this push only (else the auth files')
+        #[arg(long, value_name = "USER:PASSWORD")]
+        creds: Option<String>,
+        #[command(flatten)]
+        conn: cli_registry::ConnArgs,
+    },
+    /// Check credentials with a registry and save them in the auth file
+    Login {
+        /// HOST[:PORT] (docker.io for Docker Hub)
+        registry: String,
+        /// User name (asked on a terminal when missing)
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Password (visible to other users in the process list: prefer --password-stdin)
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        conn: cli_registry::ConnArgs,
+    },
+    /// Remove a registry's credentials from the auth file
+    Logout {
+        /// HOST[:PORT]
+        registry: Option<String>,
+        /// Remove every registry's credentials
+        #[arg(long)]
+        all: bool,
+        /// Credentials file (default: $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json)
+        #[arg(long, value_name = "FILE")]
+        authfile: Option<PathBuf>,
+    },
     /// Remove layers no image uses, and stale staging folders
     Gc,
     /// Verify every stored digest (layer trees, image configs, tags) and read every hold
@@ -368,9 +450,12 @@ enum Access {
 fn access(cmd: &Cmd) -> Access {
     match cmd {
         Cmd::Layer(LayerCmd::Add { .. }) => Access::Add,
-        Cmd::Layer(LayerCmd::Ls(_)) | Cmd::Image(ImageCmd::Ls(_) | ImageCmd::Inspect { .. }) => {
-            Access::Read
-        }
+        Cmd::Layer(LayerCmd::Ls(_))
+        | Cmd::Image(ImageCmd::Ls(_) | ImageCmd::Inspect { .. })
+        | Cmd::Export { .. }
+        | Cmd::Save { .. }
+        | Cmd::Push { .. } => Access::Read,
+        Cmd::Import { .. } | Cmd::Pull { .. } => Access::Add,
         Cmd::Fsck { repair: false } => Access::Read,
         _ => Access::Change,
     }
@@ -386,6 +471,30 @@ fn nothing_to_do(cmd: &Cmd) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // login and logout touch no store
+    match &cli.cmd {
+        Cmd::Login {
+            registry,
+            username,
+            password,
+            password_stdin,
+            conn,
+        } => {
+            return cli_registry::login(
+                registry,
+                username.clone(),
+                password.clone(),
+                *password_stdin,
+                conn,
+            )
+        }
+        Cmd::Logout {
+            registry,
+            all,
+            authfile,
+        } => return cli_registry::logout(registry.as_deref(), *all, authfile.as_deref()),
+        _ => {}
+    }
     let root = cli.root.clone().unwrap_or_else(store::default_root);
     let opened = match access(&cli.cmd) {
         Access::Add => Store::create(&root),
@@ -447,6 +556,57 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("image tag {image} {tag}"))?;
             out(t)
         }
+        Cmd::Export { image, dest } => {
+            let t = rbuild::oci::export::Target::parse(&dest)
+                .with_context(|| format!("export {image} {dest}"))?;
+            let m = rbuild::oci::export::export(&store, &image, &t)
+                .with_context(|| format!("export {image} {dest}"))?;
+            say!(
+                "rbuild: exported to {}:{} (manifest sha256:{m})",
+                t.dir.display(),
+                t.name
+            );
+            Ok(())
+        }
+        Cmd::Import {
+            source,
+            tag,
+            platform,
+        } => {
+            let o = rbuild::oci::import::ImportOptions {
+                platform: platform
+                    .as_deref()
+                    .map(rbuild::oci::manifest::Platform::parse)
+                    .transpose()
+                    .with_context(|| format!("import {source}"))?,
+                tags: tag,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let id = rbuild::oci::import::import(&store, &source, &o)
+                .with_context(|| format!("import {source}"))?;
+            out(format_args!("sha256:{id}"))
+        }
+        Cmd::Save { image, file } => rbuild::oci::save::save(&store, &image, &file)
+            .with_context(|| format!("save {image} {}", file.display())),
+        Cmd::Pull {
+            reference,
+            platform,
+            creds,
+            conn,
+        } => cli_registry::pull(
+            &store,
+            &reference,
+            platform.as_deref(),
+            &conn,
+            creds.as_deref(),
+        ),
+        Cmd::Push {
+            image,
+            reference,
+            creds,
+            conn,
+        } => cli_registry::push(&store, &image, &reference, &conn, creds.as_deref()),
+        Cmd::Login { .. } | Cmd::Logout { .. } => Ok(()),
         Cmd::Gc => gc(&store),
         Cmd::Fsck { repair } => fsck(&store, repair),
     }
@@ -479,6 +639,7 @@ fn layer_add(
         progress: std::io::stderr().is_terminal(),
         source_date_epoch: source_date_epoch(),
         idle_timeout: idle_timeout()?,
+        diff_id: None,
     };
     let added = rbuild::import::add_layer(store, &Source::parse(source), &opts)
         .with_context(|| format!("layer add {source}"))?;

@@ -33,6 +33,15 @@ pub struct LayerMeta {
     /// comma separated). A runtime maps the same ranges to show the image's owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_map: Option<IdMap>,
+    /// `sha256:` of `tar-split.zst` beside `rootfs/`: the record that gives the layer's exact
+    /// tar stream back for export (rbuild's `tarsplit.rs`). Absent for layers imported before
+    /// rbuild kept it, and for streams that cannot be given back (see `tar_split_lost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tar_split: Option<String>,
+    /// Why this layer's tar stream cannot be given back (a member replaced by a later one of
+    /// the same name leaves no copy of the first one's bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tar_split_lost: Option<String>,
 }
 
 /// uid and gid maps of a user-namespace extraction, as in /proc/self/uid_map.
@@ -69,6 +78,11 @@ impl Store {
     /// Hex DiffIDs of the stored layers, sorted.
     pub fn layer_ids(&self) -> Result<Vec<String>, StoreError> {
         Self::list_ids(&self.layers_dir())
+    }
+
+    /// `<root>/layers/<hex>/tar-split.zst` (see [`LayerMeta::tar_split`]).
+    pub fn tar_split_path(&self, hex: &str) -> std::path::PathBuf {
+        self.layer_dir(hex).join("tar-split.zst")
     }
 
     pub fn has_layer(&self, hex: &str) -> bool {

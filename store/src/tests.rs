@@ -39,6 +39,8 @@ fn fake_layer(store: &Store, hex: &str, rootless: bool) {
         tree_digest: String::new(),
         rootless,
         id_map: None,
+        tar_split: None,
+        tar_split_lost: None,
     };
     fs::write(
         store.layer_dir(hex).join("layer.json"),

@@ -67,6 +67,8 @@ pub struct Extractor {
     pub contents: HashMap<(u64, u64), [u8; 32]>,
     pub stats: Stats,
     buf: Vec<u8>,
+    /// the record of the stream for export (see tarsplit.rs), when one is kept
+    split: Option<crate::tarsplit::SplitHandle>,
 }
 
 impl Extractor {
@@ -81,7 +83,13 @@ impl Extractor {
             contents: HashMap::new(),
             stats: Stats::default(),
             buf: vec![0u8; 1 << 20],
+            split: None,
         }
+    }
+
+    /// Tells `split` where regular files' payloads lie and which names are replaced.
+    pub fn record_into(&mut self, split: crate::tarsplit::SplitHandle) {
+        self.split = Some(split);
     }
 
     /// Not real root: devices are skipped and overlay metadata uses `user.overlay.*`.
@@ -145,6 +153,11 @@ impl Extractor {
             };
         };
         let path = join(&comps);
+        if let Some(s) = &self.split {
+            if !name.starts_with(b".wh.") {
+                s.member(&path, kind == T::Directory);
+            }
+        }
         self.pending
             .leave_for(self.root.as_fd(), &path)
             .map_err(io_err(&raw, "set directory metadata"))?;
@@ -176,7 +189,13 @@ impl Extractor {
                 .unwrap_or_default()
         };
         match kind {
-            T::Regular | T::Continuous | T::GNUSparse => self.file(pfd, name, e, meta, raw),
+            T::Regular | T::Continuous | T::GNUSparse => {
+                // a sparse member's data on the archive is not the file's: it stays in the record
+                if let (Some(s), false) = (&self.split, kind == T::GNUSparse) {
+                    s.payload(e.raw_file_position(), e.size(), &join(comps));
+                }
+                self.file(pfd, name, e, meta, raw)
+            }
             T::Directory => self.dir(pfd, name, meta, comps, raw),
             T::Symlink => self.symlink(pfd, name, &link(e), meta, raw),
             T::Link => self.hardlink(pfd, name, &link(e), comps, raw),
