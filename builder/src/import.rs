@@ -23,6 +23,12 @@ pub enum Source {
     File(PathBuf),
     Dir(PathBuf),
     Url(String),
+    /// a tar file rbuild wrote itself (a recipe's layer), read like `File` and recorded in
+    /// layer.json as `name` instead of its passing path
+    Built {
+        path: PathBuf,
+        name: String,
+    },
 }
 
 impl Source {
@@ -45,6 +51,7 @@ impl Source {
                 .to_string_lossy()
                 .into_owned(),
             Source::Url(u) => u.clone(),
+            Source::Built { name, .. } => name.clone(),
         }
     }
 }
@@ -217,7 +224,7 @@ type Input = (
 
 fn open_input(source: &Source, opts: &AddOptions) -> Result<Input, AddError> {
     match source {
-        Source::File(p) => {
+        Source::File(p) | Source::Built { path: p, .. } => {
             let f = fs::File::open(p).map_err(|source| AddError::Open {
                 path: p.clone(),
                 source,

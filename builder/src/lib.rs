@@ -15,6 +15,7 @@ pub mod import;
 pub mod maint;
 pub mod pending;
 pub mod pipeline;
+pub mod recipe;
 mod sys;
 pub mod tree;
 pub mod userns;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod build_cmd;
+
 use rbuild::image::ImageOptions;
 use rbuild::import::{AddOptions, Source};
 use store::{Store, StoreError};
@@ -80,6 +82,8 @@ enum Cmd {
     /// Images: create, list, inspect, remove, tag
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Build an image from a recipe (images/NAME.toml); prints sha256:<ImageID>
+    Build(build_cmd::BuildArgs),
     /// Remove layers no image uses, and stale staging folders
     Gc,
     /// Verify every stored digest (layer trees, image configs, tags) and read every hold
@@ -345,7 +349,7 @@ enum Access {
 
 fn access(cmd: &Cmd) -> Access {
     match cmd {
-        Cmd::Layer(LayerCmd::Add { .. }) => Access::Add,
+        Cmd::Layer(LayerCmd::Add { .. }) | Cmd::Build(_) => Access::Add,
         Cmd::Layer(LayerCmd::Ls) | Cmd::Image(ImageCmd::Ls | ImageCmd::Inspect { .. }) => {
             Access::Read
         }
@@ -408,6 +412,7 @@ fn run(cli: Cli) -> Result<()> {
                 user,
                 created,
                 arch,
+                labels: Default::default(),
             };
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
             out(format_args!("sha256:{id}"))
@@ -424,6 +429,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("image tag {image} {tag}"))?;
             out(t)
         }
+        Cmd::Build(a) => build_cmd::run(&store, a, idle_timeout()?),
         Cmd::Gc => gc(&store),
         Cmd::Fsck { repair } => fsck(&store, repair),
     }
