@@ -11,4 +11,5 @@ apt-get install -y -q --no-install-recommends \
   netcat-openbsd python3 tar gzip zstd xz-utils bzip2 file \
   tini catatonit \
   libseccomp-dev golang-github-containers-common \
-  podman skopeo umoci runc docker-registry apache2-utils openssl
+  podman skopeo umoci runc docker-registry apache2-utils openssl \
+  jq ruby vagrant

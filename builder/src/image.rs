@@ -20,6 +20,8 @@ pub struct ImageOptions {
     pub created: Option<String>,
     /// OCI architecture name; default amd64
     pub arch: Option<String>,
+    /// `config.Labels` (none when empty)
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,14 @@ pub fn build_config(layers: &[String], o: &ImageOptions) -> Result<ImageConfigur
     }
     if let Some(u) = &o.user {
         c = c.user(u.clone());
+    }
+    if !o.labels.is_empty() {
+        c = c.labels(
+            o.labels
+                .clone()
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
     }
     let rootfs = RootFsBuilder::default()
         .typ("layers")

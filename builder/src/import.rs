@@ -26,6 +26,12 @@ pub enum Source {
     Url(String),
     /// bytes the caller hands over (an image's layer blob), described for `layer ls`
     Blob(String),
+    /// a tar file rbuild wrote itself (a recipe's layer), read like `File` and recorded in
+    /// layer.json as `name` instead of its passing path
+    Built {
+        path: PathBuf,
+        name: String,
+    },
 }
 
 impl Source {
@@ -48,6 +54,7 @@ impl Source {
                 .to_string_lossy()
                 .into_owned(),
             Source::Url(u) | Source::Blob(u) => u.clone(),
+            Source::Built { name, .. } => name.clone(),
         }
     }
 }
@@ -228,7 +235,7 @@ type Input = (
 
 fn open_input(source: &Source, opts: &AddOptions) -> Result<Input, AddError> {
     match source {
-        Source::File(p) => {
+        Source::File(p) | Source::Built { path: p, .. } => {
             let f = fs::File::open(p).map_err(|source| AddError::Open {
                 path: p.clone(),
                 source,

@@ -19,6 +19,7 @@ pub mod maint;
 pub mod oci;
 pub mod pending;
 pub mod pipeline;
+pub mod recipe;
 pub mod registry;
 mod sys;
 pub mod tarsplit;

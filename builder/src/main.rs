@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod build_cmd;
 mod cli_registry;
 
 use rbuild::image::ImageOptions;
@@ -162,6 +163,8 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         authfile: Option<PathBuf>,
     },
+    /// Build an image from a recipe (images/NAME.toml); prints sha256:<ImageID>
+    Build(build_cmd::BuildArgs),
     /// Remove layers no image uses, and stale staging folders
     Gc,
     /// Verify every stored digest (layer trees, image configs, tags) and read every hold
@@ -449,7 +452,7 @@ enum Access {
 
 fn access(cmd: &Cmd) -> Access {
     match cmd {
-        Cmd::Layer(LayerCmd::Add { .. }) => Access::Add,
+        Cmd::Layer(LayerCmd::Add { .. }) | Cmd::Build(_) => Access::Add,
         Cmd::Layer(LayerCmd::Ls(_))
         | Cmd::Image(ImageCmd::Ls(_) | ImageCmd::Inspect { .. })
         | Cmd::Export { .. }
@@ -540,6 +543,7 @@ fn run(cli: Cli) -> Result<()> {
                 user,
                 created,
                 arch,
+                labels: Default::default(),
             };
             let id = rbuild::image::create(&store, &layers, &o, &tag).context("image create")?;
             out(format_args!("sha256:{id}"))
@@ -607,6 +611,7 @@ fn run(cli: Cli) -> Result<()> {
             conn,
         } => cli_registry::push(&store, &image, &reference, &conn, creds.as_deref()),
         Cmd::Login { .. } | Cmd::Logout { .. } => Ok(()),
+        Cmd::Build(a) => build_cmd::run(&store, a, idle_timeout()?),
         Cmd::Gc => gc(&store),
         Cmd::Fsck { repair } => fsck(&store, repair),
     }
