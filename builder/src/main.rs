@@ -367,7 +367,7 @@ fn one_line_usage_error(e: &clap::Error) -> String {
     format!("{first} (see `{} --help`)", command.join(" "))
 }
 
-/// `a subcommand is required: layer, image, gc or fsck` for the command path `words`.
+/// `a subcommand is required: layer, image, …, gc or fsck` for the command path `words`.
 fn missing_subcommand(words: &[&str]) -> String {
     let mut c = Cli::command();
     for w in words.iter().skip(1) {
@@ -508,7 +508,16 @@ fn run(cli: Cli) -> Result<()> {
         Ok(s) => s,
         Err(e @ StoreError::NoStore(_)) if nothing_to_do(&cli.cmd) => {
             say!("rbuild: {e}");
-            return Ok(());
+            // an empty listing still has its header (as `docker images`)
+            return match &cli.cmd {
+                Cmd::Layer(LayerCmd::Ls(a)) => {
+                    print_lines(rbuild::listing::layers(&[], a.format()))
+                }
+                Cmd::Image(ImageCmd::Ls(a)) => {
+                    print_lines(rbuild::listing::images(&[], a.format()))
+                }
+                _ => Ok(()),
+            };
         }
         Err(e @ StoreError::NoStore(_)) => return Err(e.into()),
         Err(e) => return Err(e).with_context(|| format!("store {}", root.display())),

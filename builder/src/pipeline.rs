@@ -190,11 +190,12 @@ impl ChannelReader {
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.cur.len() {
+        if self.pos >= self.cur.len() {
             if self.done {
                 return Ok(0);
             }
             let old = std::mem::take(&mut self.cur);
+            self.pos = 0;
             if old.capacity() > 0 {
                 let _ = self.back.try_send(old);
             }

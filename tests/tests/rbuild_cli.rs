@@ -216,7 +216,7 @@ fn usage_errors_are_one_line_and_exit_1() {
     );
     assert_usage(
         &lab.rb(&[]),
-        "a subcommand is required: layer, image, gc or fsck",
+        "a subcommand is required: layer, image, export, import, save, pull, push, login, logout, build, gc or fsck",
         "rbuild",
     );
     assert_usage(
