@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: on a fresh Debian 12 machine, as root, from the project root:
-#   installs what rbox needs (Debian packages), builds the release binaries, imports the Alpine
+#   installs what rbox needs (Debian packages), builds the release binaries, gives root's
+#   remapped containers an `rbox` range in /etc/subuid and /etc/subgid, imports the Alpine
 #   minirootfs fixture into the store, starts netd (container networking) and runs the main
 #   job: a command in a container on the default bridge.
 set -euo pipefail
@@ -15,6 +16,9 @@ BIN=target/release
 FIX=../shared/fixtures/alpine
 TGZ=$FIX/alpine-minirootfs-3.20.3-x86_64.tar.gz
 SUM=$(awk '/3.20.3/ {print $1}' "$FIX/SHA256SUMS")
+
+echo "--- give root's remapped containers their own host ids (an rbox entry in /etc/subuid and /etc/subgid beyond every user's range)"
+bash tools/rbox-subids
 
 echo "--- import Alpine 3.20.3 (checksum verified) and make an image"
 LAYER=$("$BIN/rbuild" layer add "$TGZ" --sha256 "$SUM")

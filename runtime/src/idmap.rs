@@ -39,6 +39,10 @@ pub struct IdMaps {
     /// writer maps its own gid).
     #[serde(default)]
     pub deny_setgroups: bool,
+    /// Written by the setuid helpers newuidmap(1)/newgidmap(1) (rootless with subordinate
+    /// ids), which check the ranges against /etc/subuid and /etc/subgid.
+    #[serde(default)]
+    pub helper: bool,
 }
 
 impl IdMaps {
@@ -53,21 +57,25 @@ impl IdMaps {
             uid: all.clone(),
             gid: all,
             deny_setgroups: false,
+            helper: false,
         }
     }
 
     /// `--userns remap`: container 0..N maps to the `rbox` subordinate range, else the default.
-    pub fn remap() -> IdMaps {
+    /// An `rbox` range sharing ids with another owner's subordinate range is refused: that
+    /// user's rootless containers would share host ids with root's.
+    pub fn remap() -> Result<IdMaps> {
         // the store's parser (the one rbuild and rrun share): the first `rbox:START:COUNT` line.
-        let first = |file: &str| {
-            subid::read(Path::new(file), &subid::Owner::name(REMAP_USER))
-                .first()
-                .map_or((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT), |r| {
-                    (r.start, r.count)
-                })
+        let first = |file: &str| -> Result<(u32, u32)> {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let Some(r) = subid::first(&text, &subid::Owner::name(REMAP_USER)) else {
+                return Ok((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT));
+            };
+            check_own_range(file, &text, r)?;
+            Ok((r.start, r.count))
         };
-        let (uid, gid) = (first(subid::SUBUID), first(subid::SUBGID));
-        IdMaps {
+        let (uid, gid) = (first(subid::SUBUID)?, first(subid::SUBGID)?);
+        Ok(IdMaps {
             uid: vec![IdRange {
                 inside: 0,
                 outside: uid.0,
@@ -79,7 +87,59 @@ impl IdMaps {
                 count: gid.1,
             }],
             deny_setgroups: false,
+            helper: false,
+        })
+    }
+
+    /// Rootless: container root is the calling user (`uid`, `gid`, login `name`); when
+    /// /etc/subuid and /etc/subgid give the user ranges and newuidmap/newgidmap exist, the
+    /// first range of each maps to container ids 1..=COUNT (as rbuild maps them when it
+    /// extracts layers, so an image's owners are kept). Otherwise only the user is mapped and
+    /// the second value is a one-line note saying why.
+    pub fn rootless(uid: u32, gid: u32, name: Option<&str>) -> (IdMaps, Option<String>) {
+        let owner = subid::Owner::user(name, uid);
+        let read = |f: &str| subid::read(Path::new(f), &owner).first().copied();
+        let who = name.map_or_else(|| uid.to_string(), str::to_string);
+        let (u, g) = match (read(subid::SUBUID), read(subid::SUBGID)) {
+            (Some(u), Some(g)) => (u, g),
+            (u, _) => {
+                let file = if u.is_none() {
+                    subid::SUBUID
+                } else {
+                    subid::SUBGID
+                };
+                return (IdMaps::single(uid, gid), Some(format!(
+                    "note: {file} has no entry for {who} (e.g. {who}:START:65536): only your own id is mapped, files of other owners show as nobody"
+                )));
+            }
+        };
+        if helper_tool("newuidmap").is_none() || helper_tool("newgidmap").is_none() {
+            return (
+                IdMaps::single(uid, gid),
+                Some("note: newuidmap/newgidmap not found (Debian package uidmap): only your own id is mapped, files of other owners show as nobody".into()),
+            );
         }
+        let map = |id: u32, r: subid::SubRange| {
+            vec![
+                IdRange {
+                    inside: 0,
+                    outside: id,
+                    count: 1,
+                },
+                IdRange {
+                    inside: 1,
+                    outside: r.start,
+                    count: r.count,
+                },
+            ]
+        };
+        let maps = IdMaps {
+            uid: map(uid, u),
+            gid: map(gid, g),
+            deny_setgroups: false,
+            helper: true,
+        };
+        (maps, None)
     }
 
     /// Rootless: container root is the calling user; nothing else is mapped.
@@ -96,6 +156,7 @@ impl IdMaps {
                 count: 1,
             }],
             deny_setgroups: true,
+            helper: false,
         }
     }
 
@@ -149,6 +210,9 @@ impl IdMaps {
         if !self.own_userns() && !has_own_userns(pid) {
             return Ok(());
         }
+        if self.helper {
+            return self.write_with_helpers(pid);
+        }
         if self.deny_setgroups {
             let p = format!("/proc/{pid}/setgroups");
             std::fs::write(&p, b"deny").ctx(|| format!("write {p}"))?;
@@ -159,6 +223,63 @@ impl IdMaps {
                 .ctx(|| format!("write {p} ({})", render(ranges).trim()))?;
         }
         Ok(())
+    }
+}
+
+impl IdMaps {
+    /// newuidmap PID INSIDE OUTSIDE COUNT... then newgidmap the same way.
+    fn write_with_helpers(&self, pid: i32) -> Result<()> {
+        for (tool, ranges) in [("newuidmap", &self.uid), ("newgidmap", &self.gid)] {
+            let path = helper_tool(tool).ok_or_else(|| {
+                crate::error::user(format!("{tool} not found: install Debian's uidmap package"))
+            })?;
+            let mut args = vec![pid.to_string()];
+            for r in ranges {
+                args.extend([r.inside, r.outside, r.count].map(|n| n.to_string()));
+            }
+            let out = std::process::Command::new(&path)
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .ctx(|| format!("run {}", path.display()))?;
+            if !out.status.success() {
+                let why = String::from_utf8_lossy(&out.stderr);
+                return Err(crate::error::user(format!(
+                    "{tool} {} failed ({}): check your entries in {} and {}",
+                    args.join(" "),
+                    why.trim().replace('\n', "; "),
+                    subid::SUBUID,
+                    subid::SUBGID
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path of the setuid helper `name` (newuidmap, newgidmap): on PATH, else in /usr/bin.
+fn helper_tool(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/bin")])
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Refuses an `rbox` range `r` in `file` (whose text is `text`) that shares ids with another
+/// owner's range: one line naming both and the fix.
+fn check_own_range(file: &str, text: &str, r: subid::SubRange) -> Result<()> {
+    let clash = subid::entries(text)
+        .into_iter()
+        .find(|(who, o)| *who != REMAP_USER && o.overlaps(&r));
+    match clash {
+        None => Ok(()),
+        Some((who, o)) => Err(crate::error::user(format!(
+            "the {REMAP_USER} range {} in {file} overlaps {who}'s subordinate range {}: root's containers would share host ids with that user's; give {REMAP_USER} a range beyond every other (./setup.sh does)",
+            r.describe(),
+            o.describe()
+        ))),
     }
 }
 
@@ -219,6 +340,7 @@ mod tests {
             }],
             gid: vec![],
             deny_setgroups: false,
+            helper: false,
         };
         assert_eq!(m.host_uid(0), Some(100000));
         assert_eq!(m.host_uid(1000), Some(101000));
@@ -241,6 +363,7 @@ mod tests {
                 count: 65536,
             }],
             deny_setgroups: false,
+            helper: false,
         };
         assert!(m.check_mapped(65535, 0).is_ok());
         let e = m.check_mapped(65536, 0).unwrap_err().to_string();
@@ -256,6 +379,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("uids 0)"));
+    }
+
+    #[test]
+    fn an_rbox_range_overlapping_another_owners_is_refused() {
+        let r = subid::SubRange {
+            start: 100000,
+            count: 65536,
+        };
+        let text = "rbox:100000:65536\nalice:165536:65536\n";
+        assert!(check_own_range("/etc/subuid", text, r).is_ok());
+        let text = "alice:165535:10\nrbox:100000:65536\n";
+        let e = check_own_range("/etc/subuid", text, r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rbox range 100000-165535 in /etc/subuid overlaps alice's")
+                && e.contains("165535-165544"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -29,8 +29,11 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
         state::check_name(n)?;
     }
     let root_caller = rustix::process::geteuid().is_root();
-    let idmaps = id_maps(a.userns.as_deref(), root_caller)?;
+    let (idmaps, note) = id_maps(a.userns.as_deref(), root_caller)?;
     let limits = limits(a)?;
+    if !root_caller {
+        rootless_limits(&limits)?;
+    }
     let (volumes, tmpfs) = mount_paths(a)?;
     let ulimits = crate::rlimits::from_flags(&a.ulimit)?;
     let security = Security::from_flags(&a.cap_add, &a.cap_drop, a.privileged, &a.security_opt)?;
@@ -82,6 +85,10 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
         },
         id,
     };
+    // Only once every check has passed: a refusal stays one line.
+    if let Some(note) = note {
+        eprintln!("rrun: {note}");
+    }
     Ok((st, hold))
 }
 
@@ -182,20 +189,41 @@ fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
     Ok((net, opts))
 }
 
-/// The user namespace's maps: remap (default as root) or host; rootless always maps the caller.
-fn id_maps(userns: Option<&str>, root_caller: bool) -> Result<IdMaps> {
-    Ok(match (userns, root_caller) {
-        (None | Some("remap"), true) => IdMaps::remap(),
+/// The user namespace's maps: remap (default as root) or host; rootless maps the caller to root
+/// and its subordinate ranges, if any, to the other ids (else a one-line note for stderr).
+fn id_maps(userns: Option<&str>, root_caller: bool) -> Result<(IdMaps, Option<String>)> {
+    let maps = match (userns, root_caller) {
+        (None | Some("remap"), true) => IdMaps::remap()?,
         (Some("host"), true) => IdMaps::host(),
         (None | Some("remap") | Some("host"), false) => {
             let (uid, gid) = (
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),
             );
-            IdMaps::single(uid, gid)
+            let name = store::subid::user_name(uid);
+            return Ok(IdMaps::rootless(uid, gid, name.as_deref()));
         }
         (Some(o), _) => return Err(user(format!("bad --userns {o:?}: use remap or host"))),
-    })
+    };
+    Ok((maps, None))
+}
+
+/// Rootless limits need a delegated cgroup: refused in one line naming what is missing.
+fn rootless_limits(l: &LimitsConfig) -> Result<()> {
+    let mut needs = Vec::new();
+    if l.memory.is_some() {
+        needs.push(("--memory", "memory"));
+    }
+    if l.cpus.is_some() {
+        needs.push(("--cpus", "cpu"));
+    }
+    if l.cpuset_cpus.is_some() {
+        needs.push(("--cpuset-cpus", "cpuset"));
+    }
+    if l.pids.is_some() {
+        needs.push(("--pids-limit", "pids"));
+    }
+    cgroups::check_delegated(&needs).map_err(user)
 }
 
 fn limits(a: &RunArgs) -> Result<LimitsConfig> {

@@ -62,8 +62,8 @@ impl<'a> Owner<'a> {
     }
 }
 
-/// Every range of `owner` in the text of a subuid/subgid file, in file order.
-pub fn ranges(text: &str, owner: &Owner) -> Vec<SubRange> {
+/// Every valid line of a subuid/subgid file as (OWNER, range), in file order.
+pub fn entries(text: &str) -> Vec<(&str, SubRange)> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
@@ -72,15 +72,41 @@ pub fn ranges(text: &str, owner: &Owner) -> Vec<SubRange> {
             }
             let mut f = l.split(':');
             let (who, start, count) = (f.next()?, f.next()?, f.next()?);
-            if f.next().is_some() || !owner.matches(who.trim()) {
+            if f.next().is_some() {
                 return None;
             }
             let start: u32 = start.trim().parse().ok()?;
             let count: u32 = count.trim().parse().ok()?;
             (count > 0 && u64::from(start) + u64::from(count) <= 1 << 32)
-                .then_some(SubRange { start, count })
+                .then_some((who.trim(), SubRange { start, count }))
         })
         .collect()
+}
+
+/// Every range of `owner` in the text of a subuid/subgid file, in file order.
+pub fn ranges(text: &str, owner: &Owner) -> Vec<SubRange> {
+    entries(text)
+        .into_iter()
+        .filter(|(who, _)| owner.matches(who))
+        .map(|(_, r)| r)
+        .collect()
+}
+
+impl SubRange {
+    /// True when the two ranges share an id.
+    pub fn overlaps(&self, other: &SubRange) -> bool {
+        let end = |r: &SubRange| u64::from(r.start) + u64::from(r.count);
+        u64::from(self.start) < end(other) && u64::from(other.start) < end(self)
+    }
+
+    /// "START-LAST" (inclusive).
+    pub fn describe(&self) -> String {
+        format!(
+            "{}-{}",
+            self.start,
+            u64::from(self.start) + u64::from(self.count) - 1
+        )
+    }
 }
 
 /// The first range of `owner` in the text of a subuid/subgid file.
@@ -172,5 +198,15 @@ mod tests {
         assert_eq!(ranges(T, &Owner::name("dave")), vec![], "past the last id");
         assert_eq!(ranges(T, &Owner::name("erin")), vec![], "not a number");
         assert_eq!(ranges("", &Owner::user(Some("root"), 0)), vec![]);
+        assert_eq!(entries(T).len(), 4, "bob, carol, dave and erin skipped");
+    }
+
+    #[test]
+    fn ranges_overlap_when_they_share_an_id() {
+        let r = |start, count| SubRange { start, count };
+        assert!(r(100000, 65536).overlaps(&r(165535, 1)));
+        assert!(!r(100000, 65536).overlaps(&r(165536, 65536)));
+        assert!(r(0, u32::MAX).overlaps(&r(4294967294, 1)));
+        assert_eq!(r(100000, 65536).describe(), "100000-165535");
     }
 }

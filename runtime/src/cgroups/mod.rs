@@ -22,6 +22,7 @@ mod bpf;
 mod cpu;
 mod cpuset;
 mod create;
+mod delegation;
 mod detect;
 mod devices;
 mod error;
@@ -45,6 +46,7 @@ use std::path::PathBuf;
 
 use detect::Version;
 
+pub use delegation::check_delegated;
 pub use error::CgroupError;
 pub use inside::InsideMount;
 pub use limits::Limits;
