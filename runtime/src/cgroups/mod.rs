@@ -29,6 +29,7 @@ mod freezer;
 mod fs;
 mod limits;
 mod memory;
+mod oci;
 mod parse;
 mod pids;
 mod placement;
