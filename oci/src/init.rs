@@ -81,8 +81,8 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     let hooks = spec.hooks().clone().unwrap_or_default();
     hooks::run("createContainer", hooks.create_container(), &state)?;
     mounts::enter_root(ctx.rootfs, ctx.no_pivot)?;
+    write_sysctls(spec)?; // before /proc/sys turns read-only
     mounts::finish(spec)?;
-    write_sysctls(spec)?;
     let master = match proc_.terminal() == Some(true) {
         true => Some(take_terminal(&proc_)?),
         false => {
