@@ -152,7 +152,8 @@ pub fn ps(root: &Path, id: &str, format: &str) -> Result<()> {
 pub fn pause(root: &Path, id: &str, on: bool) -> Result<()> {
     let mut rec = Record::load(root, id)?;
     match (rec.status(root), on) {
-        (Status::Running, true) | (Status::Paused, false) => {}
+        // runc also pauses a created container (its init waits frozen until resume).
+        (Status::Running | Status::Created, true) | (Status::Paused, false) => {}
         (s, true) => bail!("container {id} is {}, not running", s.as_str()),
         (s, false) => bail!("container {id} is {}, not paused", s.as_str()),
     }

@@ -378,7 +378,6 @@ fn default_devices(root: BorrowedFd<'_>, _c: &Ctx<'_>) -> Result<()> {
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
-        ("core", "/proc/kcore"),
         ("ptmx", "pts/ptmx"),
     ] {
         match rustix::fs::symlinkat(to, &dev, link) {

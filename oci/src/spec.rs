@@ -220,10 +220,11 @@ pub fn limits(spec: &Spec) -> Result<rrun::cgroups::Limits> {
     Ok(l)
 }
 
-/// The cgroup path: linux.cgroupsPath, else `/rrun-oci/<id>` as runc's `/default/<id>`-like.
+/// The cgroup path: linux.cgroupsPath, else `/rrun-oci-<id>` (one directory, nothing left
+/// behind once it is removed).
 pub fn cgroups_path(spec: &Spec, id: &str) -> PathBuf {
     spec.linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
-        .unwrap_or_else(|| PathBuf::from(format!("/rrun-oci/{id}")))
+        .unwrap_or_else(|| PathBuf::from(format!("/rrun-oci-{id}")))
 }

@@ -115,12 +115,12 @@ impl Record {
         if !self.init_alive() {
             return Status::Stopped;
         }
+        if self.paused {
+            return Status::Paused;
+        }
         let fifo = root.join(&self.id).join(FIFO);
         if fifo.exists() {
             return Status::Created;
-        }
-        if self.paused {
-            return Status::Paused;
         }
         Status::Running
     }
