@@ -162,7 +162,7 @@ fn detached(p: &Podman, rt: &str) -> Vec<String> {
         ],
     );
     seen.push(format!("run -d {code}"));
-    let mut s = |args: &[&str]| {
+    let s = |args: &[&str]| {
         let o = p.run(rt, args, 60);
         format!("{args:?} {} {:?}", o.code, o.stdout.trim()).replace(&name, "NAME")
     };
@@ -243,4 +243,87 @@ fn podman_memory_limit_and_oom_kill_match_runc() {
         seen[0]
     );
     assert_eq!(seen[0].1, "33554432\n");
+}
+
+/// `podman run -it` on a pty of 30 rows x 100 columns (python3's pty module, as seed-lab
+/// does): types `lines` (`^C` is Ctrl-C, `@...` a line without waiting for MARK) and returns
+/// the transcript and "exit=N".
+fn interactive(p: &Podman, rt: &str, lines: &[&str]) -> String {
+    let driver = r#"
+import os, pty, select, sys, time, termios, struct, fcntl, json
+lines = json.loads(sys.argv[1]); argv = sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    os.execvp(argv[0], argv)
+buf = b""
+def pump(secs, until=None):
+    global buf
+    end = time.time() + secs
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                d = os.read(fd, 4096)
+            except OSError:
+                return
+            if not d:
+                return
+            buf += d
+            if until and until.encode() in buf:
+                return
+pump(3)
+for l in lines:
+    if l == "^C":
+        os.write(fd, b"\x03"); time.sleep(0.5)
+    elif l.startswith("@"):
+        os.write(fd, l[1:].encode() + b"\n"); time.sleep(1)
+    else:
+        os.write(fd, l.encode() + b"\n"); pump(5, "MARK")
+pump(5)
+_, st = os.waitpid(pid, 0)
+print("exit=%d" % os.waitstatus_to_exitcode(st))
+print(buf.decode(errors="replace"))
+"#;
+    let podman = p.cmd(rt);
+    let mut c = command("python3");
+    c.arg("-c")
+        .arg(driver)
+        .arg(serde_json::to_string(lines).unwrap());
+    c.arg(podman.get_program()).args(podman.get_args());
+    c.args(["run", "--rm", "-it"])
+        .args(RUN_OPTS)
+        .args([&p.image, "/bin/sh"]);
+    let o = c.stdin(Stdio::null()).output().expect("python3");
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+#[test]
+fn podman_run_it_has_a_tty_and_ctrl_c_reaches_the_command() {
+    require_root();
+    let p = Podman::new();
+    for rt in ["runc", "rrun-oci"] {
+        let out = interactive(
+            &p,
+            rt,
+            &[
+                "echo tty-$((40+2)); tty; stty size; echo MARK",
+                "@sleep 30",
+                "^C",
+                "echo after-$((1+1)) MARK",
+                "exit 3",
+            ],
+        );
+        assert!(out.contains("tty-42"), "{rt}: {out}");
+        assert!(out.contains("/dev/pts/0"), "{rt}: {out}");
+        assert!(
+            out.contains("30 100"),
+            "{rt}: the window size follows: {out}"
+        );
+        assert!(
+            out.contains("after-2"),
+            "{rt}: Ctrl-C stopped sleep, the shell lived on: {out}"
+        );
+        assert!(out.contains("exit=3"), "{rt}: {out}");
+    }
 }
