@@ -9,4 +9,5 @@ apt-get install -y -q --no-install-recommends \
   ca-certificates gcc libc6-dev pkg-config make \
   iproute2 nftables uidmap util-linux passwd procps psmisc \
   netcat-openbsd python3 tar gzip zstd xz-utils bzip2 file \
-  tini catatonit
+  tini catatonit \
+  runc crun podman conmon
