@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
-use rustix::fs::{FileType, Mode};
+use rustix::fs::{FileType, Mode, OFlags};
 use rustix::thread::UnshareFlags;
 
 use crate::state::{self, Record};
@@ -145,13 +145,15 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
     undo.cgroup = Some(cg);
     rec.save(root)?;
 
+    let fifo_fd = rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .with_context(|| format!("open {}", fifo.display()))?;
     let (flags, join, new_userns) = namespaces(&spec)?;
     let (parent, child) = channel::pair()?;
     let ctx = init::Ctx {
         chan: child,
         spec: &spec,
         rootfs: &rootfs,
-        fifo: &fifo,
+        fifo: &fifo_fd,
         no_pivot: o.no_pivot,
         preserve_fds: o.preserve_fds,
         cgroup_paths: &rec.cgroup_paths,

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rrun::channel::{Channel, Msg};
-use rustix::fs::{Mode, OFlags};
 
 use crate::{hooks, mounts, process};
 
@@ -23,7 +22,9 @@ pub struct Ctx<'a> {
     pub chan: Channel,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
-    pub fifo: &'a Path,
+    /// The exec fifo, opened O_PATH by `create` (the init may not reach --root once it is
+    /// root of a new user namespace mapped to another host user).
+    pub fifo: &'a OwnedFd,
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub cgroup_paths: &'a [PathBuf],
@@ -60,8 +61,6 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     if ctx.new_userns {
         rrun::sys::ids::set_ids(0, 0, &[]).context("become root in the user namespace")?;
     }
-    let fifo = rustix::fs::open(ctx.fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .with_context(|| format!("open {}", ctx.fifo.display()))?;
     let proc_ = spec.process().clone().unwrap_or_default();
     process::set_oom_score_adj(&proc_)?;
     if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
@@ -98,7 +97,7 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     let exe = process::find_executable(&args[0], &env)?;
     process::check_caps(&proc_)?;
     ctx.chan.send(&Msg::Ready(master))?;
-    wait_for_start(&fifo)?;
+    wait_for_start(ctx.fifo)?;
     hooks::run("startContainer", hooks.start_container(), &state)?;
     process::set_rlimits(&proc_)?;
     process::become_user(&proc_)?;

@@ -281,3 +281,36 @@ fn hooks_run_with_the_state_on_stdin() {
     assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
     assert_eq!(seen[0], "createRuntime\npoststart\npoststop\n");
 }
+
+#[test]
+fn user_namespace_with_id_maps_matches_runc() {
+    require_root();
+    let b = Bundle::new();
+    let st = rbox_tests::command("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.path().join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.edit(|c| {
+        c["root"]["readonly"] = false.into();
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    b.args(&[
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map /proc/self/gid_map; touch /x && echo wrote; ls -ln /etc/passwd; \
+         hostname; mount -t tmpfs t /mnt && echo mounted",
+    ]);
+    let [runc, ours] = Runtime::both();
+    let want = run_output(&runc, &b);
+    let got = run_output(&ours, &b);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert!(want.1.contains("0     100000      65536"), "{want:?}");
+}
