@@ -212,6 +212,20 @@ fn unsupported_fields_are_refused_in_one_line_and_leave_nothing() {
     let o = ours.run(&["--systemd-cgroup", "state", &c]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("--systemd-cgroup"), "{}", o.stderr);
+    let log = ours.root.join("log.json");
+    let o = ours.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        &c,
+    ]);
+    assert_ne!(o.code, 0);
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains(&c), "{line}");
     for refused in ["checkpoint", "restore", "events"] {
         let o = ours.run(&[refused, &c]);
         assert_ne!(o.code, 0);
