@@ -27,9 +27,10 @@ impl Log {
         }
     }
 
-    /// Reports an error: `rrun-oci: MSG` on stderr and in the log.
+    /// Reports an error: `rrun-oci: error: MSG` on stderr (tools such as youki's contest look
+    /// for "error" there, as runc's log lines carry it) and in the log.
     pub fn error(&self, msg: &str) {
-        eprintln!("rrun-oci: {msg}");
+        eprintln!("rrun-oci: error: {msg}");
         if let Some(mut f) = self.file.as_ref() {
             let line = match self.json {
                 true => serde_json::json!({

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{MountAttrFlags, MountFlags, MountPropagationFlags, UnmountFlags};
 
 use rrun::sys;
 
@@ -102,6 +102,36 @@ struct Options {
     bind: bool,
     recursive: bool,
     data: Vec<String>,
+    /// Recursive attributes (`rro`, `rnosuid`, ...), set with mount_setattr(AT_RECURSIVE).
+    rec_set: MountAttrFlags,
+    rec_clear: MountAttrFlags,
+}
+
+/// MOUNT_ATTR_NOSYMFOLLOW (include/uapi/linux/mount.h).
+const NOSYMFOLLOW: MountAttrFlags = MountAttrFlags::from_bits_retain(0x0020_0000);
+
+/// A recursive mount attribute option: (set, clear).
+fn recursive_attr(opt: &str) -> Option<(MountAttrFlags, MountAttrFlags)> {
+    use MountAttrFlags as A;
+    let none = A::empty();
+    Some(match opt {
+        "rro" => (A::MOUNT_ATTR_RDONLY, none),
+        "rrw" => (none, A::MOUNT_ATTR_RDONLY),
+        "rnosuid" => (A::MOUNT_ATTR_NOSUID, none),
+        "rsuid" => (none, A::MOUNT_ATTR_NOSUID),
+        "rnodev" => (A::MOUNT_ATTR_NODEV, none),
+        "rdev" => (none, A::MOUNT_ATTR_NODEV),
+        "rnoexec" => (A::MOUNT_ATTR_NOEXEC, none),
+        "rexec" => (none, A::MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (A::MOUNT_ATTR_NODIRATIME, none),
+        "rdiratime" => (none, A::MOUNT_ATTR_NODIRATIME),
+        "rnosymfollow" => (NOSYMFOLLOW, none),
+        "rsymfollow" => (none, NOSYMFOLLOW),
+        "rnoatime" => (A::MOUNT_ATTR_NOATIME, A::MOUNT_ATTR__ATIME),
+        "rstrictatime" => (A::MOUNT_ATTR_STRICTATIME, A::MOUNT_ATTR__ATIME),
+        "rrelatime" => (A::MOUNT_ATTR_RELATIME, A::MOUNT_ATTR__ATIME),
+        _ => return None,
+    })
 }
 
 fn parse_options(opts: &[String]) -> Options {
@@ -112,6 +142,8 @@ fn parse_options(opts: &[String]) -> Options {
         bind: false,
         recursive: false,
         data: Vec::new(),
+        rec_set: MountAttrFlags::empty(),
+        rec_clear: MountAttrFlags::empty(),
     };
     for s in opts {
         let (set, clr) = match s.as_str() {
@@ -157,6 +189,14 @@ fn parse_options(opts: &[String]) -> Options {
                 continue;
             }
             "tmpcopyup" | "idmap" | "ridmap" | "copy-symlink" => continue,
+            r if recursive_attr(r).is_some() => {
+                let Some((set, clear)) = recursive_attr(r) else {
+                    continue;
+                };
+                o.rec_set = (o.rec_set | set) - clear;
+                o.rec_clear = (o.rec_clear | clear) - set;
+                continue;
+            }
             other => {
                 o.data.push(other.to_string());
                 continue;
@@ -206,6 +246,7 @@ pub fn prepare(spec: &Spec, c: &Ctx<'_>) -> Result<()> {
     let mounts = spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
         mount_one(root.as_fd(), m, c)
+            .and_then(|()| recursive_attrs(root.as_fd(), m))
             .with_context(|| format!("mount {}", m.destination().display()))?;
     }
     if mounts.iter().any(|m| m.destination() == Path::new("/dev")) {
@@ -223,6 +264,36 @@ pub fn prepare(spec: &Spec, c: &Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The recursive attributes of a mount, on it and every mount below it.
+fn recursive_attrs(root: BorrowedFd<'_>, m: &Mount) -> Result<()> {
+    let o = parse_options(m.options().as_deref().unwrap_or_default());
+    if o.rec_set.is_empty() && o.rec_clear.is_empty() {
+        return Ok(());
+    }
+    let t = open_in(root, m.destination(), OFlags::PATH)?;
+    let attr = sys::mount::MountAttr {
+        set: o.rec_set,
+        clear: o.rec_clear,
+        userns: None,
+    };
+    sys::mount::mount_setattr_fd(t.as_fd(), true, &attr).context("recursive mount attributes")
+}
+
+/// proc and sysfs go on a real directory only (runc's rule: a symlink there could send
+/// them anywhere).
+fn check_ordinary_dir(rootfs: &Path, dest: &Path, typ: &str) -> Result<()> {
+    let p = rootfs.join(rel(dest));
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if !m.is_dir() => {
+            bail!(
+                "{typ} on {}: must be mounted on ordinary directory",
+                dest.display()
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
 fn mount_one(root: BorrowedFd<'_>, m: &Mount, c: &Ctx<'_>) -> Result<()> {
     let dest = m.destination();
     if !dest.is_absolute() {
@@ -238,6 +309,9 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, c: &Ctx<'_>) -> Result<()> {
     }
     if typ == "cgroup" || typ == "cgroup2" {
         return cgroup_mount(root, dest, &o, c);
+    }
+    if typ == "proc" || typ == "sysfs" {
+        check_ordinary_dir(c.rootfs, dest, &typ)?;
     }
     let target = mkdir_in(root, dest)?;
     let src = m

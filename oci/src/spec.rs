@@ -200,7 +200,12 @@ pub fn limits(spec: &Spec) -> Result<rrun::cgroups::Limits> {
         l.memory = m.limit().filter(|&v| v > 0).map(|v| v as u64);
     }
     if let Some(p) = r.pids() {
-        l.pids = (p.limit() > 0).then_some(p.limit() as u64);
+        // 0 or negative: no limit ("max"), as runc writes it.
+        l.pids = Some(if p.limit() > 0 {
+            p.limit() as u64
+        } else {
+            u64::MAX
+        });
     }
     if let Some(c) = r.cpu() {
         if let (Some(q), Some(p)) = (c.quota(), c.period()) {
