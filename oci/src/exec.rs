@@ -26,11 +26,15 @@ pub fn exec(root: &Path, a: &liboci_cli::Exec) -> Result<i32> {
     let rec = Record::load(root, &a.container_id)?;
     match rec.status(root) {
         Status::Running | Status::Created => {}
+        Status::Paused if a.ignore_paused => {}
         s => bail!(
             "cannot exec in a {} container {}",
             s.as_str(),
             a.container_id
         ),
+    }
+    if a.cgroup.is_some() {
+        bail!("exec --cgroup: joining a sub-cgroup is not supported by rrun-oci");
     }
     let p = process_of(&rec, a)?;
     let terminal = p.terminal() == Some(true);

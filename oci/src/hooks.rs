@@ -13,21 +13,33 @@ use oci_spec::runtime::Hook;
 
 /// Runs `hooks` of the kind `what` (for messages) in order with `state` on stdin.
 pub fn run(what: &str, hooks: &Option<Vec<Hook>>, state: &serde_json::Value) -> Result<()> {
+    run_with_env(what, hooks, state, &[])
+}
+
+/// [`run`], where a hook without `env` gets `default_env` (startContainer hooks inherit the
+/// container process's environment, as runc's do).
+pub fn run_with_env(
+    what: &str,
+    hooks: &Option<Vec<Hook>>,
+    state: &serde_json::Value,
+    default_env: &[String],
+) -> Result<()> {
     let input = state.to_string();
     for h in hooks.iter().flatten() {
-        run_one(h, &input).with_context(|| format!("{what} hook {}", h.path().display()))?;
+        run_one(h, &input, default_env)
+            .with_context(|| format!("{what} hook {}", h.path().display()))?;
     }
     Ok(())
 }
 
-fn run_one(h: &Hook, input: &str) -> Result<()> {
+fn run_one(h: &Hook, input: &str, default_env: &[String]) -> Result<()> {
     let mut cmd = Command::new(h.path());
     let args = h.args().clone().unwrap_or_default();
     if let Some((a0, rest)) = args.split_first() {
         cmd.arg0(a0).args(rest);
     }
     cmd.env_clear();
-    for kv in h.env().iter().flatten() {
+    for kv in h.env().as_deref().unwrap_or(default_env) {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }

@@ -98,7 +98,7 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     process::check_caps(&proc_)?;
     ctx.chan.send(&Msg::Ready(master))?;
     wait_for_start(ctx.fifo)?;
-    hooks::run("startContainer", hooks.start_container(), &state)?;
+    hooks::run_with_env("startContainer", hooks.start_container(), &state, &env)?;
     process::set_rlimits(&proc_)?;
     process::become_user(&proc_)?;
     rrun::sys::fd::cloexec_from(3 + ctx.preserve_fds).context("close inherited descriptors")?;

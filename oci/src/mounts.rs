@@ -193,8 +193,8 @@ fn parse_options(opts: &[String]) -> Options {
                 let Some((set, clear)) = recursive_attr(r) else {
                     continue;
                 };
-                o.rec_set = (o.rec_set | set) - clear;
-                o.rec_clear = (o.rec_clear | clear) - set;
+                o.rec_set = (o.rec_set - clear) | set;
+                o.rec_clear = (o.rec_clear - set) | clear;
                 continue;
             }
             other => {
