@@ -12,4 +12,5 @@ apt-get install -y -q --no-install-recommends \
   tini catatonit \
   libseccomp-dev golang-github-containers-common \
   podman skopeo umoci runc docker-registry apache2-utils openssl \
-  jq ruby vagrant
+  jq ruby vagrant \
+  crun conmon

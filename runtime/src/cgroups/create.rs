@@ -17,14 +17,28 @@ impl Cgroup {
     pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         check_name(name)?;
         check_limits(limits)?;
-        Cgroup::create_in(&detect::detect()?, name, limits)
+        let at = |h: &Hierarchy| h.own.join(format!("rbox-{name}"));
+        Cgroup::create_with(&detect::detect()?, &at, false, limits)
     }
 
     /// [`Cgroup::create`] in the given hierarchies (tests hand in a broken one to force a failure
     /// half-way).
+    #[cfg(test)]
     pub(super) fn create_in(
         hs: &[Hierarchy],
         name: &str,
+        limits: &Limits,
+    ) -> Result<Cgroup, CgroupError> {
+        let at = |h: &Hierarchy| h.own.join(format!("rbox-{name}"));
+        Cgroup::create_with(hs, &at, false, limits)
+    }
+
+    /// Creates the cgroup in the hierarchies `hs`: `at` gives the directory in each hierarchy; with `join_existing` an existing directory
+    /// is used as it is (and its missing parents are made), as runc does with cgroupsPath.
+    pub(super) fn create_with(
+        hs: &[Hierarchy],
+        at: &dyn Fn(&Hierarchy) -> PathBuf,
+        join_existing: bool,
         limits: &Limits,
     ) -> Result<Cgroup, CgroupError> {
         let places = place(hs, limits)?;
@@ -47,9 +61,9 @@ impl Cgroup {
             paths: Vec::new(),
         };
         let built = cg
-            .build(name, limits, cpuset.as_deref(), &places)
+            .build(at, join_existing, limits, cpuset.as_deref(), &places)
             .and_then(|()| match limits.devices {
-                true => cg.restrict_devices(hs, name),
+                true => cg.restrict_devices(hs, at, join_existing),
                 false => Ok(()),
             });
         match built {
@@ -69,13 +83,14 @@ impl Cgroup {
     /// mkdir in every place (recording each one made, for the caller's rollback), then the limits.
     fn build(
         &mut self,
-        name: &str,
+        at: &dyn Fn(&Hierarchy) -> PathBuf,
+        join_existing: bool,
         limits: &Limits,
         cpuset: Option<&str>,
         places: &[Place],
     ) -> Result<(), CgroupError> {
         for p in places {
-            self.mkdir(p.h, name)?;
+            self.mkdir(p.h, &at(p.h), join_existing)?;
         }
         for (p, d) in places.iter().zip(&self.dirs) {
             for &c in &p.controllers {
@@ -95,10 +110,19 @@ impl Cgroup {
         Ok(())
     }
 
-    /// mkdir `rbox-<name>` in hierarchy `h`, recorded at once for the caller's rollback.
-    fn mkdir(&mut self, h: &Hierarchy, name: &str) -> Result<PathBuf, CgroupError> {
-        let path = h.own.join(format!("rbox-{name}"));
-        match std::fs::create_dir(&path) {
+    /// mkdir `path` in hierarchy `h`, recorded at once for the caller's rollback.
+    fn mkdir(
+        &mut self,
+        h: &Hierarchy,
+        path: &std::path::Path,
+        join_existing: bool,
+    ) -> Result<PathBuf, CgroupError> {
+        let path = path.to_path_buf();
+        let made = match join_existing {
+            true => std::fs::create_dir_all(&path),
+            false => std::fs::create_dir(&path),
+        };
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(CgroupError::Exists { path })
@@ -117,7 +141,12 @@ impl Cgroup {
     /// Allows only the default devices: the BPF program on the v2 directory, else (no v2
     /// hierarchy, or the kernel refused the program) the v1 devices hierarchy; an error naming
     /// both reasons when neither can be had.
-    fn restrict_devices(&mut self, hs: &[Hierarchy], name: &str) -> Result<(), CgroupError> {
+    fn restrict_devices(
+        &mut self,
+        hs: &[Hierarchy],
+        at: &dyn Fn(&Hierarchy) -> PathBuf,
+        join_existing: bool,
+    ) -> Result<(), CgroupError> {
         let v2 = self.dirs.iter().find(|d| d.version == Version::V2);
         let v2_refused = match v2 {
             Some(d) => match devices::attach_program(&d.path, &devices::DEFAULT) {
@@ -133,10 +162,10 @@ impl Cgroup {
             return Err(CgroupError::NoDeviceControl { v2: v2_refused });
         };
         tracing::debug!(reason = %v2_refused, "device filter: using the v1 devices controller");
-        let path = h.own.join(format!("rbox-{name}"));
+        let path = at(h);
         let path = match self.dirs.iter().find(|d| d.path == path) {
             Some(d) => d.path.clone(),
-            None => self.mkdir(h, name)?,
+            None => self.mkdir(h, &path, join_existing)?,
         };
         devices::apply_v1(&path, &devices::DEFAULT)
     }

@@ -31,6 +31,7 @@ mod fs;
 mod inside;
 mod limits;
 mod memory;
+mod oci;
 mod parse;
 mod pids;
 mod placement;

@@ -1,0 +1,330 @@
+//! rrun-oci against runc (Debian's, the reference) on the same bundle from the Alpine fixture:
+//! the lifecycle (create, start, state, kill, delete) and what the container's process sees
+//! (user, cwd, env, rlimits, capabilities, hostname, masked and read-only paths, cgroup
+//! limits). Each test runs the same steps with both runtimes and compares what they print.
+
+mod ocirt_common;
+
+use ocirt_common::{id, Bundle, Runtime};
+use rbox_tests::require_root;
+use serde_json::json;
+
+/// The statuses a container goes through, and which steps succeed, as a user would see them.
+fn lifecycle(rt: &Runtime, b: &Bundle) -> Vec<String> {
+    let c = id("life");
+    let mut seen = vec![];
+    let bundle = b.path().to_str().unwrap();
+    let o = rt.run(&["create", "--bundle", bundle, &c]);
+    seen.push(format!("create {} out={:?}", o.code, o.stdout));
+    let st = rt.state(&c);
+    seen.push(format!(
+        "state {} pid>0={}",
+        st["status"],
+        st["pid"].as_i64().unwrap_or(0) > 0
+    ));
+    seen.push(format!("bundle={}", st["bundle"] == json!(bundle)));
+    seen.push(format!("id={}", st["id"] == json!(c)));
+    let o = rt.run(&["delete", &c]);
+    seen.push(format!("delete-created {}", o.code));
+    let o = rt.run(&["create", "--bundle", bundle, &c]);
+    seen.push(format!("create-again {}", o.code));
+    let o = rt.run(&["start", &c]);
+    seen.push(format!("start {} out={:?}", o.code, o.stdout));
+    seen.push(format!("state {}", rt.wait_status(&c, "running")));
+    let o = rt.run(&["start", &c]);
+    seen.push(format!("start-twice {}", o.code));
+    let o = rt.run(&["delete", &c]);
+    seen.push(format!("delete-running {}", o.code));
+    let o = rt.run(&["kill", &c, "KILL"]);
+    seen.push(format!("kill {}", o.code));
+    seen.push(format!("state {}", rt.wait_status(&c, "stopped")));
+    let o = rt.run(&["delete", &c]);
+    seen.push(format!("delete {}", o.code));
+    let o = rt.run(&["state", &c]);
+    seen.push(format!("state-missing {}", o.code != 0));
+    let o = rt.run(&["delete", &c]);
+    seen.push(format!("delete-missing {}", o.code != 0));
+    let o = rt.run(&["delete", "--force", &c]);
+    seen.push(format!("delete-force-missing {}", o.code));
+    rt.cleanup(&c);
+    seen
+}
+
+#[test]
+fn lifecycle_matches_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let [runc, ours] = Runtime::both();
+    let want = lifecycle(&runc, &b);
+    let got = lifecycle(&ours, &b);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert!(
+        want.contains(&"state \"created\" pid>0=true".to_string()),
+        "{want:?}"
+    );
+}
+
+/// `run` of a command: its output and exit code.
+fn run_output(rt: &Runtime, b: &Bundle) -> (i32, String) {
+    let c = id("run");
+    let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), &c]);
+    rt.cleanup(&c);
+    (o.code, o.stdout)
+}
+
+#[test]
+fn process_config_matches_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [20, 30]});
+        c["process"]["cwd"] = "/tmp".into();
+        c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "FOO=bar baz"]);
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);
+        c["hostname"] = "ocirt-host".into();
+    });
+    b.args(&[
+        "sh",
+        "-c",
+        "id; pwd; echo \"$FOO\"; ulimit -n; ulimit -Hn; hostname; grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status; exit 7",
+    ]);
+    let [runc, ours] = Runtime::both();
+    let want = run_output(&runc, &b);
+    let got = run_output(&ours, &b);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert_eq!(want.0, 7);
+    assert!(want.1.contains("uid=1000 gid=1001"), "{want:?}");
+}
+
+#[test]
+fn masked_and_readonly_paths_match_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&[
+        "sh",
+        "-c",
+        "wc -c < /proc/kcore; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/domainname && echo wrote-sys; \
+         touch /etc/x && echo wrote-root; touch /dev/shm/x && echo wrote-shm; \
+         ls /dev | sort | tr '\\n' ' '; exit 0",
+    ]);
+    let [runc, ours] = Runtime::both();
+    let want = run_output(&runc, &b);
+    let got = run_output(&ours, &b);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert!(
+        want.1.contains("wrote-shm") && !want.1.contains("wrote-root"),
+        "{want:?}"
+    );
+}
+
+#[test]
+fn cgroup_limits_match_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let [runc, ours] = Runtime::both();
+    let mut seen = vec![];
+    for rt in [&runc, &ours] {
+        let c = id("cg");
+        let cgpath = format!("/{c}");
+        b.edit(|cfg| {
+            cfg["linux"]["cgroupsPath"] = cgpath.clone().into();
+            cfg["linux"]["resources"]["memory"] = json!({"limit": 33554432});
+            cfg["linux"]["resources"]["pids"] = json!({"limit": 20});
+        });
+        let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &c]);
+        assert_eq!(o.code, 0, "{} create: {}", rt.name, o.stderr);
+        let pid = rt.state(&c)["pid"].as_i64().unwrap();
+        let mem = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory{cgpath}/memory.limit_in_bytes"
+        ));
+        let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{cgpath}/pids.max"));
+        let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{cgpath}/cgroup.procs"));
+        seen.push((
+            mem.unwrap_or_default(),
+            pids.unwrap_or_default(),
+            procs.unwrap_or_default().trim() == pid.to_string(),
+        ));
+        rt.cleanup(&c);
+        assert!(
+            !std::path::Path::new(&format!("/sys/fs/cgroup/memory{cgpath}")).exists(),
+            "{} delete leaves no cgroup",
+            rt.name
+        );
+    }
+    assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
+    assert_eq!(seen[0], ("33554432\n".into(), "20\n".into(), true));
+}
+
+#[test]
+fn kill_all_pause_and_resume_match_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&["sh", "-c", "sleep 1000 & sleep 1000"]);
+    let [runc, ours] = Runtime::both();
+    let mut seen = vec![];
+    for rt in [&runc, &ours] {
+        let c = id("pause");
+        let bundle = b.path().to_str().unwrap();
+        let mut s = vec![];
+        let mut st = vec![];
+        s.push(rt.run(&["create", "--bundle", bundle, &c]).code);
+        s.push(rt.run(&["pause", &c]).code);
+        st.push(rt.status(&c));
+        s.push(rt.run(&["start", &c]).code);
+        s.push(rt.run(&["resume", &c]).code);
+        st.push(rt.status(&c));
+        s.push(rt.run(&["start", &c]).code);
+        st.push(rt.wait_status(&c, "running"));
+        s.push(rt.run(&["pause", &c]).code);
+        st.push(rt.status(&c));
+        s.push(rt.run(&["resume", &c]).code);
+        st.push(rt.status(&c));
+        s.push(rt.run(&["kill", "--all", &c, "9"]).code);
+        st.push(rt.wait_status(&c, "stopped"));
+        s.push(rt.run(&["delete", &c]).code);
+        seen.push(format!("{s:?} {}", st.join(" ")));
+        rt.cleanup(&c);
+    }
+    assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
+    assert_eq!(
+        seen[0],
+        "[0, 0, 1, 0, 0, 0, 0, 0, 0] paused created running paused running stopped"
+    );
+}
+
+#[test]
+fn unsupported_fields_are_refused_in_one_line_and_leave_nothing() {
+    require_root();
+    let b = Bundle::new();
+    b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "x"}));
+    let ours = Runtime::rrun_oci();
+    let c = id("refuse");
+    let o = ours.run(&["create", "--bundle", b.path().to_str().unwrap(), &c]);
+    assert_ne!(o.code, 0);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("linux.intelRdt"), "{}", o.stderr);
+    assert!(
+        !ours.root.join("state").join(&c).exists(),
+        "nothing is left under --root"
+    );
+    let o = ours.run(&["--systemd-cgroup", "state", &c]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--systemd-cgroup"), "{}", o.stderr);
+    let log = ours.root.join("log.json");
+    let o = ours.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        &c,
+    ]);
+    assert_ne!(o.code, 0);
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains(&c), "{line}");
+    for refused in ["checkpoint", "restore", "events"] {
+        let o = ours.run(&[refused, &c]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains(refused), "{}", o.stderr);
+    }
+}
+
+#[test]
+fn features_document_and_list() {
+    require_root();
+    let ours = Runtime::rrun_oci();
+    let o = ours.run(&["features"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let f: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["hooks"].as_array().unwrap().len() == 6);
+    let b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let c = id("list");
+    assert_eq!(
+        ours.run(&["create", "--bundle", b.path().to_str().unwrap(), &c])
+            .code,
+        0
+    );
+    let o = ours.run(&["list", "-q"]);
+    assert_eq!(o.stdout.trim(), c);
+    let o = ours.run(&["list", "--format", "json"]);
+    let l: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(l[0]["status"], "created");
+    ours.cleanup(&c);
+    assert_eq!(ours.run(&["list", "-q"]).stdout, "");
+}
+
+#[test]
+fn hooks_run_with_the_state_on_stdin() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&["true"]);
+    let [runc, ours] = Runtime::both();
+    let mut seen = vec![];
+    for rt in [&runc, &ours] {
+        let log = rt.root.join("hooks.log");
+        let hook = |name: &str| {
+            json!({"path": "/bin/sh", "args": ["sh", "-c",
+                format!("read -r s; case \"$s\" in *'\"id\"'*) echo {name} >> {};; esac", log.display())]})
+        };
+        b.edit(|c| {
+            c["hooks"] = json!({
+                "createRuntime": [hook("createRuntime")],
+                "poststart": [hook("poststart")],
+                "poststop": [hook("poststop")],
+            })
+        });
+        let c = id("hooks");
+        let bundle = b.path().to_str().unwrap();
+        assert_eq!(
+            rt.run(&["create", "--bundle", bundle, &c]).code,
+            0,
+            "{}",
+            rt.name
+        );
+        assert_eq!(rt.run(&["start", &c]).code, 0);
+        rt.wait_status(&c, "stopped");
+        assert_eq!(rt.run(&["delete", &c]).code, 0);
+        seen.push(std::fs::read_to_string(&log).unwrap_or_default());
+    }
+    assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
+    assert_eq!(seen[0], "createRuntime\npoststart\npoststop\n");
+}
+
+#[test]
+fn user_namespace_with_id_maps_matches_runc() {
+    require_root();
+    let b = Bundle::new();
+    let st = rbox_tests::command("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.path().join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.edit(|c| {
+        c["root"]["readonly"] = false.into();
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    b.args(&[
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map /proc/self/gid_map; touch /x && echo wrote; ls -ln /etc/passwd; \
+         hostname; mount -t tmpfs t /mnt && echo mounted",
+    ]);
+    let [runc, ours] = Runtime::both();
+    let want = run_output(&runc, &b);
+    let got = run_output(&ours, &b);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert!(want.1.contains("0     100000      65536"), "{want:?}");
+}
