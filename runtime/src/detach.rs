@@ -91,6 +91,11 @@ fn monitor(
     };
     let _ = report.write_all(b"ok");
     drop(report);
+    // From here the monitor runs for the container's life and needs only the supervision loop
+    // and finish: give back the start-up code's pages (file-backed, reloaded when touched).
+    sys::memory::trim_heap();
+    let dropped = sys::memory::drop_clean_file_pages();
+    tracing::debug!(bytes = dropped, "monitor: clean file pages dropped");
     let Ok(sigfd) = sys::signal::signalfd(&supervise::HANDLED) else {
         return 125;
     };
