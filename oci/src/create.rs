@@ -1,10 +1,11 @@
 //! `create` and `run`: the runtime side of making a container from a bundle. Checks the spec,
-//! records the container under --root, makes its cgroup, joins the namespaces the spec names
-//! by path, clones the init into the new ones (the rrun library's clone_child), writes its id
-//! maps, puts it in the cgroup, runs the createRuntime hooks, and waits until the init reports
-//! ready (or why it failed) over the typed channel. Then it hands the pty to the console
-//! socket, writes the pid file and exits: the init stays, blocked on the exec fifo, a child of
-//! the caller's subreaper. A failure at any step removes everything made so far.
+//! compiles its seccomp filter (for the init to install), records the container under --root,
+//! makes its cgroup, joins the namespaces the spec names by path, clones the init into the new
+//! ones (the rrun library's clone_child), writes its id maps, puts it in the cgroup, runs the
+//! createRuntime hooks, and waits until the init reports ready (or why it failed) over the
+//! typed channel. Then it hands the pty to the console socket, writes the pid file and exits:
+//! the init stays, blocked on the exec fifo, a child of the caller's subreaper. A failure at
+//! any step removes everything made so far.
 //! Kernel interfaces: clone3(2), setns(2), /proc/PID/{uid,gid}_map (user_namespaces(7)),
 //! mkfifo (mknodat(2)), pipe(2).
 
@@ -97,6 +98,8 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         bail!("config.json: process.terminal needs --console-socket (where the pty goes)");
     }
     let limits = spec::limits(&spec)?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let filter = spec::seccomp_filter(seccomp.as_ref())?;
     std::fs::create_dir_all(root).with_context(|| format!("make {}", root.display()))?;
     let dir = state::dir(root, &o.id)?;
     match std::fs::create_dir(&dir) {
@@ -137,6 +140,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         cgroup_paths: vec![],
         hooks: spec.hooks().clone(),
         paused: false,
+        seccomp,
     };
     rec.save(root)?;
     let cg = Cgroup::create_at(&spec::cgroups_path(&spec, &o.id), &limits)
@@ -159,6 +163,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         cgroup_paths: &rec.cgroup_paths,
         new_userns,
         join,
+        seccomp: filter.as_ref(),
     };
     let (pid, ctx) =
         rrun::sys::process::clone_child(flags, None, Some(parent.as_fd()), ctx, init::main);

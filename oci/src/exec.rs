@@ -4,8 +4,10 @@
 //! applies to its children), forks, and the child joins the user namespace first, then ipc,
 //! uts, net, cgroup and mount (which also makes the container's root its root and cwd), waits
 //! until it is in the container's cgroup, takes a pty if asked (sent to --console-socket),
-//! becomes the process's user and execs. Without --detach, rrun-oci waits and exits with the
-//! process's code. Kernel interfaces: setns(2), /proc/PID/ns (namespaces(7)), fork(2), execve(2).
+//! becomes the process's user, installs the container's seccomp filter (compiled here from
+//! the linux.seccomp `create` recorded, as runc applies the container's filter to exec'd
+//! processes) and execs. Without --detach, rrun-oci waits and exits with the process's code.
+//! Kernel interfaces: setns(2), /proc/PID/ns (namespaces(7)), fork(2), execve(2).
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -15,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Process;
 use rrun::cgroups::Cgroup;
 use rrun::channel::{self, Channel, Msg};
+use rrun::security::Filter;
 
 use crate::state::{Record, Status};
 use crate::{console, process};
@@ -42,6 +45,7 @@ pub fn exec(root: &Path, a: &liboci_cli::Exec) -> Result<i32> {
         bail!("exec --tty needs --console-socket (where the pty goes)");
     }
     let cg = Cgroup::from_recorded(&rec.cgroup_paths)?;
+    let filter = crate::spec::seccomp_filter(rec.seccomp.as_ref())?;
     let joins = namespaces_of(rec.pid)?;
     let new_userns = joins.iter().any(|(n, _)| n == "user");
     let pidns = format!("/proc/{}/ns/pid", rec.pid);
@@ -53,9 +57,14 @@ pub fn exec(root: &Path, a: &liboci_cli::Exec) -> Result<i32> {
     let (parent, child) = channel::pair()?;
     let preserve = a.preserve_fds.max(0) as u32;
     // The child's copy of `parent` closes on exec (close-on-exec); it never reads from it.
-    let (pid, child) = rrun::sys::process::fork(child, |chan| {
-        child_main(chan, &p, &joins, new_userns, preserve)
-    });
+    let how = How {
+        p: &p,
+        joins: &joins,
+        new_userns,
+        preserve,
+        seccomp: filter.as_ref(),
+    };
+    let (pid, child) = rrun::sys::process::fork(child, |chan| child_main(chan, &how));
     drop(child);
     let pid = pid.context("fork the exec'd process")?;
     let started = (|| {
@@ -159,15 +168,22 @@ fn namespaces_of(pid: i32) -> Result<Vec<(String, PathBuf)>> {
     Ok(v)
 }
 
-/// In the forked child: join, wait for the cgroup, terminal, user, exec.
-fn child_main(
-    chan: Channel,
-    p: &Process,
-    joins: &[(String, PathBuf)],
+/// What the forked child needs.
+struct How<'a> {
+    p: &'a Process,
+    /// The container's namespaces to join, in order.
+    joins: &'a [(String, PathBuf)],
+    /// One of them is a user namespace (become its root).
     new_userns: bool,
+    /// Descriptors past 2 left open (--preserve-fds).
     preserve: u32,
-) -> i32 {
-    let err = match child_steps(&chan, p, joins, new_userns, preserve) {
+    /// The container's seccomp filter (None: no filter).
+    seccomp: Option<&'a Filter>,
+}
+
+/// In the forked child: join, wait for the cgroup, terminal, user, filter, exec.
+fn child_main(chan: Channel, how: &How<'_>) -> i32 {
+    let err = match child_steps(&chan, how) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -177,13 +193,8 @@ fn child_main(
     255
 }
 
-fn child_steps(
-    chan: &Channel,
-    p: &Process,
-    joins: &[(String, PathBuf)],
-    new_userns: bool,
-    preserve: u32,
-) -> Result<std::convert::Infallible> {
+fn child_steps(chan: &Channel, how: &How<'_>) -> Result<std::convert::Infallible> {
+    let (p, joins) = (how.p, how.joins);
     let files = joins
         .iter()
         .map(|(n, path)| {
@@ -196,7 +207,7 @@ fn child_steps(
             .with_context(|| format!("join the container's {n} namespace"))?;
     }
     drop(files);
-    if new_userns {
+    if how.new_userns {
         rrun::sys::ids::set_ids(0, 0, &[])
             .context("become root in the container's user namespace")?;
     }
@@ -218,9 +229,5 @@ fn child_steps(
     let exe = process::find_executable(&args[0], &env)?;
     process::check_caps(p)?;
     chan.send(&Msg::Ready(master))?;
-    process::set_rlimits(p)?;
-    process::become_user(p)?;
-    rrun::sys::fd::cloexec_from(3 + preserve).context("close inherited descriptors")?;
-    rrun::sys::signal::reset_signals_for_exec();
-    Err(process::exec(&exe, &args, &env))
+    process::finish_and_exec(p, &exe, &args, &env, how.preserve, how.seccomp)
 }

@@ -1,9 +1,18 @@
 //! `features`: runtime-spec's features document (features.md): what this runtime supports, so
-//! engines can check before they ask. No kernel interface.
+//! engines can check before they ask. No kernel interface (what the kernel and libseccomp
+//! support for seccomp comes from the rrun library).
 
 use anyhow::Result;
+use rrun::seccomp::support;
 
 pub fn print() -> Result<()> {
+    let mut annotations = serde_json::json!({
+        "org.opencontainers.runtime-spec.features.rrun-oci": "rbox"
+    });
+    if let Some(v) = support::libseccomp_version() {
+        // runc's key for the same
+        annotations["io.github.seccomp.libseccomp.version"] = v.into();
+    }
     let doc = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
@@ -28,13 +37,20 @@ pub fn print() -> Result<()> {
                 "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"
             ],
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
-            "seccomp": { "enabled": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": support::ACTIONS,
+                "operators": support::OPERATORS,
+                "archs": support::arches(),
+                "knownFlags": support::known_flags(),
+                "supportedFlags": support::supported_flags()
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         },
-        "annotations": { "org.opencontainers.runtime-spec.features.rrun-oci": "rbox" }
+        "annotations": annotations
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())

@@ -3,9 +3,10 @@
 //! written, cgroup joined; with it the state document for the hooks), builds the root
 //! ([`crate::mounts`]), takes its terminal, reports ready over the rrun library's typed
 //! channel (with the pty master), then blocks opening the exec fifo for writing until
-//! `rrun-oci start` opens it for reading, and only then becomes the spec's user and execs.
-//! Kernel interfaces: setns(2), sethostname(2), setdomainname(2), setsid(2), fifo(7),
-//! execve(2); the rest through mounts.rs and process.rs.
+//! `rrun-oci start` opens it for reading, and only then becomes the spec's user, installs the
+//! seccomp filter `create` compiled and execs ([`process::finish_and_exec`]).
+//! Kernel interfaces: setns(2), sethostname(2), setdomainname(2), setsid(2), fifo(7); the rest
+//! through mounts.rs and process.rs.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rrun::channel::{Channel, Msg};
+use rrun::security::Filter;
 
 use crate::{hooks, mounts, process};
 
@@ -32,6 +34,8 @@ pub struct Ctx<'a> {
     pub new_userns: bool,
     /// Namespaces to join by path here (user and mount; the parent joined the others).
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// linux.seccomp, compiled by `create` (None: no filter).
+    pub seccomp: Option<&'a Filter>,
 }
 
 /// Runs the init to its execve; on failure reports the error to `create` and exits 1.
@@ -99,11 +103,7 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     ctx.chan.send(&Msg::Ready(master))?;
     wait_for_start(ctx.fifo)?;
     hooks::run_with_env("startContainer", hooks.start_container(), &state, &env)?;
-    process::set_rlimits(&proc_)?;
-    process::become_user(&proc_)?;
-    rrun::sys::fd::cloexec_from(3 + ctx.preserve_fds).context("close inherited descriptors")?;
-    rrun::sys::signal::reset_signals_for_exec();
-    Err(process::exec(&exe, &args, &env))
+    process::finish_and_exec(&proc_, &exe, &args, &env, ctx.preserve_fds, ctx.seccomp)
 }
 
 /// The state document `create` sent through a pipe with the setup message.

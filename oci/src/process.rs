@@ -1,16 +1,20 @@
 //! Owns: the last steps of a container process before execve: rlimits, the user (uid, gid,
-//! additional gids, umask), the capability sets, no_new_privs, oom_score_adj, and finding the
-//! command on the process's PATH. Kernel interfaces: setrlimit(2), setresuid(2)/setresgid(2)/
-//! setgroups(2) (through the rrun library's sys::ids), capset(2), prctl(2) (PR_CAPBSET_DROP,
-//! PR_CAP_AMBIENT, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS), capabilities(7), execve(2).
+//! additional gids, umask), the capability sets, no_new_privs, the seccomp filter (at the
+//! point runc installs it), oom_score_adj, and finding the command on the process's PATH.
+//! Kernel interfaces: setrlimit(2), setresuid(2)/setresgid(2)/setgroups(2) (through the rrun
+//! library's sys::ids), capset(2), prctl(2) (PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_SET_KEEPCAPS,
+//! PR_SET_NO_NEW_PRIVS), capabilities(7), seccomp(2) (through the rrun library's security
+//! module), execve(2).
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, Process};
+use rrun::security::Filter;
 use rustix::process::{Resource, Rlimit};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
@@ -102,7 +106,7 @@ fn resource(name: &str) -> Result<Resource> {
 }
 
 /// Sets the spec's rlimits (u64::MAX is RLIM_INFINITY).
-pub fn set_rlimits(p: &Process) -> Result<()> {
+fn set_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().clone().unwrap_or_default() {
         let name = r.typ().to_string();
         let lim = |v: u64| (v != u64::MAX).then_some(v);
@@ -146,7 +150,7 @@ pub fn check_caps(p: &Process) -> Result<()> {
 /// Becomes the spec's user with the spec's capabilities: bounding set first (needs
 /// CAP_SETPCAP), then the ids (keeping the permitted set across the uid change), then the
 /// effective, permitted and inheritable sets, the ambient set and no_new_privs.
-pub fn become_user(p: &Process) -> Result<()> {
+fn become_user(p: &Process) -> Result<()> {
     let u = p.user();
     let caps = p.capabilities().as_ref();
     if let Some(c) = caps {
@@ -234,7 +238,7 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
 }
 
 /// C strings for execve; a NUL byte inside is an error naming the string.
-pub fn cstrings<S: AsRef<std::ffi::OsStr>>(v: &[S]) -> Result<Vec<CString>> {
+fn cstrings<S: AsRef<std::ffi::OsStr>>(v: &[S]) -> Result<Vec<CString>> {
     v.iter()
         .map(|s| {
             CString::new(s.as_ref().as_bytes())
@@ -243,16 +247,34 @@ pub fn cstrings<S: AsRef<std::ffi::OsStr>>(v: &[S]) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// execve(2) of `exe` with `args` and `env`; returns only with the error.
-pub fn exec(exe: &Path, args: &[String], env: &[String]) -> anyhow::Error {
-    let (exe_c, argv, envp) = match (rrun::sys::cstr(exe), cstrings(args), cstrings(env)) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) => return e.into(),
-        (_, Err(e), _) | (_, _, Err(e)) => return e,
-    };
+/// The last steps of a container process, the init's and an exec'd one's alike, in runc's
+/// order: rlimits; the seccomp filter now if no_new_privs is off (the kernel wants
+/// CAP_SYS_ADMIN to install it, which the process still has); the user and capability sets
+/// ([`become_user`], which also sets no_new_privs); descriptors past 2 and the `preserve`
+/// extra ones closed on exec; default signal handling; the filter now if no_new_privs is on;
+/// execve(2) of `exe` with `args` and `env`. Returns only with the error. The C strings are
+/// made first, so that nothing allocates behind the filter.
+pub fn finish_and_exec(
+    p: &Process,
+    exe: &Path,
+    args: &[String],
+    env: &[String],
+    preserve: u32,
+    seccomp: Option<&Filter>,
+) -> Result<Infallible> {
     use rrun::sys::process::{execve, CStrArray};
-    let e = execve(&exe_c, &CStrArray::new(&argv), &CStrArray::new(&envp));
-    anyhow::Error::new(e).context(format!("exec {}", exe.display()))
+    let exe_c = rrun::sys::cstr(exe).with_context(|| format!("exec {}", exe.display()))?;
+    let (argv, envp) = (cstrings(args)?, cstrings(env)?);
+    let (argv, envp) = (CStrArray::new(&argv), CStrArray::new(&envp));
+    let no_new_privs = p.no_new_privileges() == Some(true);
+    set_rlimits(p)?;
+    rrun::security::install_before_user(no_new_privs, seccomp)?;
+    become_user(p)?;
+    rrun::sys::fd::cloexec_from(3 + preserve).context("close inherited descriptors")?;
+    rrun::sys::signal::reset_signals_for_exec();
+    rrun::security::install_last(no_new_privs, seccomp)?;
+    let e = execve(&exe_c, &argv, &envp);
+    Err(anyhow::Error::new(e).context(format!("exec {}", exe.display())))
 }
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
 //! Owns: reading a bundle's `config.json` (runtime-spec 1.x, through oci-spec) and checking it:
 //! every field rrun-oci cannot honour is refused in one line naming the field, before anything
-//! exists. Also the translation of the spec's namespaces and resources into what the rrun
-//! library takes. No kernel interface (the online cpus come from the rrun library).
+//! exists. Also the translation of the spec's namespaces, resources and seccomp filter into
+//! what the rrun library takes. No kernel interface (the online cpus come from the rrun
+//! library, the filter is compiled by it).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+use oci_spec::runtime::{
+    LinuxNamespaceType, LinuxResources, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag,
+    Spec,
+};
+use rrun::seccomp::Seccomp;
+use rrun::security::Filter;
 use rustix::thread::UnshareFlags;
 
 /// Loads `<bundle>/config.json` and checks it; returns it with the rootfs made absolute.
@@ -66,8 +72,8 @@ pub fn check(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         bail!("config.json: linux is required (rrun-oci runs Linux containers)");
     };
-    if linux.seccomp().is_some() {
-        refuse("linux.seccomp (run with `--security-opt seccomp=unconfined`)")?;
+    if let Some(s) = linux.seccomp() {
+        check_seccomp(s)?;
     }
     if linux.mount_label().as_ref().is_some_and(|s| !s.is_empty()) {
         refuse("linux.mountLabel (SELinux)")?;
@@ -100,6 +106,59 @@ pub fn check(spec: &Spec) -> Result<()> {
         check_resources(r)?;
     }
     Ok(())
+}
+
+/// linux.seccomp asks for a seccomp agent (seccomp_unotify(2)) through listenerPath,
+/// SCMP_ACT_NOTIFY and the WAIT_KILLABLE_RECV flag: rrun-oci has none, so they are refused.
+/// The rest is checked when it is compiled ([`seccomp_filter`]).
+fn check_seccomp(s: &LinuxSeccomp) -> Result<()> {
+    let agent = "(seccomp user notification)";
+    if s.listener_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty())
+    {
+        refuse(&format!("linux.seccomp.listenerPath {agent}"))?;
+    }
+    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
+        refuse(&format!(
+            "linux.seccomp.defaultAction SCMP_ACT_NOTIFY {agent}"
+        ))?;
+    }
+    for (i, r) in s.syscalls().iter().flatten().enumerate() {
+        if r.action() == LinuxSeccompAction::ScmpActNotify {
+            refuse(&format!(
+                "linux.seccomp.syscalls[{i}].action SCMP_ACT_NOTIFY {agent}"
+            ))?;
+        }
+    }
+    if s.flags()
+        .iter()
+        .flatten()
+        .any(|f| *f == LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv)
+    {
+        refuse(&format!(
+            "linux.seccomp.flags SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV {agent}"
+        ))?;
+    }
+    Ok(())
+}
+
+/// linux.seccomp as the rrun library's filter, compiled now, in rrun-oci's own process before
+/// the init or an exec'd process is cloned (None: no filter). The section goes to the rrun
+/// library as JSON: runtime-spec's format is Docker's profile format without `archMap`,
+/// `includes` and `excludes`, which the library compiles with libseccomp (names this
+/// libseccomp does not know are skipped, as runc does). Having no rules by capability, the
+/// filter is the same for every process of the container. Errors: one line naming
+/// linux.seccomp and what is wrong.
+pub fn seccomp_filter(s: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
+    let Some(s) = s else {
+        return Ok(None);
+    };
+    let choice = Seccomp::Profile {
+        file: "config.json: linux.seccomp".into(),
+        json: serde_json::to_string(s).context("config.json: linux.seccomp")?,
+    };
+    Ok(rrun::security::compile_filter(&choice, 0, None)?)
 }
 
 fn check_resources(r: &LinuxResources) -> Result<()> {

@@ -33,6 +33,9 @@ pub struct Record {
     pub hooks: Option<oci_spec::runtime::Hooks>,
     #[serde(default)]
     pub paused: bool,
+    /// The bundle's linux.seccomp, which `exec` applies to the processes it starts (as runc).
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// runtime-spec's container statuses.

@@ -4,7 +4,8 @@
 //! (prctl(2) PR_SET_NO_NEW_PRIVS, set by default as runc does) and the seccomp filter
 //! ([`seccomp`]). Recorded in the container's state so that `rrun exec` applies the same.
 //! Applied by [`apply_before_user`], [`apply_after_user`] and [`apply_last`], around the
-//! switch to the container's user.
+//! switch to the container's user. rrun-oci, which sets a bundle's capability sets itself,
+//! takes the filter part alone: [`compile_filter`], [`install_before_user`], [`install_last`].
 
 use std::path::Path;
 
@@ -118,34 +119,67 @@ pub fn make_non_dumpable() {
     }
 }
 
-/// A compiled filter, ready to install between fork and exec (no allocation left to do).
-pub struct Filter(Vec<libc::sock_filter>);
+/// A compiled filter with its seccomp(2) flags, ready to install between fork and exec (no
+/// allocation left to do).
+pub struct Filter {
+    insns: Vec<libc::sock_filter>,
+    flags: u32,
+}
 
 /// The container's filter, compiled (or taken from the cache under the store at `store_root`)
 /// in rrun's own process, before the fork. None when unconfined.
 pub fn filter(s: &Security, store_root: Option<&Path>) -> Result<Option<Filter>> {
     let cache = store_root.map(|r| r.join("seccomp"));
-    let prog = seccomp::program(&s.seccomp, s.caps, cache.as_deref())?;
-    Ok(prog.map(|p| Filter(sys::seccomp::instructions(&p.0))))
+    compile_filter(&s.seccomp, s.caps, cache.as_deref())
+}
+
+/// The filter of `choice` for a process holding the capabilities `caps` (a Docker profile's
+/// rules may depend on them), through the cache folder `cache` when given. None when
+/// unconfined. Errors: one line naming the profile and what is wrong with it.
+pub fn compile_filter(choice: &Seccomp, caps: u64, cache: Option<&Path>) -> Result<Option<Filter>> {
+    let Some(prog) = seccomp::program(choice, caps, cache)? else {
+        return Ok(None);
+    };
+    Ok(Some(Filter {
+        insns: sys::seccomp::instructions(&prog.0),
+        flags: choice.flags()?,
+    }))
 }
 
 fn install(f: Option<&Filter>) -> Result<()> {
     match f {
-        Some(f) => sys::seccomp::install_filter(&f.0).ctx(|| "install the seccomp filter".into()),
+        Some(f) => sys::seccomp::install_filter(&f.insns, f.flags)
+            .ctx(|| "install the seccomp filter".into()),
         None => Ok(()),
     }
 }
 
-/// While still root with every capability of the container's user namespace (or of the host,
-/// under `--userns host`), before switching to the container's user: shrinks the bounding
-/// set; without no_new_privs, installs the filter now, while the kernel's CAP_SYS_ADMIN check
-/// for that still passes (the filter then allows what follows: setresuid, capset, execve, ...).
-pub fn apply_before_user(s: &Security, f: Option<&Filter>) -> Result<()> {
-    caps::drop_bounding_set(s.caps).ctx(|| "drop capabilities from the bounding set".into())?;
-    if !s.no_new_privs {
+/// The first of the two points where a filter may go on, as runc orders them: without
+/// no_new_privs the kernel lets only a holder of CAP_SYS_ADMIN install a filter, so it goes
+/// on now, while the process is still root with every capability, before it becomes the
+/// container's user (the filter then allows what follows: setresuid, capset, execve, ...).
+pub fn install_before_user(no_new_privs: bool, f: Option<&Filter>) -> Result<()> {
+    if !no_new_privs {
         install(f)?;
     }
     Ok(())
+}
+
+/// The second point: with no_new_privs (set by then), the filter goes on last, just before
+/// execve, so nothing of the runtime's own setup has to pass it.
+pub fn install_last(no_new_privs: bool, f: Option<&Filter>) -> Result<()> {
+    if no_new_privs {
+        install(f)?;
+    }
+    Ok(())
+}
+
+/// While still root with every capability of the container's user namespace (or of the host,
+/// under `--userns host`), before switching to the container's user: shrinks the bounding
+/// set; without no_new_privs, installs the filter now ([`install_before_user`]).
+pub fn apply_before_user(s: &Security, f: Option<&Filter>) -> Result<()> {
+    caps::drop_bounding_set(s.caps).ctx(|| "drop capabilities from the bounding set".into())?;
+    install_before_user(s.no_new_privs, f)
 }
 
 /// After switching to the container's user: lowers the effective and permitted sets, empties
@@ -158,13 +192,9 @@ pub fn apply_after_user(s: &Security) -> Result<()> {
     Ok(())
 }
 
-/// The last step before execve: with no_new_privs, installs the filter (so nothing of rrun's
-/// own setup has to pass it).
+/// The last step before execve: with no_new_privs, installs the filter ([`install_last`]).
 pub fn apply_last(s: &Security, f: Option<&Filter>) -> Result<()> {
-    if s.no_new_privs {
-        install(f)?;
-    }
-    Ok(())
+    install_last(s.no_new_privs, f)
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@
 //! finished BPF program and installs it with one seccomp(2) call ([`crate::sys::seccomp`]),
 //! just before it executes rinit (or before it leaves root, when no_new_privs is off and the
 //! kernel wants CAP_SYS_ADMIN for the install). Compiled programs are cached in the store,
-//! keyed by a digest of everything the compilation reads ([`cache`]).
+//! keyed by a digest of everything the compilation reads ([`cache`]). What this build and
+//! kernel can honour, for rrun-oci's features document, is in [`support`].
 
 pub mod cache;
 pub mod profile;
+pub mod support;
 
 use std::path::Path;
 
@@ -59,6 +61,17 @@ impl Seccomp {
             file: value.to_string(),
             json,
         })
+    }
+
+    /// The SECCOMP_FILTER_FLAG_* bits its profile asks for (its `flags`; the built-in profile
+    /// has none), for seccomp(2) when the filter is installed. Errors: as [`program`]'s.
+    pub fn flags(&self) -> Result<u32> {
+        let Seccomp::Profile { file, json } = self else {
+            return Ok(0);
+        };
+        profile::Profile::parse(json)
+            .and_then(|p| p.flags())
+            .map_err(|e| user(format!("{file}: {e}")))
     }
 
     /// The profile's text, None when unconfined.

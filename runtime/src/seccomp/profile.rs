@@ -1,7 +1,9 @@
 //! Docker's seccomp profile format (moby profiles/seccomp, the `default.json` Docker and
-//! podman ship: `defaultAction`, `defaultErrnoRet`, `architectures` or `archMap`, `syscalls`
-//! with `names`, `action`, `errnoRet`, `args` and `includes`/`excludes` by `caps`, `arches`
-//! and `minKernel`) read with serde and compiled with libseccomp (seccomp_rule_add(3),
+//! podman ship: `defaultAction`, `defaultErrnoRet`, `architectures` or `archMap`, `flags`,
+//! `syscalls` with `names`, `action`, `errnoRet`, `args` and `includes`/`excludes` by `caps`,
+//! `arches` and `minKernel`; runtime-spec's `linux.seccomp`, config-linux.md "Seccomp", is the
+//! same format without `archMap`, `includes` and `excludes`) read with serde and compiled with
+//! libseccomp (seccomp_rule_add(3),
 //! seccomp_export_bpf(3)) as Docker compiles it: a rule applies when the container holds all
 //! its `includes.caps` and none of its `excludes.caps`; arguments on distinct indexes are all
 //! required, several on one index are alternatives; names this libseccomp does not know are
@@ -31,6 +33,8 @@ pub struct Profile {
     arch_map: Option<Vec<ArchMap>>,
     #[serde(default)]
     syscalls: Option<Vec<Rule>>,
+    #[serde(default)]
+    flags: Option<Vec<String>>,
     #[serde(default)]
     listener_path: Option<String>,
 }
@@ -85,6 +89,17 @@ struct Filter {
 /// EPERM, the errno of an `SCMP_ACT_ERRNO` without `errnoRet` (as in Docker).
 const EPERM: i32 = 1;
 
+/// The filter flags a profile may name (`flags`) and their bits for seccomp(2)
+/// (linux/seccomp.h): log what the filter does not allow (Linux 4.14), leave speculative store
+/// bypass unmitigated (4.17), apply to every thread (3.17; rrun's processes have one).
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER and WAIT_KILLABLE_RECV belong to SCMP_ACT_NOTIFY, which
+/// rrun does not support.
+pub const FLAGS: [(&str, u32); 3] = [
+    ("SECCOMP_FILTER_FLAG_TSYNC", 1),
+    ("SECCOMP_FILTER_FLAG_LOG", 2),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", 4),
+];
+
 /// This machine's architecture in Docker's names (`includes.arches`) and libseccomp's.
 #[cfg(target_arch = "x86_64")]
 const NATIVE: (&str, &str) = ("amd64", "SCMP_ARCH_X86_64");
@@ -109,7 +124,21 @@ impl Profile {
             a.parse::<ScmpArch>()
                 .map_err(|_| format!("unknown architecture {a:?}"))?;
         }
+        p.flags()?;
         Ok(p)
+    }
+
+    /// The SECCOMP_FILTER_FLAG_* bits of `flags`, for seccomp(2) when the filter is installed.
+    /// Errors: a flag not in [`FLAGS`], named.
+    pub fn flags(&self) -> Result<u32, String> {
+        let mut bits = 0;
+        for f in self.flags.iter().flatten() {
+            let Some((_, b)) = FLAGS.iter().find(|(n, _)| n == f) else {
+                return Err(format!("unsupported filter flag {f:?} in flags"));
+            };
+            bits |= b;
+        }
+        Ok(bits)
     }
 
     /// The architectures the filter covers: the `archMap` entry of this machine's, with its
@@ -145,7 +174,8 @@ impl Profile {
         for a in self.arches() {
             let arch: ScmpArch = a.parse().map_err(|_| format!("architecture {a}"))?;
             if arch != ScmpArch::native() {
-                ctx.add_arch(arch).map_err(|x| e(&a, x))?;
+                ctx.add_arch(arch)
+                    .map_err(|x| e(&format!("architecture {a}"), x))?;
             }
         }
         let kernel = kernel_version();
@@ -298,5 +328,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("SCMP_CMP_NOPE"), "{e}");
+        let e = Profile::parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_NEW_LISTENER"]}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("SECCOMP_FILTER_FLAG_NEW_LISTENER"), "{e}");
+    }
+
+    #[test]
+    fn flags_are_the_kernels_bits() {
+        let p = Profile::parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW","SECCOMP_FILTER_FLAG_TSYNC"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.flags().unwrap(),
+            (libc::SECCOMP_FILTER_FLAG_LOG
+                | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                | libc::SECCOMP_FILTER_FLAG_TSYNC) as u32
+        );
+        let d = Profile::parse(super::super::DEFAULT_PROFILE).unwrap();
+        assert_eq!(d.flags().unwrap(), 0);
     }
 }
