@@ -235,6 +235,7 @@ pub fn prepare(spec: &Spec, c: &Ctx<'_>) -> Result<()> {
     };
     sys::mount::change_propagation(Path::new("/"), prop | MountPropagationFlags::REC)
         .context("set the propagation of /")?;
+    parent_mount_private(c.rootfs)?;
     rustix::mount::mount_bind_recursive(c.rootfs, c.rootfs)
         .with_context(|| format!("bind the rootfs {}", c.rootfs.display()))?;
     let root = rustix::fs::open(
@@ -262,6 +263,83 @@ pub fn prepare(spec: &Spec, c: &Ctx<'_>) -> Result<()> {
             .with_context(|| format!("config.json: linux.devices {}", d.path().display()))?;
     }
     Ok(())
+}
+
+/// Makes the mount that holds the rootfs private when it is shared (runc does the same): with
+/// `rootfsPropagation` shared, the rootfs bind and every mount below it would otherwise
+/// propagate to the peer group of that mount, the host's among them, and pivot_root(2) refuses a
+/// shared parent (EINVAL). Only that one mount changes, in the container's mount namespace.
+fn parent_mount_private(rootfs: &Path) -> Result<()> {
+    let rootfs = std::fs::canonicalize(rootfs)
+        .with_context(|| format!("resolve the rootfs {}", rootfs.display()))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let Some((point, shared)) = holding_mount(&info, &rootfs) else {
+        bail!(
+            "no mount holds the rootfs {} in /proc/self/mountinfo",
+            rootfs.display()
+        );
+    };
+    if shared {
+        sys::mount::change_propagation(&point, MountPropagationFlags::PRIVATE)
+            .with_context(|| format!("make {} private", point.display()))?;
+    }
+    Ok(())
+}
+
+/// The mount point of `/proc/self/mountinfo` (proc(5)) that holds `path` (the deepest one; of
+/// mounts stacked there, the last listed, which is the one on top), and whether it is shared
+/// (a `shared:N` optional field).
+fn holding_mount(mountinfo: &str, path: &Path) -> Option<(PathBuf, bool)> {
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in mountinfo.lines() {
+        let Some((left, _)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = left.split(' ').collect();
+        let Some(point) = f.get(4).map(|p| PathBuf::from(unescape_mountinfo(p))) else {
+            continue;
+        };
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let shared = f.iter().skip(6).any(|o| o.starts_with("shared:"));
+        let deeper = best
+            .as_ref()
+            .is_none_or(|(b, _)| point.components().count() >= b.components().count());
+        if deeper {
+            best = Some((point, shared));
+        }
+    }
+    best
+}
+
+/// A mountinfo path with its octal escapes (`\040` for a space, `\011`, `\012`, `\134`)
+/// turned back into bytes.
+fn unescape_mountinfo(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// The recursive attributes of a mount, on it and every mount below it.
@@ -565,4 +643,39 @@ pub fn finish(spec: &Spec) -> Result<()> {
         remount(&root, MountFlags::RDONLY).context("config.json: root.readonly")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:25 / /tmp rw,nosuid master:7 - tmpfs tmpfs rw
+31 30 0:26 / /tmp/my\\040bundle rw - tmpfs tmpfs rw
+32 22 0:27 / /srv rw shared:9 - tmpfs tmpfs rw
+33 32 0:28 / /srv rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn the_deepest_mount_holds_the_rootfs_and_the_top_of_a_stack_counts() {
+        let m = |p: &str| holding_mount(INFO, Path::new(p));
+        assert_eq!(m("/work/b/rootfs"), Some(("/".into(), true)));
+        assert_eq!(m("/tmp/b/rootfs"), Some(("/tmp".into(), false)));
+        assert_eq!(
+            m("/tmp/my bundle/rootfs"),
+            Some(("/tmp/my bundle".into(), false))
+        );
+        // /tmp/mybundle is not below "/tmp/my bundle"
+        assert_eq!(m("/tmp/mybundle"), Some(("/tmp".into(), false)));
+        assert_eq!(m("/srv/b"), Some(("/srv".into(), false)));
+        assert_eq!(holding_mount("garbage\n", Path::new("/x")), None);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("a\\040b\\134c\\011"), "a b\\c\t");
+        assert_eq!(unescape_mountinfo("end\\04"), "end\\04");
+        assert_eq!(unescape_mountinfo("\\999"), "\\999");
+    }
 }
