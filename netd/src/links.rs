@@ -102,7 +102,7 @@ pub fn add_veth(
     nl.add_veth(plan.host_ifname, plan.bridge_index, plan.mtu, &ifname, ns)
         .with_context(|| format!("create veth pair {} / {ifname}", plan.host_ifname))?;
     match nl.link_by_name(plan.host_ifname) {
-        Ok(Some(l)) => match nl.set_up(l.index) {
+        Ok(Some(l)) => match bring_up_port(nl, l.index) {
             Ok(()) => Ok((l.index, ifname)),
             Err(e) => {
                 let _ = nl.del_link(l.index);
@@ -120,58 +120,87 @@ pub fn add_veth(
     }
 }
 
+/// The host end of a veth, on its bridge: no IPv6 address of its own (a bridge port needs
+/// none; without one it adds no routes to the host's IPv6 table and sends no duplicate address
+/// detection, MLD or router solicitation to the container), then up. One netlink batch.
+fn bring_up_port(nl: &mut Netlink, index: u32) -> io::Result<()> {
+    let r = nl.request_each(vec![
+        (netlink::addr_gen_none_msg(index), 0),
+        (netlink::set_up_msg(index), 0),
+    ])?;
+    match r
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, e)| e.filter(|e| !(i == 0 && no_ipv6(e))))
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// EAFNOSUPPORT: the kernel has no IPv6 (`ipv6.disable=1`), so nothing to turn off.
+fn no_ipv6(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}
+
 /// Step two: inside the container, the lease on ethN, loopback up, and (for eth0) the
-/// default routes, in one netlink batch. Returns the interface's MAC address.
+/// default routes, in one netlink batch. On a network without IPv6, ethN comes up without
+/// an IPv6 link-local address: otherwise its MLD reports, duplicate address detection and
+/// router solicitations, multicast, are flooded by the bridge to every other container of
+/// the network (work that grows with the number attached, at every attach), and such a
+/// container has no IPv6 to use anyway (Docker disables IPv6 on such interfaces too). Returns
+/// the interface's MAC address.
 pub fn configure_inside(ns_nl: &mut Netlink, ifname: &str, plan: &VethPlan<'_>) -> Result<String> {
     let link = ns_nl
         .link_by_name(ifname)?
         .with_context(|| format!("{ifname} is missing inside the container"))?;
-    let mut msgs = vec![(
+    let excl = NLM_F_CREATE | NLM_F_EXCL;
+    let mut steps = vec![(
+        "add the IPv4 lease",
         netlink::add_address_msg(link.index, plan.ipv4.0, plan.ipv4.1),
-        NLM_F_CREATE | NLM_F_EXCL,
+        excl,
     )];
-    if let Some((ip, len)) = plan.ipv6 {
-        msgs.push((
+    match plan.ipv6 {
+        Some((ip, len)) => steps.push((
+            "add the IPv6 lease",
             netlink::add_address_msg(link.index, ip, len),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ));
+            excl,
+        )),
+        None => steps.push((NO_LINK_LOCAL, netlink::addr_gen_none_msg(link.index), 0)),
     }
-    msgs.push((netlink::set_up_msg(link.index), 0));
+    steps.push(("bring it up", netlink::set_up_msg(link.index), 0));
     // lo is ifindex 1 in every network namespace (loopback_net_init).
-    msgs.push((netlink::set_up_msg(1), 0));
+    steps.push(("bring lo up", netlink::set_up_msg(1), 0));
     if ifname == "eth0" {
-        msgs.push((
+        steps.push((
+            "add the default route",
             netlink::default_route_msg(link.index, plan.gateway4),
-            NLM_F_CREATE | NLM_F_EXCL,
+            excl,
         ));
         if let Some(g6) = plan.gateway6 {
-            msgs.push((
+            steps.push((
+                "add the IPv6 default route",
                 netlink::default_route_msg(link.index, g6),
-                NLM_F_CREATE | NLM_F_EXCL,
+                excl,
             ));
         }
     }
-    let steps = [
-        "add the IPv4 lease",
-        "add the IPv6 lease",
-        "bring it up",
-        "bring lo up",
-        "add the default route",
-        "add the IPv6 default route",
-    ];
-    ns_nl.request_all(msgs).map_err(|(i, e)| {
-        let mut names: Vec<&str> = vec![steps[0]];
-        if plan.ipv6.is_some() {
-            names.push(steps[1]);
+    let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    let results = ns_nl
+        .request_each(steps.into_iter().map(|(_, m, f)| (m, f)).collect())
+        .with_context(|| format!("configure {ifname} inside the container"))?;
+    for (name, e) in names.into_iter().zip(results) {
+        match e {
+            Some(e) if !(name == NO_LINK_LOCAL && no_ipv6(&e)) => {
+                anyhow::bail!("{name} on {ifname} inside the container: {e}")
+            }
+            _ => {}
         }
-        names.extend(&steps[2..]);
-        anyhow::anyhow!(
-            "{} on {ifname} inside the container: {e}",
-            names.get(i).unwrap_or(&"configure")
-        )
-    })?;
+    }
     Ok(link.mac)
 }
+
+const NO_LINK_LOCAL: &str = "turn off its IPv6 link-local address";
 
 /// Opens a netlink socket inside `ns` (a checked netns descriptor).
 pub fn netlink_in(ns: BorrowedFd<'_>) -> Result<Netlink> {

@@ -3,7 +3,8 @@
 //! Kernel interface: nf_tables through nft(8)'s JSON API (libnftables-json(5)).
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 
 use nftables::batch::Batch;
 use nftables::helper::{self, NftablesError};
@@ -15,10 +16,126 @@ use super::model::FwState;
 use super::rules::{self, CHAINS, DNAT4, DNAT6, SET_BRIDGES, SET_INTRA, SET_NETS4, SET_NETS6};
 use super::FirewallError;
 
+/// Runs `nft -j -f -`, one process per transaction, each started before it is needed: while
+/// one process works, the next one is started, and it waits on its stdin with its exec,
+/// dynamic linking and libnftables set-up done (about half of an `nft` run, ~1.5 ms, so off
+/// the path of an attach). It reads the ruleset only after its transaction is written, so
+/// nothing it sends is stale. A waiting process is used only by a thread of the network
+/// namespace it was started in (the caller's, /proc/thread-self/ns/net) and only if it is
+/// still there; otherwise a new one is started. Dropping the runner ends the waiting process,
+/// which holds no transaction.
+pub struct Nft {
+    ready: Mutex<Option<Ready>>,
+}
+
+/// A started `nft -j -f -` waiting on its stdin, and the network namespace it runs in.
+struct Ready {
+    child: Child,
+    netns: (u64, u64),
+}
+
+impl Nft {
+    pub fn new() -> Nft {
+        Nft {
+            ready: Mutex::new(None),
+        }
+    }
+
+    /// Sends one batch to `nft -j -f -` as one transaction. Not through the crate's
+    /// `apply_ruleset`: that lets nft's stderr through to netd's own and reports an empty
+    /// message; here the error is nft's first lines, as one line.
+    fn run(&self, batch: Batch, what: &'static str) -> Result<(), FirewallError> {
+        let json = serde_json::to_vec(&batch.to_nftables())
+            .map_err(|e| FirewallError::Nft(what, e.to_string()))?;
+        let here = netns_here();
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let mut child = match ready.take().and_then(|r| r.usable(here)) {
+            Some(c) => c,
+            None => spawn().map_err(|e| FirewallError::Nft(what, e))?,
+        };
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| FirewallError::Nft(what, "no stdin".into()))?;
+        // A write error shows up as nft's failure below.
+        let _ = stdin.write_all(&json);
+        drop(stdin);
+        // The next transaction's process starts while this one works (if it cannot, the next
+        // transaction starts its own and reports why).
+        *ready = here.and_then(|netns| spawn().ok().map(|child| Ready { child, netns }));
+        drop(ready);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| FirewallError::Nft(what, e.to_string()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(FirewallError::Nft(
+                what,
+                first_lines(&String::from_utf8_lossy(&out.stderr)),
+            ))
+        }
+    }
+}
+
+impl Default for Nft {
+    fn default() -> Self {
+        Nft::new()
+    }
+}
+
+impl Drop for Nft {
+    fn drop(&mut self) {
+        let ready = self.ready.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut r) = ready.take() {
+            r.end();
+        }
+    }
+}
+
+impl Ready {
+    /// The process, if it still waits and runs in the caller's network namespace `here`;
+    /// otherwise it is ended.
+    fn usable(mut self, here: Option<(u64, u64)>) -> Option<Child> {
+        if here == Some(self.netns) && matches!(self.child.try_wait(), Ok(None)) {
+            Some(self.child)
+        } else {
+            self.end();
+            None
+        }
+    }
+
+    /// Kills and reaps the process: it has read nothing, so it had no transaction.
+    fn end(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `nft -j -f -` with its stdin and stderr piped; its pid is recorded (see
+/// [`own_pids`]) before it can commit anything.
+fn spawn() -> Result<Child, String> {
+    let child = Command::new("nft")
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run nft: {e} (install nftables)"))?;
+    own_pids::record(child.id());
+    Ok(child)
+}
+
+/// The calling thread's network namespace as (device, inode), `None` without /proc.
+fn netns_here() -> Option<(u64, u64)> {
+    let st = rustix::fs::stat("/proc/thread-self/ns/net").ok()?;
+    Some((st.st_dev, st.st_ino))
+}
+
 /// Replaces the whole table by the one built from `state`, in one transaction: `add table`
 /// (so that the delete finds it), `delete table`, then every set, map, chain, rule and element.
 /// Another table is never named, so never touched.
-pub fn rebuild(table: &str, state: &FwState) -> Result<(), FirewallError> {
+pub fn rebuild(nft: &Nft, table: &str, state: &FwState) -> Result<(), FirewallError> {
     let mut batch = Batch::new();
     let t = NfListObject::Table(Table {
         family: NfFamily::INet,
@@ -30,11 +147,11 @@ pub fn rebuild(table: &str, state: &FwState) -> Result<(), FirewallError> {
     for obj in rules::table(table, state) {
         batch.add(obj);
     }
-    run(batch, "rebuilding")
+    nft.run(batch, "rebuilding")
 }
 
 /// Deletes the table if it exists (`netd down`).
-pub fn delete(table: &str) -> Result<(), FirewallError> {
+pub fn delete(nft: &Nft, table: &str) -> Result<(), FirewallError> {
     let mut batch = Batch::new();
     let t = NfListObject::Table(Table {
         family: NfFamily::INet,
@@ -43,11 +160,15 @@ pub fn delete(table: &str) -> Result<(), FirewallError> {
     });
     batch.add(t.clone());
     batch.delete(t);
-    run(batch, "deleting")
+    nft.run(batch, "deleting")
 }
 
 /// Adds (`add: true`) or deletes elements, all in one transaction.
-pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), FirewallError> {
+pub fn elements(
+    nft: &Nft,
+    objs: Vec<NfListObject<'static>>,
+    add: bool,
+) -> Result<(), FirewallError> {
     if objs.is_empty() {
         return Ok(());
     }
@@ -55,7 +176,7 @@ pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), Firew
     for o in objs {
         batch.add_cmd(if add { NfCmd::Add(o) } else { NfCmd::Delete(o) });
     }
-    run(
+    nft.run(
         batch,
         if add {
             "adding elements"
@@ -63,40 +184,6 @@ pub fn elements(objs: Vec<NfListObject<'static>>, add: bool) -> Result<(), Firew
             "deleting elements"
         },
     )
-}
-
-/// Sends one batch to `nft -j -f -` as one transaction. Not through the crate's
-/// `apply_ruleset`: that lets nft's stderr through to netd's own and reports an empty message;
-/// here the error is nft's first lines, as one line.
-fn run(batch: Batch, what: &'static str) -> Result<(), FirewallError> {
-    let json = serde_json::to_vec(&batch.to_nftables())
-        .map_err(|e| FirewallError::Nft(what, e.to_string()))?;
-    let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| FirewallError::Nft(what, format!("cannot run nft: {e} (install nftables)")))?;
-    own_pids::record(child.id());
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| FirewallError::Nft(what, "no stdin".into()))?;
-    // A write error shows up as nft's failure below.
-    let _ = stdin.write_all(&json);
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .map_err(|e| FirewallError::Nft(what, e.to_string()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(FirewallError::Nft(
-            what,
-            first_lines(&String::from_utf8_lossy(&out.stderr)),
-        ))
-    }
 }
 
 fn first_lines(stderr: &str) -> String {

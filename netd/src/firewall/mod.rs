@@ -53,7 +53,9 @@
 //! ```
 //!
 //! The rule count is fixed (18); networks and ports are set and map elements, added and deleted
-//! incrementally. Each change is one `nft -j -f -` transaction: all of it or nothing.
+//! incrementally. Each change is one `nft -j -f -` transaction: all of it or nothing. The `nft`
+//! process of the next change is started while one works and waits on its stdin (`apply::Nft`),
+//! so a change waits for nft's work but not for its exec and set-up.
 //!
 //! Why two maps per DNAT and not one map to `ipv4_addr . inet_service`: Debian 12's nft 1.0.6
 //! writes such a map in JSON but cannot read it back ("Invalid map type" for the string form, a
@@ -134,6 +136,8 @@ struct Inner {
     table: String,
     bridge_prefix: String,
     model: Mutex<Model>,
+    /// Runs the transactions (`nft -j -f -`), one started ahead of each.
+    nft: apply::Nft,
 }
 
 struct Model {
@@ -178,6 +182,7 @@ impl Firewall {
                 built: false,
                 torn_down: false,
             }),
+            nft: apply::Nft::new(),
         };
         Ok(Firewall {
             inner: Arc::new(inner),
@@ -213,7 +218,7 @@ impl Firewall {
             ports: checked,
         };
         let mut m = self.inner.lock();
-        apply::rebuild(&self.inner.table, &state)?;
+        apply::rebuild(&self.inner.nft, &self.inner.table, &state)?;
         let mut warnings =
             sysctl::enable_forwarding(state.networks.iter().any(|n| n.subnet6.is_some()))?;
         for n in &state.networks {
@@ -251,13 +256,17 @@ impl Firewall {
         sysctl::set_route_localnet(&net.bridge)?;
         let warnings = sysctl::enable_forwarding(net.subnet6.is_some())?;
         if m.built {
-            apply::elements(rules::network_elements(&self.inner.table, &net), true)?;
+            apply::elements(
+                &self.inner.nft,
+                rules::network_elements(&self.inner.table, &net),
+                true,
+            )?;
             m.fw.networks.push(net);
         } else {
             // Before the first rebuild there is no table to add to: build it with this network.
             let mut fw = m.fw.clone();
             fw.networks.push(net);
-            apply::rebuild(&self.inner.table, &fw)?;
+            apply::rebuild(&self.inner.nft, &self.inner.table, &fw)?;
             m.fw = fw;
             m.built = true;
         }
@@ -272,6 +281,7 @@ impl Firewall {
             return Ok(());
         };
         apply::elements(
+            &self.inner.nft,
             rules::network_elements(&self.inner.table, &m.fw.networks[i]),
             false,
         )?;
@@ -293,12 +303,16 @@ impl Firewall {
             new.push(p);
         }
         if m.built {
-            apply::elements(rules::port_elements(&self.inner.table, &new), true)?;
+            apply::elements(
+                &self.inner.nft,
+                rules::port_elements(&self.inner.table, &new),
+                true,
+            )?;
             m.fw.ports.extend(new);
         } else {
             let mut fw = m.fw.clone();
             fw.ports.extend(new);
-            apply::rebuild(&self.inner.table, &fw)?;
+            apply::rebuild(&self.inner.nft, &self.inner.table, &fw)?;
             m.fw = fw;
             m.built = true;
         }
@@ -316,7 +330,11 @@ impl Firewall {
             }
         }
         if m.built {
-            apply::elements(rules::port_keys(&self.inner.table, &gone), false)?;
+            apply::elements(
+                &self.inner.nft,
+                rules::port_keys(&self.inner.table, &gone),
+                false,
+            )?;
         }
         m.fw.ports.retain(|p| !gone.contains(p));
         Ok(())
@@ -327,7 +345,7 @@ impl Firewall {
     pub fn teardown(&self) -> Result<(), FirewallError> {
         let mut m = self.inner.lock();
         m.torn_down = true;
-        apply::delete(&self.inner.table)?;
+        apply::delete(&self.inner.nft, &self.inner.table)?;
         m.fw = FwState::default();
         m.built = false;
         Ok(())

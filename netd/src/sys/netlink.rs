@@ -13,7 +13,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -98,6 +99,24 @@ impl Netlink {
         &mut self,
         msgs: Vec<(RouteNetlinkMessage, u16)>,
     ) -> Result<(), (usize, io::Error)> {
+        let each = self.request_each(msgs).map_err(|e| (0, e))?;
+        match each
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, r)| Some((i, r?)))
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends `msgs` in one datagram and returns each one's error, if any: the kernel handles
+    /// every message of a datagram in order, whether or not the one before failed
+    /// (netlink_rcv_skb). `Err` when the socket itself failed.
+    pub fn request_each(
+        &mut self,
+        msgs: Vec<(RouteNetlinkMessage, u16)>,
+    ) -> io::Result<Vec<Option<io::Error>>> {
         let first = self.seq.wrapping_add(1);
         let mut out = Vec::new();
         for (m, flags) in msgs.iter().cloned() {
@@ -111,26 +130,23 @@ impl Netlink {
             out.resize(start + nl.buffer_len(), 0);
             nl.serialize(&mut out[start..]);
         }
-        self.send(&out).map_err(|e| (0, e))?;
+        self.send(&out)?;
         let mut acked = vec![false; msgs.len()];
         let mut pending = msgs.len();
-        let mut first_err: Option<(usize, io::Error)> = None;
+        let mut errors: Vec<Option<io::Error>> = (0..msgs.len()).map(|_| None).collect();
         while pending > 0 {
-            for m in self.recv_messages().map_err(|e| (0, e))? {
+            for m in self.recv_messages()? {
                 let i = m.header.sequence_number.wrapping_sub(first) as usize;
                 if let (NetlinkPayload::Error(e), Some(false)) = (m.payload, acked.get(i)) {
                     acked[i] = true;
                     pending -= 1;
-                    if e.code.is_some() && first_err.is_none() {
-                        first_err = Some((i, e.to_io()));
+                    if e.code.is_some() {
+                        errors[i] = Some(e.to_io());
                     }
                 }
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(errors)
     }
 
     /// One request, waiting for its acknowledgement.
@@ -434,6 +450,21 @@ pub fn default_route_msg(index: u32, gateway: IpAddr) -> RouteNetlinkMessage {
     m.attributes
         .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
     RouteNetlinkMessage::NewRoute(m)
+}
+
+/// A message turning off IPv6 address generation on link `index` (IFLA_AF_SPEC, AF_INET6,
+/// IFLA_INET6_ADDR_GEN_MODE = IN6_ADDR_GEN_MODE_NONE; rtnetlink(7), include/uapi/linux/
+/// if_link.h). Sent before the link is set up, it comes up without an IPv6 link-local address,
+/// so it sends no duplicate address detection, MLD report or router solicitation. A kernel
+/// without IPv6 refuses it with EAFNOSUPPORT.
+pub fn addr_gen_none_msg(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    RouteNetlinkMessage::SetLink(m)
 }
 
 /// A message setting link `index` up.
