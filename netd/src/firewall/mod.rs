@@ -75,10 +75,11 @@
 //! milliseconds of a flush); the core then calls `rebuild`. Every method takes `&self` and an
 //! internal lock, so the watcher's check never sees half a change.
 //!
-//! Hairpin needs one thing outside this table: the container's bridge port in hairpin mode
-//! (IFLA_BRPORT_MODE, `bridge link set dev VETH hairpin on`). Where br_netfilter is loaded, a
-//! container reaching its own published port is bridged back out of the port it came in on,
-//! which a bridge does only in that mode. Attach sets it.
+//! Hairpin needs no bridge port in hairpin mode (IFLA_BRPORT_MODE): a container reaching a
+//! published port through a host address sends to the bridge's own MAC, so the host routes the
+//! packet (DNAT in prerouting) and sends it out of the bridge to the target's port, also when
+//! the target is the sender; nothing is bridged back out of the port it came in on. The
+//! firewall tests prove it with br_netfilter loaded (a container through its own port).
 //!
 //! Attaching a container without ports changes nothing in the table; publishing and
 //! unpublishing its ports does ([`Firewall::add_ports`], [`Firewall::remove_ports`]).
