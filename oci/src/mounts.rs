@@ -297,7 +297,10 @@ fn holding_mount(mountinfo: &str, path: &Path) -> Option<(PathBuf, bool)> {
             continue;
         };
         let f: Vec<&str> = left.split(' ').collect();
-        let Some(point) = f.get(4).map(|p| PathBuf::from(unescape_mountinfo(p))) else {
+        let Some(point) = f
+            .get(4)
+            .map(|p| PathBuf::from(sys::procfs::unescape_mountinfo(p)))
+        else {
             continue;
         };
         if !path.starts_with(&point) {
@@ -312,34 +315,6 @@ fn holding_mount(mountinfo: &str, path: &Path) -> Option<(PathBuf, bool)> {
         }
     }
     best
-}
-
-/// A mountinfo path with its octal escapes (`\040` for a space, `\011`, `\012`, `\134`)
-/// turned back into bytes.
-fn unescape_mountinfo(s: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match oct {
-            Some(d) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
 }
 
 /// The recursive attributes of a mount, on it and every mount below it.
@@ -674,8 +649,9 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo("a\\040b\\134c\\011"), "a b\\c\t");
-        assert_eq!(unescape_mountinfo("end\\04"), "end\\04");
-        assert_eq!(unescape_mountinfo("\\999"), "\\999");
+        let u = sys::procfs::unescape_mountinfo;
+        assert_eq!(u("a\\040b\\134c\\011"), "a b\\c\t");
+        assert_eq!(u("end\\04"), "end\\04");
+        assert_eq!(u("\\999"), "\\999");
     }
 }

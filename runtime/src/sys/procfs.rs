@@ -1,5 +1,6 @@
 //! Facts about other processes read from /proc: start time and state (pid reuse), command
-//! name, pid-namespace init. Kernel interface: /proc/PID/stat, comm and status (proc(5)).
+//! name, pid-namespace init; and the path escapes of mountinfo. Kernel interface:
+//! /proc/PID/stat, comm, status and mountinfo (proc(5)).
 
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), used to
 /// detect pid reuse. None when the process does not exist.
@@ -65,4 +66,32 @@ pub fn ending(pid: i32) -> bool {
     }
     std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
         .is_ok_and(|c| c.split_whitespace().all(exiting))
+}
+
+/// A path field of /proc/PID/mountinfo with its octal escapes (`\040` for a space, `\011`,
+/// `\012`, `\134` for a backslash) turned back into bytes; anything else is kept as it is.
+pub fn unescape_mountinfo(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
