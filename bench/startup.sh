@@ -5,7 +5,7 @@
 #   bwrap --unshare-all on the same rootfs
 #   podman run --rm --network none --runtime runc of the same tarball imported
 # Each is timed with hyperfine (no shell, warm-up runs first), >= 20 runs; prints medians and
-# the ratios rrun/runc (goal <= 0.25) and rrun/bwrap (goal <= 1.5).
+# the ratios rrun/runc (goal <= 0.2) and rrun/bwrap (goal <= 1.2), issue 9's.
 #
 # Usage (root, from the project root after `cargo build --release`):
 #   bench/startup.sh [RUNS]          RUNS defaults to 30 (at least 20)
@@ -78,7 +78,7 @@ med = {n: statistics.median(r["times"]) * 1000 for n, r in zip(names, res)}
 for n, r in zip(names, res):
     t = [x * 1000 for x in r["times"]]
     print(f"{n:7s} median {med[n]:8.2f} ms   min {min(t):7.2f}   max {max(t):8.2f}   runs {len(t)}")
-for other, goal in (("runc", 0.25), ("bwrap", 1.5), ("podman", None)):
+for other, goal in (("runc", 0.2), ("bwrap", 1.2), ("podman", None)):
     if other in med:
         ratio = med["rrun"] / med[other]
         verdict = "" if goal is None else ("  (goal <= %.2f: %s)" % (goal, "met" if ratio <= goal else "NOT met"))
