@@ -3,8 +3,7 @@
 //! and newgidmap), so an image file owned by uid 1000 shows as 1000 inside; a user without a
 //! range gets the single-id map and one note naming the missing /etc/subuid entry; root refuses
 //! an `rbox` range (its remapped containers' host ids) that overlaps a user's range.
-//! Throwaway users are made with useradd (which adds and, through userdel, removes their
-//! /etc/subuid and /etc/subgid lines under the shadow lock) and removed on drop.
+//! Throwaway users: rrun_common::user.
 
 mod rbuild_common;
 mod rrun_common;
@@ -15,118 +14,37 @@ use std::process::Output;
 
 use rbox_tests::{alpine_fixture, bin, require_root, Scratch};
 use rbuild_common::{stderr, stdout, Member, RawTar};
+use rrun_common::user::User;
 
-/// A throwaway user; `system` ones get no subordinate ranges from useradd.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn new(system: bool) -> User {
-        let name = rbox_tests::unique("rbi");
-        let mut c = rbox_tests::command("useradd");
-        c.args(["-M", "-N", "-s", "/bin/false"]);
-        if system {
-            c.arg("-r");
-        }
-        assert!(c.arg(&name).status().unwrap().success(), "useradd {name}");
-        let id = |flag: &str| -> u32 {
-            let o = rbox_tests::command("id")
-                .args([flag, &name])
-                .output()
-                .unwrap();
-            stdout(&o).parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        User { name, uid, gid }
-    }
-
-    /// This user's first range in `file` (START, COUNT), if any.
-    fn range(&self, file: &str) -> Option<(u32, u32)> {
-        let text = fs::read_to_string(file).unwrap_or_default();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{}:", self.name)))?;
-        let f: Vec<&str> = line.split(':').collect();
-        Some((f[1].parse().unwrap(), f[2].parse().unwrap()))
-    }
-
-    fn run(&self, store: &Path, program: &str, args: &[&str]) -> Output {
-        let mut c = rbox_tests::command("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .args(["--clear-groups", "--"])
-            .arg(bin(program))
-            .args(args);
-        c.env("RBOX_ROOT", store)
-            .env("HOME", "/nonexistent")
-            .env_remove("RBOX_RINIT")
-            .env_remove("RBUILD_SUBIDS")
-            .current_dir("/");
-        rrun_common::output(c, 120)
-    }
-
-    fn ok(&self, store: &Path, program: &str, args: &[&str]) -> Output {
-        let o = self.run(store, program, args);
-        assert!(o.status.success(), "{program} {args:?}: {}", stderr(&o));
-        o
-    }
-
-    /// A store and a scratch folder owned by this user, with an image of the Alpine fixture
-    /// and a layer holding /home/user/secret owned by 1000:1000 (mode 0600).
-    fn image(&self, s: &Scratch) -> (std::path::PathBuf, String) {
-        let own = |p: &Path| std::os::unix::fs::chown(p, Some(self.uid), Some(self.gid)).unwrap();
-        let store = s.join("store");
-        fs::create_dir(&store).unwrap();
-        own(&store);
-        own(s.path());
-        let fixture = s.join("alpine.tar.gz");
-        fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
-        let mut t = RawTar::new();
-        t.add(&Member {
-            uid: 1000,
-            gid: 1000,
-            mode: 0o755,
-            ..Member::new(b"home/user/", b'5')
-        });
-        t.add(&Member {
-            uid: 1000,
-            gid: 1000,
-            mode: 0o600,
-            data: b"mine",
-            ..Member::new(b"home/user/secret", b'0')
-        });
-        let tar = s.join("owners.tar");
-        fs::write(&tar, t.finish()).unwrap();
-        let add =
-            |f: &Path| stdout(&self.ok(&store, "rbuild", &["layer", "add", f.to_str().unwrap()]));
-        let (base, top) = (add(&fixture), add(&tar));
-        let image = stdout(&self.ok(&store, "rbuild", &["image", "create", &base, &top]));
-        (store, image)
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        let _ = rbox_tests::command("userdel").arg(&self.name).status();
-        for f in ["/etc/subuid", "/etc/subgid"] {
-            let text = fs::read_to_string(f).unwrap_or_default();
-            if text
-                .lines()
-                .any(|l| l.starts_with(&format!("{}:", self.name)))
-            {
-                // userdel left the line (a shadow built without subid support): remove ours only
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.starts_with(&format!("{}:", self.name)))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let _ = fs::write(f, kept);
-            }
-        }
-    }
+/// A store and a scratch folder owned by `u`, with an image of the Alpine fixture and a layer
+/// holding /home/user/secret owned by 1000:1000 (mode 0600).
+fn image(u: &User, s: &Scratch) -> (std::path::PathBuf, String) {
+    let store = s.join("store");
+    fs::create_dir(&store).unwrap();
+    u.own(&store);
+    u.own(s.path());
+    let fixture = s.join("alpine.tar.gz");
+    fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
+    let mut t = RawTar::new();
+    t.add(&Member {
+        uid: 1000,
+        gid: 1000,
+        mode: 0o755,
+        ..Member::new(b"home/user/", b'5')
+    });
+    t.add(&Member {
+        uid: 1000,
+        gid: 1000,
+        mode: 0o600,
+        data: b"mine",
+        ..Member::new(b"home/user/secret", b'0')
+    });
+    let tar = s.join("owners.tar");
+    fs::write(&tar, t.finish()).unwrap();
+    let add = |f: &Path| stdout(&u.ok(&store, "rbuild", &["layer", "add", f.to_str().unwrap()]));
+    let (base, top) = (add(&fixture), add(&tar));
+    let image = stdout(&u.ok(&store, "rbuild", &["image", "create", &base, &top]));
+    (store, image)
 }
 
 const SHOW: &str = "id -u; cat /proc/self/uid_map /proc/self/gid_map | awk '{print $1, $2, $3}'; stat -c %u:%g /home/user/secret; cat /home/user/secret";
@@ -142,7 +60,7 @@ fn rootless_run_with_a_subordinate_range_keeps_image_owners() {
         u.range("/etc/subgid")
             .expect("useradd gave no /etc/subgid range"),
     );
-    let (store, image) = u.image(&s);
+    let (store, image) = image(&u, &s);
     let o = u.ok(
         &store,
         "rrun",
@@ -169,7 +87,7 @@ fn rootless_run_without_a_range_maps_one_id_with_a_note() {
     let s = Scratch::new("rbi");
     let u = User::new(true);
     assert_eq!(u.range("/etc/subuid"), None, "a system user got a range");
-    let (store, image) = u.image(&s);
+    let (store, image) = image(&u, &s);
     let o = u.ok(
         &store,
         "rrun",
