@@ -217,7 +217,12 @@ fn the_command_runs_with_dockers_capabilities_no_new_privs_and_a_filter(lab: &Es
     // namespace), and the range, if any, follows.
     let map = "awk '{print $1, $2, $3}' /proc/self/uid_map";
     let want_map = match lab.mode {
-        Mode::Root => "0 100000 65536".to_string(),
+        // the rbox entry of /etc/subuid, else the default
+        Mode::Root => {
+            let text = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+            let rbox = text.lines().find_map(|l| l.strip_prefix("rbox:"));
+            format!("0 {}", rbox.unwrap_or("100000:65536").replace(':', " "))
+        }
         Mode::Rootless => {
             let (start, count) = lab.user().range("/etc/subuid").unwrap();
             format!("0 {} 1\n1 {start} {count}", lab.user().uid)

@@ -2,7 +2,8 @@
 //! /etc/subgid ranges is root of its containers and its range is ids 1..=N (through newuidmap
 //! and newgidmap), so an image file owned by uid 1000 shows as 1000 inside; a user without a
 //! range gets the single-id map and one note naming the missing /etc/subuid entry; root refuses
-//! an `rbox` range (its remapped containers' host ids) that overlaps a user's range.
+//! an `rbox` range (its remapped containers' host ids), or without one its default range, that
+//! overlaps a user's range.
 //! Throwaway users: rrun_common::user.
 
 mod rbuild_common;
@@ -53,12 +54,11 @@ const SHOW: &str = "id -u; cat /proc/self/uid_map /proc/self/gid_map | awk '{pri
 fn rootless_run_with_a_subordinate_range_keeps_image_owners() {
     require_root();
     let s = Scratch::new("rbi");
-    let u = User::new(false);
+    // a range of its own, clear of root's default one (useradd's next free one may be that)
+    let u = User::with_range();
     let (su, sg) = (
-        u.range("/etc/subuid")
-            .expect("useradd gave no /etc/subuid range"),
-        u.range("/etc/subgid")
-            .expect("useradd gave no /etc/subgid range"),
+        u.range("/etc/subuid").expect("no /etc/subuid range"),
+        u.range("/etc/subgid").expect("no /etc/subgid range"),
     );
     let (store, image) = image(&u, &s);
     let o = u.ok(
@@ -113,14 +113,15 @@ fn rootless_run_without_a_range_maps_one_id_with_a_note() {
     );
 }
 
-/// rrun as root with `text` as /etc/subuid (bind-mounted in a private mount namespace, so the
-/// host's file and other users of it are untouched).
+/// rrun as root with `text` as /etc/subuid and /etc/subgid (bind-mounted in a private mount
+/// namespace, so the host's files and other users of them are untouched, and whatever ranges
+/// the host's files hold right now play no part).
 fn with_subuid(lab: &rrun_common::Lab, s: &Scratch, text: &str) -> Output {
     let f = s.join("subuid");
     fs::write(&f, text).unwrap();
     let mut c = rbox_tests::command("unshare");
     c.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("mount --bind \"$1\" /etc/subuid && shift && exec \"$@\"")
+        .arg("mount --bind \"$1\" /etc/subuid && mount --bind \"$1\" /etc/subgid && shift && exec \"$@\"")
         .arg("sh")
         .arg(&f)
         .arg(bin("rrun"))
@@ -155,6 +156,32 @@ fn root_refuses_an_rbox_range_overlapping_a_users_range() {
     assert_eq!(
         stdout(&o).split_whitespace().collect::<Vec<_>>(),
         ["0", "165536", "65536"]
+    );
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn root_refuses_its_default_range_where_it_overlaps_a_users_range() {
+    // No rbox entry: root's containers would be host ids 100000-165535, the very range
+    // Debian's useradd gives its first user, who could then (through newuidmap) signal, trace
+    // and write as root of every remapped container.
+    let lab = rrun_common::Lab::new("rbi");
+    let s = Scratch::new("rbi");
+    let o = with_subuid(&lab, &s, "alice:100000:65536\n");
+    assert!(!o.status.success(), "ran: {}", stdout(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/etc/subuid has no rbox entry, and root's default remap range 100000-165535 overlaps alice's subordinate range 100000-165535")
+            && err.contains("give rbox a range beyond every other"),
+        "{err}"
+    );
+    // clear of it: the default is used
+    let o = with_subuid(&lab, &s, "alice:165536:65536\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
     );
     lab.assert_clean(&[]);
 }
