@@ -62,16 +62,24 @@ impl IdMaps {
     }
 
     /// `--userns remap`: container 0..N maps to the `rbox` subordinate range, else the default.
-    /// An `rbox` range sharing ids with another owner's subordinate range is refused: that
-    /// user's rootless containers would share host ids with root's.
+    /// A range (the `rbox` one, or the default where there is none) sharing ids with another
+    /// owner's subordinate range is refused: that user's rootless containers would share host
+    /// ids with root's (and, through newuidmap, could signal, trace and write as root's).
     pub fn remap() -> Result<IdMaps> {
         // the store's parser (the one rbuild and rrun share): the first `rbox:START:COUNT` line.
         let first = |file: &str| -> Result<(u32, u32)> {
             let text = std::fs::read_to_string(file).unwrap_or_default();
-            let Some(r) = subid::first(&text, &subid::Owner::name(REMAP_USER)) else {
-                return Ok((DEFAULT_REMAP_START, DEFAULT_REMAP_COUNT));
+            let (r, default) = match subid::first(&text, &subid::Owner::name(REMAP_USER)) {
+                Some(r) => (r, false),
+                None => (
+                    subid::SubRange {
+                        start: DEFAULT_REMAP_START,
+                        count: DEFAULT_REMAP_COUNT,
+                    },
+                    true,
+                ),
             };
-            check_own_range(file, &text, r)?;
+            check_own_range(file, &text, r, default)?;
             Ok((r.start, r.count))
         };
         let (uid, gid) = (first(subid::SUBUID)?, first(subid::SUBGID)?);
@@ -267,20 +275,28 @@ fn helper_tool(name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Refuses an `rbox` range `r` in `file` (whose text is `text`) that shares ids with another
-/// owner's range: one line naming both and the fix.
-fn check_own_range(file: &str, text: &str, r: subid::SubRange) -> Result<()> {
+/// Refuses the range `r` root's containers get from `file` (whose text is `text`): the `rbox`
+/// one, or the `default` one where `file` has none, when it shares ids with another owner's
+/// range: one line naming both and the fix.
+fn check_own_range(file: &str, text: &str, r: subid::SubRange, default: bool) -> Result<()> {
     let clash = subid::entries(text)
         .into_iter()
         .find(|(who, o)| *who != REMAP_USER && o.overlaps(&r));
-    match clash {
-        None => Ok(()),
-        Some((who, o)) => Err(crate::error::user(format!(
-            "the {REMAP_USER} range {} in {file} overlaps {who}'s subordinate range {}: root's containers would share host ids with that user's; give {REMAP_USER} a range beyond every other (./setup.sh does)",
-            r.describe(),
-            o.describe()
-        ))),
-    }
+    let Some((who, o)) = clash else {
+        return Ok(());
+    };
+    let what = if default {
+        format!(
+            "{file} has no {REMAP_USER} entry, and root's default remap range {}",
+            r.describe()
+        )
+    } else {
+        format!("the {REMAP_USER} range {} in {file}", r.describe())
+    };
+    Err(crate::error::user(format!(
+        "{what} overlaps {who}'s subordinate range {}: root's containers would share host ids with that user's; give {REMAP_USER} a range beyond every other (./setup.sh does, through tools/rbox-subids)",
+        o.describe()
+    )))
 }
 
 /// True when process `pid` is in another user namespace than rrun.
@@ -388,9 +404,9 @@ mod tests {
             count: 65536,
         };
         let text = "rbox:100000:65536\nalice:165536:65536\n";
-        assert!(check_own_range("/etc/subuid", text, r).is_ok());
+        assert!(check_own_range("/etc/subuid", text, r, false).is_ok());
         let text = "alice:165535:10\nrbox:100000:65536\n";
-        let e = check_own_range("/etc/subuid", text, r)
+        let e = check_own_range("/etc/subuid", text, r, false)
             .unwrap_err()
             .to_string();
         assert!(
@@ -398,6 +414,27 @@ mod tests {
                 && e.contains("165535-165544"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_default_range_overlapping_a_users_is_refused() {
+        let r = subid::SubRange {
+            start: DEFAULT_REMAP_START,
+            count: DEFAULT_REMAP_COUNT,
+        };
+        // useradd's first range on Debian (SUB_UID_MIN 100000) is the default one
+        let text = "alice:100000:65536\n";
+        let e = check_own_range("/etc/subgid", text, r, true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains("/etc/subgid has no rbox entry, and root's default remap range 100000-165535 overlaps alice's subordinate range 100000-165535")
+                && e.contains("tools/rbox-subids"),
+            "{e}"
+        );
+        assert!(check_own_range("/etc/subgid", "alice:165536:65536\n", r, true).is_ok());
+        assert!(check_own_range("/etc/subgid", "", r, true).is_ok());
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! /etc/subgid ranges is root of its containers and its range is ids 1..=N (through newuidmap
 //! and newgidmap), so an image file owned by uid 1000 shows as 1000 inside; a user without a
 //! range gets the single-id map and one note naming the missing /etc/subuid entry; root refuses
-//! an `rbox` range (its remapped containers' host ids) that overlaps a user's range.
-//! Throwaway users are made with useradd (which adds and, through userdel, removes their
-//! /etc/subuid and /etc/subgid lines under the shadow lock) and removed on drop.
+//! an `rbox` range (its remapped containers' host ids), or without one its default range, that
+//! overlaps a user's range.
+//! Throwaway users: rrun_common::user.
 
 mod rbuild_common;
 mod rrun_common;
@@ -15,118 +15,37 @@ use std::process::Output;
 
 use rbox_tests::{alpine_fixture, bin, require_root, Scratch};
 use rbuild_common::{stderr, stdout, Member, RawTar};
+use rrun_common::user::User;
 
-/// A throwaway user; `system` ones get no subordinate ranges from useradd.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn new(system: bool) -> User {
-        let name = rbox_tests::unique("rbi");
-        let mut c = rbox_tests::command("useradd");
-        c.args(["-M", "-N", "-s", "/bin/false"]);
-        if system {
-            c.arg("-r");
-        }
-        assert!(c.arg(&name).status().unwrap().success(), "useradd {name}");
-        let id = |flag: &str| -> u32 {
-            let o = rbox_tests::command("id")
-                .args([flag, &name])
-                .output()
-                .unwrap();
-            stdout(&o).parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        User { name, uid, gid }
-    }
-
-    /// This user's first range in `file` (START, COUNT), if any.
-    fn range(&self, file: &str) -> Option<(u32, u32)> {
-        let text = fs::read_to_string(file).unwrap_or_default();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{}:", self.name)))?;
-        let f: Vec<&str> = line.split(':').collect();
-        Some((f[1].parse().unwrap(), f[2].parse().unwrap()))
-    }
-
-    fn run(&self, store: &Path, program: &str, args: &[&str]) -> Output {
-        let mut c = rbox_tests::command("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .args(["--clear-groups", "--"])
-            .arg(bin(program))
-            .args(args);
-        c.env("RBOX_ROOT", store)
-            .env("HOME", "/nonexistent")
-            .env_remove("RBOX_RINIT")
-            .env_remove("RBUILD_SUBIDS")
-            .current_dir("/");
-        rrun_common::output(c, 120)
-    }
-
-    fn ok(&self, store: &Path, program: &str, args: &[&str]) -> Output {
-        let o = self.run(store, program, args);
-        assert!(o.status.success(), "{program} {args:?}: {}", stderr(&o));
-        o
-    }
-
-    /// A store and a scratch folder owned by this user, with an image of the Alpine fixture
-    /// and a layer holding /home/user/secret owned by 1000:1000 (mode 0600).
-    fn image(&self, s: &Scratch) -> (std::path::PathBuf, String) {
-        let own = |p: &Path| std::os::unix::fs::chown(p, Some(self.uid), Some(self.gid)).unwrap();
-        let store = s.join("store");
-        fs::create_dir(&store).unwrap();
-        own(&store);
-        own(s.path());
-        let fixture = s.join("alpine.tar.gz");
-        fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
-        let mut t = RawTar::new();
-        t.add(&Member {
-            uid: 1000,
-            gid: 1000,
-            mode: 0o755,
-            ..Member::new(b"home/user/", b'5')
-        });
-        t.add(&Member {
-            uid: 1000,
-            gid: 1000,
-            mode: 0o600,
-            data: b"mine",
-            ..Member::new(b"home/user/secret", b'0')
-        });
-        let tar = s.join("owners.tar");
-        fs::write(&tar, t.finish()).unwrap();
-        let add =
-            |f: &Path| stdout(&self.ok(&store, "rbuild", &["layer", "add", f.to_str().unwrap()]));
-        let (base, top) = (add(&fixture), add(&tar));
-        let image = stdout(&self.ok(&store, "rbuild", &["image", "create", &base, &top]));
-        (store, image)
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        let _ = rbox_tests::command("userdel").arg(&self.name).status();
-        for f in ["/etc/subuid", "/etc/subgid"] {
-            let text = fs::read_to_string(f).unwrap_or_default();
-            if text
-                .lines()
-                .any(|l| l.starts_with(&format!("{}:", self.name)))
-            {
-                // userdel left the line (a shadow built without subid support): remove ours only
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.starts_with(&format!("{}:", self.name)))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let _ = fs::write(f, kept);
-            }
-        }
-    }
+/// A store and a scratch folder owned by `u`, with an image of the Alpine fixture and a layer
+/// holding /home/user/secret owned by 1000:1000 (mode 0600).
+fn image(u: &User, s: &Scratch) -> (std::path::PathBuf, String) {
+    let store = s.join("store");
+    fs::create_dir(&store).unwrap();
+    u.own(&store);
+    u.own(s.path());
+    let fixture = s.join("alpine.tar.gz");
+    fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
+    let mut t = RawTar::new();
+    t.add(&Member {
+        uid: 1000,
+        gid: 1000,
+        mode: 0o755,
+        ..Member::new(b"home/user/", b'5')
+    });
+    t.add(&Member {
+        uid: 1000,
+        gid: 1000,
+        mode: 0o600,
+        data: b"mine",
+        ..Member::new(b"home/user/secret", b'0')
+    });
+    let tar = s.join("owners.tar");
+    fs::write(&tar, t.finish()).unwrap();
+    let add = |f: &Path| stdout(&u.ok(&store, "rbuild", &["layer", "add", f.to_str().unwrap()]));
+    let (base, top) = (add(&fixture), add(&tar));
+    let image = stdout(&u.ok(&store, "rbuild", &["image", "create", &base, &top]));
+    (store, image)
 }
 
 const SHOW: &str = "id -u; cat /proc/self/uid_map /proc/self/gid_map | awk '{print $1, $2, $3}'; stat -c %u:%g /home/user/secret; cat /home/user/secret";
@@ -135,14 +54,13 @@ const SHOW: &str = "id -u; cat /proc/self/uid_map /proc/self/gid_map | awk '{pri
 fn rootless_run_with_a_subordinate_range_keeps_image_owners() {
     require_root();
     let s = Scratch::new("rbi");
-    let u = User::new(false);
+    // a range of its own, clear of root's default one (useradd's next free one may be that)
+    let u = User::with_range();
     let (su, sg) = (
-        u.range("/etc/subuid")
-            .expect("useradd gave no /etc/subuid range"),
-        u.range("/etc/subgid")
-            .expect("useradd gave no /etc/subgid range"),
+        u.range("/etc/subuid").expect("no /etc/subuid range"),
+        u.range("/etc/subgid").expect("no /etc/subgid range"),
     );
-    let (store, image) = u.image(&s);
+    let (store, image) = image(&u, &s);
     let o = u.ok(
         &store,
         "rrun",
@@ -169,7 +87,7 @@ fn rootless_run_without_a_range_maps_one_id_with_a_note() {
     let s = Scratch::new("rbi");
     let u = User::new(true);
     assert_eq!(u.range("/etc/subuid"), None, "a system user got a range");
-    let (store, image) = u.image(&s);
+    let (store, image) = image(&u, &s);
     let o = u.ok(
         &store,
         "rrun",
@@ -195,14 +113,15 @@ fn rootless_run_without_a_range_maps_one_id_with_a_note() {
     );
 }
 
-/// rrun as root with `text` as /etc/subuid (bind-mounted in a private mount namespace, so the
-/// host's file and other users of it are untouched).
+/// rrun as root with `text` as /etc/subuid and /etc/subgid (bind-mounted in a private mount
+/// namespace, so the host's files and other users of them are untouched, and whatever ranges
+/// the host's files hold right now play no part).
 fn with_subuid(lab: &rrun_common::Lab, s: &Scratch, text: &str) -> Output {
     let f = s.join("subuid");
     fs::write(&f, text).unwrap();
     let mut c = rbox_tests::command("unshare");
     c.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("mount --bind \"$1\" /etc/subuid && shift && exec \"$@\"")
+        .arg("mount --bind \"$1\" /etc/subuid && mount --bind \"$1\" /etc/subgid && shift && exec \"$@\"")
         .arg("sh")
         .arg(&f)
         .arg(bin("rrun"))
@@ -237,6 +156,32 @@ fn root_refuses_an_rbox_range_overlapping_a_users_range() {
     assert_eq!(
         stdout(&o).split_whitespace().collect::<Vec<_>>(),
         ["0", "165536", "65536"]
+    );
+    lab.assert_clean(&[]);
+}
+
+#[test]
+fn root_refuses_its_default_range_where_it_overlaps_a_users_range() {
+    // No rbox entry: root's containers would be host ids 100000-165535, the very range
+    // Debian's useradd gives its first user, who could then (through newuidmap) signal, trace
+    // and write as root of every remapped container.
+    let lab = rrun_common::Lab::new("rbi");
+    let s = Scratch::new("rbi");
+    let o = with_subuid(&lab, &s, "alice:100000:65536\n");
+    assert!(!o.status.success(), "ran: {}", stdout(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/etc/subuid has no rbox entry, and root's default remap range 100000-165535 overlaps alice's subordinate range 100000-165535")
+            && err.contains("give rbox a range beyond every other"),
+        "{err}"
+    );
+    // clear of it: the default is used
+    let o = with_subuid(&lab, &s, "alice:165536:65536\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
     );
     lab.assert_clean(&[]);
 }

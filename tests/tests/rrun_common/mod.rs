@@ -11,59 +11,95 @@ use std::time::{Duration, Instant};
 
 use rbox_tests::{alpine_fixture, cmd, require_root, Scratch};
 
-/// A store with one Alpine 3.15 image (tagged alpine:3.15, default command /bin/sh).
+pub mod user;
+
+/// A store with one Alpine 3.15 image (tagged alpine:3.15, default command /bin/sh), used by
+/// root or, made with [`Lab::rootless`], by an unprivileged user.
 pub struct Lab {
     pub store: Scratch,
     pub image: String,
     pub layer: String,
     /// What of any container existed before this lab ran one (see [`Lab::assert_clean`]).
     pub before: Traces,
+    /// The user that owns the store and runs rbuild and rrun; None: root.
+    pub user: Option<user::User>,
 }
 
 impl Lab {
     pub fn new(prefix: &str) -> Lab {
+        Lab::make(prefix, None)
+    }
+
+    /// A lab whose store belongs to `user`, who runs every rbuild and rrun of it (through
+    /// setpriv; the test itself still needs root to make the user).
+    pub fn rootless(prefix: &str, user: user::User) -> Lab {
+        Lab::make(prefix, Some(user))
+    }
+
+    fn make(prefix: &str, user: Option<user::User>) -> Lab {
         require_root();
         let store = Scratch::new(prefix);
         // The store must be reachable by the container's unprivileged root for nothing; the
-        // scratch dir's mode is the default 0755, which is all rrun needs.
-        let layer = line(
-            cmd("rbuild")
-                .env("RBOX_ROOT", store.path())
-                .arg("layer")
-                .arg("add")
-                .arg(alpine_fixture("3.15.11")),
-        );
-        let image = line(cmd("rbuild").env("RBOX_ROOT", store.path()).args([
+        // scratch dir's mode is whatever the umask gives, which is all rrun needs (a rootless
+        // lab's store is its user's, so a 0700 one is fine too).
+        let fixture = match &user {
+            Some(u) => {
+                u.own(store.path());
+                // the fixture's own folder need not be reachable by the user
+                let f = store.join("alpine.tar.gz");
+                std::fs::copy(alpine_fixture("3.15.11"), &f).expect("copy the fixture");
+                u.own(&f);
+                f
+            }
+            None => alpine_fixture("3.15.11"),
+        };
+        let mut lab = Lab {
+            store,
+            image: String::new(),
+            layer: String::new(),
+            before: Traces::default(),
+            user,
+        };
+        lab.layer = line(lab.rbuild().arg("layer").arg("add").arg(&fixture));
+        lab.image = line(lab.rbuild().args([
             "image",
             "create",
-            &layer,
+            &lab.layer,
             "--tag",
             "alpine:3.15",
             "--cmd",
             "/bin/sh",
         ]));
+        if lab.user.is_some() {
+            let _ = std::fs::remove_file(&fixture);
+        }
         assert!(
-            image.starts_with("sha256:"),
-            "image create printed {image:?}"
+            lab.image.starts_with("sha256:"),
+            "image create printed {:?}",
+            lab.image
         );
-        Lab {
-            store,
-            image,
-            layer,
-            before: Traces::now(),
+        lab.before = Traces::now();
+        lab
+    }
+
+    /// The project's `program`, run by root or by the lab's user, pointed at the store.
+    fn tool(&self, program: &str) -> Command {
+        match &self.user {
+            Some(u) => u.command(self.store.path(), rbox_tests::bin(program)),
+            None => {
+                let mut c = cmd(program);
+                c.env("RBOX_ROOT", self.store.path());
+                c
+            }
         }
     }
 
     pub fn rbuild(&self) -> Command {
-        let mut c = cmd("rbuild");
-        c.env("RBOX_ROOT", self.store.path());
-        c
+        self.tool("rbuild")
     }
 
     pub fn rrun(&self) -> Command {
-        let mut c = cmd("rrun");
-        c.env("RBOX_ROOT", self.store.path());
-        c
+        self.tool("rrun")
     }
 
     /// `rrun --net none OPTS... --image IMG -- ARGS...` with stdin from /dev/null.
