@@ -5,6 +5,7 @@
 //! nftables. `--net none` is in `netns.rs`; `--net container:NAME` joins that container's
 //! namespace at clone time (`join`).
 
+pub mod access;
 pub mod attach;
 pub mod commands;
 pub mod etc;
