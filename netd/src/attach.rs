@@ -54,13 +54,15 @@ impl Core {
             self.cfg.max_attachments_per_user,
         )?;
         let net = self.networks.get(&req.network).cloned().ok_or_else(|| {
-            Fail::new(
-                ErrorKind::NotFound,
-                format!(
-                    "no network {}: create it with `rrun network create {}`",
-                    req.network, req.network
+            let n = &req.network;
+            // Only root creates networks (auth::check_admin): a user asks root.
+            let fix = match peer.is_root() {
+                true => format!("create it with `rrun network create {n}`"),
+                false => format!(
+                    "ask root to create it (`rrun network create {n}`), or pick one of `rrun network ls`"
                 ),
-            )
+            };
+            Fail::new(ErrorKind::NotFound, format!("no network {n}: {fix}"))
         })?;
         self.check_unique(&req, net.rec.default)?;
         let ports = self.resolve_ports(&req.ports, net.rec.subnet6.is_some())?;

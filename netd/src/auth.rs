@@ -77,7 +77,7 @@ pub fn check_netns(peer: &Peer, fd: BorrowedFd<'_>, own: (u64, u64)) -> Result<(
         return Ok(());
     }
     Err(Fail::denied(format!(
-        "uid {} may attach only network namespaces owned by its own user namespaces, and this one is not (owners: {})",
+        "uid {} may attach only network namespaces owned by its own user namespaces, and this one is not (owners: {}): attach a container that uid started, or run as root",
         peer.uid,
         if owners.is_empty() {
             "the host's initial user namespace".to_string()

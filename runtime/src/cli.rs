@@ -226,9 +226,10 @@ pub struct RunArgs {
     /// Make the root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none, host, bridge, NETWORK or container:NAME.
-    #[arg(long, default_value = "bridge")]
-    pub net: String,
+    /// Network: none, host, bridge, NETWORK or container:NAME. Default: bridge; as a user
+    /// whom netd's socket does not accept (or without netd): none, with a note.
+    #[arg(long)]
+    pub net: Option<String>,
     /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: netd picks a free one).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,

@@ -246,8 +246,29 @@ pub fn stop(root: &Path, time: u64, names: &[String]) -> Result<i32> {
             kill_everything(&s)?;
         }
         settle(&containers, &s);
+        remove_if_orphan(&containers, &s);
         Ok(())
     }))
+}
+
+/// A container removed on exit whose rrun died (SIGKILL) goes once stopped, as its rrun would
+/// have removed it (and as Docker removes a stopped `--rm` container): its folder, and its
+/// network at netd.
+fn remove_if_orphan(containers: &Containers, s: &State) {
+    if !s.auto_remove || s.owner_alive() {
+        return;
+    }
+    let Ok(_l) = containers.lock(&s.id) else {
+        return;
+    };
+    match containers.load_locked(&s.id) {
+        Ok(now) if now.status() == Status::Exited && !now.owner_alive() => {
+            if let Err(e) = containers.destroy(&now) {
+                eprintln!("rrun: warning: removing container {}: {e}", now.name);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `rrun kill [-s SIG] NAME...`.

@@ -5,6 +5,8 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use netd_proto::ClientError;
+
 use crate::cgroups;
 use crate::cli::RunArgs;
 use crate::container;
@@ -20,16 +22,19 @@ use crate::{detach, finish, image, memfd, sys, tty};
 
 /// Builds the initial state (status "created") of a new container from the command line:
 /// every check that needs no image first, then the image, resolved and held for the new
-/// container (the hold is returned: see image.rs).
-pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
+/// container (the hold is returned: see image.rs), and the notes for stderr, to be printed
+/// once the container exists (so that a refusal, even netd's, stays one line).
+pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold, Vec<String>)> {
     let reference = image_reference(a)?;
     tty::check_interactive(a.interactive, a.tty)?;
-    let (net, net_opts) = network(root, a)?;
+    let root_caller = rustix::process::geteuid().is_root();
+    let mut notes = Vec::new();
+    let (net, net_opts) = network(root, a, root_caller, &mut notes)?;
     if let Some(n) = &a.name {
         state::check_name(n)?;
     }
-    let root_caller = rustix::process::geteuid().is_root();
     let (idmaps, note) = id_maps(a.userns.as_deref(), root_caller)?;
+    notes.extend(note);
     let limits = limits(a)?;
     if !root_caller {
         rootless_limits(&limits)?;
@@ -85,11 +90,14 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold)> {
         },
         id,
     };
-    // Only once every check has passed: a refusal stays one line.
-    if let Some(note) = note {
-        eprintln!("rrun: {note}");
+    Ok((st, hold, notes))
+}
+
+/// Prints the notes of [`plan`], one line each.
+fn print_notes(notes: &[String]) {
+    for n in notes {
+        eprintln!("rrun: {n}");
     }
-    Ok((st, hold))
 }
 
 /// `rrun run [OPTIONS] IMAGE [COMMAND [ARG...]]` as the `--image` form: the first word after
@@ -139,9 +147,19 @@ fn host_name() -> Option<String> {
     spec::check_hostname(name).ok().map(|()| name.to_string())
 }
 
-/// --net, -p, --network-alias, --dns and --add-host (see net/options.rs).
-fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
-    let net = NetMode::parse(&a.net)?;
+/// --net, -p, --network-alias, --dns and --add-host (see net/options.rs); without --net,
+/// [`default_mode`] (its note, if any, goes to `notes`).
+fn network(
+    root: &Path,
+    a: &RunArgs,
+    root_caller: bool,
+    notes: &mut Vec<String>,
+) -> Result<(NetMode, NetOptions)> {
+    let wants_netd = !a.publish.is_empty() || !a.network_alias.is_empty();
+    let net = match &a.net {
+        Some(n) => NetMode::parse(n)?,
+        None => default_mode(root_caller, wants_netd, notes),
+    };
     let netd = net::attach::network_of(&net).is_some();
     if !a.publish.is_empty() && !netd {
         return Err(user(format!(
@@ -177,6 +195,9 @@ fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
     for al in &opts.aliases {
         net::options::check_alias(al)?;
     }
+    if !root_caller {
+        unprivileged_ports(&a.publish, &opts.ports)?;
+    }
     if let NetMode::Container(name) = &net {
         if !rustix::process::geteuid().is_root() {
             return Err(user(format!(
@@ -187,6 +208,48 @@ fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
         opts.join = Some(std::sync::Arc::new(fd));
     }
     Ok((net, opts))
+}
+
+/// Without --net: bridge, Docker's default. A user whom netd does not serve (no netd, or its
+/// socket not open to that user) gets none instead, with a note saying so: a rootless run
+/// must work without netd (Docker and Podman rootless default to a user-mode network, which
+/// rrun does not have). Not when -p or --network-alias asks for netd: its refusal is the
+/// answer then.
+fn default_mode(root_caller: bool, wants_netd: bool, notes: &mut Vec<String>) -> NetMode {
+    if root_caller || wants_netd {
+        return NetMode::Bridge;
+    }
+    let why = match net::access::probe() {
+        Ok(()) => return NetMode::Bridge,
+        Err(ClientError::NotRunning { path }) => {
+            format!("netd is not running (no listener at {})", path.display())
+        }
+        Err(ClientError::NoPermission { path }) => {
+            format!("netd's socket {} is not open to you", path.display())
+        }
+        // Something else is wrong with netd: the attach will say what.
+        Err(_) => return NetMode::Bridge,
+    };
+    notes.push(format!(
+        "note: the container has no network but loopback (--net none): {why}; `--net bridge` says how to fix that, `--net none` hides this note"
+    ));
+    NetMode::None
+}
+
+/// Host ports below 1024 are root's to publish (netd refuses them to anyone else, see
+/// netd/src/auth.rs): refused here before anything is made, naming the -p that asked.
+fn unprivileged_ports(specs: &[String], ports: &[netd_proto::PortRequest]) -> Result<()> {
+    for (spec, p) in specs.iter().zip(ports) {
+        if p.host_port != 0 && p.host_port < 1024 {
+            return Err(user(format!(
+                "-p {spec}: host port {} is below 1024, and only root may publish those: use a host port from 1024 up (e.g. -p {}:{}), or give none and netd picks one",
+                p.host_port,
+                u32::from(p.host_port) + 8000,
+                p.port
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The user namespace's maps: remap (default as root) or host; rootless maps the caller to root
@@ -288,14 +351,16 @@ fn process(img: &image::Image, a: &RunArgs, hostname: &str) -> Result<ProcessCon
 
 /// `rrun ... --image IMAGE`: returns the exit code rrun should exit with.
 pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
-    let (st, hold) = plan(root, a)?;
+    let (st, hold, notes) = plan(root, a)?;
     tracing::debug!(us = crate::elapsed_us(), "planned");
     let containers = Containers::open(root)?;
     let rinit = memfd::find_rinit()?;
     if a.detach {
-        return detach::start(&containers, st, hold, &rinit);
+        let code = detach::start(&containers, st, hold, &rinit)?;
+        print_notes(&notes);
+        return Ok(code);
     }
-    run_foreground(&containers, st, hold, &rinit)
+    run_foreground(&containers, st, hold, &rinit, &notes)
 }
 
 fn run_foreground(
@@ -303,6 +368,7 @@ fn run_foreground(
     st: State,
     hold: image::ImageHold,
     rinit: &Path,
+    notes: &[String],
 ) -> Result<i32> {
     let _old = sys::signal::block_signals(&supervise::HANDLED);
     let sigfd = sys::signal::signalfd(&supervise::HANDLED).map_err(|e| Error::Sys {
@@ -337,6 +403,7 @@ fn run_foreground(
         },
         writers,
     )?;
+    print_notes(notes);
     let _raw = if tty_mode && stdin_on {
         Some(tty::RawMode::enter(rustix::stdio::stdin()))
     } else {

@@ -66,7 +66,8 @@ pub fn finish(mut p: Pending, dir: &Path) -> Result<Attachment> {
 
 pub use crate::netrecord::{release, release_nowait};
 
-/// A netd client error as rrun's.
+/// A netd client error as rrun's (a refused connect names the socket's group: see
+/// [`crate::net::access`]).
 pub fn netd_error(e: ClientError) -> Error {
-    user(e.to_string())
+    user(crate::net::access::describe(&e))
 }

@@ -3,8 +3,10 @@
 //! container's /etc/hosts and /etc/resolv.conf, `network.json` in its folder, and the
 //! `rrun network` and `rrun port` commands. rrun links only netd-proto: no netlink, no
 //! nftables. `--net none` is in `netns.rs`; `--net container:NAME` joins that container's
-//! namespace at clone time (`join`).
+//! namespace at clone time (`join`). Whether netd's socket is open to the user, and what to
+//! tell one it is not open to, is `access`.
 
+pub mod access;
 pub mod attach;
 pub mod commands;
 pub mod etc;
