@@ -226,10 +226,11 @@ pub struct RunArgs {
     /// Make the root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none, host, bridge, NETWORK or container:NAME.
+    /// Network: none, host, bridge, NETWORK, container:NAME, pasta or slirp4netns (user-mode,
+    /// rootless: Debian's passt or slirp4netns package).
     #[arg(long, default_value = "bridge")]
     pub net: String,
-    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: netd picks a free one).
+    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: a free one is picked).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Another name the container answers to on a user network.

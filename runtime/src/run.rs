@@ -143,9 +143,9 @@ fn host_name() -> Option<String> {
 fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
     let net = NetMode::parse(&a.net)?;
     let netd = net::attach::network_of(&net).is_some();
-    if !a.publish.is_empty() && !netd {
+    if !a.publish.is_empty() && !netd && !net.user_mode() {
         return Err(user(format!(
-            "-p needs a network of netd's (--net bridge or a user network), not --net {}",
+            "-p needs a network of netd's (--net bridge or a user network), --net pasta or --net slirp4netns, not --net {}",
             net.name()
         )));
     }

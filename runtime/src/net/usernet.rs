@@ -1,0 +1,126 @@
+//! The user-mode networks, `--net pasta` and `--net slirp4netns`: what both need before the
+//! helper starts (the host ports tried, /dev/net/tun usable), starting it for rrun's child
+//! once the child's id maps are written, and the record in network.json that lets every end
+//! of the container stop it ([`crate::nethelper`]). Kernel interfaces: access(2) of
+//! /dev/net/tun (the helpers open it inside the container's namespaces); the rest is the
+//! helpers' (see pasta.rs and slirp.rs).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::error::{user, Error, Result};
+use crate::net::record::{NetRecord, UserNet};
+use crate::net::{hostports, pasta, slirp};
+use crate::spec::NetMode;
+use crate::state::State;
+
+/// The tun device both helpers open (tun(4)).
+const TUN: &str = "/dev/net/tun";
+
+/// Starts the user-mode network of container `st`, whose init (rrun's child, id maps written,
+/// not yet set up) is `pid`, and records it in the container's folder `dir`. None for the
+/// other network modes.
+pub fn start(st: &State, pid: i32, dir: &Path) -> Result<Option<UserNet>> {
+    let mode = &st.config.net;
+    if !mode.user_mode() {
+        return Ok(None);
+    }
+    let name = mode.name();
+    let ports = hostports::resolve(&st.config.net_opts.ports, &name)?;
+    check_tun(&name)?;
+    let userns = st.config.idmaps.own_userns();
+    let rec = match mode {
+        NetMode::Pasta => {
+            let (address, gateway) = pasta::addresses();
+            let helper = pasta::start(pid, userns, &ports, dir)?;
+            let rec = UserNet {
+                mode: name,
+                helper,
+                address,
+                gateway,
+                dns: pasta::dns(),
+                ports,
+            };
+            save(&rec, dir)?;
+            rec
+        }
+        _ => {
+            let s = slirp::spawn(pid, userns, dir)?;
+            let rec = UserNet {
+                mode: name,
+                helper: s.helper.clone(),
+                address: Some(slirp::ADDRESS),
+                gateway: Some(slirp::GATEWAY),
+                dns: slirp::dns(),
+                ports,
+            };
+            // Recorded before it is known to work: from here on, a failure stops it.
+            save(&rec, dir)?;
+            slirp::wait_ready(s, dir, &rec.ports)?;
+            rec
+        }
+    };
+    Ok(Some(rec))
+}
+
+/// Records `rec` in network.json; stops the helper when that fails (nothing else would).
+fn save(rec: &UserNet, dir: &Path) -> Result<()> {
+    let r = NetRecord {
+        attachments: Vec::new(),
+        user_net: Some(rec.clone()),
+    }
+    .save(dir);
+    if r.is_err() {
+        rec.helper.stop();
+    }
+    r
+}
+
+/// Refuses in one line when this user cannot open /dev/net/tun (the helpers would fail with a
+/// vaguer message). udev's default rule makes it mode 0666; a system without udev may have
+/// the kernel's 0600.
+fn check_tun(mode: &str) -> Result<()> {
+    use rustix::fs::Access;
+    if rustix::fs::access(TUN, Access::READ_OK | Access::WRITE_OK).is_ok() {
+        return Ok(());
+    }
+    let how = match std::fs::metadata(TUN) {
+        Ok(m) => {
+            use std::os::unix::fs::PermissionsExt;
+            format!("it is mode {:04o}", m.permissions().mode() & 0o7777)
+        }
+        Err(e) => format!("{e}"),
+    };
+    Err(user(format!(
+        "--net {mode} needs {TUN} readable and writable by user {} ({how}): make it mode 0666, as udev's default rule does (KERNEL==\"tun\", MODE=\"0666\")",
+        rustix::process::geteuid().as_raw()
+    )))
+}
+
+/// The error of starting helper `program` (from Debian package `package`): a missing program
+/// is one line naming the package to install.
+pub fn spawn_error(program: &str, package: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return user(format!(
+            "--net {program} needs {program}, which is not installed (not found in PATH): install Debian's {package} package (apt-get install {package})"
+        ));
+    }
+    user(format!("--net {program}: cannot start {program}: {e}"))
+}
+
+/// The last line of a helper's log worth showing (not syslog noise), for a one-line error.
+pub fn last_line(log: &Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 * 1024)..]);
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("Failed to send") && !l.starts_with("WARNING"))
+        .unwrap_or("no message")
+        .to_string()
+}
+
+/// The container's own addresses in a user-mode network, for /etc/hosts.
+pub fn own_addresses(u: &UserNet) -> Vec<IpAddr> {
+    u.address.map(IpAddr::V4).into_iter().collect()
+}
