@@ -149,6 +149,13 @@ fn network(root: &Path, a: &RunArgs) -> Result<(NetMode, NetOptions)> {
             net.name()
         )));
     }
+    if net == NetMode::Pasta && rustix::process::geteuid().is_root() {
+        // pasta drops root's capabilities before it opens the container's namespaces, which
+        // are not open to it then (Podman runs it as root only for rootless containers).
+        return Err(user(
+            "--net pasta is for rootless containers: as root use --net bridge or --net slirp4netns",
+        ));
+    }
     if !a.network_alias.is_empty() && !matches!(net, NetMode::Network(_)) {
         return Err(user("--network-alias needs a user network (--net NETWORK)"));
     }

@@ -542,3 +542,58 @@ fn user_mode_network_refusals_are_one_line() {
     }
     lab.assert_no_processes("after the refusals");
 }
+
+/// As root: slirp4netns works the same (a remapped container reaches I, publishes a port, no
+/// slirp4netns left); pasta is refused in one line (it drops root's capabilities before it
+/// opens the container's namespaces).
+#[test]
+fn as_root_slirp4netns_works_and_pasta_is_refused() {
+    let lab = rrun_common::Lab::new("rlnroot");
+    let nets = Nets::new();
+    let www = lab.store.join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("hello"), "hello root\n").unwrap();
+    let _server = nets.internet_server(&www, 8000);
+    let rrun_in_h = |args: &[&str]| {
+        let mut c = Nets::in_ns(&nets.h, bin("rrun").to_str().unwrap());
+        c.env("RBOX_ROOT", lab.store.path()).args(args);
+        rrun_common::output(c, 60)
+    };
+    let name = unique("rsl");
+    let o = rrun_in_h(&[
+        "-d",
+        "--name",
+        &name,
+        "--net",
+        "slirp4netns",
+        "-p",
+        "18081:80",
+        "--image",
+        &lab.image,
+        "--",
+        "sh",
+        "-c",
+        "wget -q -T 10 -O /tmp/got http://198.18.0.1:8000/hello; nc -lk -p 80 -e cat /tmp/got",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        nets.fetch_published("127.0.0.1", 18081).trim(),
+        "hello root"
+    );
+    let inspect = rrun_in_h(&["inspect", &name]);
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let helper = inspect["network"]["helper"]["pid"].as_i64().unwrap() as i32;
+    assert!(rrun_common::processes_with("slirp4netns").contains(&helper));
+    assert!(rrun_in_h(&["rm", "-f", &name]).status.success());
+    assert!(
+        eventually(5, || !rrun_common::processes_with("slirp4netns")
+            .contains(&helper)),
+        "slirp4netns ({helper}) left"
+    );
+
+    let o = rrun_in_h(&[
+        "--rm", "--net", "pasta", "--image", &lab.image, "--", "true",
+    ]);
+    assert!(refusal(&o).contains("--net pasta is for rootless containers"));
+    lab.assert_clean(&[]);
+}

@@ -88,10 +88,6 @@ pub fn start(pid: i32, userns: bool, ports: &[PublishedPort], dir: &Path) -> Res
         ports,
         &pid_file,
     ));
-    if rustix::process::geteuid().is_root() {
-        // pasta started as root becomes nobody, who may not enter a root-owned namespace.
-        cmd.args(["--runas", "0:0"]);
-    }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     let mut child = crate::sys::process::spawn_in_new_session(&mut cmd, &[])
         .map_err(|e| super::usernet::spawn_error("pasta", "passt", e))?;
