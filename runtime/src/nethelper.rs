@@ -2,12 +2,16 @@
 //! it is, as kept in the container's network.json, and stopping it when the container goes.
 //! The helper holds the container's network namespace open, so it never ends by itself: every
 //! end of a container (rrun's finish, `rrun rm`, the next command's tidy-up after rrun was
-//! killed) stops it. Kernel interfaces: /proc/PID/stat and /proc/PID/comm (proc(5)),
-//! pidfd_open(2), pidfd_send_signal(2), poll(2) on a pidfd.
+//! killed) stops it. Also the one-line errors of starting one. Kernel interfaces:
+//! /proc/PID/stat and /proc/PID/comm (proc(5)), pidfd_open(2), pidfd_send_signal(2), poll(2)
+//! on a pidfd.
+
+use std::path::Path;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{user, Error};
 use crate::sys;
 
 /// A helper process, identified beyond its pid (which the kernel may reuse once it is gone)
@@ -73,4 +77,27 @@ impl Helper {
         }
         let _ = sys::process::waitpid(self.pid, true);
     }
+}
+
+/// The error of starting helper `program` (from Debian package `package`): a missing program
+/// is one line naming the package to install.
+pub fn spawn_error(program: &str, package: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return user(format!(
+            "--net {program} needs {program}, which is not installed (not found in PATH): install Debian's {package} package (apt-get install {package})"
+        ));
+    }
+    user(format!("--net {program}: cannot start {program}: {e}"))
+}
+
+/// The last line of a helper's log worth showing (not syslog noise), for a one-line error.
+pub fn last_line(log: &Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 * 1024)..]);
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("Failed to send") && !l.starts_with("WARNING"))
+        .unwrap_or("no message")
+        .to_string()
 }

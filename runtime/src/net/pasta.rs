@@ -90,12 +90,12 @@ pub fn start(pid: i32, userns: bool, ports: &[PublishedPort], dir: &Path) -> Res
     ));
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     let mut child = crate::sys::process::spawn_in_new_session(&mut cmd, &[])
-        .map_err(|e| super::usernet::spawn_error("pasta", "passt", e))?;
+        .map_err(|e| crate::nethelper::spawn_error("pasta", "passt", e))?;
     let status = child.wait().ctx(|| "wait for pasta".into())?;
     if !status.success() {
         return Err(user(format!(
             "--net pasta: pasta failed: {} (its log: {})",
-            super::usernet::last_line(&log_path),
+            crate::nethelper::last_line(&log_path),
             log_path.display()
         )));
     }

@@ -71,7 +71,7 @@ pub fn spawn(pid: i32, userns: bool, dir: &Path) -> Result<Started> {
         .stdout(log)
         .stderr(log2);
     let child = crate::sys::process::spawn_in_new_session(&mut cmd, &[(ready_w.as_raw_fd(), 3)])
-        .map_err(|e| super::usernet::spawn_error("slirp4netns", "slirp4netns", e))?;
+        .map_err(|e| crate::nethelper::spawn_error("slirp4netns", "slirp4netns", e))?;
     drop(ready_w);
     let helper = Helper::of("slirp4netns", child.id() as i32).ok_or_else(|| {
         user(format!(
@@ -121,11 +121,11 @@ pub fn wait_ready(mut s: Started, dir: &Path, ports: &[PublishedPort]) -> Result
         let _ = s.child.wait();
         return Err(failed(format!(
             "slirp4netns failed: {}",
-            super::usernet::last_line(&log_path)
+            crate::nethelper::last_line(&log_path)
         )));
     }
     for p in ports {
-        add_hostfwd(dir, p).map_err(|why| failed(why))?;
+        add_hostfwd(dir, p).map_err(&failed)?;
     }
     Ok(())
 }

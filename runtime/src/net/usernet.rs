@@ -5,10 +5,9 @@
 //! /dev/net/tun (the helpers open it inside the container's namespaces); the rest is the
 //! helpers' (see pasta.rs and slirp.rs).
 
-use std::net::IpAddr;
 use std::path::Path;
 
-use crate::error::{user, Error, Result};
+use crate::error::{user, Result};
 use crate::net::record::{NetRecord, UserNet};
 use crate::net::{hostports, pasta, slirp};
 use crate::spec::NetMode;
@@ -95,32 +94,4 @@ fn check_tun(mode: &str) -> Result<()> {
         "--net {mode} needs {TUN} readable and writable by user {} ({how}): make it mode 0666, as udev's default rule does (KERNEL==\"tun\", MODE=\"0666\")",
         rustix::process::geteuid().as_raw()
     )))
-}
-
-/// The error of starting helper `program` (from Debian package `package`): a missing program
-/// is one line naming the package to install.
-pub fn spawn_error(program: &str, package: &str, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        return user(format!(
-            "--net {program} needs {program}, which is not installed (not found in PATH): install Debian's {package} package (apt-get install {package})"
-        ));
-    }
-    user(format!("--net {program}: cannot start {program}: {e}"))
-}
-
-/// The last line of a helper's log worth showing (not syslog noise), for a one-line error.
-pub fn last_line(log: &Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 * 1024)..]);
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with("Failed to send") && !l.starts_with("WARNING"))
-        .unwrap_or("no message")
-        .to_string()
-}
-
-/// The container's own addresses in a user-mode network, for /etc/hosts.
-pub fn own_addresses(u: &UserNet) -> Vec<IpAddr> {
-    u.address.map(IpAddr::V4).into_iter().collect()
 }
