@@ -148,3 +148,39 @@ fn default_route() -> Option<(String, Ipv4Addr)> {
 pub fn dns() -> Vec<IpAddr> {
     vec![IpAddr::V4(DNS_FORWARD)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_become_t_and_u_options() {
+        let p = |proto, host_ip: Option<&str>, host_port, port| PublishedPort {
+            proto,
+            host_ip: host_ip.map(|i| i.parse().unwrap()),
+            host_port,
+            port,
+        };
+        let a = args(
+            Path::new("/proc/9/ns/net"),
+            Some(Path::new("/proc/9/ns/user")),
+            &[
+                p(Proto::Tcp, None, 8080, 80),
+                p(Proto::Tcp, Some("::1"), 8443, 443),
+                p(Proto::Udp, Some("127.0.0.1"), 5353, 53),
+            ],
+            Path::new("/d/pasta.pid"),
+        )
+        .join(" ");
+        assert!(
+            a.contains("-t 8080:80 -t ::1/8443:443 -u 127.0.0.1/5353:53"),
+            "{a}"
+        );
+        assert!(a.ends_with("-P /d/pasta.pid --netns /proc/9/ns/net --userns /proc/9/ns/user"));
+        let none = args(Path::new("/n"), None, &[], Path::new("/p")).join(" ");
+        assert!(
+            none.contains("-t none -u none") && !none.contains("--userns"),
+            "{none}"
+        );
+    }
+}
