@@ -540,6 +540,21 @@ fn user_mode_network_refusals_are_one_line() {
             "{err}"
         );
     }
+    let err = lab.refused(&[
+        "--rm",
+        "--net",
+        "slirp4netns",
+        "-p",
+        "[::1]:18091:80",
+        "--image",
+        &lab.image,
+        "--",
+        "true",
+    ]);
+    assert!(
+        err.contains("slirp4netns publishes on IPv4 host addresses only"),
+        "{err}"
+    );
     lab.assert_no_processes("after the refusals");
 }
 

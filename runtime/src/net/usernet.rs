@@ -25,6 +25,20 @@ pub fn start(st: &State, pid: i32, dir: &Path) -> Result<Option<UserNet>> {
         return Ok(None);
     }
     let name = mode.name();
+    if *mode == NetMode::Slirp4netns {
+        if let Some(p) = st
+            .config
+            .net_opts
+            .ports
+            .iter()
+            .find(|p| p.host_ip.is_some_and(|i| i.is_ipv6()))
+        {
+            return Err(user(format!(
+                "-p with HOSTIP {}: slirp4netns publishes on IPv4 host addresses only: give an IPv4 HOSTIP, none, or use --net pasta",
+                p.host_ip.map(|i| i.to_string()).unwrap_or_default()
+            )));
+        }
+    }
     let ports = hostports::resolve(&st.config.net_opts.ports, &name)?;
     check_tun(&name)?;
     let userns = st.config.idmaps.own_userns();
