@@ -13,4 +13,5 @@ apt-get install -y -q --no-install-recommends \
   libseccomp-dev golang-github-containers-common \
   podman skopeo umoci runc docker-registry apache2-utils openssl \
   jq ruby vagrant \
-  crun conmon
+  crun conmon \
+  passt slirp4netns

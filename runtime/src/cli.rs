@@ -226,11 +226,13 @@ pub struct RunArgs {
     /// Make the root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none, host, bridge, NETWORK or container:NAME. Default: bridge; as a user
-    /// whom netd's socket does not accept (or without netd): none, with a note.
+    /// Network: none, host, bridge, NETWORK, container:NAME, pasta or slirp4netns (user-mode,
+    /// rootless: Debian's passt or slirp4netns package). Default: bridge; as a user whom
+    /// netd's socket does not accept (or without netd): pasta where it is installed, else none,
+    /// with a note.
     #[arg(long)]
     pub net: Option<String>,
-    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: netd picks a free one).
+    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: a free one is picked).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Another name the container answers to on a user network.

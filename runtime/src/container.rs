@@ -184,9 +184,12 @@ fn start(
     tracing::debug!(us = crate::elapsed_us(), "state, maps and cgroup done");
     // netd works on the network while rrun builds the root.
     let pending = net::attach::start(st, pid, &containers.dir(&st.id))?;
+    // pasta or slirp4netns: running and recorded (so that every end stops it) before the
+    // container's command can start.
+    let user_net = net::usernet::start(st, pid, &containers.dir(&st.id))?;
     let mounts = build_mounts(pid, containers, st)?;
     tracing::debug!(us = crate::elapsed_us(), "overlay and volumes built");
-    if let Some(etc) = net::container_etc(containers, st, pending)? {
+    if let Some(etc) = net::container_etc(containers, st, pending, user_net.as_ref())? {
         parent.send(&Msg::Net(etc))?;
     }
     tracing::debug!(us = crate::elapsed_us(), "network attached");

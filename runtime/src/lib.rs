@@ -65,6 +65,7 @@ pub mod masks;
 pub mod memfd;
 pub mod mounts;
 pub mod net;
+pub mod nethelper;
 pub mod netns;
 pub mod netopts;
 pub mod netrecord;

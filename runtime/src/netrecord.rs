@@ -1,10 +1,11 @@
 //! `network.json` in a container's folder: what netd made for it (one attachment per
-//! network), written when netd answers, read by inspect, `rrun port` and removal. Owned by
-//! rrun; netd keeps its own state. Also the release of those at netd when the container goes
-//! (a lower layer than `net`, so that the container store can call it). No kernel interface
-//! but files and netd's socket (netd-proto).
+//! network), written when netd answers, or the user-mode network (pasta, slirp4netns) rrun
+//! started for it; read by inspect, `rrun port` and removal. Owned by rrun; netd keeps its
+//! own state. Also the release of those when the container goes, at netd or by stopping the
+//! helper process (a lower layer than `net`, so that the container store can call it). No
+//! kernel interface but files, netd's socket (netd-proto) and [`crate::nethelper`]'s.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use netd_proto::{Attachment, PublishedPort};
@@ -14,15 +15,35 @@ use serde_json::{json, Value};
 use netd_proto::Client;
 
 use crate::error::{Context, Result};
+use crate::nethelper::Helper;
 
 /// The file's name in the container's folder.
 pub const FILE: &str = "network.json";
 const MAX: u64 = 1 << 20;
 
-/// A container's attachments, first (eth0) first.
+/// A container's attachments, first (eth0) first, or its user-mode network.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetRecord {
     pub attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_net: Option<UserNet>,
+}
+
+/// A user-mode network (`--net pasta|slirp4netns`): its helper process and what the container
+/// sees of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserNet {
+    /// `pasta` or `slirp4netns`.
+    pub mode: String,
+    pub helper: Helper,
+    /// The container's IPv4 address (pasta: the host's own; slirp4netns: 10.0.2.100), when
+    /// known.
+    pub address: Option<Ipv4Addr>,
+    pub gateway: Option<Ipv4Addr>,
+    /// The resolvers for its /etc/resolv.conf (the helper's DNS forwarder).
+    pub dns: Vec<IpAddr>,
+    /// The published ports, host ports resolved.
+    pub ports: Vec<PublishedPort>,
 }
 
 impl NetRecord {
@@ -59,6 +80,18 @@ impl NetRecord {
     /// `inspect`'s `network` object: mode, ip, ipv6, gateway (of the first network), and
     /// every network by name.
     pub fn inspect_network(&self, mode: &str) -> Value {
+        if let Some(u) = &self.user_net {
+            return json!({
+                "mode": mode,
+                "ip": u.address,
+                "ipv6": null,
+                "gateway": u.gateway,
+                "gateway6": null,
+                "mac": null,
+                "networks": {},
+                "helper": {"program": u.helper.program, "pid": u.helper.pid},
+            });
+        }
         let first = self.attachments.first();
         let networks: serde_json::Map<String, Value> = self
             .attachments
@@ -95,6 +128,7 @@ impl NetRecord {
         self.attachments
             .iter()
             .flat_map(|a| a.ports.clone())
+            .chain(self.user_net.iter().flat_map(|u| u.ports.clone()))
             .collect()
     }
 
@@ -133,6 +167,14 @@ pub fn port_lines(rec: &NetRecord) -> Vec<String> {
             }
         }
     }
+    for p in rec.user_net.iter().flat_map(|u| &u.ports) {
+        let h = match p.host_ip {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+            None => "0.0.0.0".into(),
+        };
+        out.push(format!("{}/{} -> {h}:{}", p.port, p.proto, p.host_port));
+    }
     out
 }
 
@@ -144,7 +186,10 @@ static RELEASED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new(
 /// release already with [`release_nowait`]). netd unreachable is no error: the veth went with
 /// the namespace, and netd releases leases of vanished veths itself.
 pub fn release(dir: &Path, id: &str) {
-    if !dir.join(FILE).exists() || RELEASED.lock().is_ok_and(|r| r.iter().any(|x| x == id)) {
+    if !dir.join(FILE).exists() || stop_helper(dir) {
+        return;
+    }
+    if RELEASED.lock().is_ok_and(|r| r.iter().any(|x| x == id)) {
         return;
     }
     let r = Client::connect_default().and_then(|mut c| c.detach(id, None));
@@ -158,7 +203,7 @@ pub fn release(dir: &Path, id: &str) {
 /// end of `rrun run` (its namespace is going away with its veth anyway). A release asked for
 /// later by another process (`rrun rm`) waits for this one to finish.
 pub fn release_nowait(dir: &Path, id: &str) {
-    if !dir.join(FILE).exists() {
+    if !dir.join(FILE).exists() || stop_helper(dir) {
         return;
     }
     let req = netd_proto::Request::Detach(netd_proto::DetachRequest {
@@ -173,4 +218,14 @@ pub fn release_nowait(dir: &Path, id: &str) {
         }
         Err(e) => tracing::debug!("release the network of {id}: {e}"),
     }
+}
+
+/// Stops the user-mode network helper of the container folder `dir`, if it has one (true
+/// then: netd has nothing of it). The record stays, for inspect and `rrun port`.
+pub fn stop_helper(dir: &Path) -> bool {
+    let Some(u) = NetRecord::load(dir).user_net else {
+        return false;
+    };
+    u.helper.stop();
+    true
 }

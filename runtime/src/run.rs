@@ -155,17 +155,23 @@ fn network(
     root_caller: bool,
     notes: &mut Vec<String>,
 ) -> Result<(NetMode, NetOptions)> {
-    let wants_netd = !a.publish.is_empty() || !a.network_alias.is_empty();
     let net = match &a.net {
         Some(n) => NetMode::parse(n)?,
-        None => default_mode(root_caller, wants_netd, notes),
+        None => default_mode(root_caller, a, notes),
     };
     let netd = net::attach::network_of(&net).is_some();
-    if !a.publish.is_empty() && !netd {
+    if !a.publish.is_empty() && !netd && !net.user_mode() {
         return Err(user(format!(
-            "-p needs a network of netd's (--net bridge or a user network), not --net {}",
+            "-p needs a network of netd's (--net bridge or a user network), --net pasta or --net slirp4netns, not --net {}",
             net.name()
         )));
+    }
+    if net == NetMode::Pasta && rustix::process::geteuid().is_root() {
+        // pasta drops root's capabilities before it opens the container's namespaces, which
+        // are not open to it then (Podman runs it as root only for rootless containers).
+        return Err(user(
+            "--net pasta is for rootless containers: as root use --net bridge or --net slirp4netns",
+        ));
     }
     if !a.network_alias.is_empty() && !matches!(net, NetMode::Network(_)) {
         return Err(user("--network-alias needs a user network (--net NETWORK)"));
@@ -195,7 +201,8 @@ fn network(
     for al in &opts.aliases {
         net::options::check_alias(al)?;
     }
-    if !root_caller {
+    // (user-mode networks try each host port themselves: see net/hostports.rs)
+    if !root_caller && netd {
         unprivileged_ports(&a.publish, &opts.ports)?;
     }
     if let NetMode::Container(name) = &net {
@@ -211,12 +218,12 @@ fn network(
 }
 
 /// Without --net: bridge, Docker's default. A user whom netd does not serve (no netd, or its
-/// socket not open to that user) gets none instead, with a note saying so: a rootless run
-/// must work without netd (Docker and Podman rootless default to a user-mode network, which
-/// rrun does not have). Not when -p or --network-alias asks for netd: its refusal is the
-/// answer then.
-fn default_mode(root_caller: bool, wants_netd: bool, notes: &mut Vec<String>) -> NetMode {
-    if root_caller || wants_netd {
+/// socket not open to that user) gets `--net pasta` instead where pasta can start, as Podman's
+/// rootless default since v5, and otherwise none with a note saying so: a rootless run must
+/// work without netd. Not when --network-alias asks for netd (nor -p without pasta): its
+/// refusal is the answer then.
+fn default_mode(root_caller: bool, args: &RunArgs, notes: &mut Vec<String>) -> NetMode {
+    if root_caller || !args.network_alias.is_empty() {
         return NetMode::Bridge;
     }
     let why = match net::access::probe() {
@@ -230,8 +237,14 @@ fn default_mode(root_caller: bool, wants_netd: bool, notes: &mut Vec<String>) ->
         // Something else is wrong with netd: the attach will say what.
         Err(_) => return NetMode::Bridge,
     };
+    if net::usernet::pasta_usable() {
+        return NetMode::Pasta;
+    }
+    if !args.publish.is_empty() {
+        return NetMode::Bridge;
+    }
     notes.push(format!(
-        "note: the container has no network but loopback (--net none): {why}; `--net bridge` says how to fix that, `--net none` hides this note"
+        "note: the container has no network but loopback (--net none): {why}, and pasta cannot start (`--net pasta` says why); `--net bridge` says how to reach netd, `--net none` hides this note"
     ));
     NetMode::None
 }

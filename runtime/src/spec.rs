@@ -282,6 +282,12 @@ pub enum NetMode {
     Bridge,
     Network(String),
     Container(String),
+    /// User-mode networking by pasta (Debian's passt package): the container gets the host's
+    /// addresses and routes, rootless (see net/pasta.rs).
+    Pasta,
+    /// User-mode networking by slirp4netns: 10.0.2.100/24 behind a NAT, rootless (see
+    /// net/slirp.rs).
+    Slirp4netns,
 }
 
 impl NetMode {
@@ -290,6 +296,8 @@ impl NetMode {
             "none" => NetMode::None,
             "host" => NetMode::Host,
             "bridge" | "" => NetMode::Bridge,
+            "pasta" => NetMode::Pasta,
+            "slirp4netns" => NetMode::Slirp4netns,
             _ if s.starts_with("container:") => {
                 NetMode::Container(s["container:".len()..].to_string())
             }
@@ -301,7 +309,7 @@ impl NetMode {
             }
             _ => {
                 return Err(user(format!(
-                    "bad --net {s:?}: use none, host, bridge, NETWORK or container:NAME"
+                    "bad --net {s:?}: use none, host, bridge, pasta, slirp4netns, NETWORK or container:NAME"
                 )))
             }
         })
@@ -314,7 +322,14 @@ impl NetMode {
             NetMode::Bridge => "bridge".into(),
             NetMode::Network(n) => n.clone(),
             NetMode::Container(n) => format!("container:{n}"),
+            NetMode::Pasta => "pasta".into(),
+            NetMode::Slirp4netns => "slirp4netns".into(),
         }
+    }
+
+    /// True for the modes whose network a user-mode helper process (pasta, slirp4netns) runs.
+    pub fn user_mode(&self) -> bool {
+        matches!(self, NetMode::Pasta | NetMode::Slirp4netns)
     }
 }
 
@@ -504,6 +519,9 @@ mod tests {
             NetMode::Network("mynet".into())
         );
         assert!(NetMode::parse("a b").is_err());
+        assert_eq!(NetMode::parse("pasta").unwrap(), NetMode::Pasta);
+        assert_eq!(NetMode::parse("slirp4netns").unwrap(), NetMode::Slirp4netns);
+        assert_eq!(NetMode::Slirp4netns.name(), "slirp4netns");
     }
 
     #[test]

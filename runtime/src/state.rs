@@ -514,6 +514,10 @@ impl Containers {
         let mut n = 0;
         for e in entries {
             let Entry::Valid(s) = e else { continue };
+            if s.orphaned() && s.status() == Status::Exited && s.config.net.user_mode() {
+                // Its rrun died and so could not stop the network helper (pasta, slirp4netns).
+                crate::netrecord::stop_helper(&self.dir(&s.id));
+            }
             if !(s.auto_remove && s.orphaned() && s.status() == Status::Exited) {
                 continue;
             }

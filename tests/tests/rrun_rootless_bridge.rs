@@ -6,7 +6,7 @@
 //! host port from 1024 answers; the network is released at exit, stop, rm and after rrun was
 //! killed; and each refusal (not in the socket's group, a port below 1024, no such network,
 //! no netd, a namespace not the user's) is one line naming the fix. Without --net, a user
-//! netd does not serve runs with --net none and a note. netd holds nothing of the test's
+//! netd does not serve runs with --net none and a note where pasta cannot start. netd holds nothing of the test's
 //! containers afterwards: no lease, veth or published-port rule.
 
 mod netd_common;
@@ -73,6 +73,29 @@ impl Lab {
             .env("RBOX_NETD_SOCKET", self.h.socket())
             .env_remove("RBOX_RINIT")
             .current_dir("/");
+        c
+    }
+
+    /// As [`Lab::cmd`] for rrun, with PATH empty of helpers for rrun alone (so that pasta,
+    /// the default network where netd does not serve the user, cannot start).
+    fn rrun_without_pasta(&self, in_group: bool, args: &[&str]) -> Command {
+        let rrun = bin("rrun");
+        let mut a: Vec<&str> = vec!["PATH=/nonexistent", rrun.to_str().unwrap()];
+        a.extend(args);
+        let mut c = self.cmd(in_group, "rrun", &[]);
+        let prog: Vec<_> = c.get_args().map(|x| x.to_owned()).collect();
+        let mut n = rbox_tests::command("nsenter");
+        // nsenter --net=... setpriv ... -- /usr/bin/env PATH=/nonexistent RRUN ARGS
+        let cut = prog.len() - 1; // the last argument of cmd() is rrun's path
+        n.args(&prog[..cut]).arg("/usr/bin/env").args(&a);
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => n.env(k, v),
+                None => n.env_remove(k),
+            };
+        }
+        c = n;
+        c.current_dir("/");
         c
     }
 
@@ -322,10 +345,10 @@ fn refusals_are_one_line_naming_the_fix_and_leave_nothing() {
     );
     lab.assert_clean(&[]);
 
-    // Without --net, a user netd does not serve runs without a network, with a note.
-    let o = lab.user(
+    // Without --net, a user netd does not serve runs without a network, with a note, where
+    // pasta cannot start (here: not on PATH; rrun_rootless_net tests the default to pasta).
+    let c = lab.rrun_without_pasta(
         false,
-        "rrun",
         &[
             "--image",
             &lab.image,
@@ -335,6 +358,7 @@ fn refusals_are_one_line_naming_the_fix_and_leave_nothing() {
             "ip -o link | wc -l",
         ],
     );
+    let o = output(c, 90);
     assert_eq!(ok(o.clone()), "1", "loopback only");
     assert!(
         stderr(&o).contains("has no network but loopback (--net none)")
@@ -371,7 +395,7 @@ fn refusals_are_one_line_naming_the_fix_and_leave_nothing() {
         &output(c, 60),
         &["netd is not running", "start it with", "--net none"],
     );
-    let mut c = lab.cmd(true, "rrun", &["--image", &lab.image, "--", "true"]);
+    let mut c = lab.rrun_without_pasta(true, &["--image", &lab.image, "--", "true"]);
     c.env("RBOX_NETD_SOCKET", &gone);
     let o = output(c, 60);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -59,6 +59,7 @@ pub fn finish(mut p: Pending, dir: &Path) -> Result<Attachment> {
     let a = p.client.wait_for_attached().map_err(netd_error)?;
     NetRecord {
         attachments: vec![a.clone()],
+        user_net: None,
     }
     .save(dir)?;
     Ok(a)

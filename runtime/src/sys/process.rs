@@ -238,3 +238,37 @@ pub fn waitpid(p: i32, nohang: bool) -> io::Result<Option<i32>> {
         }
     }
 }
+
+/// Starts `cmd` as the leader of a session of its own (setsid(2): no controlling terminal, so
+/// no terminal signal or hangup reaches it), with each `(from, to)` of `fds` duplicated onto
+/// descriptor `to` (dup2(2), which leaves `to` open across exec). Used for the network helpers
+/// (pasta, slirp4netns) that must outlive a terminal's Ctrl-C until rrun stops them.
+pub fn spawn_in_new_session(
+    cmd: &mut std::process::Command,
+    fds: &[(RawFd, RawFd)],
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    // SAFETY: the closure runs in the forked child before exec and calls only setsid(2),
+    // dup2(2) and fcntl(2), which are async-signal-safe, on descriptors the caller keeps open until spawn
+    // returns; it allocates nothing (`fds` was copied before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for &(from, to) in &fds {
+                // dup2 onto itself keeps FD_CLOEXEC: clear it instead.
+                let r = match from == to {
+                    true => libc::fcntl(to, libc::F_SETFD, 0),
+                    false => libc::dup2(from, to),
+                };
+                if r < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    };
+    cmd.spawn()
+}
