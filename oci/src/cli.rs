@@ -50,7 +50,7 @@ pub enum Cmd {
     List(liboci_cli::List),
     /// Print the runtime-spec features document (JSON).
     Features(liboci_cli::Features),
-    /// Update a container's cgroup limits (refused: not supported yet).
+    /// Update a running container's cgroup limits (--resources FILE or runc's flags).
     Update(liboci_cli::Update),
     /// Checkpoint (refused: not supported).
     Checkpoint(Refused),
@@ -109,10 +109,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Resume(a) => crate::commands::pause(&root, &a.container_id, false).map(|()| 0),
         Cmd::List(a) => crate::commands::list(&root, &a.format, a.quiet).map(|()| 0),
         Cmd::Features(_) => crate::features::print().map(|()| 0),
-        Cmd::Update(a) => bail!(
-            "update {}: changing a running container's limits is not supported yet",
-            a.container_id
-        ),
+        Cmd::Update(a) => crate::update::update(&root, &a).map(|()| 0),
         Cmd::Checkpoint(_) => bail!("checkpoint is not supported by rrun-oci"),
         Cmd::Restore(_) => bail!("restore is not supported by rrun-oci"),
         Cmd::Events(_) => bail!("events is not supported by rrun-oci"),

@@ -32,6 +32,8 @@ pub struct Opts {
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Keep the caller's session keyring (runc's --no-new-keyring).
+    pub no_new_keyring: bool,
 }
 
 impl From<liboci_cli::Create> for Opts {
@@ -43,6 +45,7 @@ impl From<liboci_cli::Create> for Opts {
             pid_file: a.pid_file,
             no_pivot: a.no_pivot,
             preserve_fds: a.preserve_fds.max(0) as u32,
+            no_new_keyring: a.no_new_keyring,
         }
     }
 }
@@ -98,6 +101,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         bail!("config.json: process.terminal needs --console-socket (where the pty goes)");
     }
     let limits = spec::limits(&spec)?;
+    let extra = spec::extra_limits(&spec)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let filter = spec::seccomp_filter(seccomp.as_ref())?;
     std::fs::create_dir_all(root).with_context(|| format!("make {}", root.display()))?;
@@ -141,6 +145,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         hooks: spec.hooks().clone(),
         paused: false,
         seccomp,
+        no_new_keyring: o.no_new_keyring,
     };
     rec.save(root)?;
     let cg = Cgroup::create_at(&spec::cgroups_path(&spec, &o.id), &limits)
@@ -148,6 +153,9 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
     rec.cgroup_paths = cg.paths().to_vec();
     undo.cgroup = Some(cg);
     rec.save(root)?;
+    if let Some(cg) = &undo.cgroup {
+        cg.update(&extra).context("config.json: linux.resources")?;
+    }
 
     let fifo_fd = rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .with_context(|| format!("open {}", fifo.display()))?;
@@ -164,6 +172,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         new_userns,
         join,
         seccomp: filter.as_ref(),
+        keyring: (!o.no_new_keyring).then_some(o.id.as_str()),
     };
     let (pid, ctx) =
         rrun::sys::process::clone_child(flags, None, Some(parent.as_fd()), ctx, init::main);
@@ -276,6 +285,7 @@ pub fn run(root: &Path, a: &liboci_cli::Run) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds.max(0) as u32,
+        no_new_keyring: a.no_new_keyring,
     };
     let pid = create_inner(root, &o)?;
     if let Err(e) = commands::start(root, &o.id) {

@@ -19,6 +19,7 @@ mod mounts;
 mod process;
 mod spec;
 mod state;
+mod update;
 
 use clap::Parser;
 
