@@ -8,9 +8,6 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use liboci_cli::GlobalOpts;
 
-/// runc's default state directory is /run/runc; ours is /run/rrun-oci.
-pub const DEFAULT_ROOT: &str = "/run/rrun-oci";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "rrun-oci",
@@ -78,11 +75,9 @@ pub struct Refused {
     pub rest: Vec<String>,
 }
 
-/// The state directory from --root (or $XDG_RUNTIME_DIR-less default).
+/// The state directory from --root, else runc's default for this user (see rootless.rs).
 pub fn root_dir(g: &GlobalOpts) -> PathBuf {
-    g.root
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+    g.root.clone().unwrap_or_else(crate::rootless::default_root)
 }
 
 /// Runs the subcommand; returns the process exit code.

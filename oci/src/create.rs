@@ -100,7 +100,12 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
     if terminal && o.console_socket.is_none() {
         bail!("config.json: process.terminal needs --console-socket (where the pty goes)");
     }
-    let limits = spec::limits(&spec)?;
+    let mut limits = spec::limits(&spec)?;
+    if crate::rootless::rootless() {
+        // As runc: a rootless container gets no device cgroup (it cannot make device nodes;
+        // its /dev entries are bound from the host).
+        limits.devices = false;
+    }
     let extra = spec::extra_limits(&spec)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let filter = spec::seccomp_filter(seccomp.as_ref())?;
@@ -148,11 +153,23 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         no_new_keyring: o.no_new_keyring,
     };
     rec.save(root)?;
-    let cg = Cgroup::create_at(&spec::cgroups_path(&spec, &o.id), &limits)
-        .context("the container's cgroup (linux.cgroupsPath, linux.resources)")?;
-    rec.cgroup_paths = cg.paths().to_vec();
-    undo.cgroup = Some(cg);
-    rec.save(root)?;
+    let rootless = crate::rootless::rootless();
+    match Cgroup::create_at(&spec::cgroups_path(&spec, &o.id), &limits) {
+        Ok(cg) => {
+            rec.cgroup_paths = cg.paths().to_vec();
+            undo.cgroup = Some(cg);
+            rec.save(root)?;
+        }
+        // runc's rootless rule: without limits to set, a cgroup it may not make is done
+        // without (nothing delegated to the user, as on cgroup v1); the container then has
+        // none, and `kill --all` signals its init only.
+        Err(e) if rootless && denied(&e) && !asks_limits(&limits, &extra) => {}
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "the container's cgroup (linux.cgroupsPath, linux.resources): {e}"
+            ))
+        }
+    }
     if let Some(cg) = &undo.cgroup {
         cg.update(&extra).context("config.json: linux.resources")?;
     }
@@ -208,6 +225,29 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
     }
     undo.disarm();
     Ok(pid)
+}
+
+/// A refusal for want of permission (EACCES, EPERM, EROFS), which runc ignores rootless.
+fn denied(e: &rrun::cgroups::CgroupError) -> bool {
+    use rrun::cgroups::CgroupError as E;
+    let io = match e {
+        E::Mkdir { source, .. } | E::Write { source, .. } | E::Read { source, .. } => source,
+        E::BpfAttach { source, .. } | E::BpfLoad { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// The spec asks for a limit (not only for a cgroup).
+fn asks_limits(l: &rrun::cgroups::Limits, extra: &rrun::cgroups::Update) -> bool {
+    l.memory.is_some()
+        || l.cpus.is_some()
+        || l.cpuset_cpus.is_some()
+        || l.pids.is_some()
+        || *extra != rrun::cgroups::Update::default()
 }
 
 /// runc writes the pid file through a temporary file renamed into place.

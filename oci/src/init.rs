@@ -81,7 +81,8 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
         spec,
         &mounts::Ctx {
             rootfs: ctx.rootfs,
-            userns,
+            // Rootless (already in a user namespace), mknod is refused just the same.
+            userns: userns || crate::rootless::rootless(),
             cgroup_paths: ctx.cgroup_paths,
         },
     )?;

@@ -17,6 +17,7 @@ mod init;
 mod log;
 mod mounts;
 mod process;
+mod rootless;
 mod spec;
 mod state;
 mod update;
