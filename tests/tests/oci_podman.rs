@@ -254,6 +254,74 @@ fn podman_memory_limit_and_oom_kill_match_runc() {
     assert_eq!(seen[0].1, "33554432\n");
 }
 
+/// `podman update` (podman 4.3 passes `update --resources FILE` to the runtime): the new
+/// memory limit as the container reads it, and a hog past a lowered one OOM-killed.
+#[test]
+fn podman_update_memory_matches_runc() {
+    require_root();
+    let p = Podman::new();
+    let mut seen = vec![];
+    for rt in ["runc", "rrun-oci"] {
+        let name = unique("ocirt-upd-");
+        let (code, _) = p.run_ctr(
+            rt,
+            &["-d", "--name", &name, "--memory", "32m"],
+            &["sleep", "1000"],
+        );
+        let limit = || {
+            let o = p.run(
+                rt,
+                &[
+                    "exec",
+                    &name,
+                    "cat",
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                ],
+                30,
+            );
+            format!("{} {}", o.code, o.stdout.trim())
+        };
+        let mut s = vec![format!("run -d {code}"), limit()];
+        let o = p.run(rt, &["update", "--memory", "64m", &name], 30);
+        s.push(format!("update {} {}", o.code, o.stderr.trim()));
+        s.push(limit());
+        let o = p.run(
+            rt,
+            &["update", "--memory", "16m", "--memory-swap", "16m", &name],
+            30,
+        );
+        s.push(format!("update {} {}", o.code, o.stderr.trim()));
+        s.push(limit());
+        let o = p.run(
+            rt,
+            &[
+                "exec",
+                &name,
+                "sh",
+                "-c",
+                "x=a; while true; do x=$x$x; done",
+            ],
+            60,
+        );
+        s.push(format!("hog {}", o.code));
+        let _ = p.run(rt, &["rm", "-f", "-t", "0", &name], 30);
+        seen.push(s);
+    }
+    assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
+    assert_eq!(
+        seen[0],
+        [
+            "run -d 0",
+            "0 33554432",
+            "update 0 ",
+            "0 67108864",
+            "update 0 ",
+            "0 16777216",
+            "hog 137"
+        ]
+    );
+}
+
 /// `podman run -it` on a pty of 30 rows x 100 columns (python3's pty module, as seed-lab
 /// does): types `lines` (`^C` is Ctrl-C, `@...` a line without waiting for MARK) and returns
 /// the transcript and "exit=N".

@@ -202,7 +202,7 @@ fn plan(
         }
     }
     if u.cpu_quota.is_some() || u.cpu_period.is_some() {
-        if let Some(q) = u.cpu_quota.filter(|&q| q >= 0 && q < 1000) {
+        if let Some(q) = u.cpu_quota.filter(|q| (0..1000).contains(q)) {
             return Err(invalid(format!(
                 "cpu quota {q} us is below the kernel's minimum of 1000 us (-1: no limit)"
             )));
