@@ -164,6 +164,9 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         // without (nothing delegated to the user, as on cgroup v1); the container then has
         // none, and `kill --all` signals its init only.
         Err(e) if rootless && denied(&e) && !asks_limits(&limits, &extra) => {}
+        Err(e) if rootless && denied(&e) => bail!(
+            "config.json: linux.resources asks for limits, and rootless rrun-oci may not make the container's cgroup (nothing is delegated to this user; remove the limits or delegate a cgroup v2 subtree): {e}"
+        ),
         Err(e) => {
             return Err(anyhow::anyhow!(
                 "the container's cgroup (linux.cgroupsPath, linux.resources): {e}"

@@ -301,3 +301,68 @@ fn rootless_podman_runs_exit_codes_and_signal_kills_match_runc() {
         state.display()
     );
 }
+
+/// rrun-oci on its own as root of the user's namespace (`podman unshare`, no podman run): a
+/// bundle from `runc spec` runs without a cgroup; one asking for a limit is refused in one
+/// line naming linux.resources, and leaves no state and no cgroup.
+#[test]
+fn rootless_rrun_oci_runs_without_a_cgroup_and_refuses_limits_in_one_line() {
+    require_root();
+    let u = User::new();
+    let b = u.dir.join("home/bundle");
+    let (fixture, bs) = (u.dir.join("alpine.tar.gz"), b.to_str().unwrap());
+    let make = format!(
+        "mkdir -p {bs}/rootfs && tar -xzf {} -C {bs}/rootfs && cd {bs} && runc spec",
+        fixture.display()
+    );
+    let o = u.podman("runc", &["unshare", "sh", "-c", &make], 60);
+    assert_eq!(o.code, 0, "make the bundle as {}: {}", u.name, o.stderr);
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let p = b.join("config.json");
+        let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&p, serde_json::to_vec(&c).unwrap()).unwrap();
+    };
+    edit(&|c| {
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!(["sh", "-c", "echo hi; id -u"]);
+    });
+    let rrun_oci = u.dir.join("rrun-oci");
+    let run = |id: &str| {
+        u.podman(
+            "runc",
+            &["unshare", rrun_oci.to_str().unwrap(), "run", "-b", bs, id],
+            60,
+        )
+    };
+    let id = unique("ocirt-rl-");
+    let o = run(&id);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "hi\n0\n"), "{}", o.stderr);
+
+    edit(&|c| c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 10}));
+    let id = unique("ocirt-rl-");
+    let o = run(&id);
+    let ours: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("rrun-oci:"))
+        .collect();
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert_eq!(ours.len(), 1, "{}", o.stderr);
+    assert!(
+        ours[0].starts_with("rrun-oci: error: config.json: linux.resources asks for limits, and rootless rrun-oci may not make the container's cgroup"),
+        "{}",
+        ours[0]
+    );
+    let state = u.dir.join("run/rrun-oci");
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "state left in {}",
+        state.display()
+    );
+    for h in ["unified", "pids", "memory"] {
+        let cg = PathBuf::from(format!("/sys/fs/cgroup/{h}/rrun-oci-{id}"));
+        assert!(!cg.exists(), "{} left", cg.display());
+    }
+}
