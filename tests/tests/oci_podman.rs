@@ -10,9 +10,11 @@
 
 mod ocirt_common;
 
+use ocirt_common::{run_to_files, Out};
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rbox_tests::{alpine_fixture, bin, command, require_root, unique, Scratch};
 
@@ -28,12 +30,6 @@ const RUN_OPTS: [&str; 6] = [
 struct Podman {
     dir: Scratch,
     image: String,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Podman {
@@ -75,33 +71,14 @@ impl Podman {
 
     /// `podman ... ARGS` through runtime `rt`, killed after `secs`.
     fn run(&self, rt: &str, args: &[&str], secs: u64) -> Out {
-        let n = unique("o");
-        let (o, e) = (
-            self.dir.join(format!("{n}.out")),
-            self.dir.join(format!("{n}.err")),
-        );
         let mut c = self.cmd(rt);
-        c.args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap());
-        let mut child = c.spawn().expect("podman (Debian's podman package)");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                let _ = child.kill();
-                panic!("podman {args:?} through {rt} did not finish in {secs} s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Out {
-            code: status.code().unwrap_or(128),
-            stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-        }
+        c.args(args);
+        run_to_files(
+            c,
+            self.dir.path(),
+            secs,
+            &format!("podman {args:?} through {rt}"),
+        )
     }
 
     /// `podman run RUN_OPTS EXTRA IMAGE CMD...`: (exit code, stdout).

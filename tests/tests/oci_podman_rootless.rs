@@ -7,9 +7,12 @@
 //! The image is imported from the Alpine fixture; no image is pulled. The user, its podman
 //! pause process and its store are removed on drop.
 
+mod ocirt_common;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use ocirt_common::{run_to_files, Out};
 
 use rbox_tests::{alpine_fixture, bin, command, require_root, unique, Scratch};
 
@@ -20,12 +23,6 @@ struct User {
     gid: u32,
     dir: Scratch,
     image: String,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl User {
@@ -96,11 +93,6 @@ impl User {
 
     /// `podman ARGS` as the user through runtime `rt`, killed after `secs`.
     fn podman(&self, rt: &str, args: &[&str], secs: u64) -> Out {
-        let n = unique("o");
-        let (o, e) = (
-            self.dir.join(format!("{n}.out")),
-            self.dir.join(format!("{n}.err")),
-        );
         let (home, run) = (self.dir.join("home"), self.dir.join("run"));
         let mut c = command("setpriv");
         c.arg(format!("--reuid={}", self.uid))
@@ -127,30 +119,9 @@ impl User {
             .env("USER", &self.name)
             .env("LC_ALL", "C")
             .env("TZ", "UTC")
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap());
-        let mut child = c.spawn().expect("setpriv (util-linux) and podman");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                let _ = child.kill();
-                panic!(
-                    "podman {args:?} through {rt} as {} did not finish in {secs} s",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Out {
-            code: status.code().unwrap_or(128),
-            stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-        }
+            .current_dir("/");
+        let what = format!("podman {args:?} through {rt} as {}", self.name);
+        run_to_files(c, self.dir.path(), secs, &what)
     }
 
     /// `podman run --rm --network none IMAGE CMD...`: (exit code, stdout).
@@ -201,22 +172,7 @@ impl Drop for User {
         while !self.processes().is_empty() && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = command("userdel").arg(&self.name).status();
-        for f in ["/etc/subuid", "/etc/subgid"] {
-            let text = std::fs::read_to_string(f).unwrap_or_default();
-            if text
-                .lines()
-                .any(|l| l.starts_with(&format!("{}:", self.name)))
-            {
-                // userdel left the line (a shadow without subid support): remove ours only
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.starts_with(&format!("{}:", self.name)))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let _ = std::fs::write(f, kept);
-            }
-        }
+        rbox_tests::userdel(&self.name);
     }
 }
 

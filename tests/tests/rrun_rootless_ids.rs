@@ -110,22 +110,7 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        let _ = rbox_tests::command("userdel").arg(&self.name).status();
-        for f in ["/etc/subuid", "/etc/subgid"] {
-            let text = fs::read_to_string(f).unwrap_or_default();
-            if text
-                .lines()
-                .any(|l| l.starts_with(&format!("{}:", self.name)))
-            {
-                // userdel left the line (a shadow built without subid support): remove ours only
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.starts_with(&format!("{}:", self.name)))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let _ = fs::write(f, kept);
-            }
-        }
+        rbox_tests::userdel(&self.name);
     }
 }
 
