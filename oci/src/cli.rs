@@ -8,9 +8,6 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use liboci_cli::GlobalOpts;
 
-/// runc's default state directory is /run/runc; ours is /run/rrun-oci.
-pub const DEFAULT_ROOT: &str = "/run/rrun-oci";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "rrun-oci",
@@ -50,7 +47,7 @@ pub enum Cmd {
     List(liboci_cli::List),
     /// Print the runtime-spec features document (JSON).
     Features(liboci_cli::Features),
-    /// Update a container's cgroup limits (refused: not supported yet).
+    /// Update a running container's cgroup limits (--resources FILE or runc's flags).
     Update(liboci_cli::Update),
     /// Checkpoint (refused: not supported).
     Checkpoint(Refused),
@@ -78,11 +75,9 @@ pub struct Refused {
     pub rest: Vec<String>,
 }
 
-/// The state directory from --root (or $XDG_RUNTIME_DIR-less default).
+/// The state directory from --root, else runc's default for this user (see rootless.rs).
 pub fn root_dir(g: &GlobalOpts) -> PathBuf {
-    g.root
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+    g.root.clone().unwrap_or_else(crate::rootless::default_root)
 }
 
 /// Runs the subcommand; returns the process exit code.
@@ -109,10 +104,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Resume(a) => crate::commands::pause(&root, &a.container_id, false).map(|()| 0),
         Cmd::List(a) => crate::commands::list(&root, &a.format, a.quiet).map(|()| 0),
         Cmd::Features(_) => crate::features::print().map(|()| 0),
-        Cmd::Update(a) => bail!(
-            "update {}: changing a running container's limits is not supported yet",
-            a.container_id
-        ),
+        Cmd::Update(a) => crate::update::update(&root, &a).map(|()| 0),
         Cmd::Checkpoint(_) => bail!("checkpoint is not supported by rrun-oci"),
         Cmd::Restore(_) => bail!("restore is not supported by rrun-oci"),
         Cmd::Events(_) => bail!("events is not supported by rrun-oci"),

@@ -78,10 +78,15 @@ pub fn state(root: &Path, id: &str) -> Result<()> {
 pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
     let rec = Record::load(root, id)?;
     let n = rrun::commands::parse_signal(sig).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if rec.status(root) == Status::Stopped && !all {
+    let stopped = rec.status(root) == Status::Stopped;
+    if stopped && !all {
         bail!("container {id} is not running");
     }
-    if all {
+    // Without a cgroup (rootless, see create.rs) --all reaches the init only.
+    if all && rec.cgroup_paths.is_empty() && stopped {
+        return Ok(());
+    }
+    if all && !rec.cgroup_paths.is_empty() {
         let cg = Cgroup::from_recorded(&rec.cgroup_paths)?;
         for pid in cg.pids() {
             if let Ok(fd) = rrun::sys::process::pidfd_open(pid) {

@@ -32,6 +32,8 @@ pub struct Opts {
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Keep the caller's session keyring (runc's --no-new-keyring).
+    pub no_new_keyring: bool,
 }
 
 impl From<liboci_cli::Create> for Opts {
@@ -43,6 +45,7 @@ impl From<liboci_cli::Create> for Opts {
             pid_file: a.pid_file,
             no_pivot: a.no_pivot,
             preserve_fds: a.preserve_fds.max(0) as u32,
+            no_new_keyring: a.no_new_keyring,
         }
     }
 }
@@ -97,7 +100,13 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
     if terminal && o.console_socket.is_none() {
         bail!("config.json: process.terminal needs --console-socket (where the pty goes)");
     }
-    let limits = spec::limits(&spec)?;
+    let mut limits = spec::limits(&spec)?;
+    if crate::rootless::rootless() {
+        // As runc: a rootless container gets no device cgroup (it cannot make device nodes;
+        // its /dev entries are bound from the host).
+        limits.devices = false;
+    }
+    let extra = spec::extra_limits(&spec)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let filter = spec::seccomp_filter(seccomp.as_ref())?;
     std::fs::create_dir_all(root).with_context(|| format!("make {}", root.display()))?;
@@ -141,13 +150,32 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         hooks: spec.hooks().clone(),
         paused: false,
         seccomp,
+        no_new_keyring: o.no_new_keyring,
     };
     rec.save(root)?;
-    let cg = Cgroup::create_at(&spec::cgroups_path(&spec, &o.id), &limits)
-        .context("the container's cgroup (linux.cgroupsPath, linux.resources)")?;
-    rec.cgroup_paths = cg.paths().to_vec();
-    undo.cgroup = Some(cg);
-    rec.save(root)?;
+    let rootless = crate::rootless::rootless();
+    match Cgroup::create_at(&spec::cgroups_path(&spec, &o.id), &limits) {
+        Ok(cg) => {
+            rec.cgroup_paths = cg.paths().to_vec();
+            undo.cgroup = Some(cg);
+            rec.save(root)?;
+        }
+        // runc's rootless rule: without limits to set, a cgroup it may not make is done
+        // without (nothing delegated to the user, as on cgroup v1); the container then has
+        // none, and `kill --all` signals its init only.
+        Err(e) if rootless && denied(&e) && !asks_limits(&limits, &extra) => {}
+        Err(e) if rootless && denied(&e) => bail!(
+            "config.json: linux.resources asks for limits, and rootless rrun-oci may not make the container's cgroup (nothing is delegated to this user; remove the limits or delegate a cgroup v2 subtree): {e}"
+        ),
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "the container's cgroup (linux.cgroupsPath, linux.resources): {e}"
+            ))
+        }
+    }
+    if let Some(cg) = &undo.cgroup {
+        cg.update(&extra).context("config.json: linux.resources")?;
+    }
 
     let fifo_fd = rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .with_context(|| format!("open {}", fifo.display()))?;
@@ -164,6 +192,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         new_userns,
         join,
         seccomp: filter.as_ref(),
+        keyring: (!o.no_new_keyring).then_some(o.id.as_str()),
     };
     let (pid, ctx) =
         rrun::sys::process::clone_child(flags, None, Some(parent.as_fd()), ctx, init::main);
@@ -199,6 +228,29 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
     }
     undo.disarm();
     Ok(pid)
+}
+
+/// A refusal for want of permission (EACCES, EPERM, EROFS), which runc ignores rootless.
+fn denied(e: &rrun::cgroups::CgroupError) -> bool {
+    use rrun::cgroups::CgroupError as E;
+    let io = match e {
+        E::Mkdir { source, .. } | E::Write { source, .. } | E::Read { source, .. } => source,
+        E::BpfAttach { source, .. } | E::BpfLoad { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// The spec asks for a limit (not only for a cgroup).
+fn asks_limits(l: &rrun::cgroups::Limits, extra: &rrun::cgroups::Update) -> bool {
+    l.memory.is_some()
+        || l.cpus.is_some()
+        || l.cpuset_cpus.is_some()
+        || l.pids.is_some()
+        || *extra != rrun::cgroups::Update::default()
 }
 
 /// runc writes the pid file through a temporary file renamed into place.
@@ -276,6 +328,7 @@ pub fn run(root: &Path, a: &liboci_cli::Run) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds.max(0) as u32,
+        no_new_keyring: a.no_new_keyring,
     };
     let pid = create_inner(root, &o)?;
     if let Err(e) = commands::start(root, &o.id) {

@@ -63,6 +63,7 @@ pub fn exec(root: &Path, a: &liboci_cli::Exec) -> Result<i32> {
         new_userns,
         preserve,
         seccomp: filter.as_ref(),
+        keyring: (!rec.no_new_keyring).then_some(rec.id.as_str()),
     };
     let (pid, child) = rrun::sys::process::fork(child, |chan| child_main(chan, &how));
     drop(child);
@@ -179,6 +180,8 @@ struct How<'a> {
     preserve: u32,
     /// The container's seccomp filter (None: no filter).
     seccomp: Option<&'a Filter>,
+    /// The container id, whose session keyring to join (None: created with --no-new-keyring).
+    keyring: Option<&'a str>,
 }
 
 /// In the forked child: join, wait for the cgroup, terminal, user, filter, exec.
@@ -211,6 +214,7 @@ fn child_steps(chan: &Channel, how: &How<'_>) -> Result<std::convert::Infallible
         rrun::sys::ids::set_ids(0, 0, &[])
             .context("become root in the container's user namespace")?;
     }
+    process::join_keyring(how.keyring, how.new_userns)?;
     chan.wait_for_setup()?;
     let master = match p.terminal() == Some(true) {
         true => {

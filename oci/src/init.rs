@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
     /// linux.seccomp, compiled by `create` (None: no filter).
     pub seccomp: Option<&'a Filter>,
+    /// The container id, whose session keyring to join (None: --no-new-keyring).
+    pub keyring: Option<&'a str>,
 }
 
 /// Runs the init to its execve; on failure reports the error to `create` and exits 1.
@@ -65,6 +67,8 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     if ctx.new_userns {
         rrun::sys::ids::set_ids(0, 0, &[]).context("become root in the user namespace")?;
     }
+    let userns = ctx.new_userns || ctx.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    process::join_keyring(ctx.keyring, userns)?;
     let proc_ = spec.process().clone().unwrap_or_default();
     process::set_oom_score_adj(&proc_)?;
     if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
@@ -77,7 +81,8 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
         spec,
         &mounts::Ctx {
             rootfs: ctx.rootfs,
-            userns: ctx.new_userns || ctx.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User),
+            // Rootless (already in a user namespace), mknod is refused just the same.
+            userns: userns || crate::rootless::rootless(),
             cgroup_paths: ctx.cgroup_paths,
         },
     )?;

@@ -17,8 +17,10 @@ mod init;
 mod log;
 mod mounts;
 mod process;
+mod rootless;
 mod spec;
 mod state;
+mod update;
 
 use clap::Parser;
 

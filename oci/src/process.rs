@@ -277,6 +277,31 @@ pub fn finish_and_exec(
     Err(anyhow::Error::new(e).context(format!("exec {}", exe.display())))
 }
 
+/// runc's session keyring: unless `--no-new-keyring`, the container's processes join a session
+/// keyring of their own, `_ses.<id>` (made by the first, joined by `exec`'d ones), instead of
+/// the caller's, and it is made searchable (by its owner, or by anyone with a new user
+/// namespace, where the owner's uid is not the caller's). Must run before the seccomp filter,
+/// which refuses keyctl(2). A kernel without keys (ENOSYS) is let be, as runc does.
+pub fn join_keyring(ring: Option<&str>, userns: bool) -> Result<()> {
+    use rrun::sys::keyring;
+    let Some(id) = ring else {
+        return Ok(());
+    };
+    let name = rrun::sys::cstr(format!("_ses.{id}"))?;
+    let serial = match keyring::join_session(&name) {
+        Ok(s) => s,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOSYS.raw_os_error()) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e).context("join a session keyring of the container's own"),
+    };
+    let bits = match userns {
+        true => keyring::OTH_SEARCH,
+        false => keyring::USR_SEARCH,
+    };
+    keyring::add_perm(serial, bits).context("make the container's session keyring searchable")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

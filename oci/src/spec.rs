@@ -161,67 +161,25 @@ pub fn seccomp_filter(s: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
     Ok(rrun::security::compile_filter(&choice, 0, None)?)
 }
 
+/// linux.resources: the fields rrun-oci cannot set are refused (the same as `update` refuses).
 fn check_resources(r: &LinuxResources) -> Result<()> {
-    if r.block_io().as_ref().is_some_and(|b| {
-        b.weight().is_some()
-            || b.leaf_weight().is_some()
-            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-            || b.throttle_read_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_read_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-    }) {
-        refuse("linux.resources.blockIO")?;
-    }
-    if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
-        refuse("linux.resources.hugepageLimits")?;
-    }
-    if r.network().is_some() {
-        refuse("linux.resources.network")?;
-    }
-    if r.rdma().as_ref().is_some_and(|v| !v.is_empty()) {
-        refuse("linux.resources.rdma")?;
-    }
-    if r.unified().as_ref().is_some_and(|v| !v.is_empty()) {
-        refuse("linux.resources.unified")?;
-    }
-    if let Some(m) = r.memory() {
-        if m.reservation().is_some_and(|v| v > 0) {
-            refuse("linux.resources.memory.reservation")?;
-        }
-        if m.kernel().is_some_and(|v| v > 0) || m.kernel_tcp().is_some_and(|v| v > 0) {
-            refuse("linux.resources.memory.kernel")?;
-        }
-        if m.swappiness().is_some() {
-            refuse("linux.resources.memory.swappiness")?;
-        }
-        if m.disable_oom_killer() == Some(true) {
-            refuse("linux.resources.memory.disableOOMKiller")?;
-        }
-    }
-    if let Some(c) = r.cpu() {
-        if c.mems().as_ref().is_some_and(|s| !s.is_empty()) {
-            refuse("linux.resources.cpu.mems")?;
-        }
-        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
-            refuse("linux.resources.cpu.realtimeRuntime")?;
-        }
-        if c.shares().is_some_and(|s| s != 1024 && s != 0) {
-            refuse("linux.resources.cpu.shares")?;
-        }
-        if c.idle().is_some_and(|i| i != 0) {
-            refuse("linux.resources.cpu.idle")?;
-        }
-    }
-    Ok(())
+    crate::update::from_resources(r, "config.json: linux.resources").map(drop)
+}
+
+/// What linux.resources asks for beyond [`limits`]: memory swap and reservation, cpu shares
+/// and memory nodes, set on the new cgroup through the rrun library's update.
+pub fn extra_limits(spec: &Spec) -> Result<rrun::cgroups::Update> {
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().clone()) else {
+        return Ok(rrun::cgroups::Update::default());
+    };
+    let u = crate::update::from_resources(&r, "config.json: linux.resources")?;
+    Ok(rrun::cgroups::Update {
+        memory_swap: u.memory_swap,
+        memory_reservation: u.memory_reservation,
+        cpu_shares: u.cpu_shares,
+        cpuset_mems: u.cpuset_mems,
+        ..rrun::cgroups::Update::default()
+    })
 }
 
 /// The spec's namespaces with their optional paths (to join instead of making a new one).
@@ -251,7 +209,11 @@ pub fn clone_flag(t: LinuxNamespaceType) -> UnshareFlags {
 
 /// The spec's cgroup resources as the rrun library's limits.
 pub fn limits(spec: &Spec) -> Result<rrun::cgroups::Limits> {
-    let mut l = rrun::cgroups::Limits::default();
+    let mut l = rrun::cgroups::Limits {
+        // Every controller's hierarchy is joined, as runc does, so `update` can set any limit.
+        every_controller: true,
+        ..rrun::cgroups::Limits::default()
+    };
     let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().clone()) else {
         return Ok(l);
     };

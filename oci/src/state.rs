@@ -36,6 +36,9 @@ pub struct Record {
     /// The bundle's linux.seccomp, which `exec` applies to the processes it starts (as runc).
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// Created with --no-new-keyring: `exec`'d processes keep the caller's session keyring too.
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// runtime-spec's container statuses.

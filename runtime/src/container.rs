@@ -216,6 +216,7 @@ fn cgroup_limits(st: &State) -> Option<Limits> {
         // Root containers may use only the default devices; rootless ones cannot open device
         // nodes at all (their mounts are nodev, see cgroups/devices.rs).
         devices: !cfg.rootless,
+        every_controller: false,
     })
 }
 

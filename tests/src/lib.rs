@@ -113,6 +113,25 @@ pub fn require_root() {
     );
 }
 
+/// Removes the throwaway user `name` (userdel(8), which also drops its /etc/subuid and
+/// /etc/subgid lines under the shadow lock) and any such line userdel left (a shadow built
+/// without subid support): only this user's.
+pub fn userdel(name: &str) {
+    let _ = command("userdel").arg(name).status();
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let mine = |l: &str| l.starts_with(&format!("{name}:"));
+        if text.lines().any(mine) {
+            let kept: String = text
+                .lines()
+                .filter(|l| !mine(l))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write(f, kept);
+        }
+    }
+}
+
 /// A name unique to this process and call: `<prefix><pid-base36><counter-base36>`.
 /// Interface names must stay within 15 bytes (IFNAMSIZ - 1): keep prefixes short for those.
 pub fn unique(prefix: &str) -> String {

@@ -10,9 +10,11 @@
 
 mod ocirt_common;
 
+use ocirt_common::{run_to_files, Out};
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rbox_tests::{alpine_fixture, bin, command, require_root, unique, Scratch};
 
@@ -28,12 +30,6 @@ const RUN_OPTS: [&str; 6] = [
 struct Podman {
     dir: Scratch,
     image: String,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Podman {
@@ -75,33 +71,14 @@ impl Podman {
 
     /// `podman ... ARGS` through runtime `rt`, killed after `secs`.
     fn run(&self, rt: &str, args: &[&str], secs: u64) -> Out {
-        let n = unique("o");
-        let (o, e) = (
-            self.dir.join(format!("{n}.out")),
-            self.dir.join(format!("{n}.err")),
-        );
         let mut c = self.cmd(rt);
-        c.args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap());
-        let mut child = c.spawn().expect("podman (Debian's podman package)");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                let _ = child.kill();
-                panic!("podman {args:?} through {rt} did not finish in {secs} s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Out {
-            code: status.code().unwrap_or(128),
-            stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-        }
+        c.args(args);
+        run_to_files(
+            c,
+            self.dir.path(),
+            secs,
+            &format!("podman {args:?} through {rt}"),
+        )
     }
 
     /// `podman run RUN_OPTS EXTRA IMAGE CMD...`: (exit code, stdout).
@@ -252,6 +229,74 @@ fn podman_memory_limit_and_oom_kill_match_runc() {
         seen[0]
     );
     assert_eq!(seen[0].1, "33554432\n");
+}
+
+/// `podman update` (podman 4.3 passes `update --resources FILE` to the runtime): the new
+/// memory limit as the container reads it, and a hog past a lowered one OOM-killed.
+#[test]
+fn podman_update_memory_matches_runc() {
+    require_root();
+    let p = Podman::new();
+    let mut seen = vec![];
+    for rt in ["runc", "rrun-oci"] {
+        let name = unique("ocirt-upd-");
+        let (code, _) = p.run_ctr(
+            rt,
+            &["-d", "--name", &name, "--memory", "32m"],
+            &["sleep", "1000"],
+        );
+        let limit = || {
+            let o = p.run(
+                rt,
+                &[
+                    "exec",
+                    &name,
+                    "cat",
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                ],
+                30,
+            );
+            format!("{} {}", o.code, o.stdout.trim())
+        };
+        let mut s = vec![format!("run -d {code}"), limit()];
+        let o = p.run(rt, &["update", "--memory", "64m", &name], 30);
+        s.push(format!("update {} {}", o.code, o.stderr.trim()));
+        s.push(limit());
+        let o = p.run(
+            rt,
+            &["update", "--memory", "16m", "--memory-swap", "16m", &name],
+            30,
+        );
+        s.push(format!("update {} {}", o.code, o.stderr.trim()));
+        s.push(limit());
+        let o = p.run(
+            rt,
+            &[
+                "exec",
+                &name,
+                "sh",
+                "-c",
+                "x=a; while true; do x=$x$x; done",
+            ],
+            60,
+        );
+        s.push(format!("hog {}", o.code));
+        let _ = p.run(rt, &["rm", "-f", "-t", "0", &name], 30);
+        seen.push(s);
+    }
+    assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
+    assert_eq!(
+        seen[0],
+        [
+            "run -d 0",
+            "0 33554432",
+            "update 0 ",
+            "0 67108864",
+            "update 0 ",
+            "0 16777216",
+            "hog 137"
+        ]
+    );
 }
 
 /// `podman run -it` on a pty of 30 rows x 100 columns (python3's pty module, as seed-lab

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::detect::{self, Hierarchy, Version};
 use super::limits::{check_limits, check_name, Limits};
+use super::parse::format_cpu_list;
 use super::placement::{place, Place};
 use super::{cpu, cpuset, devices, memory, pids, v2, Cgroup, CgroupError, Dir};
 
@@ -51,6 +52,13 @@ impl Cgroup {
                 &cpuset::allowed(p.h.version, &p.h.mount, &p.h.own)?,
                 &p.h.own,
             )?),
+            // Joined without a limit (every_controller): a v1 cpuset cgroup starts empty and
+            // refuses tasks, so it gets every cpu its parent has.
+            (None, Some(p)) => Some(format_cpu_list(&cpuset::allowed(
+                p.h.version,
+                &p.h.mount,
+                &p.h.own,
+            )?)),
             _ => None,
         };
         for p in places.iter().filter(|p| p.h.version == Version::V2) {
@@ -94,15 +102,19 @@ impl Cgroup {
         }
         for (p, d) in places.iter().zip(&self.dirs) {
             for &c in &p.controllers {
-                match c {
-                    "memory" => {
-                        memory::apply(d.version, &d.path, limits.memory.unwrap_or(u64::MAX))?
-                    }
-                    "cpu" => cpu::apply(d.version, &d.path, limits.cpus.unwrap_or(1.0))?,
-                    "cpuset" => {
+                // A controller joined without its limit (every_controller) is left unlimited.
+                match (c, limits) {
+                    (
+                        "memory",
+                        Limits {
+                            memory: Some(m), ..
+                        },
+                    ) => memory::apply(d.version, &d.path, *m)?,
+                    ("cpu", Limits { cpus: Some(n), .. }) => cpu::apply(d.version, &d.path, *n)?,
+                    ("cpuset", _) => {
                         cpuset::apply(d.version, &d.path, &p.h.own, cpuset.unwrap_or_default())?
                     }
-                    "pids" => pids::apply(&d.path, limits.pids.unwrap_or(u64::MAX))?,
+                    ("pids", Limits { pids: Some(n), .. }) => pids::apply(&d.path, *n)?,
                     _ => {}
                 }
             }

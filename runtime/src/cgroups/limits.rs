@@ -7,7 +7,9 @@ use super::{parse, CgroupError};
 
 /// Limits from the CLI. memory: bytes; cpus: fraction of CPUs (0.5 = half a CPU);
 /// cpuset_cpus: a list like "0-1,3"; pids: max tasks; devices: allow only Docker's default
-/// device list (set for every container rrun makes as root; see devices.rs).
+/// device list (set for every container rrun makes as root; see devices.rs); every_controller:
+/// join the v1 hierarchy of each controller above even without its limit (as runc does), so
+/// that [`super::Cgroup::update`] can set one later.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     pub memory: Option<u64>,
@@ -15,6 +17,7 @@ pub struct Limits {
     pub cpuset_cpus: Option<String>,
     pub pids: Option<u64>,
     pub devices: bool,
+    pub every_controller: bool,
 }
 
 /// A name is one path component under our control: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.

@@ -37,6 +37,7 @@ mod pids;
 mod placement;
 mod remove;
 mod reopen;
+mod update;
 mod v1;
 mod v2;
 
@@ -54,6 +55,7 @@ pub use limits::Limits;
 pub use memory::MIN_MEMORY;
 pub use parse::{parse_cpus, parse_size};
 pub use placement::{candidate_paths, check_cpuset};
+pub use update::Update;
 
 /// One directory of a container's cgroup, in one hierarchy.
 #[derive(Debug, Clone)]

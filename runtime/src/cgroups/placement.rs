@@ -86,8 +86,17 @@ pub(super) fn place<'a>(
         ("cpuset", limits.cpuset_cpus.is_some()),
         ("pids", limits.pids.is_some()),
     ];
-    for (c, _) in wanted.iter().filter(|w| w.1) {
-        match (usable.iter().copied().find(|h| h.version == Version::V1 && h.has(c)), v2) {
+    let v1_of = |c: &str| {
+        usable
+            .iter()
+            .copied()
+            .find(|h| h.version == Version::V1 && h.has(c))
+    };
+    for (c, _) in wanted
+        .iter()
+        .filter(|w| w.1 || limits.every_controller && v1_of(w.0).is_some())
+    {
+        match (v1_of(c), v2) {
             (Some(h), _) => put(h, Some(c)),
             (None, Some(h)) => put(h, Some(c)),
             (None, None) => {
@@ -173,6 +182,7 @@ mod unit {
             cpuset_cpus: Some("0".into()),
             pids: Some(12),
             devices: true,
+            every_controller: false,
         };
         assert_eq!(
             summary(&place(&hs, &l).unwrap()),
@@ -183,6 +193,30 @@ mod unit {
                 ("/cpuset".into(), vec!["cpuset"]),
                 ("/pids".into(), vec!["pids"]),
             ]
+        );
+    }
+
+    #[test]
+    fn every_controller_joins_each_v1_hierarchy_but_enables_nothing_on_v2() {
+        let every = Limits {
+            every_controller: true,
+            ..Limits::default()
+        };
+        let hs = hybrid();
+        assert_eq!(
+            summary(&place(&hs, &every).unwrap()),
+            vec![
+                ("/unified".into(), vec![]),
+                ("/memory/p".into(), vec!["memory"]),
+                ("/cpu".into(), vec!["cpu"]),
+                ("/cpuset".into(), vec!["cpuset"]),
+                ("/pids".into(), vec!["pids"]),
+            ]
+        );
+        let hs = vec![h(Version::V2, &[], "/scope")];
+        assert_eq!(
+            summary(&place(&hs, &every).unwrap()),
+            vec![("/scope".into(), vec![])]
         );
     }
 

@@ -152,6 +152,7 @@ fn all_limits() -> Limits {
         cpuset_cpus: Some("0".into()),
         pids: Some(12),
         devices: true,
+        every_controller: false,
     }
 }
 

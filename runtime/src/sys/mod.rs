@@ -1,6 +1,6 @@
 //! Checked wrappers over the Linux system calls rrun needs that std does not offer, one
 //! module per kernel interface: [`mount`], [`fd`], [`process`], [`ns`], [`ids`], [`procfs`],
-//! [`signal`], [`bpf`], [`netdevice`], [`memory`]. They call rustix where it covers the call;
+//! [`signal`], [`bpf`], [`netdevice`], [`memory`], [`keyring`]. They call rustix where it covers the call;
 //! raw libc and `unsafe` in rrun are here only. This module holds the shared return-value
 //! checks, [`cstr`] and the filesystem magic numbers rrun compares statfs(2) answers with.
 
@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 pub mod bpf;
 pub mod fd;
 pub mod ids;
+pub mod keyring;
 pub mod memory;
 pub mod mount;
 pub mod netdevice;

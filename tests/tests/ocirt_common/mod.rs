@@ -71,7 +71,6 @@ pub struct Runtime {
     pub name: &'static str,
     pub exe: PathBuf,
     pub root: Scratch,
-    n: std::cell::Cell<u32>,
 }
 
 impl Runtime {
@@ -86,7 +85,6 @@ impl Runtime {
             name,
             exe,
             root: Scratch::new("ocirt"),
-            n: 0.into(),
         }
     }
 
@@ -97,37 +95,17 @@ impl Runtime {
 
     /// `RUNTIME --root ROOT ARGS...` in `cwd`, killed after `secs`; output through files.
     pub fn run_in(&self, cwd: &Path, args: &[&str], secs: u64) -> Out {
-        let n = self.n.get();
-        self.n.set(n + 1);
-        let (o, e) = (
-            self.root.join(format!("out{n}")),
-            self.root.join(format!("err{n}")),
-        );
         let mut c: Command = command(&self.exe);
         c.arg("--root")
             .arg(self.root.join("state"))
             .args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap());
-        let mut child = c.spawn().expect("spawn the runtime");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                let _ = child.kill();
-                panic!("{} {args:?} did not finish in {secs} s", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Out {
-            code: status.code().unwrap_or(128),
-            stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-        }
+            .current_dir(cwd);
+        run_to_files(
+            c,
+            self.root.path(),
+            secs,
+            &format!("{} {args:?}", self.name),
+        )
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
@@ -165,6 +143,34 @@ impl Runtime {
     /// Force-deletes `id` (cleanup).
     pub fn cleanup(&self, id: &str) {
         let _ = self.run(&["delete", "--force", id]);
+    }
+}
+
+/// Runs `c` with stdin from /dev/null and its output through files in `dir` (a created
+/// container keeps the descriptors it was given, so pipes would never close); panics naming
+/// `what` if it has not finished after `secs`.
+pub fn run_to_files(mut c: Command, dir: &Path, secs: u64, what: &str) -> Out {
+    let n = unique("out");
+    let (o, e) = (dir.join(format!("{n}.out")), dir.join(format!("{n}.err")));
+    c.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap());
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("{what} did not finish in {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Out {
+        code: status.code().unwrap_or(128),
+        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
     }
 }
 

@@ -1,0 +1,164 @@
+//! `update`: new cgroup limits for a live container, as runc takes them: `--resources FILE`
+//! (runtime-spec linux.resources JSON, `-` for stdin; the other flags are then ignored, as in
+//! runc) or runc's single flags (--memory, --memory-swap, --memory-reservation, --cpu-share,
+//! --cpu-quota, --cpu-period, --cpuset-cpus, --cpuset-mems, --pids-limit). The values go to the
+//! rrun library's [`Cgroup::update`], which checks them all before writing any and restores the
+//! old ones if the kernel refuses one. A field rrun-oci does not set is refused in one line
+//! naming it; `devices` is ignored, as runc's update ignores it. Kernel interface: cgroupfs,
+//! through the rrun library.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+use rrun::cgroups::{Cgroup, Update};
+
+use crate::state::{Record, Status};
+
+/// `update [--resources FILE | FLAGS] ID`.
+pub fn update(root: &Path, a: &liboci_cli::Update) -> Result<()> {
+    let id = &a.container_id;
+    let rec = Record::load(root, id)?;
+    if rec.status(root) == Status::Stopped {
+        bail!("update {id}: the container is stopped");
+    }
+    let u = match &a.resources {
+        Some(file) => from_resources(&read_resources(file)?, "resources")?,
+        None => from_flags(a)?,
+    };
+    if rec.cgroup_paths.is_empty() {
+        bail!("update {id}: the container has no cgroup (rootless without a delegated cgroup)");
+    }
+    Cgroup::from_recorded(&rec.cgroup_paths)?
+        .update(&u)
+        .map_err(|e| anyhow::anyhow!("update {id}: {e}"))
+}
+
+/// The JSON of `--resources FILE`, `-` being stdin.
+fn read_resources(file: &Path) -> Result<LinuxResources> {
+    let mut text = String::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("read --resources from stdin")?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("read --resources {}", file.display()))?;
+    }
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--resources {}: not runtime-spec linux.resources JSON",
+            file.display()
+        )
+    })
+}
+
+fn refuse(field: &str) -> Result<()> {
+    bail!("{field} is not supported by rrun-oci")
+}
+
+/// linux.resources as an update; `at` names where it came from ("resources",
+/// "config.json: linux.resources") in the refusals. Fields left out are left as they are.
+pub fn from_resources(r: &LinuxResources, at: &str) -> Result<Update> {
+    let mut u = Update::default();
+    let field = |f: &str| format!("{at}.{f}");
+    if r.block_io().as_ref().is_some_and(|b| {
+        b.weight().is_some()
+            || b.leaf_weight().is_some()
+            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+            || b.throttle_read_bps_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
+            || b.throttle_write_bps_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
+            || b.throttle_read_iops_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
+            || b.throttle_write_iops_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
+    }) {
+        refuse(&field("blockIO"))?;
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
+        refuse(&field("hugepageLimits"))?;
+    }
+    if r.network().is_some() {
+        refuse(&field("network"))?;
+    }
+    if r.rdma().as_ref().is_some_and(|v| !v.is_empty()) {
+        refuse(&field("rdma"))?;
+    }
+    if r.unified().as_ref().is_some_and(|v| !v.is_empty()) {
+        refuse(&field("unified"))?;
+    }
+    if let Some(m) = r.memory() {
+        if m.kernel().is_some_and(|v| v > 0) {
+            refuse(&field("memory.kernel"))?;
+        }
+        if m.kernel_tcp().is_some_and(|v| v > 0) {
+            refuse(&field("memory.kernelTCP"))?;
+        }
+        if m.swappiness().is_some_and(|s| s <= 100) {
+            refuse(&field("memory.swappiness"))?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            refuse(&field("memory.disableOOMKiller"))?;
+        }
+        // 0 is "not set" in runc's update as in its create.
+        u.memory = m.limit().filter(|&v| v != 0);
+        u.memory_swap = m.swap().filter(|&v| v != 0);
+        u.memory_reservation = m.reservation().filter(|&v| v != 0);
+    }
+    if let Some(c) = r.cpu() {
+        if c.realtime_runtime().is_some_and(|v| v != 0) {
+            refuse(&field("cpu.realtimeRuntime"))?;
+        }
+        if c.realtime_period().is_some_and(|v| v != 0) {
+            refuse(&field("cpu.realtimePeriod"))?;
+        }
+        if c.idle().is_some_and(|i| i != 0) {
+            refuse(&field("cpu.idle"))?;
+        }
+        u.cpu_shares = c.shares().filter(|&s| s != 0);
+        u.cpu_quota = c.quota().filter(|&q| q != 0);
+        u.cpu_period = c.period().filter(|&p| p != 0);
+        u.cpuset_cpus = c.cpus().clone().filter(|s| !s.is_empty());
+        u.cpuset_mems = c.mems().clone().filter(|s| !s.is_empty());
+    }
+    if let Some(p) = r.pids() {
+        u.pids = Some(p.limit());
+    }
+    Ok(u)
+}
+
+/// runc's single flags (0 meaning "not given" for the numbers, as in runc).
+fn from_flags(a: &liboci_cli::Update) -> Result<Update> {
+    if a.blkio_weight.is_some() {
+        refuse("--blkio-weight")?;
+    }
+    if a.cpu_rt_period.is_some() || a.cpu_rt_runtime.is_some() {
+        refuse("--cpu-rt-period / --cpu-rt-runtime")?;
+    }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        refuse("--l3-cache-schema / --mem-bw-schema (Intel RDT)")?;
+    }
+    let signed = |v: Option<u64>, flag: &str| -> Result<Option<i64>> {
+        v.filter(|&v| v != 0)
+            .map(|v| i64::try_from(v).with_context(|| format!("{flag} {v} is too large")))
+            .transpose()
+    };
+    Ok(Update {
+        memory: signed(a.memory, "--memory")?,
+        memory_swap: a.memory_swap.filter(|&v| v != 0),
+        memory_reservation: signed(a.memory_reservation, "--memory-reservation")?,
+        cpu_shares: a.cpu_share.filter(|&v| v != 0),
+        cpu_quota: signed(a.cpu_quota, "--cpu-quota")?,
+        cpu_period: a.cpu_period.filter(|&v| v != 0),
+        cpuset_cpus: a.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+        cpuset_mems: a.cpuset_mems.clone().filter(|s| !s.is_empty()),
+        pids: a.pids_limit.filter(|&v| v != 0),
+    })
+}

@@ -1,0 +1,216 @@
+//! `update` of a running container's cgroup limits, rrun-oci against runc (Debian's) on the
+//! same bundle: the memory and pids limits read back from the container's cgroup files and
+//! what they do inside (a fork refused at pids.max, a memory hog killed at the new limit),
+//! runc's flags and `--resources FILE` / `-` (stdin), a field rrun-oci cannot set refused in
+//! one line, and a refused write half-way leaving every limit as it was. The bundle names
+//! linux.cgroupsPath, so the test finds the cgroup under each v1 hierarchy (this machine's
+//! hybrid layout) or the unified one.
+
+mod ocirt_common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use ocirt_common::{id, Bundle, Runtime};
+use rbox_tests::{command, require_root, unique};
+use serde_json::json;
+
+/// The container's cgroup file `file` of `controller` (v1 hierarchy if mounted, else v2).
+fn cg_file(cgpath: &str, controller: &str, file: &str) -> PathBuf {
+    let v1 = PathBuf::from(format!("/sys/fs/cgroup/{controller}{cgpath}"));
+    match v1.is_dir() {
+        true => v1.join(file),
+        false => PathBuf::from(format!("/sys/fs/cgroup{cgpath}")).join(file),
+    }
+}
+
+fn read(p: &PathBuf) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// A running `sleep` container with a 32 MiB memory limit (no swap) and 100 pids, in
+/// cgroup `cgpath`; returns its id.
+fn running(rt: &Runtime, b: &Bundle, cgpath: &str) -> String {
+    b.args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = cgpath.into();
+        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+        c["linux"]["resources"]["pids"] = json!({"limit": 100});
+    });
+    let c = id("upd");
+    let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &c]);
+    assert_eq!(o.code, 0, "{} create: {}", rt.name, o.stderr);
+    let o = rt.run(&["start", &c]);
+    assert_eq!(o.code, 0, "{} start: {}", rt.name, o.stderr);
+    c
+}
+
+/// Updates the limits and records what a user sees: the files and their effect.
+fn update_and_see(rt: &Runtime, b: &Bundle) -> Vec<String> {
+    let cgpath = format!("/{}", unique("ocirt-updcg-"));
+    let c = running(rt, b, &cgpath);
+    let mem = |f: &str| read(&cg_file(&cgpath, "memory", f));
+    let pids = || read(&cg_file(&cgpath, "pids", "pids.max"));
+    let mut seen = vec![format!(
+        "before memory={} pids={}",
+        mem("memory.limit_in_bytes"),
+        pids()
+    )];
+    let o = rt.run(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--memory-swap",
+        "67108864",
+        "--pids-limit",
+        "5",
+        &c,
+    ]);
+    seen.push(format!("update flags {} {:?}", o.code, o.stderr));
+    seen.push(format!(
+        "memory={} pids={}",
+        mem("memory.limit_in_bytes"),
+        pids()
+    ));
+    // Five tasks at most: sh and four sleeps fill it, the fifth fork is refused.
+    let o = rt.run(&[
+        "exec",
+        &c,
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do sleep 3 & done 2>&1; wait; echo done",
+    ]);
+    seen.push(format!(
+        "fork at the limit: code {} refused={}",
+        o.code,
+        (o.stdout.clone() + &o.stderr).contains("can't fork")
+    ));
+    let res = rt.root.join(format!("{c}.json"));
+    std::fs::write(
+        &res,
+        json!({"memory": {"limit": 40 << 20, "swap": 40 << 20}, "pids": {"limit": -1}}).to_string(),
+    )
+    .unwrap();
+    let o = rt.run(&["update", "--resources", res.to_str().unwrap(), &c]);
+    seen.push(format!("update --resources {} {:?}", o.code, o.stderr));
+    seen.push(format!(
+        "memory={} pids={}",
+        mem("memory.limit_in_bytes"),
+        pids()
+    ));
+    // A hog past 40 MiB is killed by the OOM killer (137: SIGKILL), and the init lives on.
+    // (40, not less: runc's `runc init`, in Go, joins the cgroup before the exec.)
+    let o = rt.run(&["exec", &c, "sh", "-c", "x=a; while true; do x=$x$x; done"]);
+    seen.push(format!("hog {}", o.code));
+    seen.push(format!("status {}", rt.status(&c)));
+    rt.cleanup(&c);
+    seen
+}
+
+#[test]
+fn update_memory_and_pids_limits_bind_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let [runc, ours] = Runtime::both();
+    let want = update_and_see(&runc, &b);
+    let got = update_and_see(&ours, &b);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert_eq!(want[2], "memory=67108864 pids=5", "{want:?}");
+    assert_eq!(
+        want[3], "fork at the limit: code 2 refused=true",
+        "{want:?}"
+    );
+    assert_eq!(want[6], "hog 137", "{want:?}");
+}
+
+#[test]
+fn update_reads_stdin_refuses_what_it_cannot_set_and_undoes_a_refused_write() {
+    require_root();
+    let b = Bundle::new();
+    let rt = Runtime::rrun_oci();
+    let cgpath = format!("/{}", unique("ocirt-updcg-"));
+    let c = running(&rt, &b, &cgpath);
+    let (mem, pids) = (
+        cg_file(&cgpath, "memory", "memory.limit_in_bytes"),
+        cg_file(&cgpath, "pids", "pids.max"),
+    );
+    // `-r -`: the JSON on stdin.
+    let mut child = command(&rt.exe)
+        .arg("--root")
+        .arg(rt.root.join("state"))
+        .args(["update", "-r", "-", &c])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"memory": {"limit": 50331648, "swap": 50331648}, "pids": {"limit": 42}}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "update -r -: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!((read(&mem), read(&pids)), ("50331648".into(), "42".into()));
+
+    let res = rt.root.join("blkio.json");
+    std::fs::write(&res, r#"{"blockIO": {"weight": 300}}"#).unwrap();
+    let o = rt.run(&["update", "--resources", res.to_str().unwrap(), &c]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stderr.trim(),
+        "rrun-oci: error: resources.blockIO is not supported by rrun-oci"
+    );
+    let o = rt.run(&["update", "--blkio-weight", "300", &c]);
+    assert_eq!(
+        o.stderr.trim(),
+        "rrun-oci: error: --blkio-weight is not supported by rrun-oci"
+    );
+
+    // Checked before anything is written: a swap limit below the memory limit.
+    let o = rt.run(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--memory-swap",
+        "33554432",
+        &c,
+    ]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("memory+swap limit 33554432 is below the memory limit 67108864"),
+        "{}",
+        o.stderr
+    );
+    // Refused by the kernel after the memory and pids writes (node 77 does not exist): both
+    // are written back.
+    let o = rt.run(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--memory-swap",
+        "67108864",
+        "--pids-limit",
+        "7",
+        "--cpuset-mems",
+        "77",
+        &c,
+    ]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("cpuset.mems"), "{}", o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+    assert_eq!((read(&mem), read(&pids)), ("50331648".into(), "42".into()));
+    rt.cleanup(&c);
+    let o = rt.run(&["update", "--pids-limit", "3", &c]);
+    assert_eq!(o.code, 1, "update of a deleted container");
+}
