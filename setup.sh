@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: on a fresh Debian 12 machine, as root, from the project root:
 #   installs what rbox needs (Debian packages), builds the release binaries, gives root's
-#   remapped containers an `rbox` range in /etc/subuid and /etc/subgid, imports the Alpine
+#   remapped containers an `rbox` range in /etc/subuid and /etc/subgid, lets users open
+#   /dev/net/tun (rootless user-mode networks) as udev would, imports the Alpine
 #   minirootfs fixture into the store, starts netd (container networking) and runs the main
 #   job: a command in a container on the default bridge.
 set -euo pipefail
@@ -19,6 +20,10 @@ SUM=$(awk '/3.20.3/ {print $1}' "$FIX/SHA256SUMS")
 
 echo "--- give root's remapped containers their own host ids (an rbox entry in /etc/subuid and /etc/subgid beyond every user's range)"
 bash tools/rbox-subids
+
+echo "--- let users open /dev/net/tun (rootless --net pasta and --net slirp4netns), as udev's default rule does"
+# A machine without udev keeps the kernel's mode 0600, which neither helper can open as a user.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then chmod 0666 /dev/net/tun; fi
 
 echo "--- import Alpine 3.20.3 (checksum verified) and make an image"
 LAYER=$("$BIN/rbuild" layer add "$TGZ" --sha256 "$SUM")
