@@ -282,6 +282,22 @@ pub fn finish_and_exec(
 /// the caller's, and it is made searchable (by its owner, or by anyone with a new user
 /// namespace, where the owner's uid is not the caller's). Must run before the seccomp filter,
 /// which refuses keyctl(2). A kernel without keys (ENOSYS) is let be, as runc does.
+/// linux.personality: the execution domain the process runs in, LINUX or LINUX32 (its flags
+/// are refused by [`crate::spec::check`]), set as runc sets it, from the domain alone, before
+/// the seccomp filter. personality(2).
+pub fn set_personality(linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    let Some(p) = linux.and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    let persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    rrun::sys::process::set_personality(persona)
+        .with_context(|| format!("config.json: linux.personality domain {}", p.domain()))
+}
+
 pub fn join_keyring(ring: Option<&str>, userns: bool) -> Result<()> {
     use rrun::sys::keyring;
     let Some(id) = ring else {

@@ -81,8 +81,13 @@ pub fn check(spec: &Spec) -> Result<()> {
     if linux.intel_rdt().is_some() {
         refuse("linux.intelRdt")?;
     }
-    if linux.personality().is_some() {
-        refuse("linux.personality")?;
+    if linux
+        .personality()
+        .as_ref()
+        .and_then(|p| p.flags().as_ref())
+        .is_some_and(|f| !f.is_empty())
+    {
+        refuse("linux.personality.flags")?;
     }
     if linux.time_offsets().is_some() {
         refuse("linux.timeOffsets")?;

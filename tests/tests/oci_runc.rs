@@ -194,6 +194,46 @@ fn kill_all_pause_and_resume_match_runc() {
     );
 }
 
+/// linux.personality: LINUX runs as with runc; LINUX32 makes uname(2) report a 32-bit machine,
+/// as the runtime spec says (Debian 12's runc 1.1 ignores the field; runc 1.2 sets it too);
+/// flags are refused in one line (runc reads the domain alone).
+#[test]
+fn personality_matches_runc() {
+    require_root();
+    let [runc, ours] = Runtime::both();
+    let bundle = |domain: &str| {
+        let b = Bundle::new();
+        b.edit(|c| c["linux"]["personality"] = json!({ "domain": domain }));
+        b.args(&["uname", "-m"]);
+        b
+    };
+    let b = bundle("LINUX");
+    let want = run_output(&runc, &b);
+    assert_eq!(
+        run_output(&ours, &b),
+        want,
+        "rrun-oci (left) against runc (right)"
+    );
+    assert_eq!(want, (0, "x86_64\n".to_string()));
+    assert_eq!(
+        run_output(&ours, &bundle("LINUX32")),
+        (0, "i686\n".to_string())
+    );
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+    });
+    let c = id("persona");
+    let o = ours.run(&["create", "--bundle", b.path().to_str().unwrap(), &c]);
+    assert_ne!(o.code, 0);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("linux.personality.flags"), "{}", o.stderr);
+    assert!(
+        !ours.root.join("state").join(&c).exists(),
+        "nothing is left"
+    );
+}
+
 #[test]
 fn unsupported_fields_are_refused_in_one_line_and_leave_nothing() {
     require_root();

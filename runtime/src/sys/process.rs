@@ -272,3 +272,15 @@ pub fn spawn_in_new_session(
     };
     cmd.spawn()
 }
+
+/// personality(2): sets the calling process's execution domain `persona` (PER_LINUX 0x0000,
+/// PER_LINUX32 0x0008: uname(2) then reports a 32-bit machine; include/uapi/linux/personality.h).
+/// Errors: EINVAL for a domain the kernel does not know.
+pub fn set_personality(persona: u32) -> io::Result<()> {
+    // SAFETY: personality(2) takes an integer and changes only this process's execution domain.
+    let r = unsafe { libc::personality(libc::c_ulong::from(persona)) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
