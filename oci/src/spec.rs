@@ -171,8 +171,8 @@ fn check_resources(r: &LinuxResources) -> Result<()> {
     crate::update::from_resources(r, "config.json: linux.resources").map(drop)
 }
 
-/// What linux.resources asks for beyond [`limits`]: memory swap and reservation, cpu shares
-/// and memory nodes, set on the new cgroup through the rrun library's update.
+/// What linux.resources asks for beyond [`limits`]: memory swap, reservation and swappiness,
+/// cpu shares and memory nodes, set on the new cgroup through the rrun library's update.
 pub fn extra_limits(spec: &Spec) -> Result<rrun::cgroups::Update> {
     let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().clone()) else {
         return Ok(rrun::cgroups::Update::default());
@@ -181,6 +181,7 @@ pub fn extra_limits(spec: &Spec) -> Result<rrun::cgroups::Update> {
     Ok(rrun::cgroups::Update {
         memory_swap: u.memory_swap,
         memory_reservation: u.memory_reservation,
+        memory_swappiness: u.memory_swappiness,
         cpu_shares: u.cpu_shares,
         cpuset_mems: u.cpuset_mems,
         ..rrun::cgroups::Update::default()

@@ -101,9 +101,6 @@ pub fn from_resources(r: &LinuxResources, at: &str) -> Result<Update> {
         if m.kernel_tcp().is_some_and(|v| v > 0) {
             refuse(&field("memory.kernelTCP"))?;
         }
-        if m.swappiness().is_some_and(|s| s <= 100) {
-            refuse(&field("memory.swappiness"))?;
-        }
         if m.disable_oom_killer() == Some(true) {
             refuse(&field("memory.disableOOMKiller"))?;
         }
@@ -111,6 +108,8 @@ pub fn from_resources(r: &LinuxResources, at: &str) -> Result<Update> {
         u.memory = m.limit().filter(|&v| v != 0);
         u.memory_swap = m.swap().filter(|&v| v != 0);
         u.memory_reservation = m.reservation().filter(|&v| v != 0);
+        // runc's "not set" is any value above 100 (its -1 read as an unsigned number)
+        u.memory_swappiness = m.swappiness().filter(|&w| w <= 100);
     }
     if let Some(c) = r.cpu() {
         if c.realtime_runtime().is_some_and(|v| v != 0) {
@@ -154,6 +153,8 @@ fn from_flags(a: &liboci_cli::Update) -> Result<Update> {
         memory: signed(a.memory, "--memory")?,
         memory_swap: a.memory_swap.filter(|&v| v != 0),
         memory_reservation: signed(a.memory_reservation, "--memory-reservation")?,
+        // runc's update has no swappiness flag
+        memory_swappiness: None,
         cpu_shares: a.cpu_share.filter(|&v| v != 0),
         cpu_quota: signed(a.cpu_quota, "--cpu-quota")?,
         cpu_period: a.cpu_period.filter(|&v| v != 0),

@@ -130,7 +130,7 @@ fn cgroup_limits_match_runc() {
         let cgpath = format!("/{c}");
         b.edit(|cfg| {
             cfg["linux"]["cgroupsPath"] = cgpath.clone().into();
-            cfg["linux"]["resources"]["memory"] = json!({"limit": 33554432});
+            cfg["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swappiness": 17});
             cfg["linux"]["resources"]["pids"] = json!({"limit": 20});
         });
         let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &c]);
@@ -139,10 +139,13 @@ fn cgroup_limits_match_runc() {
         let mem = std::fs::read_to_string(format!(
             "/sys/fs/cgroup/memory{cgpath}/memory.limit_in_bytes"
         ));
+        let swappiness =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/memory{cgpath}/memory.swappiness"));
         let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{cgpath}/pids.max"));
         let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{cgpath}/cgroup.procs"));
         seen.push((
             mem.unwrap_or_default(),
+            swappiness.unwrap_or_default(),
             pids.unwrap_or_default(),
             procs.unwrap_or_default().trim() == pid.to_string(),
         ));
@@ -154,7 +157,10 @@ fn cgroup_limits_match_runc() {
         );
     }
     assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
-    assert_eq!(seen[0], ("33554432\n".into(), "20\n".into(), true));
+    assert_eq!(
+        seen[0],
+        ("33554432\n".into(), "17\n".into(), "20\n".into(), true)
+    );
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub struct Update {
     pub memory_swap: Option<i64>,
     /// memory.reservation (the soft limit): bytes, -1 for none.
     pub memory_reservation: Option<i64>,
+    /// memory.swappiness: 0 to 100, the kernel's tendency to swap this cgroup's anonymous
+    /// memory (v1 memory.swappiness; cgroup v2 has no such file: refused there).
+    pub memory_swappiness: Option<u64>,
     /// cpu.shares: relative weight, 2 to 262144 (v2: mapped to cpu.weight 1 to 10000 as runc).
     pub cpu_shares: Option<u64>,
     /// cpu.quota: microseconds per period (at least 1000), -1 for none.
@@ -147,6 +150,21 @@ fn plan(
             Version::V1 => put(d, "memory.soft_limit_in_bytes", r.max(-1).to_string()),
             Version::V2 => put(d, "memory.low", v2_max(bytes(r))),
         }
+    }
+    if let Some(w) = u.memory_swappiness {
+        if w > 100 {
+            return Err(invalid(format!(
+                "memory swappiness {w} is outside 0 to 100"
+            )));
+        }
+        let d = dir_for(dirs, "memory", "memory.swappiness").map_err(|_| {
+            CgroupError::ControllerMissing {
+                controller: "memory",
+                reason: "memory.swappiness exists on cgroup v1 only (cgroup v2 has no swappiness)"
+                    .into(),
+            }
+        })?;
+        put(d, "memory.swappiness", w.to_string());
     }
     if u.memory.is_some() || u.memory_swap.is_some() {
         let d = dir_for(dirs, "memory", "memory.limit_in_bytes")
