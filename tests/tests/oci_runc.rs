@@ -200,6 +200,55 @@ fn kill_all_pause_and_resume_match_runc() {
     );
 }
 
+/// `run --preserve-fds N`: the descriptors 3..3+N of the runtime's caller reach the container's
+/// process, as with runc; without it the container has none above 2.
+#[test]
+fn preserve_fds_passes_descriptors_as_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&[
+        "sh",
+        "-c",
+        "echo through-fd3 >&3 && echo wrote || echo no-fd3",
+    ]);
+    let [runc, ours] = Runtime::both();
+    let mut seen = vec![];
+    for rt in [&runc, &ours] {
+        for preserve in [true, false] {
+            let c = id("pfd");
+            let out = rt.root.join(format!("{c}.out"));
+            let script = format!(
+                "exec 3>\"$OUT\"; exec \"$RT\" --root \"$ROOT\" run {} --bundle \"$B\" {c}",
+                if preserve { "--preserve-fds 1" } else { "" }
+            );
+            let o = rbox_tests::command("sh")
+                .args(["-c", &script])
+                .env("OUT", &out)
+                .env("RT", &rt.exe)
+                .env("ROOT", rt.root.join("state"))
+                .env("B", b.path())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            rt.cleanup(&c);
+            let file = std::fs::read_to_string(&out).unwrap_or_default();
+            seen.push((
+                preserve,
+                String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                file,
+            ));
+        }
+    }
+    assert_eq!(seen[2..], seen[..2], "rrun-oci (left) against runc (right)");
+    assert_eq!(
+        seen[..2],
+        [
+            (true, "wrote".to_string(), "through-fd3\n".to_string()),
+            (false, "no-fd3".to_string(), String::new()),
+        ]
+    );
+}
+
 /// linux.personality: LINUX runs as with runc; LINUX32 makes uname(2) report a 32-bit machine,
 /// as the runtime spec says (Debian 12's runc 1.1 ignores the field; runc 1.2 sets it too);
 /// flags are refused in one line (runc reads the domain alone).
