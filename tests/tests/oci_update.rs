@@ -162,6 +162,14 @@ fn update_reads_stdin_refuses_what_it_cannot_set_and_undoes_a_refused_write() {
     );
     assert_eq!((read(&mem), read(&pids)), ("50331648".into(), "42".into()));
 
+    // An endless file is refused, not read to the end.
+    let o = rt.run(&["update", "--resources", "/dev/zero", &c]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stderr.trim(),
+        "rrun-oci: error: --resources /dev/zero: more than 1048576 bytes, not runtime-spec linux.resources JSON"
+    );
+
     let res = rt.root.join("blkio.json");
     std::fs::write(&res, r#"{"blockIO": {"weight": 300}}"#).unwrap();
     let o = rt.run(&["update", "--resources", res.to_str().unwrap(), &c]);
