@@ -48,6 +48,8 @@ pub enum Cmd {
     /// Print the runtime-spec features document (JSON).
     Features(liboci_cli::Features),
     /// Update a running container's cgroup limits (--resources FILE or runc's flags).
+    /// Negative numbers are values, as runc takes them (`--memory-swap -1`, `--pids-limit -1`).
+    #[command(allow_negative_numbers = true)]
     Update(liboci_cli::Update),
     /// Checkpoint (refused: not supported).
     Checkpoint(Refused),

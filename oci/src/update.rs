@@ -35,18 +35,30 @@ pub fn update(root: &Path, a: &liboci_cli::Update) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("update {id}: {e}"))
 }
 
-/// The JSON of `--resources FILE`, `-` being stdin.
+/// The most bytes of `--resources` JSON read: linux.resources is a few KiB at most, and an
+/// endless file (/dev/zero) must not fill memory.
+const MAX_RESOURCES: u64 = 1 << 20;
+
+/// The JSON of `--resources FILE`, `-` being stdin (at most [`MAX_RESOURCES`] bytes).
 fn read_resources(file: &Path) -> Result<LinuxResources> {
-    let mut text = String::new();
-    if file == Path::new("-") {
+    let mut text = Vec::new();
+    let n = if file == Path::new("-") {
         std::io::stdin()
-            .read_to_string(&mut text)
-            .context("read --resources from stdin")?;
+            .take(MAX_RESOURCES + 1)
+            .read_to_end(&mut text)
+            .context("read --resources from stdin")?
     } else {
-        text = std::fs::read_to_string(file)
-            .with_context(|| format!("read --resources {}", file.display()))?;
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_RESOURCES + 1).read_to_end(&mut text))
+            .with_context(|| format!("read --resources {}", file.display()))?
+    };
+    if n as u64 > MAX_RESOURCES {
+        bail!(
+            "--resources {}: more than {MAX_RESOURCES} bytes, not runtime-spec linux.resources JSON",
+            file.display()
+        );
     }
-    serde_json::from_str(&text).with_context(|| {
+    serde_json::from_slice(&text).with_context(|| {
         format!(
             "--resources {}: not runtime-spec linux.resources JSON",
             file.display()

@@ -79,8 +79,73 @@ impl Helper {
     }
 }
 
-/// The error of starting helper `program` (from Debian package `package`): a missing program
-/// is one line naming the package to install.
+/// The logs the helpers write in a container's folder, made before they start: a folder
+/// without one never had a helper.
+const LOGS: [&str; 2] = ["pasta.log", "slirp4netns.log"];
+
+/// Stops the helpers of container folder `dir` that no record names: those a killed rrun
+/// started but had not recorded yet (pasta configures the namespace before it daemonizes and
+/// says its pid, and it never ends by itself). A helper of `dir` is a process of this user
+/// named pasta, passt* or slirp4netns whose command line names a file in `dir` (pasta's
+/// `-P DIR/pasta.pid`) or whose working folder is `dir` (slirp4netns runs there). Scans
+/// /proc again after a kill, for a pasta that forked meanwhile.
+pub fn stop_strays(dir: &Path) {
+    if !LOGS.iter().any(|l| dir.join(l).exists()) {
+        return;
+    }
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return;
+    };
+    for _ in 0..3 {
+        let strays = strays_of(&dir);
+        if strays.is_empty() {
+            return;
+        }
+        for h in strays {
+            tracing::info!("stop {} ({}) that no record names", h.program, h.pid);
+            h.stop();
+        }
+    }
+}
+
+/// The helper processes of (canonical) folder `dir`, as [`stop_strays`] finds them.
+fn strays_of(dir: &Path) -> Vec<Helper> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut prefix = dir.as_os_str().as_bytes().to_vec();
+    prefix.push(b'/');
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !std::fs::metadata(e.path()).is_ok_and(|m| m.uid() == me) {
+            continue;
+        }
+        let Some(comm) = sys::procfs::comm(pid) else {
+            continue;
+        };
+        let program = if comm == "slirp4netns" {
+            "slirp4netns"
+        } else if comm.starts_with("pasta") || comm.starts_with("passt") {
+            "pasta"
+        } else {
+            continue;
+        };
+        let cwd_is_dir = std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == dir);
+        let names_dir = std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a.starts_with(&prefix)));
+        if cwd_is_dir || names_dir {
+            out.extend(Helper::of(program, pid));
+        }
+    }
+    out
+}
+
 /// Whether `program` is an executable file in one of $PATH's folders (execvp(3)'s search).
 pub fn on_path(program: &str) -> bool {
     let Some(path) = std::env::var_os("PATH") else {
@@ -92,6 +157,8 @@ pub fn on_path(program: &str) -> bool {
     })
 }
 
+/// The error of starting helper `program` (from Debian package `package`): a missing program
+/// is one line naming the package to install.
 pub fn spawn_error(program: &str, package: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         return user(format!(

@@ -186,7 +186,7 @@ static RELEASED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new(
 /// release already with [`release_nowait`]). netd unreachable is no error: the veth went with
 /// the namespace, and netd releases leases of vanished veths itself.
 pub fn release(dir: &Path, id: &str) {
-    if !dir.join(FILE).exists() || stop_helper(dir) {
+    if stop_helper(dir) || !dir.join(FILE).exists() {
         return;
     }
     if RELEASED.lock().is_ok_and(|r| r.iter().any(|x| x == id)) {
@@ -203,7 +203,7 @@ pub fn release(dir: &Path, id: &str) {
 /// end of `rrun run` (its namespace is going away with its veth anyway). A release asked for
 /// later by another process (`rrun rm`) waits for this one to finish.
 pub fn release_nowait(dir: &Path, id: &str) {
-    if !dir.join(FILE).exists() || stop_helper(dir) {
+    if stop_helper(dir) || !dir.join(FILE).exists() {
         return;
     }
     let req = netd_proto::Request::Detach(netd_proto::DetachRequest {
@@ -221,8 +221,10 @@ pub fn release_nowait(dir: &Path, id: &str) {
 }
 
 /// Stops the user-mode network helper of the container folder `dir`, if it has one (true
-/// then: netd has nothing of it). The record stays, for inspect and `rrun port`.
+/// then: netd has nothing of it), and any helper started there that no record names (its
+/// rrun was killed while it started). The record stays, for inspect and `rrun port`.
 pub fn stop_helper(dir: &Path) -> bool {
+    crate::nethelper::stop_strays(dir);
     let Some(u) = NetRecord::load(dir).user_net else {
         return false;
     };

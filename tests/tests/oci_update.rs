@@ -162,6 +162,14 @@ fn update_reads_stdin_refuses_what_it_cannot_set_and_undoes_a_refused_write() {
     );
     assert_eq!((read(&mem), read(&pids)), ("50331648".into(), "42".into()));
 
+    // An endless file is refused, not read to the end.
+    let o = rt.run(&["update", "--resources", "/dev/zero", &c]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stderr.trim(),
+        "rrun-oci: error: --resources /dev/zero: more than 1048576 bytes, not runtime-spec linux.resources JSON"
+    );
+
     let res = rt.root.join("blkio.json");
     std::fs::write(&res, r#"{"blockIO": {"weight": 300}}"#).unwrap();
     let o = rt.run(&["update", "--resources", res.to_str().unwrap(), &c]);
@@ -210,6 +218,13 @@ fn update_reads_stdin_refuses_what_it_cannot_set_and_undoes_a_refused_write() {
     assert!(o.stderr.contains("cpuset.mems"), "{}", o.stderr);
     assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
     assert_eq!((read(&mem), read(&pids)), ("50331648".into(), "42".into()));
+    // -1 is a value, as runc takes it: unlimited swap, no pids limit.
+    let o = rt.run(&["update", "--memory-swap", "-1", "--pids-limit", "-1", &c]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let memsw = cg_file(&cgpath, "memory", "memory.memsw.limit_in_bytes");
+    let unlimited = read(&memsw).parse::<u64>().unwrap() >= (i64::MAX as u64) & !0xfff;
+    assert!(unlimited, "memory+swap {}", read(&memsw));
+    assert_eq!(read(&pids), "max");
     rt.cleanup(&c);
     let o = rt.run(&["update", "--pids-limit", "3", &c]);
     assert_eq!(o.code, 1, "update of a deleted container");

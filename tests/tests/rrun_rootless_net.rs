@@ -493,6 +493,42 @@ fn slirp4netns_outlives_no_killed_rrun() {
     killed_rrun_leaves_no_helper("slirp4netns");
 }
 
+/// rrun killed while pasta configures the namespace, before pasta says its pid: the next
+/// command stops that pasta too. The pasta here is a stand-in that never finishes starting
+/// (a script named pasta, as Debian's is named passt.avx2: a helper name either way).
+#[test]
+fn rrun_killed_while_pasta_starts_leaves_no_pasta() {
+    let lab = Lab::new();
+    let fake = lab._scratch.join("fakebin");
+    std::fs::create_dir(&fake).unwrap();
+    let pasta = fake.join("pasta");
+    std::fs::write(
+        &pasta,
+        "#!/usr/bin/python3\nimport time\ntime.sleep(1000)\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pasta, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = lab.cmd_path(Path::new("/usr/bin/env"), &[]);
+    c.arg(format!("PATH={}:/usr/bin:/bin", fake.display()))
+        .arg(bin("rrun"))
+        .args(["--net", "pasta", "--image", &lab.image, "--", "true"]);
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = eventually(20, || {
+        lab.user.processes().iter().any(|(_, comm)| comm == "pasta")
+    });
+    child.kill().unwrap(); // SIGKILL to rrun itself (every wrapper execs it)
+    let _ = child.wait();
+    assert!(started, "the stand-in pasta never started");
+    lab.ok(&["ps", "-a"]);
+    lab.assert_no_processes("--net pasta, rrun killed while pasta started, ps -a");
+}
+
 #[test]
 fn user_mode_network_refusals_are_one_line() {
     let lab = Lab::new();

@@ -285,6 +285,10 @@ fn v2_max(v: u64) -> String {
 }
 
 fn below(limit: u64, swap: u64) -> CgroupError {
+    let limit = match limit {
+        NONE => "(none: -1)".to_string(),
+        l => l.to_string(),
+    };
     invalid(format!(
         "memory+swap limit {swap} is below the memory limit {limit}; raise memory.swap (--memory-swap) or lower the memory limit"
     ))
@@ -413,6 +417,9 @@ mod unit {
         );
         let e = v1(&cur, &mem(Some(64 << 20), Some(48 << 20))).unwrap_err();
         assert_eq!(e, "invalid limit: memory+swap limit 50331648 is below the memory limit 67108864; raise memory.swap (--memory-swap) or lower the memory limit");
+        // No memory limit is no number of bytes to show.
+        let e = v1(&cur, &mem(Some(-1), Some(48 << 20))).unwrap_err();
+        assert_eq!(e, "invalid limit: memory+swap limit 50331648 is below the memory limit (none: -1); raise memory.swap (--memory-swap) or lower the memory limit");
         let with_swap = [
             ("memory.limit_in_bytes", "33554432"),
             ("memory.memsw.limit_in_bytes", "67108864"),
