@@ -200,6 +200,34 @@ fn kill_all_pause_and_resume_match_runc() {
     );
 }
 
+/// A nested linux.cgroupsPath whose parent does not exist yet: runc and rrun-oci make the
+/// parents (on cgroup v1 the new cpuset parent gets its parent's cpus and mems, or no task
+/// could join below it) and leave them, as runc does; the container runs with its limit.
+#[test]
+fn nested_cgroups_path_matches_runc() {
+    require_root();
+    let b = Bundle::new();
+    b.args(&["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    let [runc, ours] = Runtime::both();
+    let mut seen = vec![];
+    for rt in [&runc, &ours] {
+        let parent = format!("/{}", id("cgp"));
+        let c = id("cgn");
+        b.edit(|cfg| {
+            cfg["linux"]["cgroupsPath"] = format!("{parent}/{c}").into();
+            cfg["linux"]["resources"]["memory"] = json!({"limit": 50593792, "swappiness": 10});
+        });
+        let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), &c]);
+        rt.cleanup(&c);
+        seen.push((o.code, o.stdout.clone()));
+        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = std::fs::remove_dir(h.path().join(&parent[1..]));
+        }
+    }
+    assert_eq!(seen[1], seen[0], "rrun-oci (left) against runc (right)");
+    assert_eq!(seen[0].0, 0, "{seen:?}");
+}
+
 /// `run --preserve-fds N`: the descriptors 3..3+N of the runtime's caller reach the container's
 /// process, as with runc; without it the container has none above 2.
 #[test]

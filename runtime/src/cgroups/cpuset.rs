@@ -55,6 +55,29 @@ pub fn check(
     Ok(format_cpu_list(&want))
 }
 
+/// Fills cpuset.cpus and cpuset.mems of each v1 cpuset cgroup between `mount` and `dir`
+/// (excluding both) that has them empty, from its parent, top down: a v1 cpuset cgroup made
+/// by mkdir starts empty, and a child may hold only what its parent has (cgroup-v1/cpusets.rst;
+/// runc does the same for a nested cgroupsPath). Without it, writing the new cgroup's cpus
+/// below such a parent fails with EACCES.
+pub fn fill_empty_parents(mount: &Path, dir: &Path) -> Result<(), CgroupError> {
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return Ok(());
+    };
+    let mut parent = mount.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for c in parts.iter().take(parts.len().saturating_sub(1)) {
+        let d = parent.join(c);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join(f).exists() && fs::read(&d, f)?.trim().is_empty() {
+                fs::write(&d, f, fs::read(&parent, f)?.trim())?;
+            }
+        }
+        parent = d;
+    }
+    Ok(())
+}
+
 /// Pins the new cgroup `dir` to `cpus` (already checked). A new v1 cpuset cgroup starts with
 /// empty cpus and mems and refuses tasks until both are set, so the parent's mems are copied.
 pub fn apply(version: Version, dir: &Path, parent: &Path, cpus: &str) -> Result<(), CgroupError> {

@@ -112,6 +112,9 @@ impl Cgroup {
                     ) => memory::apply(d.version, &d.path, *m)?,
                     ("cpu", Limits { cpus: Some(n), .. }) => cpu::apply(d.version, &d.path, *n)?,
                     ("cpuset", _) => {
+                        if d.version == Version::V1 {
+                            cpuset::fill_empty_parents(&p.h.mount, &d.path)?;
+                        }
                         cpuset::apply(d.version, &d.path, &p.h.own, cpuset.unwrap_or_default())?
                     }
                     ("pids", Limits { pids: Some(n), .. }) => pids::apply(&d.path, *n)?,
