@@ -151,6 +151,7 @@ fn create_inner(root: &Path, o: &Opts) -> Result<i32> {
         paused: false,
         seccomp,
         no_new_keyring: o.no_new_keyring,
+        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
     };
     rec.save(root)?;
     let rootless = crate::rootless::rootless();

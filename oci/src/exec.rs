@@ -64,6 +64,7 @@ pub fn exec(root: &Path, a: &liboci_cli::Exec) -> Result<i32> {
         preserve,
         seccomp: filter.as_ref(),
         keyring: (!rec.no_new_keyring).then_some(rec.id.as_str()),
+        personality: rec.personality.as_ref(),
     };
     let (pid, child) = rrun::sys::process::fork(child, |chan| child_main(chan, &how));
     drop(child);
@@ -182,6 +183,8 @@ struct How<'a> {
     seccomp: Option<&'a Filter>,
     /// The container id, whose session keyring to join (None: created with --no-new-keyring).
     keyring: Option<&'a str>,
+    /// The container's linux.personality.
+    personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
 }
 
 /// In the forked child: join, wait for the cgroup, terminal, user, filter, exec.
@@ -232,6 +235,7 @@ fn child_steps(chan: &Channel, how: &How<'_>) -> Result<std::convert::Infallible
     let env = p.env().clone().unwrap_or_default();
     let exe = process::find_executable(&args[0], &env)?;
     process::check_caps(p)?;
+    process::set_personality(how.personality)?;
     chan.send(&Msg::Ready(master))?;
     process::finish_and_exec(p, &exe, &args, &env, how.preserve, how.seccomp)
 }

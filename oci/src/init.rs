@@ -105,7 +105,7 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     let env = proc_.env().clone().unwrap_or_default();
     let exe = process::find_executable(&args[0], &env)?;
     process::check_caps(&proc_)?;
-    process::set_personality(spec.linux().as_ref())?;
+    process::set_personality(spec.linux().as_ref().and_then(|l| l.personality().as_ref()))?;
     ctx.chan.send(&Msg::Ready(master))?;
     wait_for_start(ctx.fifo)?;
     hooks::run_with_env("startContainer", hooks.start_container(), &state, &env)?;

@@ -284,10 +284,10 @@ pub fn finish_and_exec(
 /// which refuses keyctl(2). A kernel without keys (ENOSYS) is let be, as runc does.
 /// linux.personality: the execution domain the process runs in, LINUX or LINUX32 (its flags
 /// are refused by [`crate::spec::check`]), set as runc sets it, from the domain alone, before
-/// the seccomp filter. personality(2).
-pub fn set_personality(linux: Option<&oci_spec::runtime::Linux>) -> Result<()> {
+/// the seccomp filter, for the container's process and `exec`'d ones. personality(2).
+pub fn set_personality(p: Option<&oci_spec::runtime::LinuxPersonality>) -> Result<()> {
     use oci_spec::runtime::LinuxPersonalityDomain;
-    let Some(p) = linux.and_then(|l| l.personality().as_ref()) else {
+    let Some(p) = p else {
         return Ok(());
     };
     let persona = match p.domain() {

@@ -39,6 +39,9 @@ pub struct Record {
     /// Created with --no-new-keyring: `exec`'d processes keep the caller's session keyring too.
     #[serde(default)]
     pub no_new_keyring: bool,
+    /// The bundle's linux.personality, which `exec` applies too (as runc 1.2).
+    #[serde(default)]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
 }
 
 /// runtime-spec's container statuses.

@@ -302,6 +302,16 @@ fn personality_matches_runc() {
         run_output(&ours, &bundle("LINUX32")),
         (0, "i686\n".to_string())
     );
+    // exec'd processes get it too (as runc 1.2)
+    let b = bundle("LINUX32");
+    b.args(&["sleep", "100"]);
+    let c = id("persx");
+    let bp = b.path().to_str().unwrap();
+    assert_eq!(ours.run(&["create", "--bundle", bp, &c]).code, 0);
+    assert_eq!(ours.run(&["start", &c]).code, 0);
+    let o = ours.run(&["exec", &c, "uname", "-m"]);
+    ours.cleanup(&c);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "i686\n"), "{}", o.stderr);
     let b = Bundle::new();
     b.edit(|c| {
         c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
