@@ -423,56 +423,44 @@ fn slirp4netns_reaches_the_internet_and_publishes_ports() {
     reaches_the_internet_and_publishes("slirp4netns", "10.0.2.3");
 }
 
+/// Starts container `name` (`sleep SECS` on `--net mode`) and SIGKILLs its rrun once it runs
+/// (every wrapper of [`Lab::cmd`] execs, so the signal reaches rrun itself).
+fn kill_rrun_once_running(lab: &Lab, name: &str, mode: &str, secs: &str) {
+    let mut rrun = lab.cmd(
+        "rrun",
+        &[
+            "--name", name, "--net", mode, "--image", &lab.image, "--", "sleep", secs,
+        ],
+    );
+    let mut child = rrun
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(eventually(20, || lab
+        .run(&["inspect", name])
+        .status
+        .success()
+        && lab.ok(&["inspect", name]).contains("\"running\"")));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
 /// rrun killed with SIGKILL: `rm -f` of the running container, or the next command's tidy-up
 /// once it ended by itself, stops the helper.
 fn killed_rrun_leaves_no_helper(mode: &str) {
     let lab = Lab::new();
     // Running when rrun is killed, removed by rm -f.
     let name = unique("kil");
-    let mut rrun = lab.cmd(
-        "rrun",
-        &[
-            "--name", &name, "--net", mode, "--image", &lab.image, "--", "sleep", "1000",
-        ],
-    );
-    let mut child = rrun
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(eventually(20, || lab
-        .run(&["inspect", &name])
-        .status
-        .success()
-        && lab.ok(&["inspect", &name]).contains("\"running\"")));
-    child.kill().unwrap(); // SIGKILL to rrun itself (every wrapper execs it)
-    let _ = child.wait();
+    kill_rrun_once_running(&lab, &name, mode, "1000");
     assert!(lab.ok(&["ps", "-a"]).contains(&name));
     lab.ok(&["rm", "-f", &name]);
     lab.assert_no_processes(&format!("--net {mode}, rrun killed, rm -f"));
 
     // Ended by itself after rrun was killed: `rrun ps -a` stops the helper.
     let name = unique("end");
-    let mut rrun = lab.cmd(
-        "rrun",
-        &[
-            "--name", &name, "--net", mode, "--image", &lab.image, "--", "sleep", "2",
-        ],
-    );
-    let mut child = rrun
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(eventually(20, || lab
-        .run(&["inspect", &name])
-        .status
-        .success()
-        && lab.ok(&["inspect", &name]).contains("\"running\"")));
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill_rrun_once_running(&lab, &name, mode, "2");
     assert!(eventually(10, || lab
         .ok(&["inspect", &name])
         .contains("\"exited\"")));
