@@ -59,6 +59,12 @@ impl Lab {
 
     /// `program ARGS` as the user (with the socket's group or without) in the host namespace.
     fn cmd(&self, in_group: bool, program: &str, args: &[&str]) -> Command {
+        self.cmd_via(in_group, &[], program, args)
+    }
+
+    /// As [`Lab::cmd`], with `via` (a command line that execs what follows it, such as
+    /// `/usr/bin/env NAME=VALUE`) between setpriv and the program.
+    fn cmd_via(&self, in_group: bool, via: &[&str], program: &str, args: &[&str]) -> Command {
         let mut c = rbox_tests::command("nsenter");
         c.arg(format!("--net=/run/netns/{}", self.h.ns))
             .arg("setpriv")
@@ -68,7 +74,7 @@ impl Lab {
             true => c.arg(format!("--groups={SOCKET_GID}")),
             false => c.arg("--clear-groups"),
         };
-        c.arg("--").arg(bin(program)).args(args);
+        c.arg("--").args(via).arg(bin(program)).args(args);
         c.env("RBOX_ROOT", &self.store)
             .env("RBOX_NETD_SOCKET", self.h.socket())
             .env_remove("RBOX_RINIT")
@@ -79,24 +85,12 @@ impl Lab {
     /// As [`Lab::cmd`] for rrun, with PATH empty of helpers for rrun alone (so that pasta,
     /// the default network where netd does not serve the user, cannot start).
     fn rrun_without_pasta(&self, in_group: bool, args: &[&str]) -> Command {
-        let rrun = bin("rrun");
-        let mut a: Vec<&str> = vec!["PATH=/nonexistent", rrun.to_str().unwrap()];
-        a.extend(args);
-        let mut c = self.cmd(in_group, "rrun", &[]);
-        let prog: Vec<_> = c.get_args().map(|x| x.to_owned()).collect();
-        let mut n = rbox_tests::command("nsenter");
-        // nsenter --net=... setpriv ... -- /usr/bin/env PATH=/nonexistent RRUN ARGS
-        let cut = prog.len() - 1; // the last argument of cmd() is rrun's path
-        n.args(&prog[..cut]).arg("/usr/bin/env").args(&a);
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => n.env(k, v),
-                None => n.env_remove(k),
-            };
-        }
-        c = n;
-        c.current_dir("/");
-        c
+        self.cmd_via(
+            in_group,
+            &["/usr/bin/env", "PATH=/nonexistent"],
+            "rrun",
+            args,
+        )
     }
 
     fn user(&self, in_group: bool, program: &str, args: &[&str]) -> Output {
