@@ -55,6 +55,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| st.config.process.user.clone());
     crate::rlimits::apply(None, &st.config.ulimits)?;
+    // The container's capabilities and no_new_privs, as its own processes (security.rs). The
+    // filter is loaded or compiled here, on the host: the cache is the store's, and after
+    // enter() that path would name a file the container writes.
+    let security = &st.config.security;
+    let seccomp = security::filter(security, Some(root))?;
     enter(&st)?;
     // The same user, groups and checks as the container's main process (users.rs), the
     // files read inside the container's root (inroot.rs).
@@ -78,9 +83,6 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..])
         .to_vec();
     let envp = child::to_cstrings(&env)?;
-    // The container's capabilities and no_new_privs, as its own processes (security.rs).
-    let security = &st.config.security;
-    let seccomp = security::filter(security, Some(root))?;
     let null_stdin = !a.interactive && !a.tty;
     let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
         let how = ChildSetup {

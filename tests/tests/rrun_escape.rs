@@ -155,6 +155,7 @@ escapes!(
     no_new_privileges_false_keeps_the_filter,
     podmans_profile_as_file_refuses_the_same_kernel_interfaces,
     exec_gets_the_containers_capabilities_filter_and_no_new_privs,
+    exec_takes_its_filter_from_the_host_store_never_from_the_container,
     cap_add_and_cap_drop_take_dockers_names,
     image_with_dev_proc_etc_hosts_and_volume_target_symlinks_to_host_paths,
     fill_the_pid_space_past_pids_limit,
@@ -774,6 +775,80 @@ fn exec_gets_the_containers_capabilities_filter_and_no_new_privs(lab: &Esc) {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// `rrun exec` loads the compiled filter from the store's cache. The container's root can
+/// write any path inside the container, including the store's own path there: exec must read
+/// (and write) the cache on the host, before it joins the container's mount namespace. Else a
+/// planted allow-all program becomes the filter of every later exec, and each exec leaves the
+/// store's folders in the container.
+fn exec_takes_its_filter_from_the_host_store_never_from_the_container(lab: &Esc) {
+    let name = unique("escc");
+    let mut c = lab.rrun();
+    c.args(["-d", "--name", &name, "--net", "none"])
+        .args(lab.with_probe(&[]))
+        .args(["--image", &lab.image, "--", "sleep", "1000"]);
+    let o = output(c, 60);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cache = lab.store.join("seccomp");
+    let exec = |script: &str| {
+        let mut c = lab.rrun();
+        c.args(["exec", &name, "sh", "-c", script]);
+        let o = output(c, 60);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .trim()
+        .to_string()
+    };
+    let first = exec(&format!(
+        "test -e {} && echo leaked || echo clean",
+        cache.display()
+    ));
+    let programs: Vec<String> = std::fs::read_dir(&cache)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".bpf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    // One BPF instruction, `ret SECCOMP_RET_ALLOW`, under every name the host's cache holds.
+    let plant = programs
+        .iter()
+        .map(|n| {
+            format!(
+                "printf '\\006\\000\\000\\000\\000\\000\\377\\177' > {}/{n}",
+                cache.display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let planted = exec(&format!(
+        "mkdir -p {} && {plant} && echo planted",
+        cache.display()
+    ));
+    let after = exec("/sysprobe keyctl; grep ^Seccomp: /proc/self/status | tr -s '\\t' ' '");
+    let mut rm = lab.rrun();
+    rm.args(["rm", "-f", &name]);
+    let _ = output(rm, 60);
+    assert_eq!(
+        first, "clean",
+        "rrun exec wrote the store's folders into the container"
+    );
+    assert!(
+        !programs.is_empty(),
+        "no compiled program in {}",
+        cache.display()
+    );
+    assert_eq!(planted, "planted", "({:?})", lab.mode);
+    assert_eq!(
+        after, "keyctl EPERM\nSeccomp: 2",
+        "exec ran under a program the container planted ({:?})",
+        lab.mode
+    );
 }
 
 fn cap_add_and_cap_drop_take_dockers_names(lab: &Esc) {
