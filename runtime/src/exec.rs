@@ -5,7 +5,6 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rustix::io::Errno;
@@ -36,12 +35,20 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     tty::check_interactive(a.interactive, a.tty)?;
     let containers = Containers::open(root)?;
     let st = containers.find(&a.name)?;
-    if st.status() != Status::Running {
-        return Err(user(format!(
-            "container {} is not running: start a new one with rrun",
-            st.name
-        )));
-    }
+    // The pidfd first, then the check that its pid is still the container's init: the
+    // descriptor then names that process, whatever happens to the pid afterwards.
+    let pidfd = (st.pid > 0)
+        .then(|| sys::process::pidfd_open(st.pid).ok())
+        .flatten();
+    let pidfd = match pidfd {
+        Some(fd) if st.status() == Status::Running => fd,
+        _ => {
+            return Err(user(format!(
+                "container {} is not running: start a new one with rrun",
+                st.name
+            )))
+        }
+    };
     if let Some(w) = &a.workdir {
         spec::check_container_path(w)?;
     }
@@ -60,7 +67,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     // enter() that path would name a file the container writes.
     let security = &st.config.security;
     let seccomp = security::filter(security, Some(root))?;
-    enter(&st)?;
+    enter(&st, &pidfd)?;
     // The same user, groups and checks as the container's main process (users.rs), the
     // files read inside the container's root (inroot.rs).
     let u = users::in_container(&inroot::Root::open()?, &user_spec, &st.config.idmaps)?;
@@ -124,26 +131,39 @@ fn fork_and_supervise(
     supervise::wait(pid, child_fd.as_fd(), &sigfd, &io)
 }
 
-/// Joins the container: its cgroup, then all its namespaces at once through a pidfd of its
-/// init (setns(2) with a pidfd, Linux >= 5.8: no pid-reuse window between checking the
-/// process and opening its namespaces), then becomes root of its user namespace.
-fn enter(st: &State) -> Result<()> {
-    let pidfd = sys::process::pidfd_open(st.pid).ctx(|| format!("pidfd_open {}", st.pid))?;
-    if !crate::state::init_alive(st.pid, st.pid_start) {
-        return Err(user(format!("container {} is not running", st.name)));
-    }
+/// Joins the container: its cgroup, then all its namespaces at once through `pidfd`, a pidfd
+/// of its init opened before its liveness was checked (setns(2) with a pidfd, Linux >= 5.8:
+/// no pid-reuse window between checking the process and opening its namespaces), then
+/// becomes root of its user namespace.
+fn enter(st: &State, pidfd: &OwnedFd) -> Result<()> {
     // Namespaces the container shares with rrun (--net host) are left out: joining one's own
-    // is a no-op at best. Which those are is read by pid; the join itself goes by pidfd.
+    // is a no-op at best. Which those are is read by pid, comparing the links' text
+    // ("net:[4026531840]", readlinkat(2) beneath /proc/PID/ns: no nsfs lookup as stat(2)
+    // would make); the join itself goes by pidfd.
+    let ns_dir = |p: &str| {
+        rustix::fs::open(
+            p,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()
+    };
+    let (theirs_dir, mine_dir) = (
+        ns_dir(&format!("/proc/{}/ns", st.pid)),
+        ns_dir("/proc/self/ns"),
+    );
+    let link = |dir: &Option<OwnedFd>, name: &str| {
+        dir.as_ref()
+            .and_then(|d| rustix::fs::readlinkat(d, name, Vec::new()).ok())
+    };
     let mut flags = ThreadNameSpaceType::empty();
     for (name, flag) in NAMESPACES {
-        let theirs = std::fs::metadata(format!("/proc/{}/ns/{name}", st.pid)).map(|m| m.ino());
-        let mine = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| m.ino());
-        if theirs.ok() != mine.ok() {
+        if link(&theirs_dir, name) != link(&mine_dir, name) {
             flags |= flag;
         }
     }
     if !st.cgroup_paths.is_empty() {
-        Cgroup::from_paths(&st.cgroup_paths)?.add_pid(std::process::id() as i32)?;
+        Cgroup::join_recorded(&st.cgroup_paths, std::process::id() as i32)?;
     }
     rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags)
         .ctx(|| format!("join the namespaces of container {}", st.name))?;

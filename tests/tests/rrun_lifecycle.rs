@@ -193,6 +193,48 @@ fn exec_joins_every_namespace_and_the_cgroup() {
     lab.assert_clean(&[]);
 }
 
+/// A namespace the container shares with the host (`--net host`) is left as it is; exec
+/// joins every other one. (Joining the host's network namespace after the container's user
+/// namespace would need rights the container's root does not have.)
+#[test]
+fn exec_into_a_host_network_container_keeps_the_hosts_network_namespace() {
+    let lab = Lab::new("life");
+    let name = unique("exh");
+    let mut c = lab.rrun();
+    c.args(["-d", "--name", &name, "--net", "host"])
+        .args(["--image", &lab.image, "--", "sleep", "1000"]);
+    let o = output(c, 30);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pid = lab.inspect(&name)["pid"].as_i64().unwrap();
+    let mut seen = Vec::new();
+    for ns in ["net", "mnt", "pid", "user"] {
+        let o = sub(
+            &lab,
+            &["exec", &name, "readlink", &format!("/proc/self/ns/{ns}")],
+        );
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let hosts = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        seen.push((
+            ns,
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).trim() == theirs.to_string_lossy(),
+            theirs == hosts,
+        ));
+    }
+    assert!(sub(&lab, &["rm", "-f", &name]).status.success());
+    assert_eq!(
+        seen,
+        [
+            ("net", Some(0), true, true),
+            ("mnt", Some(0), true, false),
+            ("pid", Some(0), true, false),
+            ("user", Some(0), true, false),
+        ],
+        "(namespace, exit code, exec's is the container's, the container's is the host's)"
+    );
+    lab.assert_clean(&[]);
+}
+
 #[test]
 fn stop_delivers_sigterm_through_rinit_then_sigkill_after_the_grace() {
     let lab = Lab::new("life");

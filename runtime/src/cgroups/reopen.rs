@@ -48,15 +48,7 @@ impl Cgroup {
             paths: Vec::new(),
         };
         for path in paths {
-            let ours = path.is_absolute()
-                && !path
-                    .components()
-                    .any(|c| matches!(c, std::path::Component::ParentDir))
-                && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n.strip_prefix("rbox-")
-                        .is_some_and(|s| check_name(s).is_ok())
-                });
-            let mount = detect::mount_of(&mounts, path).filter(|_| ours);
+            let mount = detect::mount_of(&mounts, path).filter(|_| named_ours(path));
             let Some(mount) = mount else {
                 return Err(CgroupError::NotOurs { path: path.clone() });
             };
@@ -76,4 +68,67 @@ impl Cgroup {
         }
         Ok(cg)
     }
+
+    /// Moves process `pid` into the cgroup directories recorded earlier, as `rrun exec` joins
+    /// a container: each must be an `rbox-*` directory whose filesystem is cgroupfs (fstatfs(2)
+    /// on the directory opened first, then its cgroup.procs opened beneath that descriptor);
+    /// those already gone are skipped. Unlike [`Cgroup::from_paths`] it reads no mount table:
+    /// writing cgroup.procs needs neither the hierarchy's version nor its controllers.
+    pub fn join_recorded(paths: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
+        use rustix::fs::{Mode, OFlags};
+        let pid = pid.to_string();
+        for path in paths {
+            let not_ours = || CgroupError::NotOurs { path: path.clone() };
+            if !named_ours(path) {
+                return Err(not_ours());
+            }
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let dir = match rustix::fs::open(path, flags, Mode::empty()) {
+                Ok(d) => d,
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => {
+                    return Err(CgroupError::Read {
+                        path: path.clone(),
+                        source: e.into(),
+                    })
+                }
+            };
+            let on_cgroupfs = rustix::fs::fstatfs(&dir).is_ok_and(|s| {
+                s.f_type == crate::sys::CGROUP2_SUPER_MAGIC
+                    || s.f_type == crate::sys::CGROUP_SUPER_MAGIC
+            });
+            if !on_cgroupfs {
+                return Err(not_ours());
+            }
+            let fail = |e: rustix::io::Errno| CgroupError::Write {
+                path: path.join("cgroup.procs"),
+                data: pid.clone(),
+                source: e.into(),
+            };
+            let procs = rustix::fs::openat(
+                &dir,
+                "cgroup.procs",
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(fail)?;
+            if rustix::io::write(&procs, pid.as_bytes()).map_err(fail)? != pid.len() {
+                return Err(fail(rustix::io::Errno::IO));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` is named as rrun names a container's cgroup: absolute, without `..`, its
+/// last component `rbox-<valid name>`.
+fn named_ours(path: &std::path::Path) -> bool {
+    path.is_absolute()
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.strip_prefix("rbox-")
+                .is_some_and(|s| check_name(s).is_ok())
+        })
 }

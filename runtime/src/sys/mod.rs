@@ -24,6 +24,8 @@ pub mod signal;
 
 /// statfs(2) `f_type` of a cgroup v2 filesystem (include/uapi/linux/magic.h).
 pub const CGROUP2_SUPER_MAGIC: rustix::fs::FsWord = 0x6367_7270;
+/// statfs(2) `f_type` of a cgroup v1 filesystem (include/uapi/linux/magic.h).
+pub const CGROUP_SUPER_MAGIC: rustix::fs::FsWord = 0x0027_e0eb;
 /// statfs(2) `f_type` of procfs (include/uapi/linux/magic.h).
 pub const PROC_SUPER_MAGIC: rustix::fs::FsWord = 0x9fa0;
 /// statfs(2) `f_type` of sysfs (include/uapi/linux/magic.h).
