@@ -114,10 +114,10 @@ fn fork_and_supervise(
 ) -> Result<i32> {
     let _old = sys::signal::block_signals(&supervise::HANDLED);
     let sigfd = sys::signal::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
-    // The child only sets up and execs, ending in _exit otherwise; it borrows what it needs.
-    let (pid, ()) = sys::process::fork((), |()| in_child(pty.as_ref().map(|p| &p.1)));
-    let pid = pid.ctx(|| "fork into the container".into())?;
-    let child_fd = sys::process::pidfd_open(pid).ctx(|| "pidfd_open the exec'd process".into())?;
+    // The child only sets up and execs, ending in _exit otherwise; it borrows what it needs,
+    // and shares rrun's memory until its exec (no copy of the address space to make).
+    let (pid, child_fd) = sys::spawn::spawn_sharing_memory(|| in_child(pty.as_ref().map(|p| &p.1)))
+        .ctx(|| "start a process in the container".into())?;
     // Our copy of the pty's slave goes: the master then ends when the process's copies do.
     let master = pty.map(|(m, _slave)| m);
     let _raw = relay_stdin.then(|| tty::RawMode::enter(rustix::stdio::stdin()));

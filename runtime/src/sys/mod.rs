@@ -1,6 +1,6 @@
 //! Checked wrappers over the Linux system calls rrun needs that std does not offer, one
 //! module per kernel interface: [`mount`], [`fd`], [`process`], [`ns`], [`ids`], [`procfs`],
-//! [`signal`], [`bpf`], [`netdevice`], [`memory`], [`keyring`]. They call rustix where it covers the call;
+//! [`signal`], [`spawn`], [`bpf`], [`netdevice`], [`memory`], [`keyring`]. They call rustix where it covers the call;
 //! raw libc and `unsafe` in rrun are here only. This module holds the shared return-value
 //! checks, [`cstr`] and the filesystem magic numbers rrun compares statfs(2) answers with.
 
@@ -21,6 +21,7 @@ pub mod process;
 pub mod procfs;
 pub mod seccomp;
 pub mod signal;
+pub mod spawn;
 
 /// statfs(2) `f_type` of a cgroup v2 filesystem (include/uapi/linux/magic.h).
 pub const CGROUP2_SUPER_MAGIC: rustix::fs::FsWord = 0x6367_7270;
