@@ -123,12 +123,29 @@ fn read_resources(file: &Path) -> Result<LinuxResources> {
             file.display()
         );
     }
-    serde_json::from_slice(&text).with_context(|| {
+    let not_json = || {
         format!(
             "--resources {}: not runtime-spec linux.resources JSON",
             file.display()
         )
-    })
+    };
+    // A JSON array would be read as the struct's fields in order ([] as no change); runc,
+    // like the spec, takes an object only.
+    let kind = match serde_json::from_slice(&text).with_context(not_json)? {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+    };
+    if let Some(kind) = kind {
+        bail!(
+            "--resources {}: the JSON is {kind}, not an object; give linux.resources as an object, e.g. {{\"memory\": {{\"limit\": 67108864}}}}",
+            file.display()
+        );
+    }
+    serde_json::from_slice(&text).with_context(not_json)
 }
 
 fn refuse(field: &str) -> Result<()> {

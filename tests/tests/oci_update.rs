@@ -163,6 +163,33 @@ fn update_takes_sizes_and_minus_one_like_runc() {
     );
 }
 
+#[test]
+fn update_refuses_resources_that_are_not_an_object_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps = [
+        Step::Stdin("[]"),
+        Step::Stdin("[1]"),
+        Step::Stdin(r#""64m""#),
+        Step::Stdin(r#"{"memory": {"limit": 67108864, "swap": 67108864}}"#),
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = memory_after_each(&runc, &b, &steps);
+    let (got, errs) = memory_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert!(want[0].ends_with(&format!("1 limit=33554432 memsw=33554432 soft={NO_LIMIT}")));
+    assert!(want[3].ends_with(&format!("0 limit=67108864 memsw=67108864 soft={NO_LIMIT}")));
+    assert_eq!(
+        errs[0],
+        r#"rrun-oci: error: --resources -: the JSON is an array, not an object; give linux.resources as an object, e.g. {"memory": {"limit": 67108864}}"#
+    );
+    assert!(
+        errs[2].contains("the JSON is a string, not an object"),
+        "{}",
+        errs[2]
+    );
+}
+
 /// Updates the limits and records what a user sees: the files and their effect.
 fn update_and_see(rt: &Runtime, b: &Bundle) -> Vec<String> {
     let cgpath = format!("/{}", unique("ocirt-updcg-"));
