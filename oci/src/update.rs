@@ -198,6 +198,19 @@ pub fn from_resources(r: &LinuxResources, at: &str) -> Result<Update> {
         if m.disable_oom_killer() == Some(true) {
             refuse(&field("memory.disableOOMKiller"))?;
         }
+        // -1 is no limit; runc writes any other negative to the kernel, which refuses it.
+        for (name, v) in [
+            ("limit", m.limit()),
+            ("swap", m.swap()),
+            ("reservation", m.reservation()),
+        ] {
+            if let Some(v) = v.filter(|&v| v < -1) {
+                bail!(
+                    "{} {v}: only -1 means no limit; give a number of bytes or -1",
+                    field(&format!("memory.{name}"))
+                );
+            }
+        }
         // 0 is "not set" in runc's update as in its create.
         u.memory = m.limit().filter(|&v| v != 0);
         u.memory_swap = m.swap().filter(|&v| v != 0);

@@ -190,6 +190,38 @@ fn update_refuses_resources_that_are_not_an_object_like_runc() {
     );
 }
 
+#[test]
+fn update_refuses_memory_values_below_minus_one_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps = [
+        // Unlimited swap: a -2 read as "no limit" would be accepted by the kernel.
+        Step::Flags(&["--memory-swap", "-1"]),
+        Step::Stdin(r#"{"memory": {"limit": -2}}"#),
+        Step::Stdin(r#"{"memory": {"swap": -2}}"#),
+        Step::Stdin(r#"{"memory": {"reservation": -2}}"#),
+        Step::Stdin(r#"{"memory": {"limit": -1}}"#),
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = memory_after_each(&runc, &b, &steps);
+    let (got, errs) = memory_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    let kept = format!("1 limit=33554432 memsw={NO_LIMIT} soft={NO_LIMIT}");
+    assert!(want[1].ends_with(&kept), "{}", want[1]);
+    assert!(want[3].ends_with(&kept), "{}", want[3]);
+    assert!(want[4].ends_with(&format!(
+        "0 limit={NO_LIMIT} memsw={NO_LIMIT} soft={NO_LIMIT}"
+    )));
+    assert_eq!(
+        errs[1],
+        "rrun-oci: error: resources.memory.limit -2: only -1 means no limit; give a number of bytes or -1"
+    );
+    assert_eq!(
+        errs[2],
+        "rrun-oci: error: resources.memory.swap -2: only -1 means no limit; give a number of bytes or -1"
+    );
+}
+
 /// Updates the limits and records what a user sees: the files and their effect.
 fn update_and_see(rt: &Runtime, b: &Bundle) -> Vec<String> {
     let cgpath = format!("/{}", unique("ocirt-updcg-"));
