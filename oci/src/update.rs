@@ -1,11 +1,12 @@
 //! `update`: new cgroup limits for a live container, as runc takes them: `--resources FILE`
 //! (runtime-spec linux.resources JSON, `-` for stdin; the other flags are then ignored, as in
-//! runc) or runc's single flags (--memory, --memory-swap, --memory-reservation, --cpu-share,
-//! --cpu-quota, --cpu-period, --cpuset-cpus, --cpuset-mems, --pids-limit). The values go to the
-//! rrun library's [`Cgroup::update`], which checks them all before writing any and restores the
-//! old ones if the kernel refuses one. A field rrun-oci does not set is refused in one line
-//! naming it; `devices` is ignored, as runc's update ignores it. Kernel interface: cgroupfs,
-//! through the rrun library.
+//! runc) or runc's single flags (--memory, --memory-swap, --memory-reservation as sizes or -1,
+//! --cpu-share, --cpu-quota, --cpu-period, --cpuset-cpus, --cpuset-mems, --pids-limit). A
+//! memory value below -1 is refused (runc hands it to the kernel, which refuses it). The values
+//! go to the rrun library's [`Cgroup::update`], which checks them all before writing any and
+//! restores the old ones if the kernel refuses one. A field rrun-oci does not set is refused in
+//! one line naming it; `devices` is ignored, as runc's update ignores it. Kernel interface:
+//! cgroupfs, through the rrun library.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
