@@ -50,7 +50,7 @@ pub enum Cmd {
     /// Update a running container's cgroup limits (--resources FILE or runc's flags).
     /// Negative numbers are values, as runc takes them (`--memory-swap -1`, `--pids-limit -1`).
     #[command(allow_negative_numbers = true)]
-    Update(liboci_cli::Update),
+    Update(crate::update::UpdateArgs),
     /// Checkpoint (refused: not supported).
     Checkpoint(Refused),
     /// Restore (refused: not supported).

@@ -2,7 +2,9 @@
 //! same bundle: the memory and pids limits read back from the container's cgroup files and
 //! what they do inside (a fork refused at pids.max, a memory hog killed at the new limit),
 //! runc's flags and `--resources FILE` / `-` (stdin), a field rrun-oci cannot set refused in
-//! one line, and a refused write half-way leaving every limit as it was. The bundle names
+//! one line, and a refused write half-way leaving every limit as it was. runc's size flags
+//! (`--memory 64m`, `-1` for no limit) and its refusals (`-r -` with JSON that is not an
+//! object, a memory value below -1) step by step beside runc. The bundle names
 //! linux.cgroupsPath, so the test finds the cgroup under each v1 hierarchy (this machine's
 //! hybrid layout) or the unified one.
 
@@ -12,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use ocirt_common::{id, Bundle, Runtime};
+use ocirt_common::{id, Bundle, Out, Runtime};
 use rbox_tests::{command, require_root, unique};
 use serde_json::json;
 
@@ -47,6 +49,177 @@ fn running(rt: &Runtime, b: &Bundle, cgpath: &str) -> String {
     let o = rt.run(&["start", &c]);
     assert_eq!(o.code, 0, "{} start: {}", rt.name, o.stderr);
     c
+}
+
+/// `RUNTIME update -r - ID` with `json` on stdin.
+fn update_stdin(rt: &Runtime, c: &str, json: &str) -> Out {
+    let mut child = command(&rt.exe)
+        .arg("--root")
+        .arg(rt.root.join("state"))
+        .args(["update", "-r", "-", c])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {} update: {e}", rt.name));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(128),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// One `update`: runc's flags, or JSON on stdin to `-r -`.
+enum Step {
+    Flags(&'static [&'static str]),
+    Stdin(&'static str),
+}
+
+/// Runs `steps` in turn on a new container (32 MiB, no swap) and records after each what a
+/// user sees: the exit code and the memory files. Also gives each step's stderr.
+fn memory_after_each(rt: &Runtime, b: &Bundle, steps: &[Step]) -> (Vec<String>, Vec<String>) {
+    let cgpath = format!("/{}", unique("ocirt-updcg-"));
+    let c = running(rt, b, &cgpath);
+    let mem = |f: &str| read(&cg_file(&cgpath, "memory", f));
+    let (mut seen, mut errs) = (Vec::new(), Vec::new());
+    for s in steps {
+        let (what, o) = match s {
+            Step::Flags(a) => (
+                format!("{a:?}"),
+                rt.run(&[&["update"], *a, &[c.as_str()]].concat()),
+            ),
+            Step::Stdin(j) => (format!("-r - <<< {j}"), update_stdin(rt, &c, j)),
+        };
+        seen.push(format!(
+            "{what} -> {} limit={} memsw={} soft={}",
+            o.code,
+            mem("memory.limit_in_bytes"),
+            mem("memory.memsw.limit_in_bytes"),
+            mem("memory.soft_limit_in_bytes")
+        ));
+        errs.push(o.stderr.trim().to_string());
+    }
+    rt.cleanup(&c);
+    (seen, errs)
+}
+
+/// The kernel's "no limit" as v1 memory files show it (i64::MAX rounded down to a page).
+const NO_LIMIT: &str = "9223372036854771712";
+
+#[test]
+fn update_takes_sizes_and_minus_one_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps = [
+        Step::Flags(&["--memory", "64m", "--memory-swap", "128m"]),
+        Step::Flags(&["--memory-reservation", "16m"]),
+        Step::Flags(&["--memory=48MiB", "--memory-swap", "1.5g"]),
+        // No memory limit lifts the swap limit too.
+        Step::Flags(&["--memory", "-1"]),
+        Step::Flags(&["--memory-swap", "256m", "--memory", "128M"]),
+        Step::Flags(&["--memory-swap=-1"]),
+        Step::Flags(&["--memory-reservation", "-1"]),
+        Step::Flags(&["--kernel-memory", "-1"]),
+        Step::Flags(&["--memory", "64x"]),
+        Step::Flags(&["--memory", "-2"]),
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = memory_after_each(&runc, &b, &steps);
+    let (got, errs) = memory_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    let ends = |i: usize, tail: String| assert!(want[i].ends_with(&tail), "{}", want[i]);
+    ends(
+        0,
+        format!("0 limit=67108864 memsw=134217728 soft={NO_LIMIT}"),
+    );
+    ends(1, "0 limit=67108864 memsw=134217728 soft=16777216".into());
+    ends(2, "0 limit=50331648 memsw=1610612736 soft=16777216".into());
+    ends(
+        3,
+        format!("0 limit={NO_LIMIT} memsw={NO_LIMIT} soft=16777216"),
+    );
+    ends(
+        6,
+        format!("0 limit=134217728 memsw={NO_LIMIT} soft={NO_LIMIT}"),
+    );
+    ends(
+        9,
+        format!("1 limit=134217728 memsw={NO_LIMIT} soft={NO_LIMIT}"),
+    );
+    assert_eq!(
+        errs[8],
+        r#"rrun-oci: error: --memory: invalid size "64x": use a number with an optional k, m, g or t suffix, e.g. 32m, or -1 for no limit"#
+    );
+    assert_eq!(
+        errs[9],
+        r#"rrun-oci: error: --memory: invalid size "-2": use a number with an optional k, m, g or t suffix, e.g. 32m, or -1 for no limit"#
+    );
+}
+
+#[test]
+fn update_refuses_resources_that_are_not_an_object_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps = [
+        Step::Stdin("[]"),
+        Step::Stdin("[1]"),
+        Step::Stdin(r#""64m""#),
+        Step::Stdin(r#"{"memory": {"limit": 67108864, "swap": 67108864}}"#),
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = memory_after_each(&runc, &b, &steps);
+    let (got, errs) = memory_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    assert!(want[0].ends_with(&format!("1 limit=33554432 memsw=33554432 soft={NO_LIMIT}")));
+    assert!(want[3].ends_with(&format!("0 limit=67108864 memsw=67108864 soft={NO_LIMIT}")));
+    assert_eq!(
+        errs[0],
+        r#"rrun-oci: error: --resources -: the JSON is an array, not an object; give linux.resources as an object, e.g. {"memory": {"limit": 67108864}}"#
+    );
+    assert!(
+        errs[2].contains("the JSON is a string, not an object"),
+        "{}",
+        errs[2]
+    );
+}
+
+#[test]
+fn update_refuses_memory_values_below_minus_one_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps = [
+        // Unlimited swap: a -2 read as "no limit" would be accepted by the kernel.
+        Step::Flags(&["--memory-swap", "-1"]),
+        Step::Stdin(r#"{"memory": {"limit": -2}}"#),
+        Step::Stdin(r#"{"memory": {"swap": -2}}"#),
+        Step::Stdin(r#"{"memory": {"reservation": -2}}"#),
+        Step::Stdin(r#"{"memory": {"limit": -1}}"#),
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = memory_after_each(&runc, &b, &steps);
+    let (got, errs) = memory_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right)");
+    let kept = format!("1 limit=33554432 memsw={NO_LIMIT} soft={NO_LIMIT}");
+    assert!(want[1].ends_with(&kept), "{}", want[1]);
+    assert!(want[3].ends_with(&kept), "{}", want[3]);
+    assert!(want[4].ends_with(&format!(
+        "0 limit={NO_LIMIT} memsw={NO_LIMIT} soft={NO_LIMIT}"
+    )));
+    assert_eq!(
+        errs[1],
+        "rrun-oci: error: resources.memory.limit -2: only -1 means no limit; give a number of bytes or -1"
+    );
+    assert_eq!(
+        errs[2],
+        "rrun-oci: error: resources.memory.swap -2: only -1 means no limit; give a number of bytes or -1"
+    );
 }
 
 /// Updates the limits and records what a user sees: the files and their effect.
@@ -139,27 +312,12 @@ fn update_reads_stdin_refuses_what_it_cannot_set_and_undoes_a_refused_write() {
         cg_file(&cgpath, "pids", "pids.max"),
     );
     // `-r -`: the JSON on stdin.
-    let mut child = command(&rt.exe)
-        .arg("--root")
-        .arg(rt.root.join("state"))
-        .args(["update", "-r", "-", &c])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"memory": {"limit": 50331648, "swap": 50331648}, "pids": {"limit": 42}}"#)
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(
-        o.status.success(),
-        "update -r -: {}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = update_stdin(
+        &rt,
+        &c,
+        r#"{"memory": {"limit": 50331648, "swap": 50331648}, "pids": {"limit": 42}}"#,
     );
+    assert_eq!(o.code, 0, "update -r -: {}", o.stderr);
     assert_eq!((read(&mem), read(&pids)), ("50331648".into(), "42".into()));
 
     // An endless file is refused, not read to the end.

@@ -20,7 +20,9 @@ use super::{cpuset, fs, parse, pids, Cgroup, CgroupError, Dir};
 /// are runtime-spec's linux.resources (config-linux.md): bytes, microseconds, -1 for no limit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Update {
-    /// memory.limit: bytes (at least 6 MiB), -1 for none.
+    /// memory.limit: bytes (at least 6 MiB), -1 for none. -1 without `memory_swap` lifts the
+    /// swap limit too, as runc does (libcontainer's v1 setMemoryAndSwap, v2
+    /// ConvertMemorySwapToCgroupV2Value): no memory limit is no memory+swap limit.
     pub memory: Option<i64>,
     /// memory.swap: memory + swap in bytes, -1 for unlimited swap. Without it a v1 cgroup
     /// that had no swap (memory+swap equal to memory) keeps none when the limit changes.
@@ -179,6 +181,10 @@ fn plan(
                 if let Some(m) = u.memory {
                     put(d, "memory.max", v2_max(bytes(m)));
                 }
+                let lift_swap = u.memory.map(bytes) == Some(NONE) && u.memory_swap.is_none();
+                if lift_swap && d.path.join("memory.swap.max").exists() {
+                    put(d, "memory.swap.max", "max".into());
+                }
                 if let Some(s) = u.memory_swap {
                     if !d.path.join("memory.swap.max").exists() {
                         return Err(no_swap_accounting(&d.path, "memory.swap.max"));
@@ -331,6 +337,7 @@ fn memory_v1(
     let new_l = u.memory.map(bytes);
     let new_s = match (u.memory_swap.map(bytes), new_l, cur_s) {
         (Some(s), _, _) => Some(s),
+        (None, Some(NONE), Some(_)) => Some(NONE),
         (None, Some(l), Some(s)) if s == cur_l => Some(l),
         _ => None,
     };
@@ -429,6 +436,14 @@ mod unit {
             vec![("memory.limit_in_bytes", "50331648".into())],
             "a swap allowance is left as it is"
         );
+        assert_eq!(
+            v1(&with_swap, &mem(Some(-1), None)).unwrap(),
+            vec![
+                ("memory.memsw.limit_in_bytes", "-1".into()),
+                ("memory.limit_in_bytes", "-1".into())
+            ],
+            "no memory limit lifts the swap limit, as runc"
+        );
         let unlimited = [
             ("memory.limit_in_bytes", "9223372036854771712"),
             ("memory.memsw.limit_in_bytes", "9223372036854771712"),
@@ -440,6 +455,40 @@ mod unit {
                 ("memory.memsw.limit_in_bytes", "67108864".into())
             ]
         );
+    }
+
+    #[test]
+    fn v2_no_memory_limit_lifts_the_swap_limit_unless_swap_is_given() {
+        let dir = std::env::temp_dir().join(format!("rbox-upd-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["memory.max", "memory.swap.max"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let dirs = vec![Dir {
+            version: Version::V2,
+            controllers: vec![],
+            path: dir.clone(),
+        }];
+        let writes = |u: Update| {
+            plan(&dirs, &u, &files(&[("memory.max", "max")]))
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.file, w.value))
+                .collect::<Vec<_>>()
+        };
+        let lifted = writes(mem(Some(-1), None));
+        let given = writes(mem(Some(-1), Some(-1)));
+        let limited = writes(mem(Some(64 << 20), None));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            lifted,
+            vec![
+                ("memory.max", "max".to_string()),
+                ("memory.swap.max", "max".to_string())
+            ]
+        );
+        assert_eq!(given, lifted);
+        assert_eq!(limited, vec![("memory.max", "67108864".to_string())]);
     }
 
     #[test]
