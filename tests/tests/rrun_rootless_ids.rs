@@ -42,6 +42,8 @@ fn image(u: &User, s: &Scratch) -> (std::path::PathBuf, String) {
     });
     let tar = s.join("owners.tar");
     fs::write(&tar, t.finish()).unwrap();
+    // written with the test's umask (077 leaves it root's alone)
+    u.own(&tar);
     let add = |f: &Path| stdout(&u.ok(&store, "rbuild", &["layer", "add", f.to_str().unwrap()]));
     let (base, top) = (add(&fixture), add(&tar));
     let image = stdout(&u.ok(&store, "rbuild", &["image", "create", &base, &top]));
@@ -127,17 +129,16 @@ fn a_store_in_a_set_group_id_folder_of_another_group_runs() {
     const SHARED_GID: u32 = 65534;
     for u in [User::with_range(), User::new(true)] {
         assert_ne!(u.gid, SHARED_GID, "the user's own group");
+        // the scratch folder is the shared one (so that other tests' leak checks know the
+        // store below it as this test's)
         let s = Scratch::new("rbg");
-        u.own(s.path());
-        let shared = s.join("shared");
-        fs::create_dir(&shared).unwrap();
-        std::os::unix::fs::chown(&shared, Some(u.uid), Some(SHARED_GID)).unwrap();
+        std::os::unix::fs::chown(s.path(), Some(u.uid), Some(SHARED_GID)).unwrap();
         fs::set_permissions(
-            &shared,
+            s.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o2775),
         )
         .unwrap();
-        let store = shared.join("store");
+        let store = s.join("store");
         let fixture = s.join("alpine.tar.gz");
         fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
         u.own(&fixture);
@@ -244,6 +245,8 @@ fn with_subuid(lab: &rrun_common::Lab, s: &Scratch, text: &str) -> Output {
             "/proc/self/uid_map",
         ]);
     c.env("RBOX_ROOT", lab.store.path());
+    // no useradd or userdel of this binary's other tests replaces the files meanwhile
+    let _files = rrun_common::user::subid_files_lock();
     rrun_common::output(c, 60)
 }
 
