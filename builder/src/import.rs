@@ -157,6 +157,10 @@ impl Staging {
             tmp,
             tmp_times,
         };
+        own_group(&s.path).map_err(|source| AddError::Staging {
+            path: s.path.clone(),
+            source,
+        })?;
         b.create(s.path.join("rootfs"))
             .map_err(|source| AddError::Staging {
                 path: s.path.clone(),
@@ -164,6 +168,26 @@ impl Staging {
             })?;
         Ok(s)
     }
+}
+
+/// Gives the folder `dir`, just made, this process's group and clears its set-group-ID bit
+/// where it got another group or the bit from a set-group-ID parent (mkdir(2): a store below
+/// such a folder, shared by a group, is one). Everything extracted below it then gets this
+/// process's group, the one a rootless container maps to its root group, instead of the
+/// parent's, which it does not map: the image's folders would show as nogroup and overlayfs
+/// would refuse to copy them up (EOVERFLOW, as when rrun makes /etc/resolv.conf). Rootless
+/// Podman owns every file it extracts explicitly to the same effect.
+fn own_group(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let egid = rustix::process::getegid();
+    let m = fs::metadata(dir)?;
+    if m.gid() != egid.as_raw() {
+        rustix::fs::chown(dir, None, Some(egid))?;
+    }
+    if m.mode() & 0o2000 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(m.mode() & 0o755))?;
+    }
+    Ok(())
 }
 
 impl Drop for Staging {

@@ -36,6 +36,20 @@ fn sys_err(what: String, e: Errno) -> Error {
     }
 }
 
+/// A mount point that could not be made at `path` (`what`, if any, says for what). EOVERFLOW: the
+/// folder to make it in is the image's, of a user or group the container's user namespace
+/// does not map, and overlayfs copies up no such file (fs/overlayfs/copy_up.c; a layer rbuild
+/// added as another group, or before it owned its staging folder below a set-group-ID one).
+fn create_err(what: Option<&str>, path: &str, e: Errno) -> Error {
+    let what = what.map(|w| format!("{w}: ")).unwrap_or_default();
+    match e {
+        Errno::OVERFLOW => user(format!(
+            "{what}cannot create {path} in the container: its folder in the image belongs to a user or group the container does not map (it shows as nobody or nogroup inside), and overlayfs copies up no such file: remove the image and its layers (`rbuild image rm`, `rbuild layer rm`) and add them again as the user and group that run rrun"
+        )),
+        e => sys_err(format!("{what}create mount point {path} in the container"), e),
+    }
+}
+
 /// The path relative to the root, without empty and "." components.
 fn relative(path: &str) -> String {
     path.split('/')
@@ -163,7 +177,7 @@ impl Root {
                 match made {
                     Ok(()) => {}
                     Err(Errno::EXIST) => return Err(user(format!("{what}: {path} is a dangling symbolic link in the container: use another path"))),
-                    Err(e) => return Err(sys_err(format!("{what}: create mount point {path} in the container"), e)),
+                    Err(e) => return Err(create_err(Some(what), path, e)),
                 }
                 self.resolve(path, OFlags::PATH)
                     .map_err(|e| sys_err(format!("{what}: open {path} in the container"), e))?
@@ -209,7 +223,7 @@ impl Root {
             | OFlags::CLOEXEC;
         match rfs::openat(&dfd, name, flags, Mode::from_raw_mode(0o644)) {
             Ok(_) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(sys_err(format!("create mount point {what}"), e)),
+            Err(e) => return Err(create_err(None, &what, e)),
         }
         let fd = rfs::openat(
             &dfd,

@@ -74,13 +74,18 @@ pub fn parse_publish(s: &str) -> Result<PortRequest> {
             _ => return Err(bad("too many ':' (put an IPv6 HOSTIP in brackets)")),
         }
     };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     let port = |p: &str, what: &str| -> Result<u16> {
-        if p.contains('-') {
-            return Err(bad("port ranges are not supported: publish each port"));
+        if p.split_once('-')
+            .is_some_and(|(a, b)| digits(a) && digits(b))
+        {
+            return Err(bad(&format!(
+                "{what} {p:?} is a range, and port ranges are not supported: publish each port"
+            )));
         }
         match p.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(bad(&format!("{what} must be 1-65535"))),
+            Ok(n) if n > 0 && digits(p) => Ok(n),
+            _ => Err(bad(&format!("{what} {p:?} is not a number in 1-65535"))),
         }
     };
     let (host_port, cport) = match rest.split_once(':') {
@@ -171,6 +176,35 @@ mod tests {
             "127.0.0.1:80",
         ] {
             assert!(parse_publish(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_port_is_named_in_one_line() {
+        for (spec, want) in [
+            ("-1:80", r#"HOSTPORT "-1" is not a number in 1-65535"#),
+            ("0:80", r#"HOSTPORT "0" is not a number in 1-65535"#),
+            ("70000:80", r#"HOSTPORT "70000" is not a number in 1-65535"#),
+            ("a:80", r#"HOSTPORT "a" is not a number in 1-65535"#),
+            ("+8080:80", r#"HOSTPORT "+8080" is not a number in 1-65535"#),
+            ("8080:-80", r#"PORT "-80" is not a number in 1-65535"#),
+            ("8080:", r#"PORT "" is not a number in 1-65535"#),
+            (
+                "127.0.0.1:-1:80",
+                r#"HOSTPORT "-1" is not a number in 1-65535"#,
+            ),
+            ("-1", r#"PORT "-1" is not a number in 1-65535"#),
+            (
+                "8000-8010:80",
+                r#"HOSTPORT "8000-8010" is a range, and port ranges are not supported"#,
+            ),
+        ] {
+            let e = parse_publish(spec).unwrap_err().to_string();
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(
+                e.starts_with(&format!("bad -p {spec:?}: {want}")),
+                "{spec}: {e}"
+            );
         }
     }
 

@@ -75,8 +75,10 @@ pub fn work_dir(store_dir: &Path, id: &str, place: Place) -> PathBuf {
 }
 
 /// Makes upper/ (mode 0755, owned by the container's root so the overlay root looks like the
-/// image's) and work/ for a new container; in rrun's tmpfs, mounted first if need be. Rootless
-/// containers get them from the child, which owns them through its single-id map.
+/// image's) and work/ for a new container; in rrun's tmpfs, mounted first if need be.
+/// Rootless, work/ is the container root's too: the child mounts the overlay as that root, and
+/// in a store below a set-group-ID folder mkdir(2) gives both folders that folder's group,
+/// which the container does not map (overlayfs then refuses the mount with EACCES).
 pub fn prepare(store_dir: &Path, id: &str, place: Place, ids: &IdMaps) -> Result<()> {
     let b = base(store_dir, id, place);
     if place == Place::Run {
@@ -93,9 +95,15 @@ pub fn prepare(store_dir: &Path, id: &str, place: Place, ids: &IdMaps) -> Result
     }
     fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
         .ctx(|| format!("chmod {}", upper.display()))?;
-    if !ids.is_identity() {
-        chown(&upper, ids.host_uid(0), ids.host_gid(0))
-            .ctx(|| format!("chown {} to the container's root", upper.display()))?;
+    let rootless = !rustix::process::geteuid().is_root();
+    let owned = match (ids.is_identity(), rootless) {
+        (true, _) => &[][..],
+        (false, false) => &[&upper][..],
+        (false, true) => &[&upper, &work][..],
+    };
+    for d in owned {
+        chown(d, ids.host_uid(0), ids.host_gid(0))
+            .ctx(|| format!("chown {} to the container's root", d.display()))?;
     }
     Ok(())
 }

@@ -283,6 +283,31 @@ fn a_published_port_from_1024_answers_and_goes_with_stop_and_rm() {
     lab.assert_clean(&[]);
 }
 
+/// The host's own 127.0.0.1 reaches a user's published ports, given with 127.0.0.1 as HOSTIP
+/// or with none (all of the host's addresses), as it reaches root's (netd_attach) and as
+/// Docker's and Podman's answer on loopback; and the host's address still does.
+#[test]
+fn a_published_port_answers_on_the_hosts_loopback() {
+    let lab = Lab::new("rl");
+    let serve = ["sh", "-c", "while true; do echo WEB | nc -l -p 80; done"];
+    ok(lab.run(&["-d", "--name", "lo", "-p", "127.0.0.1:8081:80"], &serve));
+    ok(lab.run(&["-d", "--name", "all", "-p", "8082:80"], &serve));
+    let (h, host) = (&lab.h, lab.h.ns.clone());
+    for (addr, port) in [
+        ("127.0.0.1", 8081),
+        ("127.0.0.1", 8082),
+        ("198.18.0.1", 8082),
+    ] {
+        assert!(
+            eventually(10, || h.fetch(&host, "tcp", addr, port) == "WEB"),
+            "from the host to {addr}:{port}\n{}",
+            h.table_text()
+        );
+    }
+    ok(lab.user(true, "rrun", &["rm", "-f", "lo", "all"]));
+    lab.assert_clean(&[8081, 8082]);
+}
+
 #[test]
 fn after_rrun_is_killed_stop_or_rm_release_everything() {
     let lab = Lab::new("rk");

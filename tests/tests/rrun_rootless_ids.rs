@@ -42,6 +42,8 @@ fn image(u: &User, s: &Scratch) -> (std::path::PathBuf, String) {
     });
     let tar = s.join("owners.tar");
     fs::write(&tar, t.finish()).unwrap();
+    // written with the test's umask (077 leaves it root's alone)
+    u.own(&tar);
     let add = |f: &Path| stdout(&u.ok(&store, "rbuild", &["layer", "add", f.to_str().unwrap()]));
     let (base, top) = (add(&fixture), add(&tar));
     let image = stdout(&u.ok(&store, "rbuild", &["image", "create", &base, &top]));
@@ -113,6 +115,114 @@ fn rootless_run_without_a_range_maps_one_id_with_a_note() {
     );
 }
 
+/// A user's store below a set-group-ID folder of another group (a folder shared by a group):
+/// mkdir(2) gives what is made there that folder's group, which the user's containers do not
+/// map (their root group is the user's own). rbuild's layers and rrun's upper and work dirs
+/// must still be the user's group: the container starts (before: the overlay refused its work
+/// dir, EACCES; or overlayfs refused to copy /etc up to make /etc/resolv.conf, EOVERFLOW), the
+/// image's folders are root's group inside, and /etc is writable. With a subordinate range
+/// (rbuild in a user namespace) and without (owners collapsed to the user).
+#[test]
+fn a_store_in_a_set_group_id_folder_of_another_group_runs() {
+    require_root();
+    // the shared folder's group: one the user is not in, never its own
+    const SHARED_GID: u32 = 65534;
+    for u in [User::with_range(), User::new(true)] {
+        assert_ne!(u.gid, SHARED_GID, "the user's own group");
+        // the scratch folder is the shared one (so that other tests' leak checks know the
+        // store below it as this test's)
+        let s = Scratch::new("rbg");
+        std::os::unix::fs::chown(s.path(), Some(u.uid), Some(SHARED_GID)).unwrap();
+        fs::set_permissions(
+            s.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o2775),
+        )
+        .unwrap();
+        let store = s.join("store");
+        let fixture = s.join("alpine.tar.gz");
+        fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
+        u.own(&fixture);
+        let layer = stdout(&u.ok(
+            &store,
+            "rbuild",
+            &["layer", "add", fixture.to_str().unwrap()],
+        ));
+        let image = stdout(&u.ok(&store, "rbuild", &["image", "create", &layer]));
+        let o = u.ok(
+            &store,
+            "rrun",
+            &[
+                "--net",
+                "none",
+                "--image",
+                &image,
+                "--",
+                "sh",
+                "-c",
+                "stat -c %g / /etc /etc/resolv.conf; touch /etc/new && echo wrote",
+            ],
+        );
+        assert_eq!(
+            stdout(&o).lines().collect::<Vec<_>>(),
+            ["0", "0", "0", "wrote"],
+            "{}: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert!(
+            fs::read_dir(store.join("containers"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "a container folder left"
+        );
+    }
+}
+
+/// Layers added as another group than rrun's (rbuild run with group 65534, owners collapsed
+/// to it): the container cannot map that group, so overlayfs cannot copy /etc up to make
+/// /etc/resolv.conf; refused in one line naming the fix, nothing left.
+#[test]
+fn layers_of_a_group_the_container_does_not_map_are_refused_in_one_line() {
+    require_root();
+    let s = Scratch::new("rbg");
+    let u = User::new(true);
+    assert_ne!(u.gid, 65534, "the user's own group");
+    u.own(s.path());
+    let store = s.join("store");
+    let fixture = s.join("alpine.tar.gz");
+    fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
+    u.own(&fixture);
+    let mut c = rbox_tests::command("setpriv");
+    c.arg(format!("--reuid={}", u.uid))
+        .args(["--regid=65534", "--clear-groups", "--"])
+        .arg(bin("rbuild"))
+        .args(["layer", "add", fixture.to_str().unwrap()])
+        .env("RBOX_ROOT", &store)
+        .env("HOME", "/nonexistent")
+        .current_dir("/");
+    let layer = stdout(&rrun_common::output(c, 120));
+    assert!(layer.starts_with("sha256:"), "{layer}");
+    let image = stdout(&u.ok(&store, "rbuild", &["image", "create", &layer]));
+    let o = u.run(
+        &store,
+        "rrun",
+        &["--net", "none", "--image", &image, "--", "true"],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot create /etc/resolv.conf in the container: its folder in the image belongs to a user or group the container does not map")
+            && err.contains("add them again as the user and group that run rrun"),
+        "{err}"
+    );
+    assert!(fs::read_dir(store.join("containers"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
 /// rrun as root with `text` as /etc/subuid and /etc/subgid (bind-mounted in a private mount
 /// namespace, so the host's files and other users of them are untouched, and whatever ranges
 /// the host's files hold right now play no part).
@@ -135,6 +245,8 @@ fn with_subuid(lab: &rrun_common::Lab, s: &Scratch, text: &str) -> Output {
             "/proc/self/uid_map",
         ]);
     c.env("RBOX_ROOT", lab.store.path());
+    // no useradd or userdel of this binary's other tests replaces the files meanwhile
+    let _files = rrun_common::user::subid_files_lock();
     rrun_common::output(c, 60)
 }
 

@@ -154,9 +154,19 @@ impl User {
     }
 }
 
+/// Held (in this test binary) while useradd/usermod/userdel rewrite /etc/subuid and
+/// /etc/subgid, and by a test that bind-mounts its own file over them in a private mount
+/// namespace: the tools replace the files by rename(2), which detaches a mount on them in every
+/// other mount namespace, so that test would read the host's files instead of its own.
+pub fn subid_files_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs useradd/usermod/userdel with `args`, retrying for up to 30 s while another holds the
 /// shadow lock (their exit status 1 or 10); panics with the tool's message otherwise.
 fn shadow_tool(tool: &str, args: &[&str]) {
+    let _files = subid_files_lock();
     let mut last = String::new();
     for _ in 0..300 {
         let o = rbox_tests::command(tool)
@@ -177,6 +187,7 @@ fn shadow_tool(tool: &str, args: &[&str]) {
 
 impl Drop for User {
     fn drop(&mut self) {
+        let _files = subid_files_lock();
         let mut c = rbox_tests::command("userdel");
         c.arg(&self.name);
         for _ in 0..100 {
