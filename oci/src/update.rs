@@ -35,9 +35,10 @@ pub struct UpdateArgs {
     /// CFS period in microseconds.
     #[arg(long)]
     pub cpu_period: Option<u64>,
-    /// CFS quota in microseconds per period.
-    #[arg(long)]
-    pub cpu_quota: Option<u64>,
+    /// CFS quota in microseconds per period; -1 (any negative number, as the kernel reads
+    /// cpu.cfs_quota_us) for none.
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
     /// Realtime period in microseconds (refused: not supported).
     #[arg(long)]
     pub cpu_rt_period: Option<u64>,
@@ -283,11 +284,7 @@ fn from_flags(a: &UpdateArgs) -> Result<Update> {
         // runc's update has no swappiness flag
         memory_swappiness: None,
         cpu_shares: a.cpu_share.filter(|&v| v != 0),
-        cpu_quota: a
-            .cpu_quota
-            .filter(|&v| v != 0)
-            .map(|v| i64::try_from(v).with_context(|| format!("--cpu-quota {v} is too large")))
-            .transpose()?,
+        cpu_quota: a.cpu_quota.filter(|&v| v != 0),
         cpu_period: a.cpu_period.filter(|&v| v != 0),
         cpuset_cpus: a.cpuset_cpus.clone().filter(|s| !s.is_empty()),
         cpuset_mems: a.cpuset_mems.clone().filter(|s| !s.is_empty()),

@@ -110,6 +110,44 @@ fn memory_after_each(rt: &Runtime, b: &Bundle, steps: &[Step]) -> (Vec<String>, 
     (seen, errs)
 }
 
+/// `--cpu-quota -1` lifts the CFS quota, as runc takes it (runc 1.1: any negative number);
+/// the quota read back after each step, beside runc.
+#[test]
+fn update_takes_a_cpu_quota_of_minus_one_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let see = |rt: &Runtime| {
+        let cgpath = format!("/{}", unique("ocirt-updcpu-"));
+        let c = running(rt, &b, &cgpath);
+        let quota = || {
+            let v2 = cg_file(&cgpath, "cpu", "cpu.max");
+            match v2.exists() {
+                true => read(&v2),
+                false => read(&cg_file(&cgpath, "cpu", "cpu.cfs_quota_us")),
+            }
+        };
+        let mut seen = Vec::new();
+        for a in [
+            &["--cpu-quota", "50000", "--cpu-period", "100000"][..],
+            &["--cpu-quota", "-1"][..],
+            &["--cpu-quota=25000"][..],
+            &["--cpu-quota=-1"][..],
+        ] {
+            let o = rt.run(&[&["update"], a, &[c.as_str()]].concat());
+            seen.push(format!("{a:?} -> {} {}", o.code, quota()));
+        }
+        rt.cleanup(&c);
+        seen
+    };
+    let [runc, ours] = Runtime::both();
+    let want = see(&runc);
+    assert_eq!(see(&ours), want, "rrun-oci (left) against runc (right)");
+    assert!(
+        want[1].ends_with("0 -1") || want[1].ends_with("0 max 100000"),
+        "{want:?}"
+    );
+}
+
 /// The kernel's "no limit" as v1 memory files show it (i64::MAX rounded down to a page).
 const NO_LIMIT: &str = "9223372036854771712";
 
