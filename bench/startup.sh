@@ -4,6 +4,8 @@
 #   runc run on an OCI bundle of the same Alpine rootfs
 #   bwrap --unshare-all on the same rootfs
 #   podman run --rm --network none --runtime runc of the same tarball imported
+#   and, for what the store's disk costs, rrun again with its store on a tmpfs (rrun-tmpfs;
+#   runc and bwrap keep nothing on disk; see the README on ext4 without a journal)
 # Each is timed with hyperfine (no shell, warm-up runs first), >= 20 runs; prints medians and
 # the ratios rrun/runc (goal <= 0.2) and rrun/bwrap (goal <= 1.2), issue 9's.
 #
@@ -28,6 +30,7 @@ chmod 755 "$W"
 PODMAN_IMG=rbox-bench-alpine:$(basename "$W" | tr 'A-Z.' 'a-z-')
 cleanup() {
   runc delete -f rbox-bench >/dev/null 2>&1 || true
+  umount "$W/tmpfs" 2>/dev/null || true
   [ -n "${PODMAN_OK:-}" ] && podman rmi -f "$PODMAN_IMG" >/dev/null 2>&1 || true
   rm -rf "$W"
 }
@@ -37,7 +40,10 @@ trap cleanup EXIT
 export RBOX_ROOT=$W/store
 L=$("$BIN/rbuild" layer add "$TGZ")
 "$BIN/rbuild" image create "$L" --tag alpine:bench >/dev/null
-mkdir -p "$W/bundle/rootfs"
+mkdir -p "$W/tmpfs" "$W/bundle/rootfs"
+mount -t tmpfs -o size=256m,mode=0755 rbox-bench "$W/tmpfs"
+LT=$("$BIN/rbuild" --root "$W/tmpfs/store" layer add "$TGZ")
+"$BIN/rbuild" --root "$W/tmpfs/store" image create "$LT" --tag alpine:bench >/dev/null
 tar -xzf "$TGZ" -C "$W/bundle/rootfs"
 (cd "$W/bundle" && runc spec)
 python3 - "$W/bundle/config.json" <<'PY'
@@ -55,6 +61,8 @@ CMDS=(
   "bwrap --unshare-all --ro-bind $W/bundle/rootfs / --proc /proc --dev /dev /bin/true"
 )
 NAMES=(rrun runc bwrap)
+CMDS+=("$BIN/rrun --root $W/tmpfs/store --rm --net none --image alpine:bench /bin/true")
+NAMES+=(rrun-tmpfs)
 if [ "${BENCH_SKIP_PODMAN:-}" != 1 ] && command -v podman >/dev/null; then
   # Debian's podman defaults exceed this machine's hard limits for nofile/nproc: keep them lower.
   export CONTAINERS_CONF=$W/containers.conf
@@ -77,10 +85,12 @@ names = sys.argv[2:]
 med = {n: statistics.median(r["times"]) * 1000 for n, r in zip(names, res)}
 for n, r in zip(names, res):
     t = [x * 1000 for x in r["times"]]
-    print(f"{n:7s} median {med[n]:8.2f} ms   min {min(t):7.2f}   max {max(t):8.2f}   runs {len(t)}")
+    print(f"{n:10s} median {med[n]:8.2f} ms   min {min(t):7.2f}   max {max(t):8.2f}   runs {len(t)}")
 for other, goal in (("runc", 0.2), ("bwrap", 1.2), ("podman", None)):
     if other in med:
         ratio = med["rrun"] / med[other]
         verdict = "" if goal is None else ("  (goal <= %.2f: %s)" % (goal, "met" if ratio <= goal else "NOT met"))
         print(f"rrun/{other:6s} = {ratio:5.2f}{verdict}")
+print(f"the store on this machine's disk against a tmpfs: "
+      f"+{med['rrun'] - med['rrun-tmpfs']:.2f} ms (rrun-tmpfs/bwrap = {med['rrun-tmpfs'] / med['bwrap']:.2f})")
 PY
