@@ -483,6 +483,65 @@ fn a_non_ascii_id_or_other_bad_fields_in_state_json_do_not_break_ps() {
     lab.assert_clean(&[]);
 }
 
+/// A recorded cgroup path is trusted for its name only if nothing on the way is a link: a
+/// state.json naming `/tmp/X/rbox-<id>`, a link to a cgroup that is no container's, must not
+/// move `rrun exec` (and the command) into that cgroup. exec refuses in one line, runs
+/// nothing, and the other cgroup never gets a process.
+#[test]
+fn exec_refuses_a_recorded_cgroup_path_through_a_symlink_to_another_cgroup() {
+    let lab = Lab::new("life");
+    let name = unique("exl");
+    let id = detach(&lab, &name, &[], &["sleep", "1000"]);
+    let p = lab.containers_dir().join(&id).join("state.json");
+    let original = std::fs::read(&p).unwrap();
+    let recorded: Vec<std::path::PathBuf> = lab.inspect(&name)["cgroup_paths"]
+        .as_array()
+        .expect("cgroup_paths")
+        .iter()
+        .map(|v| v.as_str().unwrap().into())
+        .collect();
+    // A cgroup beside the container's that is not an rbox-* one, and a link to it named as
+    // the container's cgroup, outside any cgroup filesystem.
+    let victim = recorded[0].parent().unwrap().join(unique("victim"));
+    std::fs::create_dir(&victim).unwrap();
+    let links = rbox_tests::Scratch::new("cglink");
+    let link = links.join(format!("rbox-{id}"));
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    tamper(&lab, &name, |v| {
+        v["cgroup_paths"] = serde_json::json!([link.to_string_lossy()])
+    });
+    // Before the fix the command ran there, and a process it leaves behind stays there.
+    let script = "sleep 60 >/dev/null 2>&1 & cat /proc/self/cgroup";
+    let o = sub(&lab, &["exec", &name, "sh", "-c", script]);
+    let procs = std::fs::read_to_string(victim.join("cgroup.procs")).unwrap_or_default();
+    std::fs::write(&p, &original).unwrap();
+    let rm = sub(&lab, &["rm", "-f", &name]);
+    let _ = std::fs::remove_dir(&victim);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(125), "exec ran: {out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains(&link.display().to_string())
+            && err.contains("not an rbox cgroup"),
+        "{err}"
+    );
+    assert!(
+        procs.is_empty(),
+        "processes in {}: {procs}",
+        victim.display()
+    );
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    lab.assert_clean(&[]);
+}
+
 #[test]
 fn rrun_killed_at_any_moment_leaves_only_what_ps_shows_and_rm_f_removes() {
     let lab = Lab::new("crash");
