@@ -165,8 +165,17 @@ fn enter(st: &State, pidfd: &OwnedFd) -> Result<()> {
     if !st.cgroup_paths.is_empty() {
         Cgroup::join_recorded(&st.cgroup_paths, std::process::id() as i32)?;
     }
-    rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags)
-        .ctx(|| format!("join the namespaces of container {}", st.name))?;
+    // ESRCH: the init is exiting (it has left its namespaces and waits for the rest of its
+    // pid namespace to be reaped: the container is stopping).
+    match rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags) {
+        Err(Errno::SRCH) => {
+            return Err(user(format!(
+                "container {} is not running (it is stopping): start a new one with rrun",
+                st.name
+            )))
+        }
+        r => r.ctx(|| format!("join the namespaces of container {}", st.name))?,
+    }
     if flags.contains(ThreadNameSpaceType::USER) {
         sys::ids::set_ids(0, 0, &[])
             .ctx(|| "become root in the container's user namespace".into())?;

@@ -542,6 +542,71 @@ fn exec_refuses_a_recorded_cgroup_path_through_a_symlink_to_another_cgroup() {
     lab.assert_clean(&[]);
 }
 
+/// While a container stops, its init (PID 1 of its pid namespace) has left its namespaces
+/// but lives on until every other process of the namespace is reaped: here one exec'd
+/// process whose rrun exec is held stopped, so it stays a zombie. An exec then says the
+/// container is not running, in one line, instead of setns(2)'s "No such process".
+#[test]
+fn exec_into_a_container_that_is_stopping_says_it_is_not_running() {
+    let lab = Lab::new("life");
+    let name = unique("exs");
+    detach(&lab, &name, &[], &["sleep", "1000"]);
+    let init = lab.inspect(&name)["pid"].as_i64().unwrap();
+    let mut c = lab.rrun();
+    c.args(["exec", &name, "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut held = c.spawn().unwrap();
+    /// Lets the held rrun exec go on (and be reaped) whatever happens.
+    struct Resume<'a>(&'a mut std::process::Child);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            let pid = rustix::process::Pid::from_child(self.0);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let rrun_pid = held.id();
+    let held = Resume(&mut held);
+    let children = format!("/proc/{rrun_pid}/task/{rrun_pid}/children");
+    let sleeping = eventually(10, || {
+        std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|c| c.split_whitespace().next().map(str::to_string))
+            .is_some_and(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "sleep\n")
+            })
+    });
+    assert!(sleeping, "the exec'd sleep did not start");
+    let pid = rustix::process::Pid::from_child(held.0);
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    assert!(sub(&lab, &["kill", "-s", "KILL", &name]).status.success());
+    let ns = format!("/proc/{init}/ns/mnt");
+    assert!(
+        eventually(10, || std::fs::read_link(&ns).is_err()),
+        "the init kept its namespaces"
+    );
+    let o = sub(&lab, &["exec", &name, "true"]);
+    let stopping = std::path::Path::new(&format!("/proc/{init}")).exists();
+    drop(held);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        stopping,
+        "the init was gone before the exec: nothing tested"
+    );
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains(&format!("container {name} is not running"))
+            && !err.contains("os error"),
+        "{err}"
+    );
+    assert!(sub(&lab, &["rm", "-f", &name]).status.success());
+    lab.assert_clean(&[]);
+}
+
 #[test]
 fn rrun_killed_at_any_moment_leaves_only_what_ps_shows_and_rm_f_removes() {
     let lab = Lab::new("crash");
