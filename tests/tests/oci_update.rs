@@ -222,6 +222,52 @@ fn update_refuses_memory_values_below_minus_one_like_runc() {
     );
 }
 
+/// Runs runc's cpu flags `steps` in turn on a new container and records the exit code and
+/// cpu.cfs_quota_us / cpu.cfs_period_us after each.
+fn cpu_after_each(rt: &Runtime, b: &Bundle, steps: &[&[&str]]) -> (Vec<String>, Vec<String>) {
+    let cgpath = format!("/{}", unique("ocirt-updcg-"));
+    let c = running(rt, b, &cgpath);
+    let cpu = |f: &str| read(&cg_file(&cgpath, "cpu", f));
+    let (mut seen, mut errs) = (Vec::new(), Vec::new());
+    for a in steps {
+        let o = rt.run(&[&["update"], *a, &[c.as_str()]].concat());
+        seen.push(format!(
+            "{a:?} -> {} quota={} period={}",
+            o.code,
+            cpu("cpu.cfs_quota_us"),
+            cpu("cpu.cfs_period_us")
+        ));
+        errs.push(o.stderr.trim().to_string());
+    }
+    rt.cleanup(&c);
+    (seen, errs)
+}
+
+/// runc reads --cpu-quota as a signed number: -1 lifts the CPU limit (the kernel's "no
+/// quota"), as `"cpu": {"quota": -1}` does in --resources; rrun-oci refused "-1" as a usage
+/// error.
+#[test]
+fn update_takes_cpu_quota_minus_one_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps: [&[&str]; 5] = [
+        &["--cpu-quota", "50000", "--cpu-period", "100000"],
+        &["--cpu-quota", "-1"],
+        &["--cpu-quota=20000"],
+        &["--cpu-quota=-1"],
+        &["--cpu-quota", "-5"],
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = cpu_after_each(&runc, &b, &steps);
+    let (got, errs) = cpu_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right); {errs:?}");
+    assert!(want[0].ends_with("0 quota=50000 period=100000"), "{want:?}");
+    assert!(want[1].ends_with("0 quota=-1 period=100000"), "{want:?}");
+    assert!(want[3].ends_with("0 quota=-1 period=100000"), "{want:?}");
+    // Below -1 too: the kernel takes any negative quota as none.
+    assert!(want[4].ends_with("0 quota=-1 period=100000"), "{want:?}");
+}
+
 /// Updates the limits and records what a user sees: the files and their effect.
 fn update_and_see(rt: &Runtime, b: &Bundle) -> Vec<String> {
     let cgpath = format!("/{}", unique("ocirt-updcg-"));
