@@ -1,12 +1,12 @@
 //! `update`: new cgroup limits for a live container, as runc takes them: `--resources FILE`
 //! (runtime-spec linux.resources JSON, `-` for stdin; the other flags are then ignored, as in
 //! runc) or runc's single flags (--memory, --memory-swap, --memory-reservation as sizes or -1,
-//! --cpu-share, --cpu-quota, --cpu-period, --cpuset-cpus, --cpuset-mems, --pids-limit). A
-//! memory value below -1 is refused (runc hands it to the kernel, which refuses it). The values
-//! go to the rrun library's [`Cgroup::update`], which checks them all before writing any and
-//! restores the old ones if the kernel refuses one. A field rrun-oci does not set is refused in
-//! one line naming it; `devices` is ignored, as runc's update ignores it. Kernel interface:
-//! cgroupfs, through the rrun library.
+//! --cpu-share, --cpu-quota (signed, -1 for none), --cpu-period, --cpuset-cpus, --cpuset-mems,
+//! --pids-limit). A memory value below -1 is refused (runc hands it to the kernel, which
+//! refuses it). The values go to the rrun library's [`Cgroup::update`], which checks them all
+//! before writing any and restores the old ones if the kernel refuses one. A field rrun-oci
+//! does not set is refused in one line naming it; `devices` is ignored, as runc's update
+//! ignores it. Kernel interface: cgroupfs, through the rrun library.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,9 @@ use crate::state::{Record, Status};
 /// takes the memory sizes as plain byte counts; runc reads them as sizes (`64m`, `1.5g`,
 /// go-units' RAMInBytes) or -1 for no limit, so they are strings here, read by [`size`] only
 /// when no `--resources` is given (runc ignores them then, even when malformed). Any value
-/// after a size flag is its value, as in runc (`--memory -1`). The other flags keep
-/// liboci-cli's types.
+/// after a size flag is its value, as in runc (`--memory -1`). --cpu-quota is signed, as
+/// runc's (liboci-cli's is unsigned, which refused runc's `--cpu-quota -1`). The other
+/// flags keep liboci-cli's types.
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
     /// runtime-spec linux.resources JSON to apply, `-` for stdin; the other flags are ignored.

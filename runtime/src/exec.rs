@@ -61,6 +61,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .user
         .clone()
         .unwrap_or_else(|| st.config.process.user.clone());
+    // The process's stack is mapped before rrun takes the container's limits: under an
+    // address-space or data limit smaller than rrun itself, mapping it afterwards would fail.
+    let stack = sys::spawn::ChildStack::new().ctx(|| "map a stack for the process".into())?;
     crate::rlimits::apply(None, &st.config.ulimits)?;
     // The container's capabilities and no_new_privs, as its own processes (security.rs). The
     // filter is loaded or compiled here, on the host: the cache is the store's, and after
@@ -91,7 +94,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .to_vec();
     let envp = child::to_cstrings(&env)?;
     let null_stdin = !a.interactive && !a.tty;
-    let status = fork_and_supervise(pty, a.tty && a.interactive, |slave| {
+    let status = fork_and_supervise(stack, pty, a.tty && a.interactive, |slave| {
         let how = ChildSetup {
             user: &u,
             cwd: &cwd,
@@ -105,9 +108,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     Ok(sys::process::exit_code_of(status))
 }
 
-/// Forks the process that runs `in_child` (inside the container's pid namespace, which rrun
-/// has joined) and relays its terminal and signals until it ends; returns its wait status.
+/// Starts the process that runs `in_child` on `stack` (inside the container's pid namespace,
+/// which rrun has joined) and relays its terminal and signals until it ends; returns its wait
+/// status.
 fn fork_and_supervise(
+    mut stack: sys::spawn::ChildStack,
     pty: Option<(OwnedFd, OwnedFd)>,
     relay_stdin: bool,
     in_child: impl FnOnce(Option<&OwnedFd>) -> i32,
@@ -116,8 +121,10 @@ fn fork_and_supervise(
     let sigfd = sys::signal::signalfd(&supervise::HANDLED).ctx(|| "signalfd".into())?;
     // The child only sets up and execs, ending in _exit otherwise; it borrows what it needs,
     // and shares rrun's memory until its exec (no copy of the address space to make).
-    let (pid, child_fd) = sys::spawn::spawn_sharing_memory(|| in_child(pty.as_ref().map(|p| &p.1)))
-        .ctx(|| "start a process in the container".into())?;
+    let (pid, child_fd) =
+        sys::spawn::spawn_sharing_memory(&mut stack, || in_child(pty.as_ref().map(|p| &p.1)))
+            .ctx(|| "start a process in the container".into())?;
+    drop(stack);
     // Our copy of the pty's slave goes: the master then ends when the process's copies do.
     let master = pty.map(|(m, _slave)| m);
     let _raw = relay_stdin.then(|| tty::RawMode::enter(rustix::stdio::stdin()));
@@ -165,8 +172,17 @@ fn enter(st: &State, pidfd: &OwnedFd) -> Result<()> {
     if !st.cgroup_paths.is_empty() {
         Cgroup::join_recorded(&st.cgroup_paths, std::process::id() as i32)?;
     }
-    rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags)
-        .ctx(|| format!("join the namespaces of container {}", st.name))?;
+    // ESRCH: the init is exiting (it has left its namespaces and waits for the rest of its
+    // pid namespace to be reaped: the container is stopping).
+    match rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags) {
+        Err(Errno::SRCH) => {
+            return Err(user(format!(
+                "container {} is not running (it is stopping): start a new one with rrun",
+                st.name
+            )))
+        }
+        r => r.ctx(|| format!("join the namespaces of container {}", st.name))?,
+    }
     if flags.contains(ThreadNameSpaceType::USER) {
         sys::ids::set_ids(0, 0, &[])
             .ctx(|| "become root in the container's user namespace".into())?;

@@ -110,44 +110,6 @@ fn memory_after_each(rt: &Runtime, b: &Bundle, steps: &[Step]) -> (Vec<String>, 
     (seen, errs)
 }
 
-/// `--cpu-quota -1` lifts the CFS quota, as runc takes it (runc 1.1: any negative number);
-/// the quota read back after each step, beside runc.
-#[test]
-fn update_takes_a_cpu_quota_of_minus_one_like_runc() {
-    require_root();
-    let b = Bundle::new();
-    let see = |rt: &Runtime| {
-        let cgpath = format!("/{}", unique("ocirt-updcpu-"));
-        let c = running(rt, &b, &cgpath);
-        let quota = || {
-            let v2 = cg_file(&cgpath, "cpu", "cpu.max");
-            match v2.exists() {
-                true => read(&v2),
-                false => read(&cg_file(&cgpath, "cpu", "cpu.cfs_quota_us")),
-            }
-        };
-        let mut seen = Vec::new();
-        for a in [
-            &["--cpu-quota", "50000", "--cpu-period", "100000"][..],
-            &["--cpu-quota", "-1"][..],
-            &["--cpu-quota=25000"][..],
-            &["--cpu-quota=-1"][..],
-        ] {
-            let o = rt.run(&[&["update"], a, &[c.as_str()]].concat());
-            seen.push(format!("{a:?} -> {} {}", o.code, quota()));
-        }
-        rt.cleanup(&c);
-        seen
-    };
-    let [runc, ours] = Runtime::both();
-    let want = see(&runc);
-    assert_eq!(see(&ours), want, "rrun-oci (left) against runc (right)");
-    assert!(
-        want[1].ends_with("0 -1") || want[1].ends_with("0 max 100000"),
-        "{want:?}"
-    );
-}
-
 /// The kernel's "no limit" as v1 memory files show it (i64::MAX rounded down to a page).
 const NO_LIMIT: &str = "9223372036854771712";
 
@@ -258,6 +220,52 @@ fn update_refuses_memory_values_below_minus_one_like_runc() {
         errs[2],
         "rrun-oci: error: resources.memory.swap -2: only -1 means no limit; give a number of bytes or -1"
     );
+}
+
+/// Runs runc's cpu flags `steps` in turn on a new container and records the exit code and
+/// cpu.cfs_quota_us / cpu.cfs_period_us after each.
+fn cpu_after_each(rt: &Runtime, b: &Bundle, steps: &[&[&str]]) -> (Vec<String>, Vec<String>) {
+    let cgpath = format!("/{}", unique("ocirt-updcg-"));
+    let c = running(rt, b, &cgpath);
+    let cpu = |f: &str| read(&cg_file(&cgpath, "cpu", f));
+    let (mut seen, mut errs) = (Vec::new(), Vec::new());
+    for a in steps {
+        let o = rt.run(&[&["update"], *a, &[c.as_str()]].concat());
+        seen.push(format!(
+            "{a:?} -> {} quota={} period={}",
+            o.code,
+            cpu("cpu.cfs_quota_us"),
+            cpu("cpu.cfs_period_us")
+        ));
+        errs.push(o.stderr.trim().to_string());
+    }
+    rt.cleanup(&c);
+    (seen, errs)
+}
+
+/// runc reads --cpu-quota as a signed number: -1 lifts the CPU limit (the kernel's "no
+/// quota"), as `"cpu": {"quota": -1}` does in --resources; rrun-oci refused "-1" as a usage
+/// error.
+#[test]
+fn update_takes_cpu_quota_minus_one_like_runc() {
+    require_root();
+    let b = Bundle::new();
+    let steps: [&[&str]; 5] = [
+        &["--cpu-quota", "50000", "--cpu-period", "100000"],
+        &["--cpu-quota", "-1"],
+        &["--cpu-quota=20000"],
+        &["--cpu-quota=-1"],
+        &["--cpu-quota", "-5"],
+    ];
+    let [runc, ours] = Runtime::both();
+    let (want, _) = cpu_after_each(&runc, &b, &steps);
+    let (got, errs) = cpu_after_each(&ours, &b, &steps);
+    assert_eq!(got, want, "rrun-oci (left) against runc (right); {errs:?}");
+    assert!(want[0].ends_with("0 quota=50000 period=100000"), "{want:?}");
+    assert!(want[1].ends_with("0 quota=-1 period=100000"), "{want:?}");
+    assert!(want[3].ends_with("0 quota=-1 period=100000"), "{want:?}");
+    // Below -1 too: the kernel takes any negative quota as none.
+    assert!(want[4].ends_with("0 quota=-1 period=100000"), "{want:?}");
 }
 
 /// Updates the limits and records what a user sees: the files and their effect.

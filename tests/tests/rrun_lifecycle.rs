@@ -483,6 +483,130 @@ fn a_non_ascii_id_or_other_bad_fields_in_state_json_do_not_break_ps() {
     lab.assert_clean(&[]);
 }
 
+/// A recorded cgroup path is trusted for its name only if nothing on the way is a link: a
+/// state.json naming `/tmp/X/rbox-<id>`, a link to a cgroup that is no container's, must not
+/// move `rrun exec` (and the command) into that cgroup. exec refuses in one line, runs
+/// nothing, and the other cgroup never gets a process.
+#[test]
+fn exec_refuses_a_recorded_cgroup_path_through_a_symlink_to_another_cgroup() {
+    let lab = Lab::new("life");
+    let name = unique("exl");
+    let id = detach(&lab, &name, &[], &["sleep", "1000"]);
+    let p = lab.containers_dir().join(&id).join("state.json");
+    let original = std::fs::read(&p).unwrap();
+    let recorded: Vec<std::path::PathBuf> = lab.inspect(&name)["cgroup_paths"]
+        .as_array()
+        .expect("cgroup_paths")
+        .iter()
+        .map(|v| v.as_str().unwrap().into())
+        .collect();
+    // A cgroup beside the container's that is not an rbox-* one, and a link to it named as
+    // the container's cgroup, outside any cgroup filesystem.
+    let victim = recorded[0].parent().unwrap().join(unique("victim"));
+    std::fs::create_dir(&victim).unwrap();
+    let links = rbox_tests::Scratch::new("cglink");
+    let link = links.join(format!("rbox-{id}"));
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    tamper(&lab, &name, |v| {
+        v["cgroup_paths"] = serde_json::json!([link.to_string_lossy()])
+    });
+    // Before the fix the command ran there, and a process it leaves behind stays there.
+    let script = "sleep 60 >/dev/null 2>&1 & cat /proc/self/cgroup";
+    let o = sub(&lab, &["exec", &name, "sh", "-c", script]);
+    let procs = std::fs::read_to_string(victim.join("cgroup.procs")).unwrap_or_default();
+    std::fs::write(&p, &original).unwrap();
+    let rm = sub(&lab, &["rm", "-f", &name]);
+    let _ = std::fs::remove_dir(&victim);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(125), "exec ran: {out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains(&link.display().to_string())
+            && err.contains("not an rbox cgroup"),
+        "{err}"
+    );
+    assert!(
+        procs.is_empty(),
+        "processes in {}: {procs}",
+        victim.display()
+    );
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    lab.assert_clean(&[]);
+}
+
+/// While a container stops, its init (PID 1 of its pid namespace) has left its namespaces
+/// but lives on until every other process of the namespace is reaped: here one exec'd
+/// process whose rrun exec is held stopped, so it stays a zombie. An exec then says the
+/// container is not running, in one line, instead of setns(2)'s "No such process".
+#[test]
+fn exec_into_a_container_that_is_stopping_says_it_is_not_running() {
+    let lab = Lab::new("life");
+    let name = unique("exs");
+    detach(&lab, &name, &[], &["sleep", "1000"]);
+    let init = lab.inspect(&name)["pid"].as_i64().unwrap();
+    let mut c = lab.rrun();
+    c.args(["exec", &name, "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut held = c.spawn().unwrap();
+    /// Lets the held rrun exec go on (and be reaped) whatever happens.
+    struct Resume<'a>(&'a mut std::process::Child);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            let pid = rustix::process::Pid::from_child(self.0);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let rrun_pid = held.id();
+    let held = Resume(&mut held);
+    let children = format!("/proc/{rrun_pid}/task/{rrun_pid}/children");
+    let sleeping = eventually(10, || {
+        std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|c| c.split_whitespace().next().map(str::to_string))
+            .is_some_and(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "sleep\n")
+            })
+    });
+    assert!(sleeping, "the exec'd sleep did not start");
+    let pid = rustix::process::Pid::from_child(held.0);
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    assert!(sub(&lab, &["kill", "-s", "KILL", &name]).status.success());
+    let ns = format!("/proc/{init}/ns/mnt");
+    assert!(
+        eventually(10, || std::fs::read_link(&ns).is_err()),
+        "the init kept its namespaces"
+    );
+    let o = sub(&lab, &["exec", &name, "true"]);
+    let stopping = std::path::Path::new(&format!("/proc/{init}")).exists();
+    drop(held);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        stopping,
+        "the init was gone before the exec: nothing tested"
+    );
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains(&format!("container {name} is not running"))
+            && !err.contains("os error"),
+        "{err}"
+    );
+    assert!(sub(&lab, &["rm", "-f", &name]).status.success());
+    lab.assert_clean(&[]);
+}
+
 #[test]
 fn rrun_killed_at_any_moment_leaves_only_what_ps_shows_and_rm_f_removes() {
     let lab = Lab::new("crash");

@@ -59,3 +59,33 @@ fn a_limit_above_what_rrun_may_set_is_one_line_and_leaves_nothing() {
     }
     lab.assert_clean(&before);
 }
+
+/// A small program runs under an address-space or data limit far below rrun's own size: the
+/// container's command does, and so must an exec into it (rrun applies the container's limits
+/// to itself before it starts the process; anything it maps after that counts against them).
+#[test]
+fn exec_works_under_an_address_space_or_data_limit_smaller_than_rrun() {
+    let lab = Lab::new("ulim");
+    for (limit, show) in [("as=3000000", "ulimit -v"), ("data=300000", "ulimit -d")] {
+        let name = unique("ulima");
+        let mut c = lab.rrun();
+        c.args(["-d", "--name", &name, "--net", "none", "--ulimit", limit])
+            .args(["--image", &lab.image, "--", "sleep", "1000"]);
+        let o = output(c, 60);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut c = lab.rrun();
+        c.args(["exec", &name, "sh", "-c", show]);
+        let o = output(c, 60);
+        let mut rm = lab.rrun();
+        rm.args(["rm", "-f", &name]);
+        let _ = output(rm, 60);
+        let kib = limit.split_once('=').unwrap().1.parse::<u64>().unwrap() / 1024;
+        assert_eq!(
+            (o.status.code(), String::from_utf8_lossy(&o.stdout).trim()),
+            (Some(0), kib.to_string().as_str()),
+            "exec under --ulimit {limit}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    lab.assert_clean(&[]);
+}

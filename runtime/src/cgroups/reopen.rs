@@ -1,6 +1,7 @@
 //! Owns: finding a container's cgroup again, from the directories a caller recorded (or, in
 //! tests, by name), refusing anything that is not an `rbox-*` directory on a cgroup filesystem.
-//! Kernel interface: cgroupfs, read through /proc/self/mountinfo and /proc/self/cgroup (detect.rs).
+//! Kernel interface: cgroupfs, read through /proc/self/mountinfo and /proc/self/cgroup (detect.rs),
+//! or reached by openat2(2) without links and checked with fstatfs(2) (`rrun exec`).
 
 use std::path::PathBuf;
 
@@ -70,9 +71,10 @@ impl Cgroup {
     }
 
     /// Moves process `pid` into the cgroup directories recorded earlier, as `rrun exec` joins
-    /// a container: each must be an `rbox-*` directory whose filesystem is cgroupfs (fstatfs(2)
-    /// on the directory opened first, then its cgroup.procs opened beneath that descriptor);
-    /// those already gone are skipped. Unlike [`Cgroup::from_paths`] it reads no mount table:
+    /// a container: each must be an `rbox-*` directory, reached without a symbolic link
+    /// (openat2(2) RESOLVE_NO_SYMLINKS), whose filesystem is cgroupfs (fstatfs(2) on the
+    /// directory opened first, then its cgroup.procs opened beneath that descriptor); those
+    /// already gone are skipped. Unlike [`Cgroup::from_paths`] it reads no mount table:
     /// writing cgroup.procs needs neither the hierarchy's version nor its controllers.
     pub fn join_recorded(paths: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
         use rustix::fs::{Mode, OFlags};
@@ -82,17 +84,23 @@ impl Cgroup {
             if !named_ours(path) {
                 return Err(not_ours());
             }
+            // No link on the way (openat2(2) RESOLVE_NO_SYMLINKS, magic ones included): the
+            // name was checked, so the directory reached must be the one it names. Recorded
+            // paths are mount points from the mount table and the cgroups below, never links.
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let dir = match rustix::fs::open(path, flags, Mode::empty()) {
-                Ok(d) => d,
-                Err(rustix::io::Errno::NOENT) => continue,
-                Err(e) => {
-                    return Err(CgroupError::Read {
-                        path: path.clone(),
-                        source: e.into(),
-                    })
-                }
-            };
+            let resolve = rustix::fs::ResolveFlags::NO_SYMLINKS;
+            let dir =
+                match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve) {
+                    Ok(d) => d,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(rustix::io::Errno::LOOP) => return Err(not_ours()),
+                    Err(e) => {
+                        return Err(CgroupError::Read {
+                            path: path.clone(),
+                            source: e.into(),
+                        })
+                    }
+                };
             let on_cgroupfs = rustix::fs::fstatfs(&dir).is_ok_and(|s| {
                 s.f_type == crate::sys::CGROUP2_SUPER_MAGIC
                     || s.f_type == crate::sys::CGROUP_SUPER_MAGIC

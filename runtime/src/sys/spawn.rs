@@ -26,58 +26,84 @@ struct Shared<F> {
     body: Option<F>,
 }
 
-/// Starts a child running `body`, which ends it: with exec, or by returning its exit code
-/// (then `_exit(2)`; a panic, reported by the panic hook, is 125). Returns once the child has
-/// exec'd or ended (CLONE_VFORK), with its pid and a pidfd made with it (CLONE_PIDFD: no pid
-/// reuse window). The child starts with this thread's signal mask.
+/// The stack a child of [`spawn_sharing_memory`] runs on: an anonymous mapping of [`STACK`]
+/// bytes above a [`GUARD`] page, unmapped on drop. Made apart from the spawn so that the
+/// caller can map it before lowering its own limits: a private writable mapping counts
+/// against RLIMIT_AS and RLIMIT_DATA (setrlimit(2)), which a container's limits, applied to
+/// rrun before it starts the container's process, may have set below rrun's own size.
+pub struct ChildStack {
+    base: *mut c_void,
+}
+
+impl ChildStack {
+    /// Maps the stack and its guard page. Errors: mmap(2)'s or mprotect(2)'s.
+    pub fn new() -> io::Result<ChildStack> {
+        // SAFETY: a fresh anonymous private mapping at an address of the kernel's choosing;
+        // it overlaps nothing this process uses, and only this ChildStack unmaps it.
+        let base = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                GUARD + STACK,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::STACK,
+            )
+        }?;
+        let stack = ChildStack { base };
+        // SAFETY: the lowest page of the mapping just made becomes the guard page.
+        unsafe { rustix::mm::mprotect(base, GUARD, MprotectFlags::empty()) }?;
+        Ok(stack)
+    }
+
+    /// The address just above the stack, where a downward-growing stack starts (16-byte
+    /// aligned: the mapping is page aligned and its size a multiple of the page).
+    fn top(&self) -> *mut c_void {
+        // SAFETY: one past the end of the mapping made in new(), of that size.
+        unsafe { (self.base as *mut u8).add(GUARD + STACK) as *mut c_void }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: `base` is the mapping made in new(), of that size; no child runs on it any
+        // more: spawn_sharing_memory borrows the stack mutably and returns only once its child
+        // has exec'd or ended.
+        let _ = unsafe { rustix::mm::munmap(self.base, GUARD + STACK) };
+    }
+}
+
+/// Starts a child running `body` on `stack`, which ends it: with exec, or by returning its
+/// exit code (then `_exit(2)`; a panic, reported by the panic hook, is 125). Returns once the
+/// child has exec'd or ended (CLONE_VFORK), with its pid and a pidfd made with it
+/// (CLONE_PIDFD: no pid reuse window). The child starts with this thread's signal mask.
 ///
 /// The caller must be single-threaded (see [`super::process::clone_fork`]). `body` may borrow
 /// from the caller: the caller is suspended until the child is done with this memory. The
 /// stack has a guard page, so an overflow kills the child with SIGSEGV rather than writing
-/// over the caller's memory. Errors: mmap(2)'s or clone(2)'s.
-pub fn spawn_sharing_memory<F: FnOnce() -> i32>(body: F) -> io::Result<(i32, OwnedFd)> {
-    // SAFETY: a fresh anonymous private mapping at an address of the kernel's choosing; it
-    // overlaps nothing this process uses, and is unmapped below once the child is done.
-    let base = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            GUARD + STACK,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::PRIVATE | MapFlags::STACK,
-        )
-    }?;
-    let unmap = |base: *mut c_void| {
-        // SAFETY: `base` is the mapping made above, of that size, used by nothing any more.
-        let _ = unsafe { rustix::mm::munmap(base, GUARD + STACK) };
-    };
-    // SAFETY: the lowest page of the mapping just made becomes the guard page.
-    if let Err(e) = unsafe { rustix::mm::mprotect(base, GUARD, MprotectFlags::empty()) } {
-        unmap(base);
-        return Err(e.into());
-    }
+/// over the caller's memory; it may serve one spawn after another. Errors: clone(2)'s.
+pub fn spawn_sharing_memory<F: FnOnce() -> i32>(
+    stack: &mut ChildStack,
+    body: F,
+) -> io::Result<(i32, OwnedFd)> {
     let mut shared = Shared { body: Some(body) };
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: clone(2) with CLONE_VM | CLONE_VFORK: the child runs `trampoline::<F>` on the
-    // new stack (its top passed, 16-byte aligned, as x86_64 stacks grow down) in this address
+    // SAFETY: clone(2) with CLONE_VM | CLONE_VFORK: the child runs `trampoline::<F>` on
+    // `stack` (its top passed, 16-byte aligned, as x86_64 stacks grow down) in this address
     // space while this thread is suspended until the child has exec'd or exited, so `shared`
-    // and the stack outlive its use of them and nothing else touches them meanwhile. The
-    // trampoline never returns into a frame of this thread: it ends with exec or _exit(2).
-    // CLONE_PIDFD stores the pidfd in `pidfd` (the parent_tid argument); SIGCHLD makes the
-    // child one to reap.
+    // and the stack (borrowed mutably for as long) outlive its use of them and nothing else
+    // touches them meanwhile. The trampoline never returns into a frame of this thread: it
+    // ends with exec or _exit(2). CLONE_PIDFD stores the pidfd in `pidfd` (the parent_tid
+    // argument); SIGCHLD makes the child one to reap.
     let pid = unsafe {
-        let top = (base as *mut u8).add(GUARD + STACK) as *mut c_void;
         libc::clone(
             trampoline::<F>,
-            top,
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
             &mut shared as *mut Shared<F> as *mut c_void,
             &mut pidfd as *mut libc::c_int,
         )
     };
-    let err = io::Error::last_os_error();
-    unmap(base);
     if pid < 0 {
-        return Err(err);
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: with CLONE_PIDFD the kernel put a new descriptor, now ours alone, in `pidfd`.
     Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
