@@ -13,7 +13,7 @@ use rustix::mount::MountPropagationFlags;
 use rustix::thread::UnshareFlags;
 
 use crate::channel::{Channel, Msg, NetEtc};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, Step, StepError};
 use crate::spec::{self, ContainerConfig, NetMode, OsArg};
 use crate::sys::process::CStrArray;
 use crate::{cgroupfs, inroot, mounts, netns, rootfs, security, sys, tty, users};
@@ -281,8 +281,8 @@ fn exec_rinit(
 
 /// setsid(2): a new session without a controlling terminal (the caller's terminal, if any,
 /// stays open as a plain descriptor: no TIOCSTI, no job-control signals through it).
-pub fn leave_session() -> Result<()> {
-    rustix::process::setsid().ctx(|| "setsid: leave rrun's session".into())?;
+pub fn leave_session() -> std::result::Result<(), StepError> {
+    rustix::process::setsid().step("setsid: leave rrun's session")?;
     Ok(())
 }
 

@@ -46,6 +46,40 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A failed step of a process about to exec, named by a static string: making it allocates
+/// nothing, so a process that shares rrun's memory (sys::spawn) can report it without
+/// touching rrun's heap. Becomes [`Error::Sys`] where it meets the rest of rrun.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct StepError {
+    pub what: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+impl From<StepError> for Error {
+    fn from(e: StepError) -> Error {
+        Error::Sys {
+            what: e.what.to_string(),
+            source: e.source,
+        }
+    }
+}
+
+/// Names the step of an `io::Result` with a static string (see [`StepError`]).
+pub trait Step<T> {
+    fn step(self, what: &'static str) -> std::result::Result<T, StepError>;
+}
+
+impl<T, E: Into<io::Error>> Step<T> for std::result::Result<T, E> {
+    fn step(self, what: &'static str) -> std::result::Result<T, StepError> {
+        self.map_err(|e| StepError {
+            what,
+            source: e.into(),
+        })
+    }
+}
+
 /// Adds "what failed, on which object" to an `io::Result`.
 pub trait Context<T> {
     fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T>;

@@ -2,17 +2,19 @@
 //! (user first, which grants the rights for the others), fork into its pid namespace, switch to
 //! the container's user and exec. Kernel docs: setns(2), pid_namespaces(7), cgroups(7).
 
+use std::cell::Cell;
 use std::ffi::CString;
-use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::process::Gid;
 use rustix::thread::ThreadNameSpaceType;
 
 use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
-use crate::error::{user, Context, Result};
+use crate::error::{user, Context, Result, Step, StepError};
 use crate::security::Security;
 use crate::spec::{self, OsArg};
 use crate::state::{Containers, State, Status};
@@ -93,18 +95,30 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .unwrap_or(&spec::DEFAULT_PATH.as_bytes()[5..])
         .to_vec();
     let envp = child::to_cstrings(&env)?;
-    let null_stdin = !a.interactive && !a.tty;
+    let name = argv.first().map(|c| c.as_bytes()).unwrap_or_default();
+    // Everything the process needs, made here: it shares rrun's memory until its exec and
+    // must allocate nothing (sys/spawn.rs).
+    let prepared = Prepared {
+        uid: u.uid,
+        gid: u.gid,
+        groups: u.groups.iter().map(|&g| Gid::from_raw(g)).collect(),
+        cwd: sys::cstr(&cwd).ctx(|| format!("chdir {cwd} in the container"))?,
+        null_stdin: !a.interactive && !a.tty,
+        security,
+        seccomp: seccomp.as_ref(),
+        argv: CStrArray::new(&argv),
+        envp: CStrArray::new(&envp),
+        candidates: candidates(name, &path),
+        search: !name.contains(&b'/'),
+        panic_for_test: sys::process::panic_for_test(),
+    };
+    let report = Cell::new(None);
     let status = fork_and_supervise(stack, pty, a.tty && a.interactive, |slave| {
-        let how = ChildSetup {
-            user: &u,
-            cwd: &cwd,
-            slave,
-            null_stdin,
-            security,
-            seccomp: seccomp.as_ref(),
-        };
-        child(&how, &argv, &envp, &path)
+        child(&prepared, slave, &report)
     })?;
+    if let Some(stopped) = report.get() {
+        eprintln!("rrun: {}", stopped.message(name, &cwd, &u));
+    }
     Ok(sys::process::exit_code_of(status))
 }
 
@@ -190,94 +204,147 @@ fn enter(st: &State, pidfd: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// What the exec child does before exec.
-struct ChildSetup<'a> {
-    user: &'a users::User,
-    cwd: &'a str,
-    slave: Option<&'a OwnedFd>,
+/// What the exec'd process is given, all of it made before the clone (see [`child`]).
+struct Prepared<'a> {
+    uid: u32,
+    gid: u32,
+    groups: Vec<Gid>,
+    cwd: CString,
     null_stdin: bool,
     /// The container's capabilities and no_new_privs.
     security: &'a Security,
-    /// Its seccomp filter, compiled before the fork.
+    /// Its seccomp filter, compiled before the clone.
     seccomp: Option<&'a security::Filter>,
+    argv: CStrArray<'a>,
+    envp: CStrArray<'a>,
+    /// The paths to try in turn ([`candidates`]).
+    candidates: Vec<CString>,
+    /// True when the name has no '/': a PATH search, going on past some errors.
+    search: bool,
+    panic_for_test: bool,
 }
 
-/// The forked process that becomes the command: a session of its own (on the pty with -t,
-/// else without a controlling terminal), the container's user, only descriptors 0-2, then the
-/// PATH search. Returns the exit code when it cannot exec.
-fn child(how: &ChildSetup<'_>, argv: &[CString], envp: &[CString], path: &[u8]) -> i32 {
-    let u = how.user;
-    let r: Result<()> = (|| {
-        if let Some(s) = how.slave {
-            tty::become_session_leader_on(s)?;
-        } else {
-            child::leave_session()?;
-            if how.null_stdin {
-                let n = File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-                sys::fd::dup2(n.as_raw_fd(), 0).ctx(|| "stdin from /dev/null".into())?;
+/// Where the process stopped when it could not exec, with the errno: written by the process
+/// into rrun's memory, which it shares until its exec, and reported by rrun.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stopped {
+    Step(&'static str, i32),
+    Chdir(i32),
+    User(i32),
+    Exec(i32),
+}
+
+impl Stopped {
+    /// The one line rrun prints for it (after `rrun: `).
+    fn message(self, name: &[u8], cwd: &str, u: &users::User) -> String {
+        let err = |e: i32| std::io::Error::from_raw_os_error(e);
+        let shown = String::from_utf8_lossy(name);
+        match self {
+            Stopped::Step(what, e) => format!("{what}: {}", err(e)),
+            Stopped::Chdir(e) => format!("chdir {cwd} in the container: {}", err(e)),
+            Stopped::User(e) => format!("switch to user {}: {}", child::user_arg(u), err(e)),
+            Stopped::Exec(e) if e == libc::ENOENT && !name.contains(&b'/') => {
+                format!("{shown}: command not found in the container")
+            }
+            Stopped::Exec(e) => format!("exec {shown}: {}", err(e)),
+        }
+    }
+}
+
+/// The process that becomes the command: a session of its own (on the pty with -t, else
+/// without a controlling terminal), the container's user, only descriptors 0-2, then the PATH
+/// search. It shares rrun's memory until its exec, so it only makes system calls on what
+/// `p` holds, and allocates nothing (a SIGKILL from inside the container could otherwise
+/// stop it half-way through malloc and leave rrun's heap inconsistent): where it stops, it
+/// writes a code into `report` and returns the exit code (125 before the exec, 126 or 127).
+fn child(p: &Prepared<'_>, slave: Option<&OwnedFd>, report: &Cell<Option<Stopped>>) -> i32 {
+    if p.panic_for_test {
+        panic!("test panic in a forked child (RRUN_TEST_PANIC_IN_FORKED_CHILD)");
+    }
+    let raw = |e: &std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let step = |e: StepError| Stopped::Step(e.what, raw(&e.source));
+    let setup = || -> std::result::Result<(), Stopped> {
+        match slave {
+            Some(s) => tty::become_session_leader_on(s).map_err(step)?,
+            None => {
+                child::leave_session().map_err(step)?;
+                if p.null_stdin {
+                    let n = rustix::fs::open(
+                        c"/dev/null",
+                        OFlags::RDONLY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .step("open /dev/null")
+                    .map_err(step)?;
+                    sys::fd::dup2(n.as_raw_fd(), 0)
+                        .step("stdin from /dev/null")
+                        .map_err(step)?;
+                }
             }
         }
-        std::env::set_current_dir(how.cwd).ctx(|| format!("chdir {} in the container", how.cwd))?;
-        security::apply_before_user(how.security, how.seccomp)?;
-        sys::ids::set_ids(u.uid, u.gid, &u.groups)
-            .ctx(|| format!("switch to user {}", child::user_arg(u)))?;
-        security::apply_after_user(how.security)?;
+        rustix::process::chdir(p.cwd.as_c_str()).map_err(|e| Stopped::Chdir(e.raw_os_error()))?;
+        security::apply_before_user(p.security, p.seccomp).map_err(step)?;
+        sys::ids::set_ids_of(p.uid, p.gid, &p.groups).map_err(|e| Stopped::User(raw(&e)))?;
+        security::apply_after_user(p.security).map_err(step)?;
         // Nothing of rrun's caller but 0-2 may reach the container (close_range(2)).
-        sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
+        sys::fd::cloexec_from(3)
+            .step("mark inherited descriptors close-on-exec")
+            .map_err(step)?;
+        sys::signal::reset_signals_for_exec();
+        security::apply_last(p.security, p.seccomp).map_err(step)?;
         Ok(())
-    })();
-    if let Err(e) = r {
-        eprintln!("rrun: {e}");
+    };
+    if let Err(stopped) = setup() {
+        report.set(Some(stopped));
         return 125;
     }
-    sys::signal::reset_signals_for_exec();
-    if let Err(e) = security::apply_last(how.security, how.seccomp) {
-        eprintln!("rrun: {e}");
-        return 125;
-    }
-    let (a, e) = (CStrArray::new(argv), CStrArray::new(envp));
-    let name = argv[0].as_bytes();
-    let err = search_and_exec(name, path, |p| sys::process::execve(p, &a, &e));
-    let shown = String::from_utf8_lossy(name);
-    let errno = Errno::from_io_error(&err);
-    if errno == Some(Errno::NOENT) && !name.contains(&b'/') {
-        eprintln!("rrun: {shown}: command not found in the container");
-    } else {
-        eprintln!("rrun: exec {shown}: {err}");
-    }
-    if matches!(errno, Some(Errno::NOENT | Errno::NOTDIR)) {
+    let err = exec_first(&p.candidates, p.search, |c| {
+        sys::process::execve(c, &p.argv, &p.envp)
+    });
+    report.set(Some(Stopped::Exec(raw(&err))));
+    if matches!(
+        Errno::from_io_error(&err),
+        Some(Errno::NOENT | Errno::NOTDIR)
+    ) {
         127
     } else {
         126
     }
 }
 
-/// execvp(3)'s search, as rinit does it: a name with '/' is executed as is, else each PATH
-/// entry in turn ("" is "."), as the container's user, going on past entries that do not
-/// exist or are not executable (EACCES); EACCES wins over not-found at the end, any other
-/// error stops the search. Returns only on failure.
-fn search_and_exec(
-    name: &[u8],
-    path: &[u8],
-    mut exec: impl FnMut(&std::ffi::CStr) -> std::io::Error,
-) -> std::io::Error {
-    let enoent = || std::io::Error::from(Errno::NOENT);
+/// The paths execvp(3)'s search tries for `name`, as rinit does it: the name itself when it
+/// holds a '/', else each PATH entry in turn ("" is ".") joined with it. Entries that make no
+/// C string are left out.
+fn candidates(name: &[u8], path: &[u8]) -> Vec<CString> {
     if name.is_empty() {
-        return enoent();
+        return Vec::new();
     }
     if name.contains(&b'/') {
-        return match CString::new(name) {
-            Ok(c) => exec(&c),
-            Err(_) => enoent(),
-        };
+        return CString::new(name).into_iter().collect();
     }
+    path.split(|&c| c == b':')
+        .filter_map(|dir| {
+            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+            CString::new([dir, b"/", name].concat()).ok()
+        })
+        .collect()
+}
+
+/// Execs the first of `candidates` that can be: with `search` (a PATH search), going on past
+/// entries that do not exist or are not executable (EACCES), EACCES winning over not-found at
+/// the end, any other error stopping it; else the one candidate's error as it is. Returns only
+/// on failure. Allocates nothing (see [`child`]).
+fn exec_first(
+    candidates: &[CString],
+    search: bool,
+    mut exec: impl FnMut(&std::ffi::CStr) -> std::io::Error,
+) -> std::io::Error {
     let mut saw_eacces = false;
-    for dir in path.split(|&c| c == b':') {
-        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-        let Ok(candidate) = CString::new([dir, b"/", name].concat()) else {
-            continue;
-        };
-        let err = exec(&candidate);
+    for c in candidates {
+        let err = exec(c);
+        if !search {
+            return err;
+        }
         match Errno::from_io_error(&err) {
             Some(Errno::ACCESS) => saw_eacces = true,
             Some(
@@ -286,11 +353,11 @@ fn search_and_exec(
             _ => return err,
         }
     }
-    if saw_eacces {
-        std::io::Error::from(Errno::ACCESS)
+    std::io::Error::from(if saw_eacces {
+        Errno::ACCESS
     } else {
-        enoent()
-    }
+        Errno::NOENT
+    })
 }
 
 #[cfg(test)]
@@ -299,8 +366,12 @@ mod tests {
 
     #[test]
     fn path_search_goes_past_entries_that_are_not_executable() {
+        let search =
+            |name: &[u8], path: &[u8], exec: &mut dyn FnMut(&std::ffi::CStr) -> std::io::Error| {
+                exec_first(&candidates(name, path), !name.contains(&b'/'), exec)
+            };
         let mut tried = Vec::new();
-        let err = search_and_exec(b"ls", b"/a:/b::/c", |p| {
+        let err = search(b"ls", b"/a:/b::/c", &mut |p| {
             tried.push(p.to_string_lossy().into_owned());
             std::io::Error::from(if p.to_bytes() == b"/a/ls" {
                 Errno::ACCESS
@@ -310,7 +381,7 @@ mod tests {
         });
         assert_eq!(tried, ["/a/ls", "/b/ls", "./ls", "/c/ls"]);
         assert_eq!(Errno::from_io_error(&err), Some(Errno::ACCESS));
-        let err = search_and_exec(b"ls", b"/a:/b", |p| {
+        let err = search(b"ls", b"/a:/b", &mut |p| {
             std::io::Error::from(if p.to_bytes() == b"/b/ls" {
                 Errno::NOEXEC
             } else {
@@ -319,10 +390,41 @@ mod tests {
         });
         assert_eq!(Errno::from_io_error(&err), Some(Errno::NOEXEC));
         let mut tried = Vec::new();
-        search_and_exec(b"./x", b"/a", |p| {
+        let err = search(b"./x", b"/a", &mut |p| {
             tried.push(p.to_string_lossy().into_owned());
-            std::io::Error::from(Errno::NOENT)
+            std::io::Error::from(Errno::NOTDIR)
         });
         assert_eq!(tried, ["./x"]);
+        assert_eq!(Errno::from_io_error(&err), Some(Errno::NOTDIR));
+        let err = search(b"", b"/a", &mut |_| unreachable!());
+        assert_eq!(Errno::from_io_error(&err), Some(Errno::NOENT));
+    }
+
+    #[test]
+    fn a_stopped_process_is_reported_in_one_line() {
+        let u = users::User {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+            home: "/".into(),
+        };
+        let m = |s: Stopped, name: &[u8]| s.message(name, "/w", &u);
+        assert_eq!(
+            m(Stopped::Exec(libc::ENOENT), b"nosuch"),
+            "nosuch: command not found in the container"
+        );
+        assert_eq!(
+            m(Stopped::Exec(libc::EACCES), b"./x"),
+            "exec ./x: Permission denied (os error 13)"
+        );
+        assert_eq!(
+            m(Stopped::Chdir(libc::ENOENT), b"x"),
+            "chdir /w in the container: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            m(Stopped::Step("set no_new_privs", libc::EPERM), b"x"),
+            "set no_new_privs: Operation not permitted (os error 1)"
+        );
+        assert!(m(Stopped::User(libc::EPERM), b"x").starts_with("switch to user 1000:1000: "));
     }
 }

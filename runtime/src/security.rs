@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{user, Context, Result};
+use crate::error::{user, Result, Step, StepError};
 use crate::seccomp::{self, Seccomp};
 use crate::{caps, sys};
 
@@ -146,10 +146,11 @@ pub fn compile_filter(choice: &Seccomp, caps: u64, cache: Option<&Path>) -> Resu
     }))
 }
 
-fn install(f: Option<&Filter>) -> Result<()> {
+fn install(f: Option<&Filter>) -> Result<(), StepError> {
     match f {
-        Some(f) => sys::seccomp::install_filter(&f.insns, f.flags)
-            .ctx(|| "install the seccomp filter".into()),
+        Some(f) => {
+            sys::seccomp::install_filter(&f.insns, f.flags).step("install the seccomp filter")
+        }
         None => Ok(()),
     }
 }
@@ -158,7 +159,7 @@ fn install(f: Option<&Filter>) -> Result<()> {
 /// no_new_privs the kernel lets only a holder of CAP_SYS_ADMIN install a filter, so it goes
 /// on now, while the process is still root with every capability, before it becomes the
 /// container's user (the filter then allows what follows: setresuid, capset, execve, ...).
-pub fn install_before_user(no_new_privs: bool, f: Option<&Filter>) -> Result<()> {
+pub fn install_before_user(no_new_privs: bool, f: Option<&Filter>) -> Result<(), StepError> {
     if !no_new_privs {
         install(f)?;
     }
@@ -167,7 +168,7 @@ pub fn install_before_user(no_new_privs: bool, f: Option<&Filter>) -> Result<()>
 
 /// The second point: with no_new_privs (set by then), the filter goes on last, just before
 /// execve, so nothing of the runtime's own setup has to pass it.
-pub fn install_last(no_new_privs: bool, f: Option<&Filter>) -> Result<()> {
+pub fn install_last(no_new_privs: bool, f: Option<&Filter>) -> Result<(), StepError> {
     if no_new_privs {
         install(f)?;
     }
@@ -177,23 +178,23 @@ pub fn install_last(no_new_privs: bool, f: Option<&Filter>) -> Result<()> {
 /// While still root with every capability of the container's user namespace (or of the host,
 /// under `--userns host`), before switching to the container's user: shrinks the bounding
 /// set; without no_new_privs, installs the filter now ([`install_before_user`]).
-pub fn apply_before_user(s: &Security, f: Option<&Filter>) -> Result<()> {
-    caps::drop_bounding_set(s.caps).ctx(|| "drop capabilities from the bounding set".into())?;
+pub fn apply_before_user(s: &Security, f: Option<&Filter>) -> Result<(), StepError> {
+    caps::drop_bounding_set(s.caps).step("drop capabilities from the bounding set")?;
     install_before_user(s.no_new_privs, f)
 }
 
 /// After switching to the container's user: lowers the effective and permitted sets, empties
 /// inheritable and ambient, sets no_new_privs if asked.
-pub fn apply_after_user(s: &Security) -> Result<()> {
-    caps::limit_sets(s.caps).ctx(|| "limit the capability sets".into())?;
+pub fn apply_after_user(s: &Security) -> Result<(), StepError> {
+    caps::limit_sets(s.caps).step("limit the capability sets")?;
     if s.no_new_privs {
-        rustix::thread::set_no_new_privs(true).ctx(|| "set no_new_privs".into())?;
+        rustix::thread::set_no_new_privs(true).step("set no_new_privs")?;
     }
     Ok(())
 }
 
 /// The last step before execve: with no_new_privs, installs the filter ([`install_last`]).
-pub fn apply_last(s: &Security, f: Option<&Filter>) -> Result<()> {
+pub fn apply_last(s: &Security, f: Option<&Filter>) -> Result<(), StepError> {
     install_last(s.no_new_privs, f)
 }
 

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use rustix::pty::OpenptFlags;
 use rustix::termios::{OptionalActions, Termios};
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Result, Step, StepError};
 use crate::sys;
 
 /// Unlocks the pty and opens its slave side through the master (no path lookup needed).
@@ -23,12 +23,16 @@ pub fn open_peer(master: BorrowedFd<'_>) -> Result<OwnedFd> {
 }
 
 /// Makes `slave` the controlling terminal of a new session and the stdio of this process.
-pub fn become_session_leader_on(slave: &OwnedFd) -> Result<()> {
-    rustix::process::setsid().ctx(|| "setsid".into())?;
-    rustix::process::ioctl_tiocsctty(slave)
-        .ctx(|| "make the pty the controlling terminal".into())?;
-    for n in 0..3 {
-        sys::fd::dup2(slave.as_raw_fd(), n).ctx(|| format!("dup the pty slave to fd {n}"))?;
+pub fn become_session_leader_on(slave: &OwnedFd) -> std::result::Result<(), StepError> {
+    rustix::process::setsid().step("setsid")?;
+    rustix::process::ioctl_tiocsctty(slave).step("make the pty the controlling terminal")?;
+    let what = [
+        "dup the pty slave to fd 0",
+        "dup the pty slave to fd 1",
+        "dup the pty slave to fd 2",
+    ];
+    for (n, what) in what.into_iter().enumerate() {
+        sys::fd::dup2(slave.as_raw_fd(), n as i32).step(what)?;
     }
     Ok(())
 }

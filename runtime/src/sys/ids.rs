@@ -12,9 +12,15 @@ use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
 /// given.
 pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    set_ids_of(uid, gid, &groups)
+}
+
+/// [`set_ids`] with the groups already in rustix's type: it allocates nothing (for a process
+/// that shares rrun's memory, see sys::spawn).
+pub fn set_ids_of(uid: u32, gid: u32, groups: &[Gid]) -> io::Result<()> {
     // A rootless user namespace denies setgroups (see IdMaps::single): then there are no
     // supplementary groups to drop anyway.
-    match set_thread_groups(&groups) {
+    match set_thread_groups(groups) {
         Err(Errno::PERM) if groups.is_empty() => {}
         other => other?,
     }

@@ -119,14 +119,25 @@ pub fn fork<T, F: FnOnce(T) -> i32>(parts: T, child: F) -> (io::Result<i32>, T) 
 /// one line by rrun's panic hook) ends it with `_exit(125)` instead of unwinding into the
 /// parent's guards (which would, say, delete the container's folder from the child).
 pub fn forked_child<F: FnOnce() -> i32>(body: F) -> ! {
-    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ends_with(|| {
         // Test hook: proves that a panic here never reaches the parent's frames.
-        if std::env::var_os("RRUN_TEST_PANIC_IN_FORKED_CHILD").is_some() {
+        if panic_for_test() {
             panic!("test panic in a forked child (RRUN_TEST_PANIC_IN_FORKED_CHILD)");
         }
         body()
-    }))
-    .unwrap_or(125);
+    })
+}
+
+/// Whether the test hook asks forked children to panic (`RRUN_TEST_PANIC_IN_FORKED_CHILD`).
+/// A child that shares rrun's memory reads it in rrun, before the clone (sys::spawn).
+pub fn panic_for_test() -> bool {
+    std::env::var_os("RRUN_TEST_PANIC_IN_FORKED_CHILD").is_some()
+}
+
+/// Runs `body` and ends the process with its exit code, or 125 after a panic (reported by
+/// the panic hook), never unwinding into a caller's frame (see [`forked_child`]).
+pub fn ends_with<F: FnOnce() -> i32>(body: F) -> ! {
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(125);
     exit_now(code)
 }
 

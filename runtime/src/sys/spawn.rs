@@ -3,12 +3,14 @@
 //! written to page by page (copy on write) and torn down again at the child's exec. Kernel
 //! interfaces: clone(2) with CLONE_VM | CLONE_VFORK | CLONE_PIDFD, mmap(2), mprotect(2).
 //!
-//! What the child may do follows from sharing memory with a suspended parent: anything that
-//! leaves the memory consistent for the parent (allocations it never frees are leaked into the
-//! parent's heap, a few bytes), nothing that waits for the parent (which only resumes once
-//! the child has exec'd or exited). Its descriptor table, credentials, signal handlers,
-//! working directory, session and seccomp filter are its own (no CLONE_FILES, CLONE_SIGHAND,
-//! CLONE_FS).
+//! What the child may do follows from sharing memory with a suspended parent: system calls,
+//! and writes to memory the parent set aside for it; no allocation, no lock, nothing that
+//! waits for the parent (which only resumes once the child has exec'd or exited). A child
+//! killed half-way through malloc(3) (a SIGKILL can come from the container it is entering)
+//! would leave the parent's heap inconsistent, so the caller prepares everything before the
+//! clone, as posix_spawn(3) does, and the child reports a failure by writing a code, not a
+//! message. Its descriptor table, credentials, signal handlers, working directory, session
+//! and seccomp filter are its own (no CLONE_FILES, CLONE_SIGHAND, CLONE_FS).
 
 use std::ffi::c_void;
 use std::io;
@@ -16,8 +18,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
-/// Bytes of the child's stack, above one guard page: the exec child formats its error
-/// messages and searches PATH, a few KiB; pages it never touches cost nothing.
+/// Bytes of the child's stack, above one guard page: the exec child needs a few KiB; pages it
+/// never touches cost nothing.
 const STACK: usize = 256 * 1024;
 const GUARD: usize = 4096;
 
@@ -115,7 +117,7 @@ extern "C" fn trampoline<F: FnOnce() -> i32>(arg: *mut c_void) -> libc::c_int {
     // only this child touches it meanwhile, and it takes the body once.
     let shared = unsafe { &mut *(arg as *mut Shared<F>) };
     match shared.body.take() {
-        Some(body) => super::process::forked_child(body),
+        Some(body) => super::process::ends_with(body),
         None => super::process::exit_now(125),
     }
 }
