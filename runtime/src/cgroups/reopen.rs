@@ -113,15 +113,21 @@ impl Cgroup {
                 data: pid.clone(),
                 source: e.into(),
             };
-            let procs = rustix::fs::openat(
+            // A directory removed between the open and the write (the container is being
+            // removed) is gone too: ENOENT from the open, ENODEV from the write.
+            let procs = match rustix::fs::openat(
                 &dir,
                 "cgroup.procs",
                 OFlags::WRONLY | OFlags::CLOEXEC,
                 Mode::empty(),
-            )
-            .map_err(fail)?;
-            if rustix::io::write(&procs, pid.as_bytes()).map_err(fail)? != pid.len() {
-                return Err(fail(rustix::io::Errno::IO));
+            ) {
+                Err(rustix::io::Errno::NOENT) => continue,
+                r => r.map_err(fail)?,
+            };
+            match rustix::io::write(&procs, pid.as_bytes()) {
+                Err(rustix::io::Errno::NODEV | rustix::io::Errno::NOENT) => continue,
+                Ok(n) if n != pid.len() => return Err(fail(rustix::io::Errno::IO)),
+                r => r.map(drop).map_err(fail)?,
             }
         }
         Ok(())
