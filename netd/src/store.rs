@@ -202,10 +202,14 @@ fn read_all<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
         let e = e?;
         let name = e.file_name();
         let name = name.to_string_lossy();
+        // A temporary file (`.tmp.<name>.json`) is a write that netd did not finish: the
+        // rename is what commits a record, so it is dropped, whole or not. Read only at start
+        // and at `netd down`, under netd's lock: no writer of this netd is half-way.
+        if name.starts_with(".tmp.") {
+            let _ = fs::remove_file(e.path());
+            continue;
+        }
         if !name.ends_with(".json") {
-            if name.starts_with(".tmp.") {
-                let _ = fs::remove_file(e.path());
-            }
             continue;
         }
         let bytes = fs::read(e.path()).with_context(|| format!("read {}", e.path().display()))?;
@@ -249,5 +253,29 @@ fn remove(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("remove {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_write_is_dropped_at_start_even_when_whole() {
+        let dir = std::env::temp_dir().join(format!("netd-store-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write_text(&dir.join("kept.json"), "1").unwrap();
+        // netd killed between the write and the rename: a whole record under the temporary name.
+        fs::write(dir.join(".tmp.unfinished.json"), "2").unwrap();
+        fs::write(dir.join(".tmp.half.json"), "{").unwrap();
+        let got: Vec<u32> = read_all(&dir).unwrap();
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, [1]);
+        assert_eq!(left, ["kept.json"]);
     }
 }
