@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use rbox_tests::{alpine_fixture, bin, require_root, Scratch};
+use rbox_tests::{bin, require_root, Scratch};
 use rbuild_common::{stderr, stdout, Member, RawTar};
 use rrun_common::user::User;
 
@@ -24,8 +24,7 @@ fn image(u: &User, s: &Scratch) -> (std::path::PathBuf, String) {
     fs::create_dir(&store).unwrap();
     u.own(&store);
     u.own(s.path());
-    let fixture = s.join("alpine.tar.gz");
-    fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
+    let fixture = u.fixture_in(s.path());
     let mut t = RawTar::new();
     t.add(&Member {
         uid: 1000,
@@ -139,9 +138,7 @@ fn a_store_in_a_set_group_id_folder_of_another_group_runs() {
         )
         .unwrap();
         let store = s.join("store");
-        let fixture = s.join("alpine.tar.gz");
-        fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
-        u.own(&fixture);
+        let fixture = u.fixture_in(s.path());
         let layer = stdout(&u.ok(
             &store,
             "rbuild",
@@ -190,9 +187,7 @@ fn layers_of_a_group_the_container_does_not_map_are_refused_in_one_line() {
     assert_ne!(u.gid, 65534, "the user's own group");
     u.own(s.path());
     let store = s.join("store");
-    let fixture = s.join("alpine.tar.gz");
-    fs::copy(alpine_fixture("3.15.11"), &fixture).unwrap();
-    u.own(&fixture);
+    let fixture = u.fixture_in(s.path());
     let mut c = rbox_tests::command("setpriv");
     c.arg(format!("--reuid={}", u.uid))
         .args(["--regid=65534", "--clear-groups", "--"])

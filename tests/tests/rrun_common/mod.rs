@@ -45,11 +45,7 @@ impl Lab {
         let fixture = match &user {
             Some(u) => {
                 u.own(store.path());
-                // the fixture's own folder need not be reachable by the user
-                let f = store.join("alpine.tar.gz");
-                std::fs::copy(alpine_fixture("3.15.11"), &f).expect("copy the fixture");
-                u.own(&f);
-                f
+                u.fixture_in(store.path())
             }
             None => alpine_fixture("3.15.11"),
         };

@@ -152,6 +152,16 @@ impl User {
         std::os::unix::fs::chown(p, Some(self.uid), Some(self.gid))
             .unwrap_or_else(|e| panic!("chown {} to {}: {e}", p.display(), self.name));
     }
+
+    /// A copy of the Alpine fixture in `dir` (as `alpine.tar.gz`), the user's: the fixture's
+    /// own folder need not be reachable by the user, and the copy is readable whatever the
+    /// test's umask.
+    pub fn fixture_in(&self, dir: &Path) -> std::path::PathBuf {
+        let f = dir.join("alpine.tar.gz");
+        std::fs::copy(rbox_tests::alpine_fixture("3.15.11"), &f).expect("copy the fixture");
+        self.own(&f);
+        f
+    }
 }
 
 /// Held (in this test binary) while useradd/usermod/userdel rewrite /etc/subuid and
