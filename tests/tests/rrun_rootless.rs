@@ -85,7 +85,10 @@ fn rootless_run_maps_root_to_the_caller_and_cleans_up() {
     let vol = scratch.join("vol");
     std::fs::create_dir(&vol).unwrap();
     std::fs::write(vol.join("in"), "host\n").unwrap();
-    std::os::unix::fs::chown(&vol, Some(NOBODY), Some(NOBODY)).unwrap();
+    // the caller's own files, readable by it whatever the test's umask
+    for p in [vol.join("in"), vol.clone()] {
+        std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
     let v = vol.to_str().unwrap();
     let out = ok(
         &store,
