@@ -34,6 +34,11 @@ pub struct ChildCtx<'a> {
     pub seccomp: Option<&'a security::Filter>,
 }
 
+/// The umask a container's processes start with (`rrun` and `rrun exec` alike): 0022, as
+/// runc gives when config.json sets none (OCI runtime spec, config.md `process.user.umask`)
+/// and Podman's `--umask` default.
+pub const CONTAINER_UMASK: u32 = 0o022;
+
 /// Runs the child to the exec of rinit; on any failure reports it to rrun and exits 125.
 pub fn main(ctx: ChildCtx<'_>) -> ! {
     let err = match setup_and_exec(&ctx) {
@@ -48,6 +53,10 @@ pub fn main(ctx: ChildCtx<'_>) -> ! {
 /// The child's steps, in order; each says what it needs from the one before.
 fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     let cfg = ctx.config;
+    // The container's umask is runc's and Podman's default, never rrun's caller's: what the
+    // setup makes in the root (a missing working directory, mount targets, /sys/fs/cgroup's
+    // folders) gets the mode it states, and the command starts with 0022 (umask(2)).
+    rustix::process::umask(Mode::from_raw_mode(CONTAINER_UMASK));
     if let Some([out, err]) = ctx.stdio {
         sys::fd::dup2(out.as_raw_fd(), 1).ctx(|| "stdout to rrun's pipe".into())?;
         sys::fd::dup2(err.as_raw_fd(), 2).ctx(|| "stderr to rrun's pipe".into())?;

@@ -282,6 +282,7 @@ fn child(p: &Prepared<'_>, slave: Option<&OwnedFd>, report: &Cell<Option<Stopped
                 }
             }
         }
+        rustix::process::umask(Mode::from_raw_mode(child::CONTAINER_UMASK));
         rustix::process::chdir(p.cwd.as_c_str()).map_err(|e| Stopped::Chdir(e.raw_os_error()))?;
         security::apply_before_user(p.security, p.seccomp).map_err(step)?;
         sys::ids::set_ids_of(p.uid, p.gid, &p.groups).map_err(|e| Stopped::User(raw(&e)))?;

@@ -56,6 +56,19 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     c
 }
 
+/// `c` started with umask `mask` (umask(2)), whatever the test runner's: for tests that show
+/// what a user with that umask sees.
+pub fn with_umask(c: &mut Command, mask: u32) -> &mut Command {
+    // SAFETY: between fork and exec the closure makes one umask(2) call, which cannot fail;
+    // it allocates nothing and takes no lock.
+    unsafe {
+        c.pre_exec(move || {
+            libc::umask(mask as libc::mode_t);
+            Ok(())
+        })
+    }
+}
+
 /// In the child of [`command`]: every catchable signal to SIG_DFL, an empty signal mask. By
 /// the raw rt_sigaction(2) system call, which also resets the two real-time signals glibc
 /// keeps for itself (32 and 33: its sigaction(2) refuses them, yet a parent may have left
@@ -162,6 +175,11 @@ impl Scratch {
     pub fn new(prefix: &str) -> Scratch {
         let path = std::env::temp_dir().join(unique(&format!("rbox-{prefix}-")));
         std::fs::create_dir_all(&path).expect("create scratch dir");
+        // 0755 whatever the runner's umask, as under the usual 022: a container's remapped
+        // root, a test's throwaway user or runc's container process may have to walk through
+        // it (what a test puts inside is its own to restrict).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod scratch dir");
         Scratch { path }
     }
     pub fn path(&self) -> &Path {

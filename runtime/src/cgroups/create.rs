@@ -3,6 +3,7 @@
 //! step fails. Kernel interface: cgroupfs (mkdir, the controllers' files), bpf(2) through
 //! devices.rs.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use super::detect::{self, Hierarchy, Version};
@@ -145,6 +146,14 @@ impl Cgroup {
             Err(source) => return Err(CgroupError::Mkdir { path, source }),
         }
         self.paths.push(path.clone());
+        // 0755 whatever rrun's caller's umask (mkdir(2) applies it): the container reads its
+        // own cgroup's files at /sys/fs/cgroup as any of its users, as under Docker.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(
+            |source| CgroupError::Mkdir {
+                path: path.clone(),
+                source,
+            },
+        )?;
         self.dirs.push(Dir {
             version: h.version,
             controllers: h.controllers.clone(),
