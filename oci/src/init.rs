@@ -55,6 +55,11 @@ pub fn main(ctx: Ctx<'_>) -> i32 {
 
 fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     let spec = ctx.spec;
+    // Mount targets and folders made in the root get the modes they state, whatever the
+    // caller's umask; config.json's process.user.umask comes at the end (process.rs).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(
+        rrun::child::CONTAINER_UMASK,
+    ));
     let setup = ctx.chan.wait_for_setup()?;
     let state = read_state(setup.into_iter().next())?;
     for (t, path) in &ctx.join {
@@ -89,6 +94,11 @@ fn run(ctx: &Ctx<'_>) -> Result<std::convert::Infallible> {
     let hooks = spec.hooks().clone().unwrap_or_default();
     hooks::run("createContainer", hooks.create_container(), &state)?;
     mounts::enter_root(ctx.rootfs, ctx.no_pivot)?;
+    // A missing process.cwd is made (0755, as the container's root, never leaving the root),
+    // as runc does; before the root may turn read-only.
+    if let Some(cwd) = proc_.cwd().to_str() {
+        rrun::inroot::Root::open()?.dir(cwd, "config.json: process.cwd")?;
+    }
     write_sysctls(spec)?; // before /proc/sys turns read-only
     mounts::finish(spec)?;
     let master = match proc_.terminal() == Some(true) {

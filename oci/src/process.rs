@@ -172,9 +172,9 @@ fn become_user(p: &Process) -> Result<()> {
     let groups = u.additional_gids().clone().unwrap_or_default();
     rrun::sys::ids::set_ids(u.uid(), u.gid(), &groups)
         .with_context(|| format!("config.json: process.user {}:{}", u.uid(), u.gid()))?;
-    if let Some(umask) = u.umask() {
-        rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
-    }
+    // runc's default when config.json sets none, whatever the caller's umask.
+    let umask = u.umask().unwrap_or(rrun::child::CONTAINER_UMASK);
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
     if let Some(c) = caps {
         let set = |s| Ok::<_, anyhow::Error>(CapabilitySet::from_bits_retain(mask(s)?));
         rustix::thread::set_capabilities(

@@ -516,3 +516,42 @@ fn every_rootfs_propagation_runs_as_with_runc_and_leaves_no_mount_on_the_host() 
         assert_eq!(seen, want, "{}", rt.name);
     }
 }
+
+/// The container's umask is runc's 0022 whatever the caller's (077 here), or config.json's
+/// process.user.umask; and a missing process.cwd is made as runc makes it (compared under
+/// umask 022: under 077 runc makes it 0700, with its caller's umask, and rrun-oci 0755).
+#[test]
+fn umask_and_a_missing_cwd_match_runc() {
+    require_root();
+    let cases: [(u32, Option<u32>); 3] = [(0o022, None), (0o077, None), (0o077, Some(0o027))];
+    for (caller, in_config) in cases {
+        let mut seen = vec![];
+        for rt in Runtime::both() {
+            let b = Bundle::new();
+            b.edit(|c| {
+                c["root"]["readonly"] = false.into();
+                c["process"]["cwd"] = "/new/work".into();
+                c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+                if let Some(m) = in_config {
+                    c["process"]["user"]["umask"] = m.into();
+                }
+            });
+            let script = match caller {
+                0o022 => "umask; pwd; stat -c '%a %U %n' /new /new/work",
+                _ => "umask; pwd",
+            };
+            b.args(&["sh", "-c", script]);
+            let c = id("umask");
+            let o = rt.run_with_umask(&["run", "--bundle", b.path().to_str().unwrap(), &c], caller);
+            rt.cleanup(&c);
+            seen.push((o.code, o.stdout, rt.name));
+        }
+        assert_eq!(
+            (seen[1].0, &seen[1].1),
+            (seen[0].0, &seen[0].1),
+            "rrun-oci (left) against runc (right), caller's umask {caller:03o}, config's {in_config:?}"
+        );
+        let want = format!("{:04o}\n/new/work", in_config.unwrap_or(0o022));
+        assert!(seen[0].1.starts_with(&want), "{:?}", seen[0]);
+    }
+}

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +28,10 @@ impl Bundle {
     pub fn new() -> Bundle {
         let dir = Scratch::new("oci");
         let rootfs = dir.join("rootfs");
+        // 0755 whatever the runner's umask: the container's root and its remapped ids
+        // (user namespace tests) walk through it.
         std::fs::create_dir(&rootfs).unwrap();
+        std::fs::set_permissions(&rootfs, std::fs::Permissions::from_mode(0o755)).unwrap();
         let st = command("tar")
             .arg("-xzf")
             .arg(alpine_fixture("3.20.3"))
@@ -105,6 +109,22 @@ impl Runtime {
             self.root.path(),
             secs,
             &format!("{} {args:?}", self.name),
+        )
+    }
+
+    /// [`Runtime::run`], the runtime started with umask `mask` (umask(2)).
+    pub fn run_with_umask(&self, args: &[&str], mask: u32) -> Out {
+        let mut c: Command = command(&self.exe);
+        rbox_tests::with_umask(&mut c, mask)
+            .arg("--root")
+            .arg(self.root.join("state"))
+            .args(args)
+            .current_dir("/");
+        run_to_files(
+            c,
+            self.root.path(),
+            30,
+            &format!("{} {args:?} under umask {mask:03o}", self.name),
         )
     }
 
