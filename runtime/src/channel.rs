@@ -27,6 +27,9 @@ pub enum Msg {
     /// parent → child, before Setup when netd attached the container: its /etc/hosts and
     /// /etc/resolv.conf (see net/etc.rs).
     Net(NetEtc),
+    /// parent → child, after Ready when the container has `--ulimit`s: they are set (see
+    /// rlimits.rs), rinit may be exec'd.
+    Start,
 }
 
 /// The /etc files of a container on a network of netd's.
@@ -40,6 +43,7 @@ const TAG_SETUP: u8 = 1;
 const TAG_READY: u8 = 2;
 const TAG_FAILED: u8 = 3;
 const TAG_NET: u8 = 4;
+const TAG_START: u8 = 5;
 const MAX_FDS: usize = 250;
 /// The largest message received (the Net message's /etc files).
 const RECV_MAX: usize = 64 * 1024;
@@ -67,6 +71,7 @@ impl Channel {
             Msg::Setup(f) => (TAG_SETUP, b"", f.iter().map(AsFd::as_fd).collect()),
             Msg::Ready(f) => (TAG_READY, b"", f.iter().map(AsFd::as_fd).collect()),
             Msg::Failed(s) => (TAG_FAILED, s.as_bytes(), vec![]),
+            Msg::Start => (TAG_START, b"", vec![]),
             Msg::Net(n) => {
                 // hosts, NUL, resolv.conf: neither holds a NUL (rrun wrote both).
                 let mut b = n.hosts.as_bytes().to_vec();
@@ -117,6 +122,7 @@ impl Channel {
                 Some(fds.remove(0))
             }),
             TAG_FAILED => Msg::Failed(String::from_utf8_lossy(payload).into_owned()),
+            TAG_START => Msg::Start,
             TAG_NET => {
                 let (hosts, resolv) = payload
                     .iter()
@@ -169,6 +175,17 @@ impl Channel {
         }
     }
 
+    /// Child, after `Ready` when rrun sets `--ulimit`s: waits for `Start`.
+    pub fn wait_for_start(&self) -> Result<()> {
+        match self.recv()? {
+            Some(Msg::Start) => Ok(()),
+            other => Err(Error::Child(format!(
+                "expected the start message from rrun, got {}",
+                describe(&other)
+            ))),
+        }
+    }
+
     /// After `Ready`: end of stream means rinit was exec'd; a `Failed` means exec failed.
     pub fn wait_for_exec(&self) -> Result<()> {
         match self.recv()? {
@@ -193,6 +210,7 @@ fn describe(m: &Option<Msg>) -> &'static str {
         Some(Msg::Ready(_)) => "ready",
         Some(Msg::Failed(_)) => "failed",
         Some(Msg::Net(_)) => "network files",
+        Some(Msg::Start) => "start",
     }
 }
 

@@ -261,8 +261,8 @@ fn become_user(
     std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))
 }
 
-/// Tells rrun the child is ready (handing it the pty master), then execs rinit from its memfd
-/// with the command, only descriptors 0-2 and default signal handling.
+/// Tells rrun the child is ready (handing it the pty master), waits for rrun to set the
+/// `--ulimit`s if there are any, then execs rinit from its memfd with the command, only descriptors 0-2 and default signal handling.
 fn exec_rinit(
     ctx: &ChildCtx<'_>,
     user: &users::User,
@@ -279,6 +279,10 @@ fn exec_rinit(
     let envp = to_cstrings(&env)?;
 
     ctx.chan.send(&Msg::Ready(master))?;
+    // rrun sets the --ulimit's now that the setup's own descriptors and memory are done with.
+    if !cfg.ulimits.is_empty() {
+        ctx.chan.wait_for_start()?;
+    }
     sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
     sys::signal::reset_signals_for_exec();
     let (a, e) = (CStrArray::new(&argv), CStrArray::new(&envp));

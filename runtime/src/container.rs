@@ -161,7 +161,8 @@ pub fn create_with<F: FnOnce(&Path) -> Result<()>>(
 }
 
 /// After the clone: records the pid, writes the id maps, joins the v1 cgroups `v1`, hands the
-/// child its mounts and waits until it is ready (returning its pty master) and exec'd rinit.
+/// child its mounts, waits until it is ready (returning its pty master), sets its
+/// `--ulimit`s, and waits until it exec'd rinit.
 fn start(
     containers: &Containers,
     st: &mut State,
@@ -176,7 +177,6 @@ fn start(
         let _l = containers.lock(&st.id)?;
         containers.save(st)?;
     }
-    crate::rlimits::apply(Some(pid), &st.config.ulimits)?;
     st.config.idmaps.write(pid)?;
     if !v1.is_empty() {
         Cgroup::from_paths(v1)?.add_pid(pid)?;
@@ -196,6 +196,12 @@ fn start(
     parent.send(&Msg::Setup(mounts))?;
     let master = parent.wait_for_ready()?;
     tracing::debug!(us = crate::elapsed_us(), "child ready");
+    // Now, as runc does (at procReady): limits asked for the command do not bind the setup
+    // (a low `nofile` would refuse the descriptors it opens). The child waits for Start.
+    if !st.config.ulimits.is_empty() {
+        crate::rlimits::apply(pid, &st.config.ulimits)?;
+        parent.send(&Msg::Start)?;
+    }
     parent.wait_for_exec()?;
     tracing::debug!(us = crate::elapsed_us(), "rinit exec'd");
     Ok(master)

@@ -63,10 +63,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .user
         .clone()
         .unwrap_or_else(|| st.config.process.user.clone());
-    // The process's stack is mapped before rrun takes the container's limits: under an
-    // address-space or data limit smaller than rrun itself, mapping it afterwards would fail.
     let stack = sys::spawn::ChildStack::new().ctx(|| "map a stack for the process".into())?;
-    crate::rlimits::apply(None, &st.config.ulimits)?;
+    // The process takes the container's --ulimit's itself, last (rlimits.rs).
+    crate::rlimits::raise_hard_for(&st.config.ulimits)?;
     // The container's capabilities and no_new_privs, as its own processes (security.rs). The
     // filter is loaded or compiled here, on the host: the cache is the store's, and after
     // enter() that path would name a file the container writes.
@@ -106,6 +105,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         null_stdin: !a.interactive && !a.tty,
         security,
         seccomp: seccomp.as_ref(),
+        ulimits: &st.config.ulimits,
         argv: CStrArray::new(&argv),
         envp: CStrArray::new(&envp),
         candidates: candidates(name, &path),
@@ -215,6 +215,8 @@ struct Prepared<'a> {
     security: &'a Security,
     /// Its seccomp filter, compiled before the clone.
     seccomp: Option<&'a security::Filter>,
+    /// Its `--ulimit`s, which the process takes last.
+    ulimits: &'a [crate::rlimits::Ulimit],
     argv: CStrArray<'a>,
     envp: CStrArray<'a>,
     /// The paths to try in turn ([`candidates`]).
@@ -292,6 +294,7 @@ fn child(p: &Prepared<'_>, slave: Option<&OwnedFd>, report: &Cell<Option<Stopped
             .step("mark inherited descriptors close-on-exec")
             .map_err(step)?;
         sys::signal::reset_signals_for_exec();
+        crate::rlimits::take(p.ulimits).map_err(step)?;
         security::apply_last(p.security, p.seccomp).map_err(step)?;
         Ok(())
     };

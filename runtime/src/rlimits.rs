@@ -1,6 +1,8 @@
 //! `--ulimit NAME=SOFT[:HARD]` (Docker's flag and names): resource limits of the container's
 //! processes, checked when the container is planned and set on its first process by rrun
-//! (prlimit(2)) before that process executes anything; everything else inherits rrun's own.
+//! (prlimit(2)) once that process has built the root and before it executes rinit, the point
+//! where runc sets them (procReady): the setup's own descriptors and memory never count
+//! against them. Everything else inherits rrun's own.
 //! A hard limit above what rrun may set (its own hard limit unless it holds CAP_SYS_RESOURCE;
 //! for `nofile`, fs.nr_open even then) is one clear error before anything is created. Kernel
 //! doc: getrlimit(2), proc_sys_fs(5) (nr_open).
@@ -8,7 +10,7 @@
 use rustix::process::{Pid, Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{user, Context, Result};
+use crate::error::{user, Context, Result, Step, StepError};
 
 /// One limit as asked for. `None` is unlimited (RLIM_INFINITY).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +77,13 @@ impl Ulimit {
         })
     }
 
+    fn rlimit(&self) -> Rlimit {
+        Rlimit {
+            current: self.soft,
+            maximum: self.hard,
+        }
+    }
+
     fn resource(&self) -> Resource {
         resource(&self.name).unwrap_or(Resource::Nofile)
     }
@@ -134,18 +143,49 @@ pub fn from_flags(args: &[String]) -> Result<Vec<Ulimit>> {
         .collect()
 }
 
-/// Sets the limits on process `pid` (the container's first process, before it executes), or
-/// on rrun itself when None (`rrun exec`, before it joins the container's user namespace:
-/// the process it forks inherits them).
-pub fn apply(pid: Option<i32>, limits: &[Ulimit]) -> Result<()> {
-    let pid = pid.and_then(Pid::from_raw);
+/// Sets the limits on process `pid`: the container's first process, once its setup is done
+/// and before it executes rinit.
+pub fn apply(pid: i32, limits: &[Ulimit]) -> Result<()> {
+    let pid = Pid::from_raw(pid);
     for u in limits {
-        let new = Rlimit {
-            current: u.soft,
-            maximum: u.hard,
-        };
-        rustix::process::prlimit(pid, u.resource(), new)
+        rustix::process::prlimit(pid, u.resource(), u.rlimit())
             .ctx(|| format!("set --ulimit {} on the container", u.name))?;
+    }
+    Ok(())
+}
+
+/// `rrun exec`, before it joins the container's user namespace (past which raising a hard
+/// limit would need CAP_SYS_RESOURCE of the initial one, setrlimit(2)): raises rrun's own
+/// hard limits where the container's are higher, and lowers nothing, so that rrun's own work
+/// never runs under the container's limits and the process it starts can then take them
+/// itself with no privilege ([`take`]).
+pub fn raise_hard_for(limits: &[Ulimit]) -> Result<()> {
+    for u in limits {
+        let own = rustix::process::getrlimit(u.resource());
+        let higher = match (u.hard, own.maximum) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(want), Some(have)) => want > have,
+        };
+        if higher {
+            let new = Rlimit {
+                current: own.current,
+                maximum: u.hard,
+            };
+            rustix::process::setrlimit(u.resource(), new)
+                .ctx(|| format!("raise rrun's hard limit to --ulimit {}", u.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// In the process `rrun exec` starts, just before it executes the command: the container's
+/// limits, only lowering hard limits after [`raise_hard_for`]. Allocates nothing (that
+/// process shares rrun's memory, sys/spawn.rs).
+pub fn take(limits: &[Ulimit]) -> std::result::Result<(), StepError> {
+    for u in limits {
+        rustix::process::setrlimit(u.resource(), u.rlimit())
+            .step("set the container's --ulimit's")?;
     }
     Ok(())
 }

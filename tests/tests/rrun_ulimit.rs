@@ -4,6 +4,7 @@
 mod rrun_common;
 
 use rbox_tests::unique;
+use rrun_common::user::User;
 use rrun_common::{output, Lab};
 
 #[test]
@@ -61,8 +62,8 @@ fn a_limit_above_what_rrun_may_set_is_one_line_and_leaves_nothing() {
 }
 
 /// A small program runs under an address-space or data limit far below rrun's own size: the
-/// container's command does, and so must an exec into it (rrun applies the container's limits
-/// to itself before it starts the process; anything it maps after that counts against them).
+/// container's command does, and so must an exec into it (the process takes the container's
+/// limits last, but rrun's own work before must not run under them either).
 #[test]
 fn exec_works_under_an_address_space_or_data_limit_smaller_than_rrun() {
     let lab = Lab::new("ulim");
@@ -88,4 +89,63 @@ fn exec_works_under_an_address_space_or_data_limit_smaller_than_rrun() {
         );
     }
     lab.assert_clean(&[]);
+}
+
+/// A `nofile` limit far below what rrun's setup opens (the root's mounts, /dev's nodes, the
+/// /etc files: ~30 descriptors) binds the command and exec, never the setup, as in Docker
+/// (runc sets the limits once its setup is done): as root and rootless, for root and another
+/// user of the image, in the foreground, detached and through exec.
+#[test]
+fn a_low_nofile_binds_the_command_and_exec_never_the_setup() {
+    for lab in [
+        Lab::new("ulimn"),
+        Lab::rootless("ulimnr", User::with_range()),
+    ] {
+        let who = match lab.user {
+            Some(_) => "rootless",
+            None => "root",
+        };
+        for user in ["0", "405"] {
+            let got = lab.run(
+                &["--ulimit", "nofile=4", "-u", user],
+                &["sh", "-c", "ulimit -n; ulimit -Hn"],
+            );
+            assert_eq!(
+                (
+                    got.status.code(),
+                    String::from_utf8_lossy(&got.stdout).trim()
+                ),
+                (Some(0), "4\n4"),
+                "{who}, -u {user}, in the foreground: {}",
+                String::from_utf8_lossy(&got.stderr)
+            );
+            let name = unique("ulimn");
+            let mut c = lab.rrun();
+            c.args(["-d", "--name", &name, "--net", "none", "-u", user])
+                .args(["--ulimit", "nofile=4", "--image", &lab.image])
+                .args(["--", "sleep", "1000"]);
+            let started = output(c, 60);
+            let mut c = lab.rrun();
+            c.args(["exec", &name, "sh", "-c", "ulimit -n; ulimit -Hn"]);
+            let exec = output(c, 60);
+            let mut rm = lab.rrun();
+            rm.args(["rm", "-f", &name]);
+            let _ = output(rm, 60);
+            assert!(
+                started.status.success(),
+                "{who}, -u {user}, detached: {}",
+                String::from_utf8_lossy(&started.stderr)
+            );
+            assert_eq!(
+                (
+                    exec.status.code(),
+                    String::from_utf8_lossy(&exec.stdout).trim()
+                ),
+                (Some(0), "4\n4"),
+                "{who}, -u {user}, exec: {}",
+                String::from_utf8_lossy(&exec.stderr)
+            );
+        }
+        lab.assert_clean(&[]);
+    }
 }

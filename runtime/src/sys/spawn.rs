@@ -30,9 +30,8 @@ struct Shared<F> {
 
 /// The stack a child of [`spawn_sharing_memory`] runs on: an anonymous mapping of [`STACK`]
 /// bytes above a [`GUARD`] page, unmapped on drop. Made apart from the spawn so that the
-/// caller can map it before lowering its own limits: a private writable mapping counts
-/// against RLIMIT_AS and RLIMIT_DATA (setrlimit(2)), which a container's limits, applied to
-/// rrun before it starts the container's process, may have set below rrun's own size.
+/// caller can map it before anything it may fail on later (a private writable mapping counts
+/// against RLIMIT_AS and RLIMIT_DATA, setrlimit(2)).
 pub struct ChildStack {
     base: *mut c_void,
 }
