@@ -36,9 +36,11 @@ fn user_dir(p: &Path) -> PathBuf {
     p.to_path_buf()
 }
 
+/// The archive `t` at `name` in `s`, 0644 whatever the umask: the unprivileged user reads it.
 fn write_tar(s: &Scratch, name: &str, t: Vec<u8>) -> String {
     let f = s.join(name);
     fs::write(&f, t).unwrap();
+    fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     f.to_str().unwrap().to_string()
 }
 

@@ -495,8 +495,11 @@ fn rrun_killed_while_pasta_starts_leaves_no_pasta() {
         "#!/usr/bin/python3\nimport time\ntime.sleep(1000)\n",
     )
     .unwrap();
+    // The lab's user runs it, whatever the runner's umask.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&pasta, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for p in [&fake, &pasta] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let mut c = lab.cmd_path(Path::new("/usr/bin/env"), &[]);
     c.arg(format!("PATH={}:/usr/bin:/bin", fake.display()))
         .arg(bin("rrun"))
