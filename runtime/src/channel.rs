@@ -175,14 +175,23 @@ impl Channel {
         }
     }
 
-    /// Child, after `Ready` when rrun sets `--ulimit`s: waits for `Start`.
+    /// Child, after `Ready` when rrun sets `--ulimit`s: waits for `Start`. Into a buffer on
+    /// the stack, without room for descriptors: under the limits just set (`data`, `as`), the
+    /// child must not need memory to hear it.
     pub fn wait_for_start(&self) -> Result<()> {
-        match self.recv()? {
-            Some(Msg::Start) => Ok(()),
-            other => Err(Error::Child(format!(
-                "expected the start message from rrun, got {}",
-                describe(&other)
-            ))),
+        let mut b = [0u8; 1];
+        let got = loop {
+            match rustix::net::recv(&self.fd, &mut b, RecvFlags::empty()) {
+                Err(Errno::INTR) => {}
+                r => break r,
+            }
+        };
+        match got {
+            Ok((1, _)) if b[0] == TAG_START => Ok(()),
+            Ok(_) => Err(Error::Child(
+                "expected the start message from rrun, got something else".into(),
+            )),
+            Err(e) => Err(e).ctx(|| "receive on the container handshake socket".into()),
         }
     }
 

@@ -78,8 +78,17 @@ fn setup_and_exec(ctx: &ChildCtx<'_>) -> Result<std::convert::Infallible> {
     };
     let master = enter_session(pty, &host)?;
     drop(host);
+    let (argv, envp) = rinit_command(cfg, &built.user)?;
+    let (a, e) = (CStrArray::new(&argv), CStrArray::new(&envp));
+    ctx.chan.send(&Msg::Ready(master))?;
+    // rrun sets the --ulimit's now, the setup's own descriptors and memory done with, and
+    // before the switch to the container's user (which the kernel checks against nproc):
+    // runc's procReady point. The child allocates nothing from here on but on failure.
+    if !cfg.ulimits.is_empty() {
+        ctx.chan.wait_for_start()?;
+    }
     become_user(cfg, &built.user, ctx.seccomp)?;
-    exec_rinit(ctx, &built.user, master)
+    exec_rinit(ctx, &a, &e)
 }
 
 /// In the new namespaces, before rrun wrote the id maps: a private mount tree, loopback up
@@ -261,34 +270,33 @@ fn become_user(
     std::env::set_current_dir(&cfg.process.cwd).ctx(|| format!("chdir {}", cfg.process.cwd))
 }
 
-/// Tells rrun the child is ready (handing it the pty master), waits for rrun to set the
-/// `--ulimit`s if there are any, then execs rinit from its memfd with the command, only descriptors 0-2 and default signal handling.
-fn exec_rinit(
-    ctx: &ChildCtx<'_>,
+/// rinit's argv (`rinit -- COMMAND...`) and the command's environment (HOME added from the
+/// user's passwd entry when the config has none).
+fn rinit_command(
+    cfg: &ContainerConfig,
     user: &users::User,
-    master: Option<OwnedFd>,
-) -> Result<std::convert::Infallible> {
-    let cfg = ctx.config;
+) -> Result<(Vec<CString>, Vec<CString>)> {
     let mut env: Vec<OsArg> = cfg.process.env.clone();
     if !spec::has_env(&env, "HOME") {
         env.push(format!("HOME={}", user.home).into());
     }
     let mut argv: Vec<OsArg> = vec!["rinit".into(), "--".into()];
     argv.extend(cfg.process.args.iter().cloned());
-    let argv = to_cstrings(&argv)?;
-    let envp = to_cstrings(&env)?;
+    Ok((to_cstrings(&argv)?, to_cstrings(&env)?))
+}
 
-    ctx.chan.send(&Msg::Ready(master))?;
-    // rrun sets the --ulimit's now that the setup's own descriptors and memory are done with.
-    if !cfg.ulimits.is_empty() {
-        ctx.chan.wait_for_start()?;
-    }
+/// Execs rinit from its memfd with `argv` and `envp`, only descriptors 0-2 and default signal
+/// handling, under the filter.
+fn exec_rinit(
+    ctx: &ChildCtx<'_>,
+    argv: &CStrArray<'_>,
+    envp: &CStrArray<'_>,
+) -> Result<std::convert::Infallible> {
     sys::fd::cloexec_from(3).ctx(|| "mark inherited descriptors close-on-exec".into())?;
     sys::signal::reset_signals_for_exec();
-    let (a, e) = (CStrArray::new(&argv), CStrArray::new(&envp));
-    security::apply_last(&cfg.security, ctx.seccomp)?;
+    security::apply_last(&ctx.config.security, ctx.seccomp)?;
     // the memfd is a sealed copy of rinit
-    let err = sys::process::execveat_fd(ctx.rinit, &a, &e);
+    let err = sys::process::execveat_fd(ctx.rinit, argv, envp);
     Err(err).ctx(|| "exec rinit from its memfd".into())
 }
 

@@ -64,7 +64,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| st.config.process.user.clone());
     let stack = sys::spawn::ChildStack::new().ctx(|| "map a stack for the process".into())?;
-    // The process takes the container's --ulimit's itself, last (rlimits.rs).
+    // The process takes the container's --ulimit's itself (rlimits.rs).
     crate::rlimits::raise_hard_for(&st.config.ulimits)?;
     // The container's capabilities and no_new_privs, as its own processes (security.rs). The
     // filter is loaded or compiled here, on the host: the cache is the store's, and after
@@ -215,7 +215,7 @@ struct Prepared<'a> {
     security: &'a Security,
     /// Its seccomp filter, compiled before the clone.
     seccomp: Option<&'a security::Filter>,
-    /// Its `--ulimit`s, which the process takes last.
+    /// Its `--ulimit`s, which the process takes before it becomes the container's user.
     ulimits: &'a [crate::rlimits::Ulimit],
     argv: CStrArray<'a>,
     envp: CStrArray<'a>,
@@ -286,6 +286,8 @@ fn child(p: &Prepared<'_>, slave: Option<&OwnedFd>, report: &Cell<Option<Stopped
         }
         rustix::process::umask(Mode::from_raw_mode(child::CONTAINER_UMASK));
         rustix::process::chdir(p.cwd.as_c_str()).map_err(|e| Stopped::Chdir(e.raw_os_error()))?;
+        // Before the switch to the user, which the kernel checks against nproc (setuid(2)).
+        crate::rlimits::take(p.ulimits).map_err(step)?;
         security::apply_before_user(p.security, p.seccomp).map_err(step)?;
         sys::ids::set_ids_of(p.uid, p.gid, &p.groups).map_err(|e| Stopped::User(raw(&e)))?;
         security::apply_after_user(p.security).map_err(step)?;
@@ -294,7 +296,6 @@ fn child(p: &Prepared<'_>, slave: Option<&OwnedFd>, report: &Cell<Option<Stopped
             .step("mark inherited descriptors close-on-exec")
             .map_err(step)?;
         sys::signal::reset_signals_for_exec();
-        crate::rlimits::take(p.ulimits).map_err(step)?;
         security::apply_last(p.security, p.seccomp).map_err(step)?;
         Ok(())
     };

@@ -1,8 +1,9 @@
 //! `--ulimit NAME=SOFT[:HARD]` (Docker's flag and names): resource limits of the container's
 //! processes, checked when the container is planned and set on its first process by rrun
-//! (prlimit(2)) once that process has built the root and before it executes rinit, the point
-//! where runc sets them (procReady): the setup's own descriptors and memory never count
-//! against them. Everything else inherits rrun's own.
+//! (prlimit(2)) once that process has built the root and before it switches to the
+//! container's user, the point where runc sets them (procReady): the setup's own descriptors
+//! and memory never count against them, and nproc binds the switch (setuid(2)). Everything
+//! else inherits rrun's own.
 //! A hard limit above what rrun may set (its own hard limit unless it holds CAP_SYS_RESOURCE;
 //! for `nofile`, fs.nr_open even then) is one clear error before anything is created. Kernel
 //! doc: getrlimit(2), proc_sys_fs(5) (nr_open).
@@ -179,7 +180,7 @@ pub fn raise_hard_for(limits: &[Ulimit]) -> Result<()> {
     Ok(())
 }
 
-/// In the process `rrun exec` starts, just before it executes the command: the container's
+/// In the process `rrun exec` starts, before it becomes the container's user: the container's
 /// limits, only lowering hard limits after [`raise_hard_for`]. Allocates nothing (that
 /// process shares rrun's memory, sys/spawn.rs).
 pub fn take(limits: &[Ulimit]) -> std::result::Result<(), StepError> {

@@ -149,3 +149,17 @@ fn a_low_nofile_binds_the_command_and_exec_never_the_setup() {
         lab.assert_clean(&[]);
     }
 }
+
+/// `nproc` binds the container's user from its first process on (rrun sets the limits before
+/// the switch to that user, which setuid(2) checks): with none left, its command cannot start.
+#[test]
+fn nproc_binds_the_containers_user_from_the_start() {
+    let lab = Lab::new("ulimp");
+    let o = lab.run(&["--ulimit", "nproc=0", "-u", "405"], &["true"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("resource temporarily unavailable"), "{err}");
+    let got = lab.ok(&["--ulimit", "nproc=5", "-u", "405"], &["sh", "-c", "ulimit -u"]);
+    assert_eq!(got, "5");
+    lab.assert_clean(&[]);
+}
