@@ -134,6 +134,7 @@ impl Cgroup {
         join_existing: bool,
     ) -> Result<PathBuf, CgroupError> {
         let path = path.to_path_buf();
+        let existed = join_existing && path.is_dir();
         let made = match join_existing {
             true => std::fs::create_dir_all(&path),
             false => std::fs::create_dir(&path),
@@ -146,19 +147,22 @@ impl Cgroup {
             Err(source) => return Err(CgroupError::Mkdir { path, source }),
         }
         self.paths.push(path.clone());
-        // 0755 whatever rrun's caller's umask (mkdir(2) applies it): the container reads its
-        // own cgroup's files at /sys/fs/cgroup as any of its users, as under Docker.
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(
-            |source| CgroupError::Mkdir {
-                path: path.clone(),
-                source,
-            },
-        )?;
         self.dirs.push(Dir {
             version: h.version,
             controllers: h.controllers.clone(),
             path: path.clone(),
         });
+        // 0755 whatever rrun's caller's umask (mkdir(2) applies it): the container reads its
+        // own cgroup's files at /sys/fs/cgroup as any of its users, as under Docker. A folder
+        // joined (rrun-oci's cgroupsPath, made by another) keeps its mode.
+        if !existed {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(
+                |source| CgroupError::Mkdir {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+        }
         Ok(path)
     }
 
