@@ -232,7 +232,7 @@ pub struct RunArgs {
     /// with a note.
     #[arg(long)]
     pub net: Option<String>,
-    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT: a free one is picked).
+    /// Publish a port: [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp] (no HOSTPORT, or 0: a free one is picked).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Another name the container answers to on a user network.

@@ -36,8 +36,8 @@ impl PartialEq for NetOptions {
     }
 }
 
-/// Parses `-p [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp]` (HOSTIP `[v6]` in brackets; an empty or
-/// absent HOSTPORT lets netd pick a free one).
+/// Parses `-p [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp]` (HOSTIP `[v6]` in brackets; an empty,
+/// absent or 0 HOSTPORT lets netd pick a free one).
 pub fn parse_publish(s: &str) -> Result<PortRequest> {
     let bad = |why: &str| {
         user(format!(
@@ -75,7 +75,9 @@ pub fn parse_publish(s: &str) -> Result<PortRequest> {
         }
     };
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    // HOSTPORT 0 picks a free one, as in Docker and Podman (`-p 0:80`, like `-p :80`).
     let port = |p: &str, what: &str| -> Result<u16> {
+        let least = u16::from(what == "PORT");
         if p.split_once('-')
             .is_some_and(|(a, b)| digits(a) && digits(b))
         {
@@ -84,8 +86,10 @@ pub fn parse_publish(s: &str) -> Result<PortRequest> {
             )));
         }
         match p.parse::<u16>() {
-            Ok(n) if n > 0 && digits(p) => Ok(n),
-            _ => Err(bad(&format!("{what} {p:?} is not a number in 1-65535"))),
+            Ok(n) if n >= least && digits(p) => Ok(n),
+            _ => Err(bad(&format!(
+                "{what} {p:?} is not a number in {least}-65535"
+            ))),
         }
     };
     let (host_port, cport) = match rest.split_once(':') {
@@ -164,6 +168,11 @@ mod tests {
             (Some("2001:db8::1".into()), 8080, 80, Proto::Tcp)
         );
         assert_eq!(p(":80"), (None, 0, 80, Proto::Tcp));
+        assert_eq!(p("0:80"), (None, 0, 80, Proto::Tcp));
+        assert_eq!(
+            p("127.0.0.1:0:80/udp"),
+            (Some("127.0.0.1".into()), 0, 80, Proto::Udp)
+        );
         for bad in [
             "",
             "0",
@@ -182,16 +191,16 @@ mod tests {
     #[test]
     fn a_bad_port_is_named_in_one_line() {
         for (spec, want) in [
-            ("-1:80", r#"HOSTPORT "-1" is not a number in 1-65535"#),
-            ("0:80", r#"HOSTPORT "0" is not a number in 1-65535"#),
-            ("70000:80", r#"HOSTPORT "70000" is not a number in 1-65535"#),
-            ("a:80", r#"HOSTPORT "a" is not a number in 1-65535"#),
-            ("+8080:80", r#"HOSTPORT "+8080" is not a number in 1-65535"#),
+            ("-1:80", r#"HOSTPORT "-1" is not a number in 0-65535"#),
+            ("80:0", r#"PORT "0" is not a number in 1-65535"#),
+            ("70000:80", r#"HOSTPORT "70000" is not a number in 0-65535"#),
+            ("a:80", r#"HOSTPORT "a" is not a number in 0-65535"#),
+            ("+8080:80", r#"HOSTPORT "+8080" is not a number in 0-65535"#),
             ("8080:-80", r#"PORT "-80" is not a number in 1-65535"#),
             ("8080:", r#"PORT "" is not a number in 1-65535"#),
             (
                 "127.0.0.1:-1:80",
-                r#"HOSTPORT "-1" is not a number in 1-65535"#,
+                r#"HOSTPORT "-1" is not a number in 0-65535"#,
             ),
             ("-1", r#"PORT "-1" is not a number in 1-65535"#),
             (
