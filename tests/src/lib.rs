@@ -6,23 +6,99 @@
 //! [`require_root`], which fails the test loudly (never skips) when not run as root.
 
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
-/// Folder holding `rbuild`, `rrun`, `rinit` and `netd`: `$RBOX_BIN` if set, else the cargo
-/// profile folder this test executable was built into (`target/<profile>/`).
+/// The project's binaries, which the rootless tests run as throwaway users.
+const BINARIES: [&str; 6] = ["rbuild", "rrun", "rinit", "rrun-oci", "netd", "netd-client"];
+
+/// Folder holding the project's binaries ([`BINARIES`]): `$RBOX_BIN` if set, else the cargo
+/// profile folder this test executable was built into (`target/<profile>/`) when every user
+/// may run what is there, else a copy any user may run ([`shared_copy`]): the rootless tests
+/// run them as throwaway users, whom a checkout or a build made under umask 077 keeps out.
 pub fn bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RBOX_BIN") {
-        return PathBuf::from(dir);
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("RBOX_BIN") {
+            return PathBuf::from(dir);
+        }
+        let exe = std::env::current_exe().expect("current_exe");
+        // target/<profile>/deps/<test-binary>
+        let built = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        match others_may_run(&built) {
+            true => built,
+            false => shared_copy(&built),
+        }
+    })
+    .clone()
+}
+
+/// Whether every user may reach `dir` (search permission on it and on each folder above it)
+/// and run each of [`BINARIES`] built there.
+fn others_may_run(dir: &Path) -> bool {
+    let mode = |p: &Path| p.metadata().map(|m| m.permissions().mode()).ok();
+    dir.ancestors()
+        .all(|d| mode(d).is_some_and(|m| m & 0o001 != 0))
+        && BINARIES
+            .iter()
+            .all(|b| mode(&dir.join(b)).is_none_or(|m| m & 0o005 == 0o005))
+}
+
+/// `rbox-bin-PID` in the temporary folder: a copy of [`BINARIES`] built in `built`, folder and
+/// files 0755, made once by this test process and removed when it exits (atexit(3)).
+fn shared_copy(built: &Path) -> PathBuf {
+    let dir = shared_copy_dir();
+    // one left by an earlier process that had this pid and was killed
+    let _ = std::fs::remove_dir_all(&dir);
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::create_dir(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, open.clone()))
+        .unwrap_or_else(|e| panic!("make {}: {e}", dir.display()));
+    // SAFETY: registers a function that takes nothing and touches only the file system; libc
+    // runs it once, at exit(3), which is how the test harness ends.
+    unsafe { libc::atexit(remove_shared_copy) };
+    // By install(1), not in this process: a child another test thread forks meanwhile would
+    // inherit the copy's writable descriptor until its exec, and an exec of the copy would
+    // then fail with ETXTBSY.
+    for b in BINARIES {
+        let from = built.join(b);
+        if from.is_file() {
+            let st = Command::new("install")
+                .args(["-m", "0755"])
+                .arg(&from)
+                .arg(dir.join(b))
+                .status();
+            assert!(
+                st.as_ref().is_ok_and(|s| s.success()),
+                "install {} into {}: {st:?}",
+                from.display(),
+                dir.display()
+            );
+        }
     }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test-binary>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
+    assert!(
+        others_may_run(&dir),
+        "{}: not every user may reach it (TMPDIR private?): set RBOX_BIN to a folder of the \
+         built binaries any user may run",
+        dir.display()
+    );
+    dir
+}
+
+fn shared_copy_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("rbox-bin-{}", std::process::id()))
+}
+
+extern "C" fn remove_shared_copy() {
+    let _ = std::fs::remove_dir_all(shared_copy_dir());
 }
 
 /// Path of one of the project's binaries; panics with the fix if it was not built.
@@ -178,7 +254,7 @@ impl Scratch {
         // 0755 whatever the runner's umask, as under the usual 022: a container's remapped
         // root, a test's throwaway user or runc's container process may have to walk through
         // it (what a test puts inside is its own to restrict).
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .expect("chmod scratch dir");
         Scratch { path }
     }
