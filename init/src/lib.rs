@@ -67,7 +67,7 @@ pub fn main(start: &Startup) -> ! {
             let (what, arg) = e.describe();
             Line::new()
                 .s(what)
-                .b(arg)
+                .q(arg)
                 .s(" (")
                 .s(cli::USAGE)
                 .s(")")

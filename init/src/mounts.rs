@@ -22,10 +22,10 @@ pub struct MountError {
 impl MountError {
     pub fn line(&self) -> Line {
         let line = match self.fstype {
-            Some(t) => Line::new().s("cannot mount ").b(t.to_bytes()).s(" on "),
+            Some(t) => Line::new().s("cannot mount ").q(t.to_bytes()).s(" on "),
             None => Line::new().s("cannot create mount point "),
         };
-        line.b(self.path.to_bytes()).s(": ").e(self.errno)
+        line.q(self.path.to_bytes()).s(": ").e(self.errno)
     }
 }
 
@@ -149,7 +149,7 @@ fn dev() -> Result<(), MountError> {
         if let Err(errno) = create_missing(link, |p| sys::fs::symlink(target, p)) {
             Line::new()
                 .s("cannot link ")
-                .b(link.to_bytes())
+                .q(link.to_bytes())
                 .s(": ")
                 .e(errno)
                 .emit();
@@ -166,7 +166,7 @@ fn device_nodes() {
     for (path, major, minor) in NODES {
         if let Err(errno) = create_missing(path, |p| sys::fs::mknod_char(p, 0o666, major, minor)) {
             failure = Some(errno);
-            missing = missing.s(" ").b(path.to_bytes());
+            missing = missing.s(" ").q(path.to_bytes());
         }
     }
     if let Some(errno) = failure {

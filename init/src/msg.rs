@@ -40,6 +40,28 @@ impl Line {
         self
     }
 
+    /// Appends bytes from outside (a command's name, an argument, a path) with control
+    /// characters escaped (`\n`, `\r`, `\t`, `\xNN`): the message stays one line, and a
+    /// name cannot move the terminal's cursor or colour it.
+    pub fn q(mut self, bytes: &[u8]) -> Line {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for &c in bytes {
+            self = match c {
+                b'\n' => self.b(b"\\n"),
+                b'\r' => self.b(b"\\r"),
+                b'\t' => self.b(b"\\t"),
+                0..=0x1f | 0x7f => self.b(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]),
+                _ => self.b(&[c]),
+            };
+        }
+        self
+    }
+
     /// Appends text.
     pub fn s(self, text: &str) -> Line {
         self.b(text.as_bytes())
@@ -104,6 +126,12 @@ pub fn decimal(value: i64, out: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_bytes_stay_on_one_line() {
+        let l = Line::bare().q(b"a\nb\tc\x1b[31m\x7fd");
+        assert_eq!(l.as_bytes(), b"a\\nb\\tc\\x1b[31m\\x7fd");
+    }
 
     #[test]
     fn decimal_formats_edges() {

@@ -48,9 +48,9 @@ pub fn spawn(start: &Startup, command: usize, original_mask: SigSet) -> Result<i
 /// One line saying why the command could not be executed.
 fn report_exec_error(name: &[u8], errno: Errno) {
     let line = if errno == Errno::ENOENT && !name.contains(&b'/') {
-        Line::new().b(name).s(": command not found")
+        Line::new().q(name).s(": command not found")
     } else {
-        Line::new().s("cannot execute ").b(name).s(": ").e(errno)
+        Line::new().s("cannot execute ").q(name).s(": ").e(errno)
     };
     line.emit();
 }

@@ -13,7 +13,7 @@ use rustix::process::Signal;
 use serde_json::json;
 
 use crate::cgroups::Cgroup;
-use crate::error::{user, Error, Result};
+use crate::error::{one_line, user, Error, Result};
 use crate::state::{init_alive, Containers, Entry, State, Status};
 use crate::{sys, upper};
 
@@ -225,7 +225,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> i32 {
             Ok(()) => {}
             Err(e) if crate::output::is_closed_stdout(&e) => return crate::output::BROKEN_PIPE,
             Err(e) => {
-                eprintln!("rrun: {e}");
+                eprintln!("rrun: {}", one_line(&e.to_string()));
                 code = 125;
             }
         }

@@ -103,7 +103,43 @@ impl<T> Context<T> for rustix::io::Result<T> {
     }
 }
 
+/// `text` with its control characters escaped as rinit escapes them (`\n`, `\r`, `\t`,
+/// `\x1b`; `\u{85}` past ASCII), so that a message naming something from outside (a name, a
+/// path, a command) prints as one line and cannot drive the terminal. Text without any comes
+/// back as it is.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.extend(c.escape_debug()),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Shorthand for a user error.
 pub fn user(msg: impl Into<String>) -> Error {
     Error::User(msg.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn control_characters_are_escaped_as_rinit_does() {
+        assert_eq!(one_line("plain é"), "plain é");
+        assert_eq!(
+            one_line("a\nb\tc\r\u{1b}[31m\u{7f}\u{85}"),
+            "a\\nb\\tc\\r\\x1b[31m\\x7f\\u{85}"
+        );
+    }
 }

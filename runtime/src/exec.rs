@@ -14,7 +14,7 @@ use rustix::thread::ThreadNameSpaceType;
 
 use crate::cgroups::Cgroup;
 use crate::cli::ExecArgs;
-use crate::error::{user, Context, Result, Step, StepError};
+use crate::error::{one_line, user, Context, Result, Step, StepError};
 use crate::security::Security;
 use crate::spec::{self, OsArg};
 use crate::state::{Containers, State, Status};
@@ -117,7 +117,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         child(&prepared, slave, &report)
     })?;
     if let Some(stopped) = report.get() {
-        eprintln!("rrun: {}", stopped.message(name, &cwd, &u));
+        eprintln!("rrun: {}", one_line(&stopped.message(name, &cwd, &u)));
     }
     Ok(sys::process::exit_code_of(status))
 }

@@ -49,7 +49,7 @@ fn main() {
         Err(e) if rrun::output::is_closed_stdout(&e) => rrun::output::BROKEN_PIPE,
         Err(e) => {
             rrun::tty::restore();
-            eprintln!("rrun: {e}");
+            eprintln!("rrun: {}", rrun::error::one_line(&e.to_string()));
             125
         }
     };
@@ -66,7 +66,10 @@ fn parse_or_exit(args: Vec<OsString>) -> Cli {
             std::process::exit(0);
         }
         Err(e) => {
-            eprintln!("rrun: {}", cli::one_line_usage_error(&e));
+            eprintln!(
+                "rrun: {}",
+                rrun::error::one_line(&cli::one_line_usage_error(&e))
+            );
             std::process::exit(125);
         }
     }

@@ -96,7 +96,7 @@ pub fn plan(root: &Path, a: &RunArgs) -> Result<(State, image::ImageHold, Vec<St
 /// Prints the notes of [`plan`], one line each.
 fn print_notes(notes: &[String]) {
     for n in notes {
-        eprintln!("rrun: {n}");
+        eprintln!("rrun: {}", crate::error::one_line(n));
     }
 }
 

@@ -829,6 +829,34 @@ fn usage_errors_are_one_line_and_exit_125() {
     assert_eq!(sub(&lab, &["--help"]).status.code(), Some(0));
 }
 
+/// A name, path or command from the user with a newline or an escape in it is shown escaped:
+/// the error stays one line, and cannot move or colour the user's terminal.
+#[test]
+fn errors_naming_text_with_control_characters_stay_one_line() {
+    let lab = Lab::new("life");
+    let exec = sub(&lab, &["exec", "x\ny", "true"]);
+    let workdir = lab.run(&["-w", "rel\nx"], &["true"]);
+    let user = lab.run(&["-u", "a\nb"], &["true"]);
+    let command = lab.run(&[], &["no\nsuch\u{1b}[31m"]);
+    for (what, o, code, says) in [
+        ("exec", exec, 125, "no such container: x\\ny"),
+        ("-w", workdir, 125, "rel\\nx"),
+        ("-u", user, 125, "a\\nb"),
+        (
+            "the command",
+            command,
+            127,
+            "no\\nsuch\\x1b[31m: command not found",
+        ),
+    ] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(err.contains(says) && !err.contains('\x1b'), "{what}: {err}");
+    }
+    lab.assert_clean(&[]);
+}
+
 #[test]
 fn ps_shows_the_image_as_the_user_named_it_and_inspect_its_id() {
     let lab = Lab::new("life");
