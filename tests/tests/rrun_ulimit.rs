@@ -159,7 +159,10 @@ fn nproc_binds_the_containers_user_from_the_start() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(125), "{err}");
     assert!(err.contains("resource temporarily unavailable"), "{err}");
-    let got = lab.ok(&["--ulimit", "nproc=5", "-u", "405"], &["sh", "-c", "ulimit -u"]);
+    let got = lab.ok(
+        &["--ulimit", "nproc=5", "-u", "405"],
+        &["sh", "-c", "ulimit -u"],
+    );
     assert_eq!(got, "5");
     lab.assert_clean(&[]);
 }
