@@ -202,10 +202,57 @@ pub fn require_root() {
     );
 }
 
+/// The pids whose real uid is `uid`, zombies included (userdel(8) counts them).
+fn pids_of(uid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let st = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let real = st
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok());
+        if real == Some(uid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Safety net before a throwaway user is deleted, after a test failed half-way: what still
+/// runs as `uid` is the test's (a host process it started as the user, say), and userdel(8)
+/// refuses a user in use, which would leave the user behind. SIGKILLs those processes and
+/// reaps the ones that are this process's children (a dropped std Child is never waited
+/// for), for up to 5 s.
+pub fn stop_processes_of(uid: u32) {
+    for _ in 0..50 {
+        let pids = pids_of(uid);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids.into_iter().filter_map(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Removes the throwaway user `name` (userdel(8), which also drops its /etc/subuid and
 /// /etc/subgid lines under the shadow lock) and any such line userdel left (a shadow built
-/// without subid support): only this user's.
+/// without subid support): only this user's. What still runs as the user is stopped first
+/// ([`stop_processes_of`]).
 pub fn userdel(name: &str) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let uid = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name)).then(|| f.get(2)?.parse::<u32>().ok())?
+    });
+    if let Some(uid) = uid {
+        stop_processes_of(uid);
+    }
     let _ = command("userdel").arg(name).status();
     for f in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(f).unwrap_or_default();

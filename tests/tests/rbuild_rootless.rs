@@ -380,7 +380,7 @@ impl SubidUser {
 
 impl Drop for SubidUser {
     fn drop(&mut self) {
-        let _ = rbox_tests::command("userdel").arg(&self.name).status();
+        rbox_tests::userdel(&self.name);
     }
 }
 

@@ -86,14 +86,7 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        // Safety net after a failed assertion: the processes of this user are the test's.
-        for (pid, _) in self.processes() {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_raw(pid).unwrap(),
-                rustix::process::Signal::KILL,
-            );
-        }
-        let _ = rbox_tests::command("userdel").arg(&self.name).status();
+        rbox_tests::userdel(&self.name);
     }
 }
 

@@ -197,6 +197,7 @@ fn shadow_tool(tool: &str, args: &[&str]) {
 
 impl Drop for User {
     fn drop(&mut self) {
+        rbox_tests::stop_processes_of(self.uid);
         let _files = subid_files_lock();
         let mut c = rbox_tests::command("userdel");
         c.arg(&self.name);
