@@ -68,17 +68,6 @@ const CLEAN: [&str; 2] = ["SigBlk:\t0000000000000000", "SigIgn:\t000000000000000
 /// itself, and keeps it ignored when it execs a `-c` command's last word.
 const PROBE: [&str; 3] = ["grep", "-E", "^Sig(Blk|Ign):"];
 
-fn ok_stdout(c: Command, what: &str) -> String {
-    let o = output(c, 60);
-    assert!(
-        o.status.success(),
-        "{what}: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn container_commands_start_with_no_signal_ignored_or_blocked_whatever_rrun_inherits() {
     let lab = Lab::new("sigstate");

@@ -8,7 +8,6 @@
 mod rrun_common;
 
 use std::path::Path;
-use std::process::Command;
 
 use rbox_tests::{unique, with_umask};
 use rrun_common::*;
@@ -16,24 +15,13 @@ use rrun_common::*;
 /// The umask of rrun's caller in these tests.
 const CALLER: u32 = 0o077;
 
-fn ok_stdout(c: Command, what: &str) -> String {
-    let o = output(c, 60);
-    assert!(
-        o.status.success(),
-        "{what}: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 #[test]
 fn container_processes_start_with_umask_0022_whatever_rrun_inherits() {
     let lab = Lab::new("umask");
     // The caller's umask is really 077 (else the test would prove nothing).
     let mut c = rbox_tests::command("sh");
     with_umask(&mut c, CALLER).args(["-c", "umask"]);
-    assert_eq!(ok_stdout(c, "the caller's own umask"), "0077");
+    assert_eq!(ok_stdout(c, "the caller's own umask").trim(), "0077");
 
     // In the foreground, as a user of the image other than root, in a working directory
     // rrun makes, reading its own cgroup's limit.
@@ -63,7 +51,7 @@ fn container_processes_start_with_umask_0022_whatever_rrun_inherits() {
         &script,
     ]);
     assert_eq!(
-        ok_stdout(c, "rrun"),
+        ok_stdout(c, "rrun").trim(),
         "0022\n/new/work\n755 root /new\n755 root /new/work\n33554432\n644 /tmp/f"
     );
 
@@ -83,7 +71,7 @@ fn container_processes_start_with_umask_0022_whatever_rrun_inherits() {
         .to_string();
     let mut c = lab.rrun();
     with_umask(&mut c, CALLER).args(["exec", &name, "sh", "-c", "umask"]);
-    let exec = ok_stdout(c, "rrun exec");
+    let exec = ok_stdout(c, "rrun exec").trim().to_string();
     let mut c = lab.rrun();
     c.args(["rm", "-f", &name]);
     ok_stdout(c, "rrun rm -f");

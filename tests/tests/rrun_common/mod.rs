@@ -402,6 +402,19 @@ pub fn output(mut c: Command, secs: u64) -> Output {
     wait_output(child, secs)
 }
 
+/// [`output`] with 60 s, asserting success (the assertion names `what` and shows stderr);
+/// returns stdout.
+pub fn ok_stdout(c: Command, what: &str) -> String {
+    let o = output(c, 60);
+    assert!(
+        o.status.success(),
+        "{what}: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Waits for a spawned child with piped stdout/stderr, killing it after `secs`.
 pub fn wait_output(mut child: Child, secs: u64) -> Output {
     let mut out = child.stdout.take();
