@@ -3,9 +3,37 @@
 
 mod rrun_common;
 
+use std::process::Output;
+
 use rbox_tests::unique;
 use rrun_common::user::User;
 use rrun_common::{output, Lab};
+
+/// A container started detached (`--net none`, `opts`, `sleep 1000`), `sh -c SCRIPT` run in
+/// it through `rrun exec`, then the container removed: the start's output and exec's.
+fn exec_in_detached(lab: &Lab, opts: &[&str], script: &str) -> (Output, Output) {
+    let name = unique("ulimd");
+    let mut c = lab.rrun();
+    c.args(["-d", "--name", &name, "--net", "none"])
+        .args(opts)
+        .args(["--image", &lab.image, "--", "sleep", "1000"]);
+    let started = output(c, 60);
+    let mut c = lab.rrun();
+    c.args(["exec", &name, "sh", "-c", script]);
+    let exec = output(c, 60);
+    let mut rm = lab.rrun();
+    rm.args(["rm", "-f", &name]);
+    let _ = output(rm, 60);
+    (started, exec)
+}
+
+/// Exit code and trimmed stdout, what a user reads.
+fn said(o: &Output) -> (Option<i32>, String) {
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+    )
+}
 
 #[test]
 fn ulimits_reach_the_command_and_exec() {
@@ -15,25 +43,8 @@ fn ulimits_reach_the_command_and_exec() {
         &["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"],
     );
     assert_eq!(got, "100\n200\n0");
-    let name = unique("ulimx");
-    let mut c = lab.rrun();
-    c.args([
-        "-d",
-        "--name",
-        &name,
-        "--net",
-        "none",
-        "--ulimit",
-        "nofile=64",
-    ])
-    .args(["--image", &lab.image, "--", "sleep", "1000"]);
-    assert!(output(c, 60).status.success());
-    let mut c = lab.rrun();
-    c.args(["exec", &name, "sh", "-c", "ulimit -n; ulimit -Hn"]);
-    let o = output(c, 60);
-    let mut rm = lab.rrun();
-    rm.args(["rm", "-f", &name]);
-    let _ = output(rm, 60);
+    let (started, o) = exec_in_detached(&lab, &["--ulimit", "nofile=64"], "ulimit -n; ulimit -Hn");
+    assert!(started.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "64\n64");
 }
 
@@ -68,22 +79,13 @@ fn a_limit_above_what_rrun_may_set_is_one_line_and_leaves_nothing() {
 fn exec_works_under_an_address_space_or_data_limit_smaller_than_rrun() {
     let lab = Lab::new("ulim");
     for (limit, show) in [("as=3000000", "ulimit -v"), ("data=300000", "ulimit -d")] {
-        let name = unique("ulima");
-        let mut c = lab.rrun();
-        c.args(["-d", "--name", &name, "--net", "none", "--ulimit", limit])
-            .args(["--image", &lab.image, "--", "sleep", "1000"]);
-        let o = output(c, 60);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let mut c = lab.rrun();
-        c.args(["exec", &name, "sh", "-c", show]);
-        let o = output(c, 60);
-        let mut rm = lab.rrun();
-        rm.args(["rm", "-f", &name]);
-        let _ = output(rm, 60);
+        let (started, o) = exec_in_detached(&lab, &["--ulimit", limit], show);
+        let err = String::from_utf8_lossy(&started.stderr);
+        assert!(started.status.success(), "{err}");
         let kib = limit.split_once('=').unwrap().1.parse::<u64>().unwrap() / 1024;
         assert_eq!(
-            (o.status.code(), String::from_utf8_lossy(&o.stdout).trim()),
-            (Some(0), kib.to_string().as_str()),
+            said(&o),
+            (Some(0), kib.to_string()),
             "exec under --ulimit {limit}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
@@ -111,37 +113,24 @@ fn a_low_nofile_binds_the_command_and_exec_never_the_setup() {
                 &["sh", "-c", "ulimit -n; ulimit -Hn"],
             );
             assert_eq!(
-                (
-                    got.status.code(),
-                    String::from_utf8_lossy(&got.stdout).trim()
-                ),
-                (Some(0), "4\n4"),
+                said(&got),
+                (Some(0), "4\n4".to_string()),
                 "{who}, -u {user}, in the foreground: {}",
                 String::from_utf8_lossy(&got.stderr)
             );
-            let name = unique("ulimn");
-            let mut c = lab.rrun();
-            c.args(["-d", "--name", &name, "--net", "none", "-u", user])
-                .args(["--ulimit", "nofile=4", "--image", &lab.image])
-                .args(["--", "sleep", "1000"]);
-            let started = output(c, 60);
-            let mut c = lab.rrun();
-            c.args(["exec", &name, "sh", "-c", "ulimit -n; ulimit -Hn"]);
-            let exec = output(c, 60);
-            let mut rm = lab.rrun();
-            rm.args(["rm", "-f", &name]);
-            let _ = output(rm, 60);
+            let (started, exec) = exec_in_detached(
+                &lab,
+                &["-u", user, "--ulimit", "nofile=4"],
+                "ulimit -n; ulimit -Hn",
+            );
             assert!(
                 started.status.success(),
                 "{who}, -u {user}, detached: {}",
                 String::from_utf8_lossy(&started.stderr)
             );
             assert_eq!(
-                (
-                    exec.status.code(),
-                    String::from_utf8_lossy(&exec.stdout).trim()
-                ),
-                (Some(0), "4\n4"),
+                said(&exec),
+                (Some(0), "4\n4".to_string()),
                 "{who}, -u {user}, exec: {}",
                 String::from_utf8_lossy(&exec.stderr)
             );
